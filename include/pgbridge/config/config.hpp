@@ -1,0 +1,115 @@
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pgbridge/config/amqp_url.hpp>
+#include <pgbridge/config/qualified_name.hpp>
+#include <pgbridge/config/secret.hpp>
+
+namespace pgbridge {
+
+inline constexpr std::string_view kDefaultConfigPath = "/etc/pgbridge/pgbridge.toml";
+
+// Where a value was written, for messages that send the DBA to the right line.
+struct SourceLocation {
+    std::string file;
+    int line = 0;
+    int column = 0;
+};
+
+struct SideConfig {
+    std::string name;
+    // As written; may contain a password, so print it only through redact_conninfo().
+    std::string conninfo;
+    std::optional<std::filesystem::path> password_file;
+    Secret password;  // contents of password_file
+    SourceLocation where;
+};
+
+struct RabbitConfig {
+    AmqpUrl url;
+    std::optional<std::filesystem::path> password_file;
+    int max_priority = 10;
+};
+
+struct EngineConfig {
+    int batch_size = 100;
+    int max_retries = 3;
+    int retry_delay_ms = 1000;
+    int timeout_ms = 30000;
+};
+
+// How one side names a synced table and its columns, when it differs from the table's own
+// (canonical) names. Columns not listed keep their canonical name.
+struct TableSideConfig {
+    QualifiedName name;
+    std::map<std::string, std::string> columns;  // canonical column -> column on this side
+};
+
+struct TableConfig {
+    QualifiedName name;  // canonical name, also the name on every side without a mapping
+    int priority = 1;
+    std::map<std::string, TableSideConfig, std::less<>> sides;
+    SourceLocation where;
+
+    QualifiedName name_on(std::string_view side) const;
+    std::string column_on(std::string_view side, const std::string& canonical_column) const;
+    // Inverse of column_on: the canonical name of a column as the side calls it.
+    std::string canonical_column(std::string_view side, const std::string& side_column) const;
+};
+
+enum class ConflictStrategy { LastWriteWins, SourcePriority, Manual };
+
+std::string_view to_string(ConflictStrategy strategy) noexcept;
+std::optional<ConflictStrategy> parse_conflict_strategy(std::string_view text) noexcept;
+
+// One [conflicts.field_priority] entry: "column" for every table, or "schema.table.column".
+struct FieldRule {
+    std::optional<QualifiedName> table;
+    std::string column;
+    std::string winner;  // side name
+    SourceLocation where;
+};
+
+struct ConflictsConfig {
+    ConflictStrategy default_strategy = ConflictStrategy::LastWriteWins;
+    // Every side exactly once, most trusted first. Completed from declaration order when the
+    // file lists fewer sides (source_priority_as_written keeps what the file said).
+    std::vector<std::string> source_priority;
+    std::vector<std::string> source_priority_as_written;
+    std::vector<FieldRule> field_priority;
+};
+
+struct Config {
+    std::filesystem::path file;
+    std::string bridge_name;
+    std::vector<SideConfig> sides;  // exactly two, in the order the file declares them
+    RabbitConfig rabbitmq;
+    EngineConfig engine;
+    std::vector<TableConfig> tables;
+    ConflictsConfig conflicts;
+    // Things that load but that a DBA should fix (world-readable password file, password
+    // inside a conninfo, ...).
+    std::vector<std::string> warnings;
+
+    const SideConfig& side(std::string_view name) const;  // throws Error(Internal) if unknown
+    const SideConfig& other_side(std::string_view name) const;
+    const TableConfig* find_table(const QualifiedName& canonical) const;
+};
+
+// Loads and validates a configuration file. Throws Error(ErrorKind::Config) whose message lists
+// every problem found as "file:line:column: what was expected"; its context holds file, line
+// and column of the first one.
+Config load_config(const std::filesystem::path& file);
+
+// The same from text, for tests and for reloading; source_name stands in for the file name.
+// Relative password_file paths resolve against base_dir.
+Config parse_config(std::string_view text, std::string source_name,
+                    const std::filesystem::path& base_dir = ".");
+
+}  // namespace pgbridge

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace pgbridge::names {
+
+// The names SPEC.md fixes for the objects of a bridge. Every module asks here instead of
+// formatting its own, so a rename happens in one place.
+
+inline constexpr std::string_view kMetadataSchema = "pgbridge";
+// PostgreSQL truncates identifiers beyond NAMEDATALEN - 1 bytes; slot and origin names must fit.
+inline constexpr std::size_t kMaxIdentifierLength = 63;
+
+inline std::string publication(std::string_view bridge) {
+    return "pgbridge_" + std::string(bridge);
+}
+inline std::string slot(std::string_view bridge, std::string_view side) {
+    return "pgbridge_" + std::string(bridge) + "_" + std::string(side);
+}
+// The origin on the target side for changes that come from source_side.
+inline std::string origin(std::string_view bridge, std::string_view source_side) {
+    return "pgbridge_" + std::string(bridge) + "_from_" + std::string(source_side);
+}
+inline std::string exchange(std::string_view bridge) {
+    return "pgbridge." + std::string(bridge);
+}
+inline std::string queue(std::string_view bridge, std::string_view target_side) {
+    return "pgbridge." + std::string(bridge) + ".to." + std::string(target_side);
+}
+inline std::string dead_letter_queue(std::string_view bridge, std::string_view target_side) {
+    return queue(bridge, target_side) + ".dead";
+}
+
+}  // namespace pgbridge::names

@@ -1,0 +1,21 @@
+-- The replication slot of one side and the replication origin for changes applied to it from
+-- the other side. Run last (a slot holds WAL from the moment it exists), as a role with
+-- REPLICATION (slot) and EXECUTE on pg_replication_origin_create (a superuser by default):
+--   psql "dbname=looma" -v ON_ERROR_STOP=1 -v bridge=crm -v side=looma_crm \
+--        -v other_side=zervigo -f 04_slot_and_origin.sql
+-- Idempotent: existing objects are left as they are.
+
+\set ON_ERROR_STOP on
+\if :{?bridge}
+\else
+\echo 'set the bridge and side names: -v bridge=NAME -v side=SIDE -v other_side=SIDE'
+\quit
+\endif
+
+SELECT pg_create_logical_replication_slot(slot, 'pgoutput')
+  FROM (SELECT 'pgbridge_' || :'bridge' || '_' || :'side' AS slot) s
+ WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s.slot);
+
+SELECT pg_replication_origin_create(origin)
+  FROM (SELECT 'pgbridge_' || :'bridge' || '_from_' || :'other_side' AS origin) o
+ WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = o.origin);

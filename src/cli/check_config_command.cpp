@@ -1,0 +1,181 @@
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <pgbridge/cli/commands.hpp>
+#include <pgbridge/config/config.hpp>
+#include <pgbridge/config/conflict_rules.hpp>
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/pg/conninfo.hpp>
+
+namespace pgbridge::cli {
+namespace {
+
+std::string password_source(const std::optional<std::filesystem::path>& file, bool in_url) {
+    if (file) {
+        return "password from " + file->string();
+    }
+    return in_url ? "password in the URL" : "no password configured";
+}
+
+std::string_view rule_source_name(ColumnRule::Source source) {
+    switch (source) {
+        case ColumnRule::Source::TableFieldRule:
+            return "table_field_priority";
+        case ColumnRule::Source::ColumnFieldRule:
+            return "field_priority";
+        case ColumnRule::Source::DefaultStrategy:
+            return "default_strategy";
+    }
+    return "unknown";
+}
+
+nlohmann::json rule_json(const ColumnRule& rule) {
+    nlohmann::json j{{"rule", rule_source_name(rule.source)},
+                     {"strategy", rule.source == ColumnRule::Source::DefaultStrategy
+                                      ? std::string(to_string(rule.strategy))
+                                      : std::string("field_priority")},
+                     {"reason", rule.reason},
+                     {"description", rule.describe()}};
+    j["winner"] = rule.fixed_winner ? nlohmann::json(*rule.fixed_winner) : nlohmann::json();
+    if (rule.source == ColumnRule::Source::DefaultStrategy &&
+        rule.strategy == ConflictStrategy::LastWriteWins) {
+        j["tie_winner"] = rule.tie_winner;
+    }
+    return j;
+}
+
+nlohmann::json config_json(const Config& config) {
+    const ConflictRules rules(config);
+    nlohmann::json sides = nlohmann::json::array();
+    for (const auto& side : config.sides) {
+        const auto& other = config.other_side(side.name);
+        sides.push_back({
+            {"name", side.name},
+            {"conninfo", pg::redact_conninfo(side.conninfo)},
+            {"password", password_source(side.password_file, false)},
+            {"slot", names::slot(config.bridge_name, side.name)},
+            {"publication", names::publication(config.bridge_name)},
+            {"origin_for_changes_from_" + other.name,
+             names::origin(config.bridge_name, other.name)},
+            {"queue", names::queue(config.bridge_name, side.name)},
+            {"dead_letter_queue", names::dead_letter_queue(config.bridge_name, side.name)},
+        });
+    }
+    nlohmann::json tables = nlohmann::json::array();
+    for (const auto& table : config.tables) {
+        nlohmann::json names_by_side = nlohmann::json::object();
+        for (const auto& side : config.sides) {
+            nlohmann::json columns = nlohmann::json::object();
+            if (auto it = table.sides.find(side.name); it != table.sides.end()) {
+                for (const auto& [canonical, mapped] : it->second.columns) {
+                    columns[canonical] = mapped;
+                }
+            }
+            names_by_side[side.name] = {{"table", table.name_on(side.name).display()},
+                                        {"columns", columns}};
+        }
+        nlohmann::json columns = nlohmann::json::object();
+        for (const auto& [column, rule] : rules.named_columns(table.name)) {
+            columns[column] = rule_json(rule);
+        }
+        tables.push_back(
+            {{"name", table.name.display()},
+             {"priority", table.priority},
+             {"sides", names_by_side},
+             {"conflict_rules",
+              {{"columns", columns}, {"other_columns", rule_json(rules.for_other_columns())}}}});
+    }
+    const auto& r = config.rabbitmq;
+    return {
+        {"valid", true},
+        {"file", config.file.string()},
+        {"bridge", config.bridge_name},
+        {"sides", sides},
+        {"rabbitmq",
+         {{"url", r.url.redacted()},
+          {"password", password_source(r.password_file, r.url.password_in_url)},
+          {"max_priority", r.max_priority},
+          {"exchange", names::exchange(config.bridge_name)}}},
+        {"engine",
+         {{"batch_size", config.engine.batch_size},
+          {"max_retries", config.engine.max_retries},
+          {"retry_delay_ms", config.engine.retry_delay_ms},
+          {"timeout_ms", config.engine.timeout_ms}}},
+        {"conflicts",
+         {{"default_strategy", to_string(config.conflicts.default_strategy)},
+          {"source_priority", config.conflicts.source_priority}}},
+        {"tables", tables},
+        {"warnings", config.warnings},
+    };
+}
+
+void print_text(const Config& config, std::ostream& out) {
+    const ConflictRules rules(config);
+    out << fmt::format("{}: valid\n\n", config.file.string());
+    out << fmt::format("bridge {}\n", config.bridge_name);
+    for (const auto& side : config.sides) {
+        const auto& other = config.other_side(side.name);
+        out << fmt::format("  side {}: {} ({})\n", side.name, pg::redact_conninfo(side.conninfo),
+                           password_source(side.password_file, false));
+        out << fmt::format("    slot {}, publication {}, origin {} for changes from {}\n",
+                           names::slot(config.bridge_name, side.name),
+                           names::publication(config.bridge_name),
+                           names::origin(config.bridge_name, other.name), other.name);
+        out << fmt::format("    changes to apply here arrive on queue {}\n",
+                           names::queue(config.bridge_name, side.name));
+    }
+    const auto& r = config.rabbitmq;
+    out << fmt::format("  rabbitmq {} ({}), exchange {}, max_priority {}\n", r.url.redacted(),
+                       password_source(r.password_file, r.url.password_in_url),
+                       names::exchange(config.bridge_name), r.max_priority);
+    const auto& e = config.engine;
+    out << fmt::format(
+        "  engine: batch_size {}, max_retries {}, retry_delay_ms {}, timeout_ms {}\n", e.batch_size,
+        e.max_retries, e.retry_delay_ms, e.timeout_ms);
+
+    out << "\ntables and conflict rules\n";
+    for (const auto& table : config.tables) {
+        out << fmt::format("  {} (priority {})\n", table.name.display(), table.priority);
+        for (const auto& side : config.sides) {
+            auto mapping = table.sides.find(side.name);
+            std::string columns;
+            if (mapping != table.sides.end()) {
+                for (const auto& [canonical, mapped] : mapping->second.columns) {
+                    columns += fmt::format("{}{} -> {}", columns.empty() ? "; columns " : ", ",
+                                           canonical, mapped);
+                }
+            }
+            out << fmt::format("    on {}: {}{}\n", side.name, table.name_on(side.name).display(),
+                               columns);
+        }
+        for (const auto& [column, rule] : rules.named_columns(table.name)) {
+            out << fmt::format("    column {}: {} ({})\n", column, rule.describe(), rule.reason);
+        }
+        const ColumnRule other = rules.for_other_columns();
+        out << fmt::format("    {} columns: {} ({})\n",
+                           rules.named_columns(table.name).empty() ? "all" : "other",
+                           other.describe(), other.reason);
+    }
+    if (!config.warnings.empty()) {
+        out << "\nwarnings\n";
+        for (const auto& w : config.warnings) {
+            out << "  " << w << '\n';
+        }
+    }
+}
+
+}  // namespace
+
+int check_config_command(const GlobalOptions& global) {
+    const Config config = load_config(global.config_path);
+    if (global.json) {
+        std::cout << config_json(config).dump(2) << '\n';
+    } else {
+        print_text(config, std::cout);
+    }
+    return 0;
+}
+
+}  // namespace pgbridge::cli

@@ -1,0 +1,148 @@
+// The pgbridge command line: parses arguments and hands each subcommand to its module.
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <amqp.h>
+#include <fmt/format.h>
+#include <libpq-fe.h>
+#include <nlohmann/json.hpp>
+
+#include <pgbridge/cli/commands.hpp>
+#include <pgbridge/config/config.hpp>
+#include <pgbridge/core/error.hpp>
+
+#include "pgbridge_version.hpp"
+
+namespace pgbridge::cli {
+
+int version_command(const GlobalOptions& global) {
+    const int libpq = PQlibVersion();
+    const std::string libpq_version = fmt::format("{}.{}", libpq / 10000, libpq % 10000);
+    if (global.json) {
+        std::cout << nlohmann::json{{"pgbridge", PGBRIDGE_VERSION},
+                                    {"libpq", libpq_version},
+                                    {"rabbitmq_c", amqp_version()}}
+                         .dump()
+                  << '\n';
+    } else {
+        std::cout << fmt::format("pgbridge {} (libpq {}, rabbitmq-c {})\n", PGBRIDGE_VERSION,
+                                 libpq_version, amqp_version());
+    }
+    return 0;
+}
+
+namespace {
+
+// Commands of the spec that later work will build; they say so instead of pretending.
+int not_built_yet(std::string_view command) {
+    std::cerr << fmt::format("pgbridge {}: not built yet in this version\n", command);
+    return 2;
+}
+
+void parse_admin_conninfo(const std::vector<std::string>& items, SetupCommandOptions& options) {
+    for (const auto& item : items) {
+        const auto eq = item.find('=');
+        if (eq == std::string::npos || eq == 0) {
+            throw Error(ErrorKind::Usage,
+                        fmt::format("--admin-conninfo expects SIDE=CONNINFO, got '{}'",
+                                    item.substr(0, item.find(' '))));
+        }
+        options.admin_conninfo[item.substr(0, eq)] = item.substr(eq + 1);
+    }
+}
+
+}  // namespace
+}  // namespace pgbridge::cli
+
+int main(int argc, char** argv) {
+    using namespace pgbridge;
+    using namespace pgbridge::cli;
+
+    CLI::App app{
+        "pgbridge: two-way PostgreSQL sync through RabbitMQ, built on logical "
+        "replication"};
+    app.require_subcommand(0, 1);
+    GlobalOptions global;
+    global.config_path = std::string(kDefaultConfigPath);
+    bool show_version = false;
+    app.add_option("--config", global.config_path, "configuration file")->capture_default_str();
+    app.add_flag("--json", global.json, "machine-readable output");
+    app.add_flag("-v,--verbose", global.verbosity, "more log output (repeat for more)");
+    app.add_flag("--version", show_version, "print versions of pgbridge, libpq and rabbitmq-c");
+
+    auto* check_config =
+        app.add_subcommand("check-config", "validate the configuration and print the rules");
+
+    SetupCommandOptions setup_options;
+    std::vector<std::string> admin_conninfo;
+    auto* setup = app.add_subcommand(
+        "setup", "create metadata schema, role grants, publications, origins and slots");
+    setup->add_option("--admin-conninfo", admin_conninfo,
+                      "SIDE=CONNINFO to run setup as another role (e.g. a superuser); "
+                      "then the side's own role is created and granted too");
+    setup->add_flag("--dry-run", setup_options.dry_run, "report what would change, change nothing");
+
+    bool yes = false;
+    auto* teardown = app.add_subcommand("teardown", "drop what setup created, slots first");
+    teardown->add_flag("--yes", yes, "confirm: drops slots, origins, publications and metadata");
+    teardown->add_option("--admin-conninfo", admin_conninfo, "SIDE=CONNINFO as for setup");
+    teardown->add_flag("--keep-metadata", setup_options.keep_metadata,
+                       "keep schema pgbridge (conflict log and dead letters)");
+    teardown->add_flag("--dry-run", setup_options.dry_run, "report what would be dropped");
+
+    std::string tail_side;
+    auto* run = app.add_subcommand("run", "the daemon: both directions of the bridge");
+    auto* slots = app.add_subcommand("slots", "every pgbridge slot on both sides");
+    auto* lag =
+        app.add_subcommand("lag", "per direction: WAL not captured, queued, seconds behind");
+    auto* status =
+        app.add_subcommand("status", "health summary; exit 0 healthy, 1 degraded, 2 down");
+    auto* conflicts = app.add_subcommand("conflicts", "the conflict log and manual resolution");
+    conflicts->allow_extras();
+    auto* tail = app.add_subcommand("tail", "print decoded changes of one side as they stream");
+    tail->add_option("--side", tail_side, "side to follow");
+    tail->allow_extras();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;
+    }
+
+    try {
+        if (show_version) {
+            return version_command(global);
+        }
+        if (*check_config) {
+            return check_config_command(global);
+        }
+        if (*setup) {
+            parse_admin_conninfo(admin_conninfo, setup_options);
+            return setup_command(global, setup_options);
+        }
+        if (*teardown) {
+            if (!yes) {
+                throw Error(ErrorKind::Usage,
+                            "teardown drops replication slots, origins, publications and the "
+                            "conflict log; run it again with --yes to confirm");
+            }
+            parse_admin_conninfo(admin_conninfo, setup_options);
+            return teardown_command(global, setup_options);
+        }
+        for (auto* command : {run, slots, lag, status, conflicts, tail}) {
+            if (*command) {
+                return not_built_yet(command->get_name());
+            }
+        }
+        std::cout << app.help();
+        return 2;
+    } catch (const Error& e) {
+        std::cerr << fmt::format("pgbridge: {} error: {}\n", to_string(e.kind()), e.what());
+        return exit_code_for(e.kind());
+    } catch (const std::exception& e) {
+        std::cerr << fmt::format("pgbridge: internal error: {}\n", e.what());
+        return 1;
+    }
+}

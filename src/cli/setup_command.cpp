@@ -1,0 +1,85 @@
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <pgbridge/cli/commands.hpp>
+#include <pgbridge/cli/text_table.hpp>
+#include <pgbridge/config/config.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/setup/database_setup.hpp>
+
+namespace pgbridge::cli {
+namespace {
+
+DatabaseSetupOptions database_options(const Config& config, const SetupCommandOptions& options) {
+    DatabaseSetupOptions result;
+    for (const auto& [side, conninfo] : options.admin_conninfo) {
+        // Fails with a config-style message for a side the file does not declare.
+        bool known = false;
+        for (const auto& s : config.sides) {
+            known = known || s.name == side;
+        }
+        if (!known) {
+            throw Error(ErrorKind::Usage,
+                        fmt::format("--admin-conninfo names unknown side '{}'", side));
+        }
+        result.admin_conninfo.emplace(side, conninfo);
+    }
+    result.dry_run = options.dry_run;
+    result.keep_metadata = options.keep_metadata;
+    result.timeout_ms = config.engine.timeout_ms;
+    return result;
+}
+
+void print_report(const SetupReport& report, std::string_view verb, bool json) {
+    if (json) {
+        nlohmann::json steps = nlohmann::json::array();
+        for (const auto& step : report.steps) {
+            steps.push_back({{"side", step.side},
+                             {"object", step.object},
+                             {"outcome", to_string(step.outcome)},
+                             {"detail", step.detail}});
+        }
+        std::cout << nlohmann::json{{"dry_run", report.dry_run},
+                                    {"changes", report.changes()},
+                                    {"steps", steps}}
+                         .dump(2)
+                  << '\n';
+        return;
+    }
+    TextTable table({"SIDE", "OBJECT", "OUTCOME", "DETAIL"});
+    for (const auto& step : report.steps) {
+        table.add_row({step.side.empty() ? "-" : step.side, step.object,
+                       std::string(to_string(step.outcome)), step.detail});
+    }
+    table.print(std::cout);
+    const int changes = report.changes();
+    if (changes == 0) {
+        std::cout << fmt::format("\n{}: nothing to do, everything is already in place\n", verb);
+    } else {
+        std::cout << fmt::format("\n{}: {} {} {}\n", verb, changes,
+                                 changes == 1 ? "change" : "changes",
+                                 report.dry_run ? "would be made (dry run)" : "made");
+    }
+}
+
+}  // namespace
+
+int setup_command(const GlobalOptions& global, const SetupCommandOptions& options) {
+    const Config config = load_config(global.config_path);
+    for (const auto& warning : config.warnings) {
+        std::cerr << "warning: " << warning << '\n';
+    }
+    print_report(setup_databases(config, database_options(config, options)), "setup", global.json);
+    return 0;
+}
+
+int teardown_command(const GlobalOptions& global, const SetupCommandOptions& options) {
+    const Config config = load_config(global.config_path);
+    print_report(teardown_databases(config, database_options(config, options)), "teardown",
+                 global.json);
+    return 0;
+}
+
+}  // namespace pgbridge::cli

@@ -1,0 +1,761 @@
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <pgbridge/config/config.hpp>
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/pg/conninfo.hpp>
+
+namespace pgbridge {
+
+// ---------------------------------------------------------------------------------------------
+// Accessors
+
+QualifiedName TableConfig::name_on(std::string_view side) const {
+    auto it = sides.find(side);
+    return it == sides.end() ? name : it->second.name;
+}
+
+std::string TableConfig::column_on(std::string_view side, const std::string& canonical) const {
+    auto it = sides.find(side);
+    if (it == sides.end()) {
+        return canonical;
+    }
+    auto col = it->second.columns.find(canonical);
+    return col == it->second.columns.end() ? canonical : col->second;
+}
+
+std::string TableConfig::canonical_column(std::string_view side,
+                                          const std::string& side_column) const {
+    auto it = sides.find(side);
+    if (it == sides.end()) {
+        return side_column;
+    }
+    for (const auto& [canonical, mapped] : it->second.columns) {
+        if (mapped == side_column) {
+            return canonical;
+        }
+    }
+    return side_column;
+}
+
+std::string_view to_string(ConflictStrategy strategy) noexcept {
+    switch (strategy) {
+        case ConflictStrategy::LastWriteWins:
+            return "last_write_wins";
+        case ConflictStrategy::SourcePriority:
+            return "source_priority";
+        case ConflictStrategy::Manual:
+            return "manual";
+    }
+    return "unknown";
+}
+
+std::optional<ConflictStrategy> parse_conflict_strategy(std::string_view text) noexcept {
+    if (text == "last_write_wins") {
+        return ConflictStrategy::LastWriteWins;
+    }
+    if (text == "source_priority") {
+        return ConflictStrategy::SourcePriority;
+    }
+    if (text == "manual") {
+        return ConflictStrategy::Manual;
+    }
+    return std::nullopt;
+}
+
+const SideConfig& Config::side(std::string_view name) const {
+    for (const auto& s : sides) {
+        if (s.name == name) {
+            return s;
+        }
+    }
+    throw Error(ErrorKind::Internal, "unknown side").with("side", std::string(name));
+}
+
+const SideConfig& Config::other_side(std::string_view name) const {
+    for (const auto& s : sides) {
+        if (s.name != name) {
+            return s;
+        }
+    }
+    throw Error(ErrorKind::Internal, "bridge has no other side").with("side", std::string(name));
+}
+
+const TableConfig* Config::find_table(const QualifiedName& canonical) const {
+    for (const auto& t : tables) {
+        if (t.name == canonical) {
+            return &t;
+        }
+    }
+    return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+namespace {
+
+// Collects every problem in the file so the DBA fixes them in one pass, not one per run.
+class Diagnostics {
+  public:
+    explicit Diagnostics(std::string source) : source_(std::move(source)) {}
+
+    SourceLocation at(const toml::source_region& region) const {
+        return SourceLocation{source_, static_cast<int>(region.begin.line),
+                              static_cast<int>(region.begin.column)};
+    }
+    void error(const SourceLocation& where, std::string message) {
+        errors_.emplace_back(where, std::move(message));
+    }
+    void error(const toml::source_region& region, std::string message) {
+        error(at(region), std::move(message));
+    }
+
+    // Throws when anything was reported; errors come sorted by position in the file.
+    void throw_if_any() const {
+        if (errors_.empty()) {
+            return;
+        }
+        auto sorted = errors_;
+        std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+            return std::tie(a.first.line, a.first.column) < std::tie(b.first.line, b.first.column);
+        });
+        std::string text;
+        for (const auto& [where, message] : sorted) {
+            if (!text.empty()) {
+                text += '\n';
+            }
+            text += fmt::format("{}:{}:{}: {}", where.file, where.line, where.column, message);
+        }
+        const auto& first = sorted.front().first;
+        throw Error(ErrorKind::Config, text)
+            .with("file", first.file)
+            .with("line", std::to_string(first.line))
+            .with("column", std::to_string(first.column));
+    }
+
+  private:
+    std::string source_;
+    std::vector<std::pair<SourceLocation, std::string>> errors_;
+};
+
+std::string_view type_name(const toml::node& node) {
+    switch (node.type()) {
+        case toml::node_type::table:
+            return "a table";
+        case toml::node_type::array:
+            return "an array";
+        case toml::node_type::string:
+            return "a string";
+        case toml::node_type::integer:
+            return "an integer";
+        case toml::node_type::floating_point:
+            return "a float";
+        case toml::node_type::boolean:
+            return "a boolean";
+        case toml::node_type::date:
+        case toml::node_type::time:
+        case toml::node_type::date_time:
+            return "a date/time";
+        case toml::node_type::none:
+            break;
+    }
+    return "nothing";
+}
+
+// Reads one TOML table whose keys are fixed: reports keys it does not know (with the list it
+// does), missing required keys and values of the wrong type or range, each at its position.
+class TableReader {
+  public:
+    TableReader(const toml::table& table, std::string section, Diagnostics& diag,
+                std::initializer_list<std::string_view> allowed)
+        : table_(table), section_(std::move(section)), diag_(diag), allowed_(allowed) {
+        for (auto&& [key, value] : table_) {
+            if (std::find(allowed_.begin(), allowed_.end(), key.str()) == allowed_.end()) {
+                diag_.error(key.source(),
+                            fmt::format("unknown key '{}' in {}; expected one of: {}", key.str(),
+                                        section_, fmt::join(allowed_, ", ")));
+            }
+        }
+    }
+
+    const toml::table& table() const { return table_; }
+    const std::string& section() const { return section_; }
+
+    const toml::node* get(std::string_view key, bool required) {
+        const toml::node* node = table_.get(key);
+        if (node == nullptr && required) {
+            diag_.error(table_.source(), fmt::format("missing key '{}' in {}", key, section_));
+        }
+        return node;
+    }
+
+    std::optional<std::string> string(std::string_view key, bool required) {
+        const toml::node* node = get(key, required);
+        if (node == nullptr) {
+            return std::nullopt;
+        }
+        if (!node->is_string()) {
+            wrong_type(*node, key, "a string");
+            return std::nullopt;
+        }
+        return node->as_string()->get();
+    }
+
+    std::optional<int> integer(std::string_view key, bool required, int min, int max) {
+        const toml::node* node = get(key, required);
+        if (node == nullptr) {
+            return std::nullopt;
+        }
+        if (!node->is_integer()) {
+            wrong_type(*node, key, fmt::format("an integer between {} and {}", min, max));
+            return std::nullopt;
+        }
+        const std::int64_t value = node->as_integer()->get();
+        if (value < min || value > max) {
+            diag_.error(node->source(),
+                        fmt::format("{}.{} must be an integer between {} and {}, got {}", section_,
+                                    key, min, max, value));
+            return std::nullopt;
+        }
+        return static_cast<int>(value);
+    }
+
+    const toml::table* subtable(std::string_view key, bool required) {
+        const toml::node* node = get(key, required);
+        if (node == nullptr) {
+            return nullptr;
+        }
+        if (!node->is_table()) {
+            wrong_type(*node, key, "a table");
+            return nullptr;
+        }
+        return node->as_table();
+    }
+
+    const toml::array* array(std::string_view key, bool required) {
+        const toml::node* node = get(key, required);
+        if (node == nullptr) {
+            return nullptr;
+        }
+        if (!node->is_array()) {
+            wrong_type(*node, key, "an array");
+            return nullptr;
+        }
+        return node->as_array();
+    }
+
+    const toml::source_region& source_of(std::string_view key) const {
+        const toml::node* node = table_.get(key);
+        return node != nullptr ? node->source() : table_.source();
+    }
+
+  private:
+    void wrong_type(const toml::node& node, std::string_view key, std::string_view expected) {
+        diag_.error(node.source(), fmt::format("{}.{} must be {}, got {}", section_, key, expected,
+                                               type_name(node)));
+    }
+
+    const toml::table& table_;
+    std::string section_;
+    Diagnostics& diag_;
+    std::vector<std::string_view> allowed_;
+};
+
+// Bridge and side names become parts of slot and origin names, which PostgreSQL restricts to
+// lower-case letters, digits and underscores.
+bool is_valid_object_name(std::string_view name) {
+    if (name.empty() || !(name[0] >= 'a' && name[0] <= 'z')) {
+        return false;
+    }
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    });
+}
+
+std::optional<Secret> read_password_file(const std::filesystem::path& path,
+                                         const toml::source_region& where, Diagnostics& diag,
+                                         std::vector<std::string>& warnings) {
+    std::ifstream in(path);
+    if (!in) {
+        diag.error(where, fmt::format("password_file '{}' cannot be read: expected a readable "
+                                      "file holding the password on its first line",
+                                      path.string()));
+        return std::nullopt;
+    }
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) {
+        line.pop_back();
+    }
+    if (line.empty()) {
+        diag.error(where, fmt::format("password_file '{}' is empty: expected the password on its "
+                                      "first line",
+                                      path.string()));
+        return std::nullopt;
+    }
+    struct stat info {};
+    if (::stat(path.c_str(), &info) == 0 && (info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        warnings.push_back(
+            fmt::format("password_file '{}' is readable by group or others; "
+                        "chmod 0600 it",
+                        path.string()));
+    }
+    return Secret(std::move(line));
+}
+
+std::filesystem::path resolve_path(const std::string& text, const std::filesystem::path& base) {
+    std::filesystem::path p(text);
+    return p.is_absolute() ? p : base / p;
+}
+
+class ConfigParser {
+  public:
+    ConfigParser(std::string source_name, std::filesystem::path base_dir)
+        : diag_(source_name), base_dir_(std::move(base_dir)) {
+        config_.file = std::move(source_name);
+    }
+
+    Config parse(std::string_view text) {
+        toml::table root;
+        try {
+            root = toml::parse(text, config_.file.string());
+        } catch (const toml::parse_error& e) {
+            diag_.error(e.source(), fmt::format("invalid TOML: {}", e.description()));
+            diag_.throw_if_any();
+        }
+        TableReader reader(root, "the top level", diag_,
+                           {"bridge", "sides", "rabbitmq", "engine", "tables", "conflicts"});
+        read_bridge(reader);
+        read_sides(reader);
+        read_rabbitmq(reader);
+        read_engine(reader);
+        read_tables(reader);
+        read_conflicts(reader);
+        diag_.throw_if_any();
+        return std::move(config_);
+    }
+
+  private:
+    void read_bridge(TableReader& root) {
+        const toml::table* bridge = root.subtable("bridge", true);
+        if (bridge == nullptr) {
+            return;
+        }
+        TableReader reader(*bridge, "[bridge]", diag_, {"name"});
+        if (auto name = reader.string("name", true)) {
+            if (!is_valid_object_name(*name)) {
+                diag_.error(reader.source_of("name"),
+                            fmt::format("bridge.name must start with a lower-case letter and hold "
+                                        "only a-z, 0-9 and _ (it becomes part of slot names), "
+                                        "got '{}'",
+                                        *name));
+            } else {
+                config_.bridge_name = *name;
+            }
+        }
+    }
+
+    void read_sides(TableReader& root) {
+        const toml::table* sides = root.subtable("sides", true);
+        if (sides == nullptr) {
+            return;
+        }
+        std::vector<std::pair<toml::source_position, SideConfig>> found;
+        for (auto&& [key, value] : *sides) {
+            const std::string name(key.str());
+            if (!is_valid_object_name(name)) {
+                diag_.error(key.source(),
+                            fmt::format("side name must start with a lower-case letter and hold "
+                                        "only a-z, 0-9 and _ (it becomes part of slot names), "
+                                        "got '{}'",
+                                        name));
+                continue;
+            }
+            if (!value.is_table()) {
+                diag_.error(value.source(), fmt::format("sides.{} must be a table with a "
+                                                        "conninfo, got {}",
+                                                        name, type_name(value)));
+                continue;
+            }
+            SideConfig side;
+            side.name = name;
+            side.where = diag_.at(key.source());
+            const std::string origin = names::origin(config_.bridge_name, name);
+            if (origin.size() > names::kMaxIdentifierLength) {
+                diag_.error(key.source(),
+                            fmt::format("bridge and side names are too long: "
+                                        "origin name {} has {} characters, "
+                                        "PostgreSQL allows {}",
+                                        origin, origin.size(), names::kMaxIdentifierLength));
+            }
+            TableReader reader(*value.as_table(), "[sides." + name + "]", diag_,
+                               {"conninfo", "password_file"});
+            if (auto conninfo = reader.string("conninfo", true)) {
+                check_conninfo(*conninfo, name, reader.source_of("conninfo"));
+                side.conninfo = std::move(*conninfo);
+            }
+            if (auto file = reader.string("password_file", false)) {
+                side.password_file = resolve_path(*file, base_dir_);
+                if (auto secret =
+                        read_password_file(*side.password_file, reader.source_of("password_file"),
+                                           diag_, config_.warnings)) {
+                    side.password = std::move(*secret);
+                }
+            }
+            found.emplace_back(key.source().begin, std::move(side));
+        }
+        // toml++ keeps keys sorted; the DBA's order is the order of declaration.
+        std::stable_sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+            return std::tie(a.first.line, a.first.column) < std::tie(b.first.line, b.first.column);
+        });
+        if (found.size() > 2) {
+            diag_.error(found[2].second.where,
+                        fmt::format("side '{}' is one too many: a bridge joins exactly two "
+                                    "databases",
+                                    found[2].second.name));
+        } else if (found.size() < 2 && found.size() == sides->size()) {
+            diag_.error(root.source_of("sides"),
+                        fmt::format("[sides] must declare exactly two sides (the two databases "
+                                    "of the bridge), got {}",
+                                    found.size()));
+        }
+        for (auto& [pos, side] : found) {
+            config_.sides.push_back(std::move(side));
+        }
+    }
+
+    void check_conninfo(const std::string& conninfo, const std::string& side,
+                        const toml::source_region& where) {
+        std::string error;
+        auto parts = pg::ConninfoParts::parse(conninfo, &error);
+        if (!parts) {
+            diag_.error(where, fmt::format("sides.{}.conninfo is not a valid libpq connection "
+                                           "string: {}",
+                                           side, error));
+            return;
+        }
+        if (parts->has("replication")) {
+            diag_.error(where, fmt::format("sides.{}.conninfo must not set 'replication'; "
+                                           "pgbridge opens replication connections itself",
+                                           side));
+        }
+        if (parts->has("password")) {
+            config_.warnings.push_back(
+                fmt::format("sides.{}.conninfo holds a password; move it to password_file", side));
+        }
+    }
+
+    void read_rabbitmq(TableReader& root) {
+        const toml::table* rabbit = root.subtable("rabbitmq", true);
+        if (rabbit == nullptr) {
+            return;
+        }
+        TableReader reader(*rabbit, "[rabbitmq]", diag_, {"url", "password_file", "max_priority"});
+        if (auto url = reader.string("url", true)) {
+            std::string expected;
+            if (auto parsed = AmqpUrl::parse(*url, &expected)) {
+                config_.rabbitmq.url = std::move(*parsed);
+            } else {
+                diag_.error(reader.source_of("url"),
+                            fmt::format("rabbitmq.url: expected {}", expected));
+            }
+        }
+        if (auto file = reader.string("password_file", false)) {
+            config_.rabbitmq.password_file = resolve_path(*file, base_dir_);
+            if (auto secret = read_password_file(*config_.rabbitmq.password_file,
+                                                 reader.source_of("password_file"), diag_,
+                                                 config_.warnings)) {
+                config_.rabbitmq.url.password = std::move(*secret);
+            }
+        } else if (config_.rabbitmq.url.password_in_url) {
+            config_.warnings.push_back("rabbitmq.url holds a password; move it to password_file");
+        }
+        // RabbitMQ accepts x-max-priority up to 255 but recommends small values: every level
+        // costs an internal queue.
+        if (auto max = reader.integer("max_priority", false, 1, 255)) {
+            config_.rabbitmq.max_priority = *max;
+        }
+    }
+
+    void read_engine(TableReader& root) {
+        const toml::table* engine = root.subtable("engine", false);
+        if (engine == nullptr) {
+            return;
+        }
+        TableReader reader(*engine, "[engine]", diag_,
+                           {"batch_size", "max_retries", "retry_delay_ms", "timeout_ms"});
+        auto& e = config_.engine;
+        e.batch_size = reader.integer("batch_size", false, 1, 100000).value_or(e.batch_size);
+        e.max_retries = reader.integer("max_retries", false, 0, 1000).value_or(e.max_retries);
+        e.retry_delay_ms =
+            reader.integer("retry_delay_ms", false, 0, 3600000).value_or(e.retry_delay_ms);
+        e.timeout_ms = reader.integer("timeout_ms", false, 100, 3600000).value_or(e.timeout_ms);
+    }
+
+    bool is_side(std::string_view name) const {
+        return std::any_of(config_.sides.begin(), config_.sides.end(),
+                           [&](const SideConfig& s) { return s.name == name; });
+    }
+
+    std::string side_list() const {
+        std::vector<std::string> names;
+        for (const auto& s : config_.sides) {
+            names.push_back(s.name);
+        }
+        return fmt::format("{}", fmt::join(names, ", "));
+    }
+
+    std::optional<QualifiedName> table_name(const std::string& text,
+                                            const toml::source_region& where,
+                                            std::string_view what) {
+        auto name = QualifiedName::parse(text);
+        if (!name) {
+            diag_.error(where, fmt::format("{} must be a schema-qualified table name like "
+                                           "\"public.talents\", got '{}'",
+                                           what, text));
+        }
+        return name;
+    }
+
+    void read_tables(TableReader& root) {
+        const toml::array* tables = root.array("tables", true);
+        if (tables == nullptr) {
+            return;
+        }
+        if (tables->empty()) {
+            diag_.error(tables->source(), "tables must list at least one [[tables]] entry");
+        }
+        for (std::size_t i = 0; i < tables->size(); ++i) {
+            const toml::node& node = *tables->get(i);
+            if (!node.is_table()) {
+                diag_.error(node.source(),
+                            fmt::format("tables[{}] must be a table, got {}", i, type_name(node)));
+                continue;
+            }
+            read_table(*node.as_table(), i);
+        }
+    }
+
+    void read_table(const toml::table& table, std::size_t index) {
+        TableReader reader(table, fmt::format("[[tables]] #{}", index + 1), diag_,
+                           {"name", "priority", "sides"});
+        TableConfig result;
+        result.where = diag_.at(table.source());
+        auto text = reader.string("name", true);
+        if (!text) {
+            return;
+        }
+        auto name = table_name(*text, reader.source_of("name"), "tables.name");
+        if (!name) {
+            return;
+        }
+        result.name = *name;
+        if (config_.find_table(result.name) != nullptr) {
+            diag_.error(reader.source_of("name"),
+                        fmt::format("table {} is listed twice in [[tables]]; expected each "
+                                    "table once",
+                                    result.name.display()));
+            return;
+        }
+        const int max_priority = config_.rabbitmq.max_priority;
+        result.priority =
+            reader.integer("priority", false, 0, max_priority).value_or(result.priority);
+        if (const toml::table* sides = reader.subtable("sides", false)) {
+            for (auto&& [key, value] : *sides) {
+                read_table_side(result, std::string(key.str()), key.source(), value);
+            }
+        }
+        config_.tables.push_back(std::move(result));
+    }
+
+    void read_table_side(TableConfig& table, const std::string& side,
+                         const toml::source_region& key_source, const toml::node& value) {
+        if (!is_side(side)) {
+            diag_.error(key_source, fmt::format("[tables.sides.{}] of table {} names an unknown "
+                                                "side; expected one of: {}",
+                                                side, table.name.display(), side_list()));
+            return;
+        }
+        if (!value.is_table()) {
+            diag_.error(value.source(), fmt::format("tables.sides.{} must be a table, got {}", side,
+                                                    type_name(value)));
+            return;
+        }
+        TableReader reader(*value.as_table(), fmt::format("[tables.sides.{}]", side), diag_,
+                           {"name", "columns"});
+        TableSideConfig mapping;
+        mapping.name = table.name;
+        if (auto text = reader.string("name", false)) {
+            auto name = table_name(*text, reader.source_of("name"),
+                                   fmt::format("tables.sides.{}.name", side));
+            if (!name) {
+                return;
+            }
+            mapping.name = *name;
+        }
+        for (const auto& other : config_.tables) {
+            if (other.name_on(side) == mapping.name) {
+                diag_.error(reader.source_of("name"),
+                            fmt::format("table {} maps to {} on side {}, which table {} already "
+                                        "uses; expected one synced table per side table",
+                                        table.name.display(), mapping.name.display(), side,
+                                        other.name.display()));
+                return;
+            }
+        }
+        if (const toml::table* columns = reader.subtable("columns", false)) {
+            std::map<std::string, std::string> used;  // side column -> canonical
+            for (auto&& [key, column] : *columns) {
+                const std::string canonical(key.str());
+                if (!column.is_string() || column.as_string()->get().empty()) {
+                    diag_.error(column.source(),
+                                fmt::format("tables.sides.{}.columns.{} must be a non-empty "
+                                            "column name on side {}, got {}",
+                                            side, canonical, side, type_name(column)));
+                    continue;
+                }
+                const std::string target = column.as_string()->get();
+                auto [it, inserted] = used.emplace(target, canonical);
+                if (!inserted) {
+                    diag_.error(column.source(),
+                                fmt::format("columns '{}' and '{}' both map to column '{}' on "
+                                            "side {}; expected distinct columns",
+                                            it->second, canonical, target, side));
+                    continue;
+                }
+                mapping.columns.emplace(canonical, target);
+            }
+        }
+        table.sides.emplace(side, std::move(mapping));
+    }
+
+    void read_conflicts(TableReader& root) {
+        const toml::table* conflicts = root.subtable("conflicts", false);
+        auto& c = config_.conflicts;
+        if (conflicts != nullptr) {
+            TableReader reader(*conflicts, "[conflicts]", diag_,
+                               {"default_strategy", "source_priority", "field_priority"});
+            if (auto text = reader.string("default_strategy", false)) {
+                if (auto strategy = parse_conflict_strategy(*text)) {
+                    c.default_strategy = *strategy;
+                } else {
+                    diag_.error(reader.source_of("default_strategy"),
+                                fmt::format("conflicts.default_strategy must be one of "
+                                            "last_write_wins, source_priority, manual; got '{}'",
+                                            *text));
+                }
+            }
+            if (const toml::array* order = reader.array("source_priority", false)) {
+                read_source_priority(*order);
+            }
+            if (const toml::table* fields = reader.subtable("field_priority", false)) {
+                for (auto&& [key, value] : *fields) {
+                    read_field_rule(std::string(key.str()), key.source(), value);
+                }
+                // toml++ keeps keys sorted; show rules in the order the DBA wrote them.
+                std::stable_sort(c.field_priority.begin(), c.field_priority.end(),
+                                 [](const FieldRule& a, const FieldRule& b) {
+                                     return std::tie(a.where.line, a.where.column) <
+                                            std::tie(b.where.line, b.where.column);
+                                 });
+            }
+        }
+        c.source_priority = c.source_priority_as_written;
+        for (const auto& side : config_.sides) {
+            if (std::find(c.source_priority.begin(), c.source_priority.end(), side.name) ==
+                c.source_priority.end()) {
+                c.source_priority.push_back(side.name);
+            }
+        }
+    }
+
+    void read_source_priority(const toml::array& order) {
+        for (const toml::node& item : order) {
+            if (!item.is_string()) {
+                diag_.error(item.source(), fmt::format("conflicts.source_priority must list "
+                                                       "side names, got {}",
+                                                       type_name(item)));
+                continue;
+            }
+            const std::string side = item.as_string()->get();
+            auto& listed = config_.conflicts.source_priority_as_written;
+            if (!is_side(side)) {
+                diag_.error(item.source(), fmt::format("conflicts.source_priority names "
+                                                       "unknown side '{}'; expected one of: {}",
+                                                       side, side_list()));
+            } else if (std::find(listed.begin(), listed.end(), side) != listed.end()) {
+                diag_.error(item.source(), fmt::format("conflicts.source_priority lists side "
+                                                       "'{}' twice",
+                                                       side));
+            } else {
+                listed.push_back(side);
+            }
+        }
+    }
+
+    void read_field_rule(const std::string& key, const toml::source_region& key_source,
+                         const toml::node& value) {
+        FieldRule rule;
+        rule.where = diag_.at(key_source);
+        const std::size_t last_dot = key.rfind('.');
+        if (last_dot == std::string::npos) {
+            rule.column = key;
+        } else {
+            auto table = QualifiedName::parse(std::string_view(key).substr(0, last_dot));
+            rule.column = key.substr(last_dot + 1);
+            if (!table || rule.column.empty()) {
+                diag_.error(key_source, fmt::format("conflicts.field_priority key '{}' must be a "
+                                                    "column name or schema.table.column",
+                                                    key));
+                return;
+            }
+            if (config_.find_table(*table) == nullptr) {
+                diag_.error(key_source, fmt::format("conflicts.field_priority key '{}' names "
+                                                    "table {}, which is not in [[tables]]",
+                                                    key, table->display()));
+                return;
+            }
+            rule.table = std::move(*table);
+        }
+        if (!value.is_string() || !is_side(value.as_string()->get())) {
+            diag_.error(value.source(), fmt::format("conflicts.field_priority.{} must name the "
+                                                    "side that wins, one of: {}",
+                                                    key, side_list()));
+            return;
+        }
+        rule.winner = value.as_string()->get();
+        config_.conflicts.field_priority.push_back(std::move(rule));
+    }
+
+    Diagnostics diag_;
+    std::filesystem::path base_dir_;
+    Config config_;
+};
+
+}  // namespace
+
+Config parse_config(std::string_view text, std::string source_name,
+                    const std::filesystem::path& base_dir) {
+    return ConfigParser(std::move(source_name), base_dir).parse(text);
+}
+
+Config load_config(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        throw Error(ErrorKind::Config, "cannot read the configuration file (use --config PATH)")
+            .with("file", file.string());
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_config(text.str(), file.string(), file.parent_path());
+}
+
+}  // namespace pgbridge

@@ -1,0 +1,166 @@
+#include <libpq-fe.h>
+
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/pg/connection.hpp>
+#include <pgbridge/pg/conninfo.hpp>
+
+namespace pgbridge::pg {
+namespace {
+
+std::string trimmed(const char* text) {
+    std::string out = text != nullptr ? text : "";
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
+        out.pop_back();
+    }
+    return out;
+}
+
+// The first line of a statement, enough to tell which one failed without printing values.
+std::string statement_summary(std::string_view sql) {
+    const std::size_t start = sql.find_first_not_of(" \t\r\n");
+    sql.remove_prefix(start == std::string_view::npos ? sql.size() : start);
+    std::string_view first = sql.substr(0, sql.find('\n'));
+    constexpr std::size_t kMax = 80;
+    return std::string(first.substr(0, kMax)) + (first.size() > kMax ? "..." : "");
+}
+
+}  // namespace
+
+Result::Result(pg_result* result) : result_(result, &PQclear) {}
+
+int Result::rows() const {
+    return PQntuples(result_.get());
+}
+int Result::columns() const {
+    return PQnfields(result_.get());
+}
+bool Result::is_null(int row, int column) const {
+    return PQgetisnull(result_.get(), row, column) != 0;
+}
+std::string_view Result::value(int row, int column) const {
+    return {PQgetvalue(result_.get(), row, column),
+            static_cast<std::size_t>(PQgetlength(result_.get(), row, column))};
+}
+std::optional<std::string> Result::optional_value(int row, int column) const {
+    if (is_null(row, column)) {
+        return std::nullopt;
+    }
+    return std::string(value(row, column));
+}
+std::string_view Result::value(int row, std::string_view column_name) const {
+    const int column = PQfnumber(result_.get(), std::string(column_name).c_str());
+    if (column < 0) {
+        throw Error(ErrorKind::Internal, "query result has no such column")
+            .with("column", std::string(column_name));
+    }
+    return value(row, column);
+}
+long long Result::affected_rows() const {
+    const char* text = PQcmdTuples(result_.get());
+    return text != nullptr && *text != '\0' ? std::stoll(text) : 0;
+}
+
+void Connection::Closer::operator()(pg_conn* conn) const noexcept {
+    PQfinish(conn);
+}
+
+Connection::Connection(pg_conn* conn, std::string side) : conn_(conn), side_(std::move(side)) {}
+Connection::~Connection() = default;
+
+Connection Connection::open(const ConnectOptions& options) {
+    std::string parse_error;
+    auto parts = ConninfoParts::parse(options.conninfo, &parse_error);
+    if (!parts) {
+        throw Error(ErrorKind::Database, "invalid conninfo: " + parse_error)
+            .with("side", options.side);
+    }
+    // dbname comes first so that the keywords after it override what the conninfo says.
+    std::vector<const char*> keys{"dbname", "application_name"};
+    std::vector<const char*> values{options.conninfo.c_str(), options.application_name.c_str()};
+    if (!options.password.empty()) {
+        keys.push_back("password");
+        values.push_back(options.password.reveal().c_str());
+    }
+    if (options.replication) {
+        keys.push_back("replication");
+        values.push_back("database");
+    }
+    const std::string timeout =
+        std::to_string(std::max(1, (options.connect_timeout_ms + 999) / 1000));
+    if (!parts->has("connect_timeout")) {
+        keys.push_back("connect_timeout");
+        values.push_back(timeout.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+
+    PGconn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
+    if (conn == nullptr) {
+        throw Error(ErrorKind::Database, "out of memory opening a connection")
+            .with("side", options.side);
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        std::string message = trimmed(PQerrorMessage(conn));
+        PQfinish(conn);
+        throw Error(ErrorKind::Database, "cannot connect: " + message)
+            .with("side", options.side)
+            .with("conninfo", redact_conninfo(options.conninfo));
+    }
+    // Server notices ("... does not exist, skipping") are not for the DBA's terminal.
+    PQsetNoticeProcessor(
+        conn, [](void*, const char*) {}, nullptr);
+    return Connection(conn, options.side);
+}
+
+Result Connection::check(pg_result* raw, std::string_view sql) {
+    Result result(raw);
+    const ExecStatusType status = PQresultStatus(raw);
+    if (raw != nullptr &&
+        (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_COPY_BOTH ||
+         status == PGRES_COPY_OUT || status == PGRES_COPY_IN)) {
+        return result;
+    }
+    std::string message =
+        raw != nullptr ? trimmed(PQresultErrorMessage(raw)) : trimmed(PQerrorMessage(conn_.get()));
+    const char* sqlstate = raw != nullptr ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
+    Error error(ErrorKind::Database, message);
+    error.with("side", side_);
+    if (sqlstate != nullptr) {
+        error.with("sqlstate", sqlstate);
+    }
+    error.with("statement", statement_summary(sql));
+    throw error;
+}
+
+Result Connection::exec(std::string_view sql) {
+    const std::string text(sql);
+    return check(PQexec(conn_.get(), text.c_str()), sql);
+}
+
+Result Connection::exec(std::string_view sql, const Params& params) {
+    const std::string text(sql);
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params) {
+        values.push_back(p ? p->c_str() : nullptr);
+    }
+    return check(PQexecParams(conn_.get(), text.c_str(), static_cast<int>(values.size()), nullptr,
+                              values.data(), nullptr, nullptr, 0),
+                 sql);
+}
+
+void Connection::rollback_quietly() noexcept {
+    if (PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+        PQclear(PQexec(conn_.get(), "ROLLBACK"));
+    }
+}
+
+int Connection::server_version() const {
+    return PQserverVersion(conn_.get());
+}
+
+std::string Connection::current_user() {
+    return std::string(exec("SELECT current_user").value(0, 0));
+}
+
+}  // namespace pgbridge::pg

@@ -1,0 +1,690 @@
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/pg/connection.hpp>
+#include <pgbridge/pg/conninfo.hpp>
+#include <pgbridge/setup/database_setup.hpp>
+
+#include "embedded_sql.hpp"
+
+namespace pgbridge {
+namespace {
+
+using Outcome = SetupStep::Outcome;
+
+constexpr int kMinServerVersion = 150000;
+
+// The functions the apply session calls to tag its transactions with a replication origin.
+// PostgreSQL revokes them from PUBLIC; they can be granted since version 14.
+constexpr std::string_view kOriginFunctions[] = {
+    "pg_catalog.pg_replication_origin_oid(text)",
+    "pg_catalog.pg_replication_origin_session_setup(text)",
+    "pg_catalog.pg_replication_origin_session_reset()",
+    "pg_catalog.pg_replication_origin_session_is_setup()",
+    "pg_catalog.pg_replication_origin_session_progress(boolean)",
+    "pg_catalog.pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)",
+    "pg_catalog.pg_replication_origin_xact_reset()",
+    "pg_catalog.pg_replication_origin_progress(text, boolean)",
+};
+
+struct Column {
+    std::string name;  // as the side names it
+    std::string type;  // format_type() of the column
+    bool in_primary_key = false;
+};
+
+// One side of the bridge as setup sees it: the connection it works through and the names the
+// config gives it.
+struct SideSetup {
+    const SideConfig* side = nullptr;
+    const SideConfig* other = nullptr;
+    pg::Connection conn;
+    std::string runtime_role;  // user of the side's conninfo; empty when it names none
+    bool as_admin = false;     // connected through an admin conninfo
+};
+
+std::string join(const std::vector<std::string>& items) {
+    return fmt::format("{}", fmt::join(items, ", "));
+}
+
+std::vector<SideSetup> connect_sides(const Config& config, const DatabaseSetupOptions& options) {
+    std::vector<SideSetup> sides;
+    for (const auto& side : config.sides) {
+        pg::ConnectOptions connect;
+        connect.side = side.name;
+        connect.application_name = "pgbridge setup";
+        connect.connect_timeout_ms = options.timeout_ms;
+        auto admin = options.admin_conninfo.find(side.name);
+        if (admin != options.admin_conninfo.end()) {
+            connect.conninfo = admin->second;
+        } else {
+            connect.conninfo = side.conninfo;
+            connect.password = side.password;
+        }
+        std::string error;
+        auto parts = pg::ConninfoParts::parse(side.conninfo, &error);
+        std::string role = parts && parts->has("user") ? parts->options.at("user") : "";
+        sides.push_back(SideSetup{&side, &config.other_side(side.name),
+                                  pg::Connection::open(connect), std::move(role),
+                                  admin != options.admin_conninfo.end()});
+    }
+    return sides;
+}
+
+std::vector<Column> table_columns(pg::Connection& conn, const QualifiedName& table) {
+    auto result = conn.exec(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+        "       coalesce(a.attnum = ANY (i.indkey), false)"
+        "  FROM pg_attribute a"
+        "  LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary"
+        " WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped"
+        " ORDER BY a.attnum",
+        {table.quoted()});
+    std::vector<Column> columns;
+    for (int row = 0; row < result.rows(); ++row) {
+        columns.push_back(Column{std::string(result.value(row, 0)),
+                                 std::string(result.value(row, 1)), result.value(row, 2) == "t"});
+    }
+    return columns;
+}
+
+// Everything that would make setup fail half-way, or the bridge fail later, checked on both
+// sides before anything is changed.
+void preflight(const Config& config, std::vector<SideSetup>& sides, SetupReport& report) {
+    std::vector<std::string> problems;
+    for (auto& s : sides) {
+        const std::string& name = s.side->name;
+        if (s.conn.server_version() < kMinServerVersion) {
+            problems.push_back(
+                fmt::format("side {}: PostgreSQL {} is too old; pgbridge needs 15 "
+                            "or newer",
+                            name, s.conn.server_version()));
+            continue;
+        }
+        auto settings = s.conn.exec(
+            "SELECT current_setting('wal_level'), current_setting('track_commit_timestamp'),"
+            "       current_setting('max_replication_slots')::int"
+            "         - (SELECT count(*) FROM pg_replication_slots),"
+            "       EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)",
+            {names::slot(config.bridge_name, name)});
+        if (settings.value(0, 0) != "logical") {
+            problems.push_back(
+                fmt::format("side {}: wal_level is '{}'; set wal_level = logical "
+                            "and restart PostgreSQL",
+                            name, settings.value(0, 0)));
+        }
+        if (settings.value(0, 1) != "on") {
+            report.add(name, "track_commit_timestamp", Outcome::Warning,
+                       "off: conflict records will lack local commit times; set it to on");
+        }
+        if (settings.value(0, 3) != "t" && std::stoi(std::string(settings.value(0, 2))) <= 0) {
+            problems.push_back(
+                fmt::format("side {}: no free replication slot "
+                            "(max_replication_slots is used up)",
+                            name));
+        }
+    }
+
+    for (const auto& table : config.tables) {
+        std::map<std::string, std::vector<Column>> columns_by_side;
+        for (auto& s : sides) {
+            const std::string& side = s.side->name;
+            const QualifiedName local = table.name_on(side);
+            auto columns = table_columns(s.conn, local);
+            if (columns.empty()) {
+                problems.push_back(
+                    fmt::format("side {}: table {} does not exist", side, local.display()));
+                continue;
+            }
+            if (std::none_of(columns.begin(), columns.end(),
+                             [](const Column& c) { return c.in_primary_key; })) {
+                problems.push_back(
+                    fmt::format("side {}: table {} has no primary key; pgbridge "
+                                "needs one to match rows across sides",
+                                side, local.display()));
+            }
+            std::map<std::string, std::string> seen;  // canonical -> local
+            for (const auto& c : columns) {
+                const std::string canonical = table.canonical_column(side, c.name);
+                auto [it, inserted] = seen.emplace(canonical, c.name);
+                if (!inserted) {
+                    problems.push_back(fmt::format(
+                        "side {}: table {} has columns '{}' and '{}' that both stand for '{}' "
+                        "through the column mapping",
+                        side, local.display(), it->second, c.name, canonical));
+                }
+            }
+            if (auto mapping = table.sides.find(side); mapping != table.sides.end()) {
+                for (const auto& [canonical, mapped] : mapping->second.columns) {
+                    if (!seen.contains(canonical) || seen.at(canonical) != mapped) {
+                        problems.push_back(
+                            fmt::format("side {}: table {} has no column '{}' "
+                                        "(mapped from '{}')",
+                                        side, local.display(), mapped, canonical));
+                    }
+                }
+            }
+            columns_by_side.emplace(side, std::move(columns));
+        }
+        if (columns_by_side.size() != 2) {
+            continue;
+        }
+        // Compare the two sides column by column, in canonical names.
+        const auto& a = *sides[0].side;
+        const auto& b = *sides[1].side;
+        std::map<std::string, const Column*> on_b;
+        for (const auto& c : columns_by_side.at(b.name)) {
+            on_b.emplace(table.canonical_column(b.name, c.name), &c);
+        }
+        for (const auto& c : columns_by_side.at(a.name)) {
+            const std::string canonical = table.canonical_column(a.name, c.name);
+            auto it = on_b.find(canonical);
+            if (it == on_b.end()) {
+                problems.push_back(
+                    fmt::format("table {}: column '{}' exists on {} but not on {} "
+                                "(as '{}')",
+                                table.name.display(), c.name, a.name, b.name,
+                                table.column_on(b.name, canonical)));
+                continue;
+            }
+            const Column& other = *it->second;
+            if (c.in_primary_key != other.in_primary_key) {
+                problems.push_back(
+                    fmt::format("table {}: column '{}' is part of the primary key "
+                                "on {} but not on {}",
+                                table.name.display(), canonical, c.in_primary_key ? a.name : b.name,
+                                c.in_primary_key ? b.name : a.name));
+            }
+            if (c.type != other.type) {
+                report.add("", fmt::format("table {} column {}", table.name.display(), canonical),
+                           Outcome::Warning,
+                           fmt::format("type {} on {} but {} on {}: values are sent as text and "
+                                       "must be valid on both",
+                                       c.type, a.name, other.type, b.name));
+            }
+            on_b.erase(it);
+        }
+        for (const auto& [canonical, column] : on_b) {
+            problems.push_back(
+                fmt::format("table {}: column '{}' exists on {} but not on {} "
+                            "(as '{}')",
+                            table.name.display(), column->name, b.name, a.name,
+                            table.column_on(a.name, canonical)));
+        }
+    }
+    if (!problems.empty()) {
+        throw Error(ErrorKind::Setup,
+                    fmt::format("setup cannot proceed; nothing was changed:\n  {}",
+                                fmt::join(problems, "\n  ")));
+    }
+}
+
+class SideSetupRun {
+  public:
+    SideSetupRun(const Config& config, SideSetup& s, SetupReport& report, bool dry_run)
+        : config_(config), s_(s), report_(report), dry_run_(dry_run) {}
+
+    void metadata_schema() {
+        auto count_relations = [&] {
+            return std::string(s_.conn
+                                   .exec("SELECT count(*) FROM pg_class c JOIN pg_namespace n "
+                                         "ON n.oid = c.relnamespace WHERE n.nspname = $1",
+                                         {std::string(names::kMetadataSchema)})
+                                   .value(0, 0));
+        };
+        const std::string before = count_relations();
+        const std::string object = fmt::format("schema {}", names::kMetadataSchema);
+        if (dry_run_) {
+            // Without running the script, only an absent schema is known to need work.
+            record(object, before == "0", "create conflict log and dead-letter tables", "present");
+            return;
+        }
+        s_.conn.exec(embedded::kMetadataSchemaSql);
+        const std::string after = count_relations();
+        record(object, before != after,
+               before == "0" ? "created conflict log and dead-letter tables"
+                             : "created missing metadata tables",
+               "present");
+    }
+
+    void runtime_role() {
+        const std::string& role = s_.runtime_role;
+        if (!s_.as_admin) {
+            report_.add(side(), "role", Outcome::Skipped,
+                        "setup connects as the runtime role itself; give it its grants with "
+                        "sql/02_role.sql or run setup with --admin-conninfo");
+            return;
+        }
+        if (role.empty()) {
+            report_.add(side(), "role", Outcome::Skipped,
+                        "the side's conninfo names no user; grant privileges by hand "
+                        "(sql/02_role.sql)");
+            return;
+        }
+        const std::string object = "role " + role;
+        if (role == s_.conn.current_user()) {
+            report_.add(side(), object, Outcome::Skipped,
+                        "setup connects as the runtime role itself");
+            return;
+        }
+        auto existing = s_.conn.exec(
+            "SELECT rolcanlogin, rolreplication, rolsuper FROM pg_roles WHERE rolname = $1",
+            {role});
+        if (existing.rows() == 0) {
+            std::string detail = "created with LOGIN REPLICATION";
+            std::string sql =
+                fmt::format("CREATE ROLE {} LOGIN REPLICATION", quote_identifier(role));
+            if (!s_.side->password.empty()) {
+                // Only the SCRAM verifier computed here reaches the server, never the password.
+                sql += " PASSWORD " + quote_literal(scram_verifier(role));
+                detail += ", password from password_file";
+            } else {
+                detail += "; set its password (\\password " + role + ")";
+            }
+            change(object, detail, sql);
+        } else if (existing.value(0, 0) != "t" || existing.value(0, 1) != "t") {
+            change(object, "altered to LOGIN REPLICATION",
+                   fmt::format("ALTER ROLE {} LOGIN REPLICATION", quote_identifier(role)));
+        } else {
+            report_.add(side(), object, Outcome::Unchanged,
+                        existing.value(0, 2) == "t" ? "present (a superuser: consider a "
+                                                      "least-privileged role)"
+                                                    : "present");
+        }
+        if (dry_run_ && existing.rows() == 0) {
+            report_.add(side(), object + " grants", Outcome::Changed,
+                        "would grant CONNECT, USAGE and DML on the synced tables and schema "
+                        "pgbridge, EXECUTE on the origin functions");
+            return;
+        }
+        grant_privileges(role);
+    }
+
+    void replica_identity() {
+        for (const auto& table : config_.tables) {
+            const QualifiedName local = table.name_on(side());
+            auto result = s_.conn.exec(
+                "SELECT relreplident FROM pg_class WHERE oid = to_regclass($1)", {local.quoted()});
+            record("replica identity of " + local.display(), result.value(0, 0) != "f",
+                   "set to FULL", "FULL",
+                   fmt::format("ALTER TABLE {} REPLICA IDENTITY FULL", local.quoted()));
+        }
+    }
+
+    void publication() {
+        const std::string name = names::publication(config_.bridge_name);
+        std::vector<std::string> wanted;
+        for (const auto& table : config_.tables) {
+            wanted.push_back(table.name_on(side()).quoted());
+        }
+        auto current = s_.conn.exec(
+            "SELECT coalesce(array_agg(pr.prrelid::regclass::text ORDER BY pr.prrelid), '{}') = "
+            "       (SELECT array_agg(to_regclass(t)::text ORDER BY to_regclass(t)::oid)"
+            "          FROM unnest($2::text[]) t),"
+            "       pubinsert AND pubupdate AND pubdelete AND pubtruncate"
+            "  FROM pg_publication p LEFT JOIN pg_publication_rel pr ON pr.prpubid = p.oid"
+            " WHERE p.pubname = $1"
+            " GROUP BY p.oid, pubinsert, pubupdate, pubdelete, pubtruncate",
+            {name, text_array(wanted)});
+        const std::string object = "publication " + name;
+        const std::string list = join(wanted);
+        if (current.rows() == 0) {
+            change(object, "created for " + list,
+                   fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert, "
+                               "update, delete, truncate')",
+                               quote_identifier(name), list));
+            return;
+        }
+        if (current.value(0, 0) != "t") {
+            change(object, "table list set to " + list,
+                   fmt::format("ALTER PUBLICATION {} SET TABLE {}", quote_identifier(name), list));
+        }
+        if (current.value(0, 1) != "t") {
+            change(object, "set to publish insert, update, delete, truncate",
+                   fmt::format("ALTER PUBLICATION {} SET (publish = 'insert, update, delete, "
+                               "truncate')",
+                               quote_identifier(name)));
+        }
+        if (current.value(0, 0) == "t" && current.value(0, 1) == "t") {
+            report_.add(side(), object, Outcome::Unchanged, "present for " + list);
+        }
+    }
+
+    void origin() {
+        const std::string name = names::origin(config_.bridge_name, s_.other->name);
+        auto result = s_.conn.exec("SELECT 1 FROM pg_replication_origin WHERE roname = $1", {name});
+        if (result.rows() > 0) {
+            report_.add(side(), "origin " + name, Outcome::Unchanged, "present");
+        } else {
+            change("origin " + name, "created",
+                   fmt::format("SELECT pg_replication_origin_create({})", quote_literal(name)));
+        }
+    }
+
+    // Outside any transaction: PostgreSQL refuses to create a logical slot in a transaction
+    // that has written.
+    void slot() {
+        const std::string name = names::slot(config_.bridge_name, side());
+        auto result = s_.conn.exec(
+            "SELECT plugin, database = current_database(), slot_type"
+            "  FROM pg_replication_slots WHERE slot_name = $1",
+            {name});
+        const std::string object = "slot " + name;
+        if (result.rows() == 0) {
+            change(object, "created (pgoutput); it holds WAL from now on",
+                   fmt::format("SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
+                               quote_literal(name)));
+            return;
+        }
+        if (result.value(0, 2) != "logical" || result.value(0, 0) != "pgoutput" ||
+            result.value(0, 1) != "t") {
+            throw Error(ErrorKind::Setup,
+                        fmt::format("slot {} exists but is not a pgoutput slot of this "
+                                    "database; drop it or rename the bridge",
+                                    name))
+                .with("side", side());
+        }
+        report_.add(side(), object, Outcome::Unchanged, "present");
+    }
+
+    // A last check from the runtime role's point of view: can it log in for replication?
+    void runtime_login(int timeout_ms) {
+        if (dry_run_) {
+            return;
+        }
+        pg::ConnectOptions connect;
+        connect.conninfo = s_.side->conninfo;
+        connect.password = s_.side->password;
+        connect.replication = true;
+        connect.side = side();
+        connect.connect_timeout_ms = timeout_ms;
+        connect.application_name = "pgbridge setup check";
+        try {
+            auto conn = pg::Connection::open(connect);
+            conn.exec("IDENTIFY_SYSTEM");
+            report_.add(side(), "replication login", Outcome::Unchanged,
+                        "the side's conninfo can open a replication connection");
+        } catch (const Error& e) {
+            report_.add(
+                side(), "replication login", Outcome::Warning,
+                "the side's conninfo cannot open a replication connection yet: " + e.message());
+        }
+    }
+
+  private:
+    const std::string& side() const { return s_.side->name; }
+
+    std::string quote_literal(const std::string& text) {
+        char* quoted = PQescapeLiteral(s_.conn.native(), text.data(), text.size());
+        if (quoted == nullptr) {
+            throw Error(ErrorKind::Database, "cannot quote a literal").with("side", side());
+        }
+        std::string out(quoted);
+        PQfreemem(quoted);
+        return out;
+    }
+
+    std::string scram_verifier(const std::string& role) {
+        char* verifier = PQencryptPasswordConn(s_.conn.native(), s_.side->password.reveal().c_str(),
+                                               role.c_str(), "scram-sha-256");
+        if (verifier == nullptr) {
+            throw Error(ErrorKind::Database, "cannot compute the password verifier")
+                .with("side", side());
+        }
+        std::string out(verifier);
+        PQfreemem(verifier);
+        return out;
+    }
+
+    static std::string text_array(const std::vector<std::string>& items) {
+        std::string out = "{";
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            out += i == 0 ? "\"" : ",\"";
+            for (char c : items[i]) {
+                if (c == '"' || c == '\\') {
+                    out += '\\';
+                }
+                out += c;
+            }
+            out += '"';
+        }
+        return out + "}";
+    }
+
+    // Runs sql (unless dry run) and records the change.
+    void change(const std::string& object, const std::string& detail, const std::string& sql) {
+        if (!dry_run_) {
+            s_.conn.exec(sql);
+        }
+        report_.add(side(), object, Outcome::Changed, dry_run_ ? "would be " + detail : detail);
+    }
+
+    void record(const std::string& object, bool needs_change, const std::string& changed_detail,
+                const std::string& unchanged_detail, const std::string& sql = {}) {
+        if (!needs_change) {
+            report_.add(side(), object, Outcome::Unchanged, unchanged_detail);
+        } else if (!sql.empty()) {
+            change(object, changed_detail, sql);
+        } else {
+            report_.add(side(), object, Outcome::Changed,
+                        dry_run_ ? "would " + changed_detail : changed_detail);
+        }
+    }
+
+    // Grants what the role lacks, checking each privilege first so the report says exactly
+    // what changed.
+    void grant_privileges(const std::string& role) {
+        const std::string quoted_role = quote_identifier(role);
+        std::vector<std::string> granted;
+        auto missing = [&](std::string_view check, const std::string& object,
+                           std::initializer_list<std::string_view> privileges) {
+            std::vector<std::string> result;
+            for (auto privilege : privileges) {
+                auto has = s_.conn.exec(fmt::format("SELECT {}($1, $2, $3)", check),
+                                        {role, object, std::string(privilege)});
+                if (has.value(0, 0) != "t") {
+                    result.emplace_back(privilege);
+                }
+            }
+            return result;
+        };
+        auto grant = [&](std::vector<std::string> privileges, const std::string& on_what,
+                         const std::string& display) {
+            if (privileges.empty()) {
+                return;
+            }
+            const std::string list = join(privileges);
+            if (!dry_run_) {
+                s_.conn.exec(fmt::format("GRANT {} ON {} TO {}", list, on_what, quoted_role));
+            }
+            granted.push_back(list + " on " + display);
+        };
+
+        auto database = std::string(s_.conn.exec("SELECT current_database()").value(0, 0));
+        grant(missing("has_database_privilege", database, {"CONNECT"}),
+              "DATABASE " + quote_identifier(database), "database " + database);
+
+        std::set<std::string> schemas;
+        // In a dry run the metadata schema may not exist yet; its grants follow its creation.
+        const bool metadata_exists = s_.conn
+                                         .exec("SELECT to_regnamespace($1) IS NOT NULL",
+                                               {std::string(names::kMetadataSchema)})
+                                         .value(0, 0) == "t";
+        if (metadata_exists) {
+            schemas.insert(std::string(names::kMetadataSchema));
+        }
+        for (const auto& table : config_.tables) {
+            schemas.insert(table.name_on(side()).schema);
+        }
+        for (const auto& schema : schemas) {
+            grant(missing("has_schema_privilege", schema, {"USAGE"}),
+                  "SCHEMA " + quote_identifier(schema), "schema " + schema);
+        }
+        auto metadata_tables = s_.conn.exec(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 1",
+            {std::string(names::kMetadataSchema)});
+        for (int row = 0; row < metadata_tables.rows(); ++row) {
+            const std::string table(metadata_tables.value(row, 0));
+            grant(missing("has_table_privilege", table, {"SELECT", "INSERT", "UPDATE"}),
+                  "TABLE " + table, table);
+        }
+        for (const auto& table : config_.tables) {
+            const QualifiedName local = table.name_on(side());
+            grant(missing("has_table_privilege", local.quoted(),
+                          {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"}),
+                  "TABLE " + local.quoted(), local.display());
+        }
+        for (auto function : kOriginFunctions) {
+            grant(missing("has_function_privilege", std::string(function), {"EXECUTE"}),
+                  "FUNCTION " + std::string(function), std::string(function));
+        }
+        grant(missing("has_table_privilege", "pg_catalog.pg_replication_origin_status", {"SELECT"}),
+              "pg_catalog.pg_replication_origin_status", "pg_replication_origin_status");
+
+        const std::string object = fmt::format("role {} grants", role);
+        if (granted.empty()) {
+            report_.add(side(), object, Outcome::Unchanged, "complete");
+        } else {
+            report_.add(side(), object, Outcome::Changed,
+                        (dry_run_ ? "would grant " : "granted ") +
+                            fmt::format("{}", fmt::join(granted, "; ")));
+        }
+    }
+
+    const Config& config_;
+    SideSetup& s_;
+    SetupReport& report_;
+    bool dry_run_;
+};
+
+SetupReport run_setup(const Config& config, const DatabaseSetupOptions& options);
+SetupReport run_teardown(const Config& config, const DatabaseSetupOptions& options);
+
+// Runs fn; a permission error gets the hint a DBA needs to get past it.
+template <typename Fn>
+SetupReport with_privilege_hint(std::string_view command, Fn&& fn) {
+    try {
+        return fn();
+    } catch (Error& e) {
+        if (e.kind() == ErrorKind::Database && e.context_value("sqlstate") == "42501") {
+            Error hinted(e.kind(),
+                         e.message() + fmt::format("; {} needs a role that owns the synced "
+                                                   "tables and may manage replication origins: "
+                                                   "pass --admin-conninfo SIDE=CONNINFO "
+                                                   "(e.g. of a superuser)",
+                                                   command));
+            for (const auto& [key, value] : e.context()) {
+                hinted.with(key, value);
+            }
+            throw hinted;
+        }
+        throw;
+    }
+}
+
+}  // namespace
+
+SetupReport setup_databases(const Config& config, const DatabaseSetupOptions& options) {
+    return with_privilege_hint("setup", [&] { return run_setup(config, options); });
+}
+
+SetupReport teardown_databases(const Config& config, const DatabaseSetupOptions& options) {
+    return with_privilege_hint("teardown", [&] { return run_teardown(config, options); });
+}
+
+namespace {
+
+SetupReport run_setup(const Config& config, const DatabaseSetupOptions& options) {
+    SetupReport report;
+    report.dry_run = options.dry_run;
+    auto sides = connect_sides(config, options);
+    preflight(config, sides, report);
+    for (auto& s : sides) {
+        SideSetupRun run(config, s, report, options.dry_run);
+        s.conn.transaction([&] {
+            // Two setups at once would race on "create if missing"; the second waits here.
+            s.conn.exec("SELECT pg_advisory_xact_lock(hashtext('pgbridge setup'))");
+            run.metadata_schema();
+            run.runtime_role();
+            run.replica_identity();
+            run.publication();
+            run.origin();
+        });
+        run.slot();
+        run.runtime_login(options.timeout_ms);
+    }
+    return report;
+}
+
+SetupReport run_teardown(const Config& config, const DatabaseSetupOptions& options) {
+    SetupReport report;
+    report.dry_run = options.dry_run;
+    auto sides = connect_sides(config, options);
+    auto record = [&](SideSetup& s, const std::string& object, bool present,
+                      const std::string& sql) {
+        if (!present) {
+            report.add(s.side->name, object, Outcome::Unchanged, "absent");
+            return;
+        }
+        if (!options.dry_run) {
+            s.conn.exec(sql);
+        }
+        report.add(s.side->name, object, Outcome::Changed,
+                   options.dry_run ? "would be dropped" : "dropped");
+    };
+
+    // Slots first, on every side, so that no WAL stays held if a later step fails.
+    for (auto& s : sides) {
+        const std::string slot = names::slot(config.bridge_name, s.side->name);
+        auto result = s.conn.exec(
+            "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1", {slot});
+        if (result.rows() > 0 && result.value(0, 0) == "t") {
+            throw Error(ErrorKind::Setup,
+                        fmt::format("slot {} is in use by process {}; stop pgbridge run first",
+                                    slot, result.value(0, 1)))
+                .with("side", s.side->name);
+        }
+        record(s, "slot " + slot, result.rows() > 0,
+               fmt::format("SELECT pg_drop_replication_slot('{}')", slot));
+    }
+    for (auto& s : sides) {
+        const std::string origin = names::origin(config.bridge_name, s.other->name);
+        const std::string publication = names::publication(config.bridge_name);
+        auto state = s.conn.exec(
+            "SELECT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1),"
+            "       EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $2),"
+            "       EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $3),"
+            "       EXISTS (SELECT 1 FROM pg_publication WHERE pubname LIKE 'pgbridge\\_%'"
+            "                  AND pubname <> $2)",
+            {origin, publication, std::string(names::kMetadataSchema)});
+        record(s, "origin " + origin, state.value(0, 0) == "t",
+               fmt::format("SELECT pg_replication_origin_drop('{}')", origin));
+        record(s, "publication " + publication, state.value(0, 1) == "t",
+               fmt::format("DROP PUBLICATION {}", quote_identifier(publication)));
+        const std::string schema_object = fmt::format("schema {}", names::kMetadataSchema);
+        if (options.keep_metadata && state.value(0, 2) == "t") {
+            report.add(s.side->name, schema_object, Outcome::Skipped,
+                       "kept (--keep-metadata): conflict log and dead letters stay");
+        } else if (state.value(0, 3) == "t") {
+            report.add(s.side->name, schema_object, Outcome::Skipped,
+                       "kept: another bridge's publication uses this database");
+        } else {
+            record(s, schema_object, state.value(0, 2) == "t",
+                   fmt::format("DROP SCHEMA {} CASCADE", quote_identifier(names::kMetadataSchema)));
+        }
+        report.add(s.side->name, "role and replica identity", Outcome::Skipped,
+                   "left as they are; drop the role by hand when nothing else uses it");
+    }
+    return report;
+}
+
+}  // namespace
+
+}  // namespace pgbridge

@@ -1,0 +1,263 @@
+#include "test_environment.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <poll.h>
+#include <random>
+#include <signal.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <pgbridge/core/error.hpp>
+
+namespace pgbridge::test {
+namespace {
+
+std::string env_or_fail(const char* name) {
+    const char* value = std::getenv(name);
+    if (value == nullptr || *value == '\0') {
+        FAIL(
+            fmt::format("{} is not set: run the tests with scripts/test, or start the servers "
+                        "with scripts/testenv start and source the env file it prints",
+                        name));
+    }
+    return value;
+}
+
+}  // namespace
+
+const TestEnvironment& TestEnvironment::get() {
+    static const TestEnvironment env = [] {
+        TestEnvironment e;
+        e.pg_admin[0] = env_or_fail("PGBRIDGE_TEST_PG_A");
+        e.pg_admin[1] = env_or_fail("PGBRIDGE_TEST_PG_B");
+        e.pg_host[0] = env_or_fail("PGBRIDGE_TEST_PG_A_HOST");
+        e.pg_host[1] = env_or_fail("PGBRIDGE_TEST_PG_B_HOST");
+        e.pg_port[0] = env_or_fail("PGBRIDGE_TEST_PG_A_PORT");
+        e.pg_port[1] = env_or_fail("PGBRIDGE_TEST_PG_B_PORT");
+        e.amqp_url = env_or_fail("PGBRIDGE_TEST_AMQP_URL");
+        e.amqp_password = env_or_fail("PGBRIDGE_TEST_AMQP_PASSWORD");
+        e.pgbridge_binary = env_or_fail("PGBRIDGE_BINARY");
+        e.sql_dir = env_or_fail("PGBRIDGE_SQL_DIR");
+        return e;
+    }();
+    return env;
+}
+
+CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+    REQUIRE(!argv.empty());
+    int out_pipe[2];
+    int err_pipe[2];
+    REQUIRE(::pipe2(out_pipe, O_CLOEXEC) == 0);
+    REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::dup2(out_pipe[1], STDOUT_FILENO);
+        ::dup2(err_pipe[1], STDERR_FILENO);
+        std::vector<char*> args;
+        for (const auto& a : argv) {
+            args.push_back(const_cast<char*>(a.c_str()));
+        }
+        args.push_back(nullptr);
+        ::execvp(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+
+    CommandResult result;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    int open_streams = 2;
+    bool timed_out = false;
+    while (open_streams > 0) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            timed_out = true;
+            break;
+        }
+        if (::poll(fds, 2, static_cast<int>(left.count())) < 0) {
+            break;
+        }
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP)) == 0) {
+                continue;
+            }
+            char buffer[4096];
+            const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+            if (n <= 0) {
+                ::close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_streams;
+            } else {
+                (i == 0 ? result.out : result.err).append(buffer, static_cast<std::size_t>(n));
+            }
+        }
+    }
+    if (timed_out) {
+        ::kill(pid, SIGKILL);
+    }
+    for (auto& fd : fds) {
+        if (fd.fd >= 0) {
+            ::close(fd.fd);
+        }
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (timed_out) {
+        FAIL(fmt::format("{} did not finish within {} ms", argv[0], timeout.count()));
+    }
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return result;
+}
+
+std::string unique_name(std::string_view prefix) {
+    static std::atomic<int> counter{0};
+    static const std::string run = [] {
+        std::random_device device;
+        return fmt::format("{:05x}", device() & 0xFFFFF);
+    }();
+    return fmt::format("{}_{}_{}", prefix, run, counter++);
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (std::chrono::steady_clock::now() < until) {
+        if (condition()) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return condition();
+}
+
+namespace {
+
+pg::Connection connect(const std::string& conninfo, const std::string& password = {},
+                       bool replication = false) {
+    pg::ConnectOptions options;
+    options.conninfo = conninfo;
+    options.password = Secret(password);
+    options.replication = replication;
+    options.application_name = "pgbridge tests";
+    options.side = "test";
+    return pg::Connection::open(options);
+}
+
+}  // namespace
+
+ScratchBridge::ScratchBridge(std::string_view prefix, const std::string& schema_a,
+                             const std::string& schema_b, const std::string& tables_toml)
+    : name_(unique_name(prefix)), role_("pgb_" + name_), password_("pw-" + name_) {
+    const auto& env = TestEnvironment::get();
+    dir_ = (std::filesystem::temp_directory_path() / ("pgbridge-test-" + name_)).string();
+    std::filesystem::create_directories(dir_);
+    for (int side = 0; side < 2; ++side) {
+        auto server = connect(env.pg_admin[side]);
+        server.exec(fmt::format("CREATE DATABASE \"{}\"", database(side)));
+        auto db = admin(side);
+        db.exec(side == 0 ? schema_a : schema_b);
+        const std::string file = fmt::format("{}/{}.pass", dir_, side_name(side));
+        std::ofstream(file) << password_ << '\n';
+        std::filesystem::permissions(
+            file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    }
+    config_path_ = dir_ + "/pgbridge.toml";
+    std::ofstream config(config_path_);
+    config << fmt::format(R"([bridge]
+name = "{}"
+
+[sides.a]
+conninfo = "{}"
+password_file = "a.pass"
+
+[sides.b]
+conninfo = "{}"
+password_file = "b.pass"
+
+[rabbitmq]
+url = "{}"
+
+[engine]
+timeout_ms = 10000
+
+{}
+)",
+                          name_, runtime_conninfo(0), runtime_conninfo(1), env.amqp_url,
+                          tables_toml);
+}
+
+ScratchBridge::~ScratchBridge() {
+    const auto& env = TestEnvironment::get();
+    for (int side = 0; side < 2; ++side) {
+        try {
+            auto server = connect(env.pg_admin[side]);
+            // Slots and origins outlive a dropped database; drop them first.
+            server.exec(
+                fmt::format("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                            "WHERE slot_name LIKE 'pgbridge\\_{0}\\_%' AND active_pid IS NOT NULL",
+                            name_));
+            eventually([&] {
+                return server
+                           .exec(fmt::format("SELECT count(*) FROM pg_replication_slots WHERE "
+                                             "slot_name LIKE 'pgbridge\\_{}\\_%' AND active",
+                                             name_))
+                           .value(0, 0) == "0";
+            });
+            server.exec(
+                fmt::format("SELECT pg_drop_replication_slot(slot_name) FROM "
+                            "pg_replication_slots WHERE slot_name LIKE 'pgbridge\\_{}\\_%'",
+                            name_));
+            server.exec(
+                fmt::format("SELECT pg_replication_origin_drop(roname) FROM "
+                            "pg_replication_origin WHERE roname LIKE 'pgbridge\\_{}\\_%'",
+                            name_));
+            server.exec(fmt::format("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", database(side)));
+            server.exec(fmt::format("DROP ROLE IF EXISTS \"{}\"", role_));
+        } catch (const std::exception& e) {
+            MESSAGE("cleanup of ", name_, " failed: ", e.what());
+        }
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+}
+
+std::string ScratchBridge::admin_conninfo(int side) const {
+    return TestEnvironment::get().pg_admin[side] + " dbname=" + database(side);
+}
+
+std::string ScratchBridge::runtime_conninfo(int side) const {
+    const auto& env = TestEnvironment::get();
+    return fmt::format("host={} port={} dbname={} user={}", env.pg_host[side], env.pg_port[side],
+                       database(side), role_);
+}
+
+pg::Connection ScratchBridge::admin(int side) const {
+    return connect(admin_conninfo(side));
+}
+
+pg::Connection ScratchBridge::runtime(int side, bool replication) const {
+    return connect(runtime_conninfo(side), password_, replication);
+}
+
+CommandResult ScratchBridge::pgbridge(const std::vector<std::string>& args) const {
+    std::vector<std::string> argv{TestEnvironment::get().pgbridge_binary, "--config", config_path_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv);
+}
+
+std::vector<std::string> ScratchBridge::admin_flags() const {
+    return {"--admin-conninfo", "a=" + admin_conninfo(0), "--admin-conninfo",
+            "b=" + admin_conninfo(1)};
+}
+
+}  // namespace pgbridge::test

@@ -1,0 +1,87 @@
+#pragma once
+
+// What integration tests share: the servers of scripts/testenv, scratch databases that clean
+// up after themselves, and running the pgbridge binary as a DBA would.
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <pgbridge/pg/connection.hpp>
+
+namespace pgbridge::test {
+
+struct TestEnvironment {
+    std::string pg_admin[2];  // superuser conninfo (Unix socket) of cluster a and b, no dbname
+    std::string pg_host[2];
+    std::string pg_port[2];
+    std::string amqp_url;
+    std::string amqp_password;
+    std::string pgbridge_binary;
+    std::string sql_dir;
+
+    // Reads the PGBRIDGE_TEST_* variables; fails the test with instructions when they are not
+    // set (run through scripts/test, or source the env file of scripts/testenv).
+    static const TestEnvironment& get();
+};
+
+struct CommandResult {
+    int exit_code = -1;
+    std::string out;
+    std::string err;
+};
+
+// Runs argv[0] with the given arguments and environment additions, capturing both streams.
+// Kills it and fails the test after timeout.
+CommandResult run_command(const std::vector<std::string>& argv,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// A unique name for this test run: lower-case, usable in database, role and bridge names.
+std::string unique_name(std::string_view prefix);
+
+// Polls condition until it holds or the deadline passes; returns whether it held.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds deadline = std::chrono::seconds(30));
+
+// Two fresh databases, one per cluster (side "a" on cluster a, side "b" on cluster b), a
+// runtime role per cluster with a password in a password file, and a config file for a bridge
+// between them. The destructor drops slots, origins, databases and roles.
+class ScratchBridge {
+  public:
+    // schema_a / schema_b: SQL run in the fresh databases as superuser (tables to sync).
+    // tables_toml: the [[tables]] (and optionally [conflicts]) part of the config.
+    ScratchBridge(std::string_view prefix, const std::string& schema_a, const std::string& schema_b,
+                  const std::string& tables_toml);
+    ~ScratchBridge();
+    ScratchBridge(const ScratchBridge&) = delete;
+    ScratchBridge& operator=(const ScratchBridge&) = delete;
+
+    const std::string& name() const { return name_; }
+    const std::string& config_path() const { return config_path_; }
+    const std::string& role() const { return role_; }
+    const std::string& password() const { return password_; }
+    std::string side_name(int side) const { return side == 0 ? "a" : "b"; }
+    std::string database(int side) const { return name_ + "_" + side_name(side); }
+    // Superuser conninfo of the side's database.
+    std::string admin_conninfo(int side) const;
+    // The conninfo the config uses: the runtime role over TCP.
+    std::string runtime_conninfo(int side) const;
+
+    pg::Connection admin(int side) const;
+    pg::Connection runtime(int side, bool replication = false) const;
+
+    // pgbridge --config <this bridge's file> args...
+    CommandResult pgbridge(const std::vector<std::string>& args) const;
+    // The --admin-conninfo flags for both sides.
+    std::vector<std::string> admin_flags() const;
+
+  private:
+    std::string name_;
+    std::string role_;
+    std::string password_;
+    std::string dir_;
+    std::string config_path_;
+};
+
+}  // namespace pgbridge::test

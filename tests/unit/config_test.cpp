@@ -1,0 +1,318 @@
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include <pgbridge/config/config.hpp>
+#include <pgbridge/core/error.hpp>
+
+using namespace pgbridge;
+
+namespace {
+
+// The spec's example, complete, with a mapped table. Line numbers matter to the tests below
+// that patch it: keep the layout.
+constexpr std::string_view kValid = R"([bridge]
+name = "crm"
+
+[sides.looma_crm]
+conninfo = "host=127.0.0.1 port=5432 dbname=looma user=pgbridge"
+
+[sides.zervigo]
+conninfo = "host=127.0.0.1 port=5433 dbname=zervigo user=pgbridge"
+
+[rabbitmq]
+url = "amqp://pgbridge@127.0.0.1:5672/%2f"
+max_priority = 10
+
+[engine]
+batch_size = 100
+max_retries = 3
+retry_delay_ms = 1000
+timeout_ms = 30000
+
+[[tables]]
+name = "public.talents"
+priority = 8
+
+[[tables]]
+name = "public.customers"
+priority = 5
+[tables.sides.zervigo]
+name = "hr.candidates"
+columns = { email = "contact_email" }
+
+[conflicts]
+default_strategy = "last_write_wins"
+source_priority = ["looma_crm", "zervigo"]
+
+[conflicts.field_priority]
+email = "zervigo"
+status = "looma_crm"
+"public.customers.status" = "zervigo"
+)";
+
+Config parse(std::string_view text) {
+    return parse_config(text, "test.toml");
+}
+
+// Parses text expecting a config error; returns it.
+Error parse_error(std::string_view text) {
+    try {
+        parse(text);
+    } catch (const Error& e) {
+        return e;
+    }
+    FAIL("expected a configuration error");
+    return Error(ErrorKind::Internal, "unreachable");
+}
+
+int error_line(std::string_view text) {
+    const Error e = parse_error(text);
+    CHECK(e.kind() == ErrorKind::Config);
+    CHECK(e.context_value("file") == "test.toml");
+    return std::stoi(std::string(e.context_value("line")));
+}
+
+std::string replace(std::string_view text, std::string_view from, std::string_view to) {
+    std::string s(text);
+    const auto pos = s.find(from);
+    REQUIRE(pos != std::string::npos);
+    s.replace(pos, from.size(), to);
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("the spec's full example loads into typed structs") {
+    const Config c = parse(kValid);
+    CHECK(c.bridge_name == "crm");
+    REQUIRE(c.sides.size() == 2);
+    CHECK(c.sides[0].name == "looma_crm");  // declaration order, not alphabetical
+    CHECK(c.sides[1].name == "zervigo");
+    CHECK(c.sides[1].conninfo == "host=127.0.0.1 port=5433 dbname=zervigo user=pgbridge");
+    CHECK(c.rabbitmq.url.host == "127.0.0.1");
+    CHECK(c.rabbitmq.url.vhost == "/");
+    CHECK(c.rabbitmq.url.user == "pgbridge");
+    CHECK(c.rabbitmq.max_priority == 10);
+    CHECK(c.engine.batch_size == 100);
+    CHECK(c.engine.timeout_ms == 30000);
+    REQUIRE(c.tables.size() == 2);
+    CHECK(c.tables[0].name.display() == "public.talents");
+    CHECK(c.tables[0].priority == 8);
+    const TableConfig& customers = c.tables[1];
+    CHECK(customers.name_on("looma_crm").display() == "public.customers");
+    CHECK(customers.name_on("zervigo").display() == "hr.candidates");
+    CHECK(customers.column_on("zervigo", "email") == "contact_email");
+    CHECK(customers.column_on("looma_crm", "email") == "email");
+    CHECK(customers.canonical_column("zervigo", "contact_email") == "email");
+    CHECK(c.conflicts.default_strategy == ConflictStrategy::LastWriteWins);
+    CHECK(c.conflicts.source_priority == std::vector<std::string>{"looma_crm", "zervigo"});
+    REQUIRE(c.conflicts.field_priority.size() == 3);
+    CHECK(c.conflicts.field_priority[0].column == "email");  // file order
+    CHECK(c.conflicts.field_priority[2].table->display() == "public.customers");
+    CHECK(c.warnings.empty());
+}
+
+TEST_CASE("defaults apply when optional sections are absent") {
+    const Config c = parse(R"([bridge]
+name = "b"
+[sides.a]
+conninfo = "dbname=a"
+[sides.b]
+conninfo = "dbname=b"
+[rabbitmq]
+url = "amqp://localhost"
+[[tables]]
+name = "s.t"
+)");
+    CHECK(c.engine.batch_size == 100);
+    CHECK(c.engine.max_retries == 3);
+    CHECK(c.engine.retry_delay_ms == 1000);
+    CHECK(c.rabbitmq.max_priority == 10);
+    CHECK(c.rabbitmq.url.user == "guest");
+    CHECK(c.tables[0].priority == 1);  // above the priority 0 of initial-sync traffic
+    CHECK(c.conflicts.default_strategy == ConflictStrategy::LastWriteWins);
+    CHECK(c.conflicts.source_priority == std::vector<std::string>{"a", "b"});
+    CHECK(c.conflicts.source_priority_as_written.empty());
+}
+
+TEST_CASE("invalid configurations name the line of the mistake") {
+    SUBCASE("TOML syntax error") {
+        CHECK(error_line(replace(kValid, "batch_size = 100", "batch_size = = 100")) == 15);
+    }
+    SUBCASE("unknown top-level key") {
+        const std::string text = std::string(kValid) + "\n[metricz]\nlisten = \"x\"\n";
+        const Error e = parse_error(text);
+        CHECK(std::string(e.what()).find("unknown key 'metricz'") != std::string::npos);
+        CHECK(e.context_value("line") == "40");
+    }
+    SUBCASE("unknown key in [engine]") {
+        const Error e = parse_error(replace(kValid, "max_retries = 3", "max_retry = 3"));
+        CHECK(e.context_value("line") == "16");
+        CHECK(std::string(e.what()).find("expected one of: batch_size, max_retries") !=
+              std::string::npos);
+    }
+    SUBCASE("unknown key in a side") {
+        CHECK(error_line(replace(kValid, "[sides.zervigo]\n", "[sides.zervigo]\nhost = \"x\"\n")) ==
+              8);
+    }
+    SUBCASE("missing conninfo names the side's table") {
+        CHECK(error_line(replace(kValid,
+                                 "conninfo = \"host=127.0.0.1 port=5433 dbname=zervigo "
+                                 "user=pgbridge\"",
+                                 "")) == 7);
+    }
+    SUBCASE("priority above max_priority") {
+        const Error e = parse_error(replace(kValid, "priority = 8", "priority = 11"));
+        CHECK(e.context_value("line") == "22");
+        CHECK(std::string(e.what()).find("between 0 and 10") != std::string::npos);
+    }
+    SUBCASE("priority of the wrong type") {
+        CHECK(error_line(replace(kValid, "priority = 8", "priority = \"high\"")) == 22);
+    }
+    SUBCASE("table name not schema-qualified") {
+        CHECK(error_line(replace(kValid, "name = \"public.talents\"", "name = \"talents\"")) == 21);
+    }
+    SUBCASE("table listed twice") {
+        CHECK(error_line(replace(kValid, "name = \"public.customers\"",
+                                 "name = \"PUBLIC.Talents\"")) == 25);
+    }
+    SUBCASE("mapping to an unknown side") {
+        CHECK(error_line(replace(kValid, "[tables.sides.zervigo]", "[tables.sides.zervigoo]")) ==
+              27);
+    }
+    SUBCASE("two columns mapped to the same side column") {
+        CHECK(error_line(replace(kValid, "columns = { email = \"contact_email\" }",
+                                 "columns = { email = \"contact_email\", mail = "
+                                 "\"contact_email\" }")) == 29);
+    }
+    SUBCASE("unknown strategy") {
+        const Error e = parse_error(replace(kValid, "\"last_write_wins\"", "\"newest_wins\""));
+        CHECK(e.context_value("line") == "32");
+        CHECK(std::string(e.what()).find("last_write_wins, source_priority, manual") !=
+              std::string::npos);
+    }
+    SUBCASE("source_priority names an unknown side") {
+        CHECK(error_line(replace(kValid, "[\"looma_crm\", \"zervigo\"]",
+                                 "[\"looma_crm\", \"zervigo\", \"crm\"]")) == 33);
+    }
+    SUBCASE("source_priority lists a side twice") {
+        CHECK(error_line(replace(kValid, "[\"looma_crm\", \"zervigo\"]",
+                                 "[\"zervigo\", \"zervigo\"]")) == 33);
+    }
+    SUBCASE("field_priority names an unknown side") {
+        CHECK(error_line(replace(kValid, "email = \"zervigo\"", "email = \"zervig\"")) == 36);
+    }
+    SUBCASE("field_priority names a table that is not synced") {
+        CHECK(error_line(replace(kValid, "\"public.customers.status\"",
+                                 "\"public.orders.status\"")) == 38);
+    }
+    SUBCASE("field_priority key with two parts") {
+        CHECK(error_line(replace(kValid, "\"public.customers.status\"", "\"customers.status\"")) ==
+              38);
+    }
+    SUBCASE("invalid AMQP URL") {
+        const Error e = parse_error(replace(kValid, "amqp://pgbridge@", "http://pgbridge@"));
+        CHECK(e.context_value("line") == "11");
+        CHECK(std::string(e.what()).find("amqp://") != std::string::npos);
+    }
+    SUBCASE("invalid libpq conninfo") {
+        CHECK(error_line(replace(kValid, "port=5433 dbname=zervigo", "port=5433 dbname")) == 8);
+    }
+    SUBCASE("bridge name with characters a slot name cannot hold") {
+        CHECK(error_line(replace(kValid, "name = \"crm\"", "name = \"CRM-1\"")) == 2);
+    }
+    SUBCASE("three sides") {
+        CHECK(error_line(replace(kValid, "[rabbitmq]",
+                                 "[sides.third]\nconninfo = \"dbname=x\"\n"
+                                 "[rabbitmq]")) == 10);
+    }
+    SUBCASE("engine value out of range") {
+        CHECK(error_line(replace(kValid, "batch_size = 100", "batch_size = 0")) == 15);
+    }
+    SUBCASE("max_priority out of RabbitMQ's range") {
+        CHECK(error_line(replace(kValid, "max_priority = 10", "max_priority = 300")) == 12);
+    }
+    SUBCASE("names too long for PostgreSQL identifiers") {
+        const std::string long_name(50, 'x');
+        CHECK(error_line(replace(kValid, "name = \"crm\"", "name = \"" + long_name + "\"")) == 4);
+    }
+}
+
+TEST_CASE("every problem is reported at once, in file order") {
+    std::string text = replace(kValid, "priority = 8", "priority = 99");
+    text = replace(text, "max_retries = 3", "max_retry = 3");
+    const Error e = parse_error(text);
+    const std::string message = e.what();
+    CHECK(e.context_value("line") == "16");  // the first one in the file
+    CHECK(message.find("test.toml:16:1: unknown key 'max_retry'") != std::string::npos);
+    CHECK(message.find("test.toml:22:") != std::string::npos);
+}
+
+TEST_CASE("password files are read, never shown, and their permissions checked") {
+    const auto dir = std::filesystem::temp_directory_path() / "pgbridge-config-test";
+    std::filesystem::create_directories(dir);
+    const auto file = dir / "looma.pass";
+    {
+        std::ofstream out(file);
+        out << "s3cret-pw\n";
+    }
+    std::filesystem::permissions(
+        file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    const std::string text =
+        replace(kValid, "[sides.zervigo]", "password_file = \"looma.pass\"\n[sides.zervigo]");
+
+    SUBCASE("relative to the config file, first line only") {
+        const Config c = parse_config(text, "test.toml", dir);
+        CHECK(c.sides[0].password.reveal() == "s3cret-pw");
+        CHECK(c.warnings.empty());
+    }
+    SUBCASE("group-readable file loads with a warning") {
+        std::filesystem::permissions(file, std::filesystem::perms::group_read,
+                                     std::filesystem::perm_options::add);
+        const Config c = parse_config(text, "test.toml", dir);
+        REQUIRE(c.warnings.size() == 1);
+        CHECK(c.warnings[0].find("chmod 0600") != std::string::npos);
+        CHECK(c.warnings[0].find("s3cret") == std::string::npos);
+    }
+    SUBCASE("missing file is an error at the key") {
+        const Error e = [&] {
+            try {
+                parse_config(text, "test.toml", dir / "elsewhere");
+            } catch (const Error& err) {
+                return err;
+            }
+            FAIL("expected an error");
+            return Error(ErrorKind::Internal, "");
+        }();
+        CHECK(e.context_value("line") == "7");
+    }
+    SUBCASE("a password in the conninfo is a warning and never echoed") {
+        const Config c = parse(replace(kValid, "dbname=looma user=pgbridge",
+                                       "dbname=looma user=pgbridge password=hunter2"));
+        REQUIRE(c.warnings.size() == 1);
+        CHECK(c.warnings[0].find("hunter2") == std::string::npos);
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a missing file names the path") {
+    try {
+        load_config("/nonexistent/pgbridge.toml");
+        FAIL("expected an error");
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::Config);
+        CHECK(e.context_value("file") == "/nonexistent/pgbridge.toml");
+    }
+}
+
+TEST_CASE("the example config shipped in the repository is valid") {
+    const char* fixtures = std::getenv("PGBRIDGE_FIXTURES");
+    REQUIRE(fixtures != nullptr);
+    const Config c =
+        load_config(std::filesystem::path(fixtures) / ".." / ".." / "packaging" / "pgbridge.toml");
+    CHECK(c.bridge_name == "crm");
+    CHECK(c.sides.size() == 2);
+}
