@@ -319,8 +319,10 @@ class SideSetupRun {
     void publication() {
         const std::string name = names::publication(config_.bridge_name);
         std::vector<std::string> wanted;
+        std::vector<std::string> shown;
         for (const auto& table : config_.tables) {
             wanted.push_back(table.name_on(side()).quoted());
+            shown.push_back(table.name_on(side()).display());
         }
         auto current = s_.conn.exec(
             "SELECT coalesce(array_agg(pr.prrelid::regclass::text ORDER BY pr.prrelid), '{}') = "
@@ -333,15 +335,16 @@ class SideSetupRun {
             {name, text_array(wanted)});
         const std::string object = "publication " + name;
         const std::string list = join(wanted);
+        const std::string shown_list = join(shown);
         if (current.rows() == 0) {
-            change(object, "created for " + list,
+            change(object, "created for " + shown_list,
                    fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert, "
                                "update, delete, truncate')",
                                quote_identifier(name), list));
             return;
         }
         if (current.value(0, 0) != "t") {
-            change(object, "table list set to " + list,
+            change(object, "table list set to " + shown_list,
                    fmt::format("ALTER PUBLICATION {} SET TABLE {}", quote_identifier(name), list));
         }
         if (current.value(0, 1) != "t") {
@@ -351,7 +354,7 @@ class SideSetupRun {
                                quote_identifier(name)));
         }
         if (current.value(0, 0) == "t" && current.value(0, 1) == "t") {
-            report_.add(side(), object, Outcome::Unchanged, "present for " + list);
+            report_.add(side(), object, Outcome::Unchanged, "present for " + shown_list);
         }
     }
 
