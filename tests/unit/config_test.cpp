@@ -309,10 +309,9 @@ TEST_CASE("a missing file names the path") {
 }
 
 TEST_CASE("the example config shipped in the repository is valid") {
-    const char* fixtures = std::getenv("PGBRIDGE_FIXTURES");
-    REQUIRE(fixtures != nullptr);
-    const Config c =
-        load_config(std::filesystem::path(fixtures) / ".." / ".." / "packaging" / "pgbridge.toml");
+    const char* root = std::getenv("PGBRIDGE_SOURCE_ROOT");
+    REQUIRE(root != nullptr);
+    const Config c = load_config(std::filesystem::path(root) / "packaging" / "pgbridge.toml");
     CHECK(c.bridge_name == "crm");
     CHECK(c.sides.size() == 2);
 }
