@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
                        "keep schema pgbridge (conflict log and dead letters)");
     teardown->add_flag("--dry-run", setup_options.dry_run, "report what would be dropped");
 
-    std::string tail_side;
+    TailCommandOptions tail_options;
     auto* run = app.add_subcommand("run", "the daemon: both directions of the bridge");
     auto* slots = app.add_subcommand("slots", "every pgbridge slot on both sides");
     auto* lag =
@@ -100,9 +100,13 @@ int main(int argc, char** argv) {
         app.add_subcommand("status", "health summary; exit 0 healthy, 1 degraded, 2 down");
     auto* conflicts = app.add_subcommand("conflicts", "the conflict log and manual resolution");
     conflicts->allow_extras();
-    auto* tail = app.add_subcommand("tail", "print decoded changes of one side as they stream");
-    tail->add_option("--side", tail_side, "side to follow");
-    tail->allow_extras();
+    auto* tail = app.add_subcommand(
+        "tail", "print decoded changes of one side as they stream, acknowledging nothing");
+    tail->add_option("--side", tail_options.side, "side to follow")->required();
+    tail->add_flag("--from-start", tail_options.from_start,
+                   "read the bridge's slot from its confirmed position (what is not yet "
+                   "acknowledged) instead of a temporary slot from now on");
+    tail->add_option("--count", tail_options.count, "stop after this many transactions");
 
     try {
         app.parse(argc, argv);
@@ -131,7 +135,10 @@ int main(int argc, char** argv) {
             parse_admin_conninfo(admin_conninfo, setup_options);
             return teardown_command(global, setup_options);
         }
-        for (auto* command : {run, slots, lag, status, conflicts, tail}) {
+        if (*tail) {
+            return tail_command(global, tail_options);
+        }
+        for (auto* command : {run, slots, lag, status, conflicts}) {
             if (*command) {
                 return not_built_yet(command->get_name());
             }

@@ -120,8 +120,12 @@ Result Connection::check(pg_result* raw, std::string_view sql) {
          status == PGRES_COPY_OUT || status == PGRES_COPY_IN)) {
         return result;
     }
+    // Only the primary message: DETAIL lines can quote row values ("Key (id)=(5) already
+    // exists"), which must not reach logs.
+    const char* primary =
+        raw != nullptr ? PQresultErrorField(raw, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
     std::string message =
-        raw != nullptr ? trimmed(PQresultErrorMessage(raw)) : trimmed(PQerrorMessage(conn_.get()));
+        primary != nullptr ? std::string(primary) : trimmed(PQerrorMessage(conn_.get()));
     const char* sqlstate = raw != nullptr ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
     Error error(ErrorKind::Database, message);
     error.with("side", side_);

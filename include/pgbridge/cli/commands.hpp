@@ -18,10 +18,17 @@ struct SetupCommandOptions {
     bool keep_metadata = false;  // teardown only
 };
 
+struct TailCommandOptions {
+    std::string side;
+    bool from_start = false;  // the bridge's slot from its confirmed position, not a temporary one
+    int count = 0;            // stop after this many transactions (0: never)
+};
+
 // Each returns the process exit code; errors propagate as pgbridge::Error.
 int check_config_command(const GlobalOptions& global);
 int setup_command(const GlobalOptions& global, const SetupCommandOptions& options);
 int teardown_command(const GlobalOptions& global, const SetupCommandOptions& options);
+int tail_command(const GlobalOptions& global, const TailCommandOptions& options);
 int version_command(const GlobalOptions& global);
 
 }  // namespace pgbridge::cli

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pgbridge/core/lsn.hpp>
+
+namespace pgbridge {
+
+// A column of a replicated table as the source server describes it (pgoutput Relation).
+struct ColumnInfo {
+    std::string name;
+    std::uint32_t type_oid = 0;
+    std::int32_t type_modifier = -1;
+    bool key = false;          // flagged as replica identity by pgoutput (FULL: every column)
+    bool primary_key = false;  // part of the source table's primary key (from its catalog)
+};
+
+// A replicated table as the source described it when the change was decoded. Shared by every
+// change of that table until the server sends a new description (after ALTER TABLE).
+struct TableInfo {
+    std::uint32_t relation_oid = 0;
+    std::string schema;
+    std::string name;
+    char replica_identity = 'd';  // d default (primary key), n nothing, f full, i index
+    std::vector<ColumnInfo> columns;
+};
+
+// One column value of a row image.
+struct Value {
+    enum class Kind : std::uint8_t {
+        Null,
+        UnchangedToast,  // a TOASTed value the update did not touch: the server did not send it
+        Text,            // the type's text output
+        Binary,          // the type's binary send format
+    };
+    Kind kind = Kind::Null;
+    std::string data;  // bytes for Text and Binary
+
+    bool operator==(const Value&) const = default;
+};
+
+using Row = std::vector<Value>;  // in the order of TableInfo::columns
+
+enum class ChangeOp : std::uint8_t { Insert, Update, Delete, Truncate };
+
+std::string_view to_string(ChangeOp op) noexcept;
+
+// One row change (or a truncate) inside a source transaction.
+struct ChangeEvent {
+    ChangeOp op = ChangeOp::Insert;
+    std::shared_ptr<const TableInfo> table;  // for Truncate: the first table
+    // Update: the old row (all columns with REPLICA IDENTITY FULL, only the key columns when
+    // old_is_key_only, absent when the key did not change under a key identity).
+    // Delete: the old row, as for update.
+    std::optional<Row> old_row;
+    bool old_is_key_only = false;
+    std::optional<Row> new_row;  // Insert, Update
+    // Truncate: every table of the TRUNCATE statement, and its options.
+    std::vector<std::shared_ptr<const TableInfo>> truncated;
+    bool truncate_cascade = false;
+    bool truncate_restart_identity = false;
+};
+
+// A pg_logical_emit_message() inside the transaction.
+struct LogicalMessage {
+    Lsn lsn;
+    std::string prefix;
+    std::string content;
+};
+
+// A committed source transaction, whole, in commit order of its source.
+struct SourceTransaction {
+    std::string source_side;
+    std::uint32_t xid = 0;
+    Lsn commit_lsn;  // LSN of the commit record
+    Lsn end_lsn;     // end of the commit record: the position to acknowledge
+    UnixMicros commit_time = 0;
+    std::optional<std::string> origin;  // replication origin of the writer, if any
+    Lsn origin_lsn;
+    bool streamed = false;  // arrived as in-progress chunks (protocol version 2)
+    std::vector<ChangeEvent> changes;
+    std::vector<LogicalMessage> messages;
+};
+
+}  // namespace pgbridge

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace pgbridge::log {
+
+enum class Level { Debug = 0, Info = 1, Warning = 2, Error = 3 };
+
+// One line per event on stderr (journald picks it up), logfmt style:
+//   2026-11-25T19:40:01.123456Z info capture: streaming side=looma_crm slot=... lsn=0/16B3748
+// Fields name sides, tables, keys' columns and LSNs; never a password or a row value.
+using Field = std::pair<std::string_view, std::string>;
+
+void set_level(Level level);
+Level level();
+bool enabled(Level level);
+void write(Level level, std::string_view component, std::string_view message,
+           std::initializer_list<Field> fields = {});
+
+inline void debug(std::string_view c, std::string_view m, std::initializer_list<Field> f = {}) {
+    if (enabled(Level::Debug)) {
+        write(Level::Debug, c, m, f);
+    }
+}
+inline void info(std::string_view c, std::string_view m, std::initializer_list<Field> f = {}) {
+    write(Level::Info, c, m, f);
+}
+inline void warning(std::string_view c, std::string_view m, std::initializer_list<Field> f = {}) {
+    write(Level::Warning, c, m, f);
+}
+inline void error(std::string_view c, std::string_view m, std::initializer_list<Field> f = {}) {
+    write(Level::Error, c, m, f);
+}
+
+}  // namespace pgbridge::log

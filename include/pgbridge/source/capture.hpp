@@ -1,0 +1,81 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/core/lsn.hpp>
+#include <pgbridge/pg/connection.hpp>
+#include <pgbridge/source/transaction_sink.hpp>
+
+namespace pgbridge::source {
+
+struct CaptureOptions {
+    std::string side;
+    pg::ConnectOptions connect;
+    std::string slot;
+    std::string publication;
+    // Create `slot` as a temporary slot on each connection (pgbridge tail).
+    bool temporary_slot = false;
+    // Report durable positions to the server. Off for tail, which must never move the slot.
+    bool acknowledge = true;
+    // Hand echo transactions (pgbridge origins) to the sink instead of dropping them (tail
+    // shows them, marked).
+    bool deliver_echo = false;
+    bool streaming = true;
+    // Reconnect after failures. Off for tail: a DBA wants the error, not a retry loop.
+    bool retry = true;
+    std::chrono::milliseconds status_interval{1000};
+    std::chrono::milliseconds reconnect_min{100};
+    std::chrono::milliseconds reconnect_max{10000};
+};
+
+// Counters for metrics and status lines; written by the capture thread only.
+struct CaptureStats {
+    std::atomic<std::uint64_t> transactions{0};
+    std::atomic<std::uint64_t> changes{0};
+    std::atomic<std::uint64_t> echo_transactions_dropped{0};
+    std::atomic<std::uint64_t> reconnects{0};
+    std::atomic<std::uint64_t> received_lsn{0};
+    std::atomic<std::uint64_t> confirmed_lsn{0};  // last flush position reported
+    std::atomic<bool> streaming{false};
+};
+
+// Streams one side's slot: decodes pgoutput into whole transactions, drops the ones pgbridge
+// itself applied (origin pgbridge_*), hands the rest to the sink, and reports as flushed only
+// what the sink says is durable (see FeedbackPosition). Reconnects with exponential backoff
+// after connection loss or a sink failure, resuming so that nothing acknowledged is sent again
+// and nothing unacknowledged is lost.
+class Capture {
+  public:
+    Capture(CaptureOptions options, TransactionSink& sink);
+    ~Capture();
+    Capture(const Capture&) = delete;
+    Capture& operator=(const Capture&) = delete;
+
+    // Runs until stop(). Returns normally after stop(); throws on errors that a retry cannot
+    // fix (malformed stream, missing slot or publication, authentication).
+    void run();
+    // Thread-safe; wakes run() at once.
+    void stop();
+
+    const CaptureStats& stats() const { return stats_; }
+
+  private:
+    class Session;
+
+    CaptureOptions options_;
+    TransactionSink& sink_;
+    CaptureStats stats_;
+    std::atomic<bool> stopping_{false};
+    int wake_fd_ = -1;
+};
+
+// Errors that a reconnect may cure (connection lost, server restarting, slot still held by a
+// previous process) as opposed to ones that need a DBA.
+bool is_retryable(const Error& error);
+
+}  // namespace pgbridge::source

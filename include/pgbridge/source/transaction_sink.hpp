@@ -1,0 +1,28 @@
+#pragma once
+
+#include <pgbridge/core/change_event.hpp>
+#include <pgbridge/core/lsn.hpp>
+
+namespace pgbridge::source {
+
+// Where the capture hands committed transactions, and who tells it what is durable. The
+// RabbitMQ publisher implements it (durable = confirmed by the broker); tests and
+// `pgbridge tail` have their own.
+class TransactionSink {
+  public:
+    virtual ~TransactionSink() = default;
+
+    // Takes one committed transaction, in source commit order. May block (backpressure).
+    // Throwing makes the capture reconnect and replay from durable_lsn().
+    virtual void deliver(SourceTransaction transaction) = 0;
+
+    // Every delivered transaction whose end LSN is at or before this is durable downstream.
+    // Called from the capture's thread; must not decrease.
+    virtual Lsn durable_lsn() = 0;
+
+    // The capture restarts from `from`: anything delivered after it that is not durable will
+    // be delivered again.
+    virtual void rewind(Lsn from) { (void)from; }
+};
+
+}  // namespace pgbridge::source

@@ -1,0 +1,208 @@
+#include <algorithm>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/core/log.hpp>
+#include <pgbridge/pgoutput/transaction_assembler.hpp>
+#include <pgbridge/source/capture.hpp>
+#include <pgbridge/source/feedback_position.hpp>
+#include <pgbridge/source/replication_connection.hpp>
+
+namespace pgbridge::source {
+
+bool is_retryable(const Error& error) {
+    if (error.kind() == ErrorKind::Broker) {
+        return true;
+    }
+    if (error.kind() != ErrorKind::Database) {
+        return false;
+    }
+    const std::string_view sqlstate = error.context_value("sqlstate");
+    return sqlstate.empty()               // connection-level failure
+           || sqlstate.starts_with("08")  // connection exception
+           || sqlstate == "57P01"         // admin shutdown
+           || sqlstate == "57P02"         // crash shutdown
+           || sqlstate == "57P03"         // cannot connect now (starting up)
+           || sqlstate == "53300"         // too many connections
+           || sqlstate == "55006";        // slot still active for a previous process
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Marks failures of the sink so the capture knows to rewind to the durable position.
+struct SinkFailure {
+    Error error;
+};
+
+}  // namespace
+
+// One connection's life: connect, stream, acknowledge, until stop or failure.
+class Capture::Session {
+  public:
+    Session(Capture& capture, FeedbackPosition& feedback)
+        : c_(capture), feedback_(feedback), assembler_(capture.options_.side) {}
+
+    void run() {
+        const CaptureOptions& o = c_.options_;
+        ReplicationConnection conn(o.connect);
+        if (o.temporary_slot) {
+            conn.create_temporary_slot(o.slot);
+        }
+        assembler_.set_primary_keys(conn.publication_primary_keys(o.publication));
+        StartReplicationOptions start;
+        start.slot = o.slot;
+        start.publication = o.publication;
+        start.start = o.temporary_slot ? Lsn() : feedback_.resume_position();
+        start.streaming = o.streaming;
+        conn.start_replication(start);
+        c_.stats_.streaming = true;
+        log::info("capture", "streaming",
+                  {{"side", o.side}, {"slot", o.slot}, {"from_lsn", start.start.to_string()}});
+
+        auto next_status = Clock::now();
+        while (!c_.stopping_) {
+            const auto wait = std::max(
+                std::chrono::milliseconds(0),
+                std::chrono::duration_cast<std::chrono::milliseconds>(next_status - Clock::now()));
+            auto message = conn.next(wait, c_.wake_fd_);
+            bool reply_requested = false;
+            if (message) {
+                if (auto* data = std::get_if<XLogData>(&*message)) {
+                    written_ = std::max(written_, data->wal_start);
+                    if (auto txn = assembler_.feed(data->payload)) {
+                        handle(std::move(*txn));
+                    }
+                } else {
+                    const auto& keepalive = std::get<PrimaryKeepalive>(*message);
+                    feedback_.keepalive(keepalive.sent_up_to, assembler_.holds_partial_data());
+                    if (!assembler_.holds_partial_data()) {
+                        written_ = std::max(written_, keepalive.sent_up_to);
+                    }
+                    reply_requested = keepalive.reply_requested;
+                }
+                c_.stats_.received_lsn = written_.value;
+            }
+            if (reply_requested || Clock::now() >= next_status) {
+                send_status(conn);
+                next_status = Clock::now() + o.status_interval;
+            }
+        }
+        // Leave the slot as current as downstream allows before closing.
+        send_status(conn);
+        c_.stats_.streaming = false;
+    }
+
+  private:
+    void handle(SourceTransaction txn) {
+        const CaptureOptions& o = c_.options_;
+        const Lsn end = txn.end_lsn;
+        if (end <= feedback_.resume_position()) {
+            log::debug("capture", "skipping a transaction received before",
+                       {{"side", o.side}, {"lsn", end.to_string()}});
+            return;
+        }
+        const bool echo = txn.origin && pgoutput::is_pgbridge_origin(*txn.origin);
+        if (echo && !o.deliver_echo) {
+            ++c_.stats_.echo_transactions_dropped;
+            feedback_.skipped(end);
+            log::debug("capture", "dropped a transaction pgbridge applied (no echo)",
+                       {{"side", o.side}, {"origin", *txn.origin}, {"lsn", end.to_string()}});
+            return;
+        }
+        ++c_.stats_.transactions;
+        c_.stats_.changes += txn.changes.size();
+        try {
+            c_.sink_.deliver(std::move(txn));
+        } catch (const Error& e) {
+            throw SinkFailure{e};
+        }
+        feedback_.delivered(end);
+    }
+
+    void send_status(ReplicationConnection& conn) {
+        Lsn flush;
+        if (c_.options_.acknowledge) {
+            flush =
+                feedback_.flush_position(c_.sink_.durable_lsn(), assembler_.holds_partial_data());
+        }
+        conn.send_status(std::max(written_, flush), flush, false);
+        c_.stats_.confirmed_lsn = flush.value;
+    }
+
+    Capture& c_;
+    FeedbackPosition& feedback_;
+    pgoutput::TransactionAssembler assembler_;
+    Lsn written_;
+};
+
+Capture::Capture(CaptureOptions options, TransactionSink& sink)
+    : options_(std::move(options)),
+      sink_(sink),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (wake_fd_ < 0) {
+        throw Error(ErrorKind::Internal, "cannot create an eventfd").with("side", options_.side);
+    }
+}
+
+Capture::~Capture() {
+    ::close(wake_fd_);
+}
+
+void Capture::stop() {
+    stopping_ = true;
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto written = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Capture::run() {
+    FeedbackPosition feedback;
+    auto backoff = options_.reconnect_min;
+    while (!stopping_) {
+        std::string failure;
+        try {
+            Session session(*this, feedback);
+            session.run();
+            return;
+        } catch (const SinkFailure& f) {
+            if (!options_.retry || !is_retryable(f.error)) {
+                throw f.error;
+            }
+            // Downstream lost what it had not made durable: replay from there.
+            const Lsn durable = sink_.durable_lsn();
+            feedback.rewind_to(durable);
+            sink_.rewind(feedback.resume_position());
+            failure = f.error.what();
+        } catch (const Error& e) {
+            if (stopping_) {
+                return;
+            }
+            if (!options_.retry || !is_retryable(e)) {
+                stats_.streaming = false;
+                throw;
+            }
+            failure = e.what();
+        }
+        if (stats_.streaming) {
+            backoff = options_.reconnect_min;  // the last session worked: retry quickly
+        }
+        stats_.streaming = false;
+        ++stats_.reconnects;
+        log::warning("capture", "replication interrupted; reconnecting",
+                     {{"side", options_.side},
+                      {"slot", options_.slot},
+                      {"retry_in_ms", std::to_string(backoff.count())},
+                      {"resume_lsn", feedback.resume_position().to_string()},
+                      {"error", failure}});
+        pollfd fd{wake_fd_, POLLIN, 0};
+        ::poll(&fd, 1, static_cast<int>(backoff.count()));
+        backoff = std::min(backoff * 2, options_.reconnect_max);
+    }
+}
+
+}  // namespace pgbridge::source
