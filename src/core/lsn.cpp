@@ -50,3 +50,43 @@ std::string format_timestamp(UnixMicros micros) {
 }
 
 }  // namespace pgbridge
+
+namespace pgbridge {
+
+std::optional<UnixMicros> parse_timestamp(std::string_view text) {
+    // YYYY-MM-DDTHH:MM:SS.ffffffZ
+    if (text.size() != 27 || text[4] != '-' || text[7] != '-' || text[10] != 'T' ||
+        text[13] != ':' || text[16] != ':' || text[19] != '.' || text[26] != 'Z') {
+        return std::nullopt;
+    }
+    auto number = [&](std::size_t pos, std::size_t len) -> std::optional<int> {
+        int value = 0;
+        auto [end, ec] = std::from_chars(text.data() + pos, text.data() + pos + len, value);
+        if (ec != std::errc{} || end != text.data() + pos + len) {
+            return std::nullopt;
+        }
+        return value;
+    };
+    auto year = number(0, 4);
+    auto month = number(5, 2);
+    auto day = number(8, 2);
+    auto hour = number(11, 2);
+    auto minute = number(14, 2);
+    auto second = number(17, 2);
+    auto micros = number(20, 6);
+    if (!year || !month || !day || !hour || !minute || !second || !micros || *month < 1 ||
+        *month > 12 || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
+        return std::nullopt;
+    }
+    std::tm utc{};
+    utc.tm_year = *year - 1900;
+    utc.tm_mon = *month - 1;
+    utc.tm_mday = *day;
+    utc.tm_hour = *hour;
+    utc.tm_min = *minute;
+    utc.tm_sec = *second;
+    const std::time_t seconds = timegm(&utc);
+    return static_cast<UnixMicros>(seconds) * 1000000 + *micros;
+}
+
+}  // namespace pgbridge

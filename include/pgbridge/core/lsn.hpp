@@ -37,5 +37,7 @@ constexpr std::int64_t to_postgres_time(UnixMicros unix_micros) {
 UnixMicros now_unix_micros();
 // ISO 8601 with microseconds and "Z": 2026-11-25T19:40:01.123456Z
 std::string format_timestamp(UnixMicros micros);
+// Parses exactly what format_timestamp writes.
+std::optional<UnixMicros> parse_timestamp(std::string_view text);
 
 }  // namespace pgbridge

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <pgbridge/transport/change_batch.hpp>
+
+namespace pgbridge::transport {
+
+// The RabbitMQ message format, version 1 (docs/message-format.md): a JSON body that any
+// consumer can read, plus AMQP properties and headers that let a consumer route, filter and
+// deduplicate without parsing the body.
+
+inline constexpr int kMessageFormatVersion = 1;
+inline constexpr std::string_view kContentType = "application/json";
+inline constexpr std::string_view kMessageType = "pgbridge.changes.v1";
+
+std::string encode_body(const ChangeBatch& batch);
+
+// Throws Error(ErrorKind::Protocol) naming the offending field when the body is not a valid
+// version-1 message.
+ChangeBatch decode_body(std::string_view body);
+
+// "bridge:source:last end LSN": the same for a message published again after a replay, so a
+// consumer can recognise a duplicate.
+std::string message_id(const ChangeBatch& batch);
+
+// The x-pgbridge-* headers, as text values.
+std::vector<std::pair<std::string, std::string>> message_headers(const ChangeBatch& batch);
+
+}  // namespace pgbridge::transport

@@ -1,0 +1,556 @@
+#include <algorithm>
+#include <limits>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/transport/message_codec.hpp>
+
+namespace pgbridge::transport {
+
+// ---------------------------------------------------------------------------------------------
+// ChangeBatch
+
+Lsn ChangeBatch::first_commit_lsn() const {
+    return transactions.empty() ? Lsn() : transactions.front().commit_lsn;
+}
+Lsn ChangeBatch::last_end_lsn() const {
+    return transactions.empty() ? Lsn() : transactions.back().end_lsn;
+}
+UnixMicros ChangeBatch::last_commit_time() const {
+    return transactions.empty() ? 0 : transactions.back().commit_time;
+}
+std::size_t ChangeBatch::change_count() const {
+    std::size_t n = 0;
+    for (const auto& t : transactions) {
+        n += t.changes.size();
+    }
+    return n;
+}
+std::vector<std::string> ChangeBatch::table_names() const {
+    std::vector<std::string> names;
+    auto add = [&](const TableInfo& table) {
+        std::string name = table.schema + "." + table.name;
+        if (std::find(names.begin(), names.end(), name) == names.end()) {
+            names.push_back(std::move(name));
+        }
+    };
+    for (const auto& t : transactions) {
+        for (const auto& c : t.changes) {
+            if (c.op == ChangeOp::Truncate) {
+                for (const auto& rel : c.truncated) {
+                    add(*rel);
+                }
+            } else {
+                add(*c.table);
+            }
+        }
+    }
+    return names;
+}
+
+std::string_view to_string(BatchKind kind) noexcept {
+    return kind == BatchKind::Live ? "live" : "backfill";
+}
+
+namespace {
+
+using nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------
+// Value encoding: text that is valid UTF-8 travels as a JSON string; everything else is
+// tagged (docs/message-format.md, "Values").
+
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string base64_encode(std::string_view in) {
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const auto n = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+        out += kBase64[(n >> 18) & 63];
+        out += kBase64[(n >> 12) & 63];
+        out += kBase64[(n >> 6) & 63];
+        out += kBase64[n & 63];
+    }
+    if (i < in.size()) {
+        const bool two = i + 1 < in.size();
+        const auto n = (static_cast<unsigned char>(in[i]) << 16) |
+                       (two ? static_cast<unsigned char>(in[i + 1]) << 8 : 0);
+        out += kBase64[(n >> 18) & 63];
+        out += kBase64[(n >> 12) & 63];
+        out += two ? kBase64[(n >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view in) {
+    if (in.size() % 4 != 0) {
+        return std::nullopt;
+    }
+    auto sextet = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z')
+            return c - 'A';
+        if (c >= 'a' && c <= 'z')
+            return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+            return c - '0' + 52;
+        if (c == '+')
+            return 62;
+        if (c == '/')
+            return 63;
+        return -1;
+    };
+    std::string out;
+    out.reserve(in.size() / 4 * 3);
+    for (std::size_t i = 0; i < in.size(); i += 4) {
+        const bool last = i + 4 == in.size();
+        const int pad = last ? (in[i + 3] == '=') + (in[i + 2] == '=') : 0;
+        int values[4];
+        for (int k = 0; k < 4; ++k) {
+            if (k >= 4 - pad) {
+                values[k] = 0;
+                continue;
+            }
+            values[k] = sextet(in[i + static_cast<std::size_t>(k)]);
+            if (values[k] < 0) {
+                return std::nullopt;
+            }
+        }
+        const int n = (values[0] << 18) | (values[1] << 12) | (values[2] << 6) | values[3];
+        out += static_cast<char>((n >> 16) & 0xFF);
+        if (pad < 2) {
+            out += static_cast<char>((n >> 8) & 0xFF);
+        }
+        if (pad < 1) {
+            out += static_cast<char>(n & 0xFF);
+        }
+    }
+    return out;
+}
+
+bool is_valid_utf8(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        std::size_t extra = 0;
+        std::uint32_t code = 0;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            extra = 1;
+            code = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            extra = 2;
+            code = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            extra = 3;
+            code = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + extra >= s.size()) {
+            return false;
+        }
+        for (std::size_t k = 1; k <= extra; ++k) {
+            const auto cc = static_cast<unsigned char>(s[i + k]);
+            if ((cc & 0xC0) != 0x80) {
+                return false;
+            }
+            code = (code << 6) | (cc & 0x3F);
+        }
+        // Overlong forms, surrogates and values beyond Unicode are not UTF-8.
+        if ((extra == 1 && code < 0x80) || (extra == 2 && code < 0x800) ||
+            (extra == 3 && code < 0x10000) || code > 0x10FFFF ||
+            (code >= 0xD800 && code <= 0xDFFF)) {
+            return false;
+        }
+        i += extra + 1;
+    }
+    return true;
+}
+
+json encode_value(const Value& v) {
+    switch (v.kind) {
+        case Value::Kind::Null:
+            return nullptr;
+        case Value::Kind::UnchangedToast:
+            return json{{"unchanged_toast", true}};
+        case Value::Kind::Binary:
+            return json{{"binary", base64_encode(v.data)}};
+        case Value::Kind::Text:
+            if (is_valid_utf8(v.data)) {
+                return v.data;
+            }
+            return json{{"text_base64", base64_encode(v.data)}};
+    }
+    return nullptr;
+}
+
+json encode_row(const Row& row) {
+    json out = json::array();
+    for (const auto& v : row) {
+        out.push_back(encode_value(v));
+    }
+    return out;
+}
+
+std::string_view op_name(ChangeOp op) {
+    switch (op) {
+        case ChangeOp::Insert:
+            return "insert";
+        case ChangeOp::Update:
+            return "update";
+        case ChangeOp::Delete:
+            return "delete";
+        case ChangeOp::Truncate:
+            return "truncate";
+    }
+    return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding helpers: every access says which field was wrong.
+
+[[noreturn]] void malformed(const std::string& where, std::string_view expected) {
+    throw Error(ErrorKind::Protocol,
+                fmt::format("malformed pgbridge message: {} must be {}", where, expected));
+}
+
+const json& field(const json& object, const char* key, const std::string& where) {
+    if (!object.is_object()) {
+        malformed(where, "an object");
+    }
+    auto it = object.find(key);
+    if (it == object.end()) {
+        malformed(where + "." + key, "present");
+    }
+    return *it;
+}
+
+std::string string_field(const json& object, const char* key, const std::string& where) {
+    const json& v = field(object, key, where);
+    if (!v.is_string()) {
+        malformed(where + "." + key, "a string");
+    }
+    return v.get<std::string>();
+}
+
+template <typename Int>
+Int int_field(const json& object, const char* key, const std::string& where) {
+    const json& v = field(object, key, where);
+    if (!v.is_number_integer()) {
+        malformed(where + "." + key, "an integer");
+    }
+    const auto value = v.get<std::int64_t>();
+    if (value < static_cast<std::int64_t>(std::numeric_limits<Int>::min()) ||
+        value > static_cast<std::int64_t>(std::numeric_limits<Int>::max())) {
+        malformed(where + "." + key, "in range");
+    }
+    return static_cast<Int>(value);
+}
+
+bool bool_field(const json& object, const char* key, const std::string& where, bool fallback) {
+    auto it = object.find(key);
+    if (it == object.end()) {
+        return fallback;
+    }
+    if (!it->is_boolean()) {
+        malformed(where + "." + key, "a boolean");
+    }
+    return it->get<bool>();
+}
+
+Lsn lsn_field(const json& object, const char* key, const std::string& where) {
+    auto lsn = Lsn::parse(string_field(object, key, where));
+    if (!lsn) {
+        malformed(where + "." + key, "an LSN like \"0/16B3748\"");
+    }
+    return *lsn;
+}
+
+Value decode_value(const json& v, const std::string& where) {
+    if (v.is_null()) {
+        return Value{Value::Kind::Null, {}};
+    }
+    if (v.is_string()) {
+        return Value{Value::Kind::Text, v.get<std::string>()};
+    }
+    if (v.is_object() && v.size() == 1) {
+        if (auto it = v.find("unchanged_toast"); it != v.end() && *it == true) {
+            return Value{Value::Kind::UnchangedToast, {}};
+        }
+        for (const auto& [key, kind] : {std::pair{"binary", Value::Kind::Binary},
+                                        std::pair{"text_base64", Value::Kind::Text}}) {
+            if (auto it = v.find(key); it != v.end() && it->is_string()) {
+                auto bytes = base64_decode(it->get<std::string>());
+                if (!bytes) {
+                    malformed(where, "valid base64");
+                }
+                return Value{kind, std::move(*bytes)};
+            }
+        }
+    }
+    malformed(where,
+              "a string, null, {\"unchanged_toast\": true}, {\"binary\": base64} or "
+              "{\"text_base64\": base64}");
+}
+
+Row decode_row(const json& v, const TableInfo& table, const std::string& where) {
+    if (!v.is_array() || v.size() != table.columns.size()) {
+        malformed(where, fmt::format("an array of {} values (one per column of {}.{})",
+                                     table.columns.size(), table.schema, table.name));
+    }
+    Row row;
+    row.reserve(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        row.push_back(decode_value(v[i], fmt::format("{}[{}]", where, i)));
+    }
+    return row;
+}
+
+std::shared_ptr<const TableInfo> decode_relation(const json& r, const std::string& where) {
+    auto table = std::make_shared<TableInfo>();
+    table->schema = string_field(r, "schema", where);
+    table->name = string_field(r, "name", where);
+    const std::string identity = string_field(r, "replica_identity", where);
+    if (identity.size() != 1) {
+        malformed(where + ".replica_identity", "one character");
+    }
+    table->replica_identity = identity[0];
+    const json& columns = field(r, "columns", where);
+    if (!columns.is_array() || columns.empty()) {
+        malformed(where + ".columns", "a non-empty array");
+    }
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+        const std::string w = fmt::format("{}.columns[{}]", where, i);
+        ColumnInfo c;
+        c.name = string_field(columns[i], "name", w);
+        c.type_oid = int_field<std::uint32_t>(columns[i], "type", w);
+        c.type_modifier = int_field<std::int32_t>(columns[i], "typmod", w);
+        c.primary_key = bool_field(columns[i], "pk", w, false);
+        c.key = bool_field(columns[i], "identity", w, false);
+        table->columns.push_back(std::move(c));
+    }
+    return table;
+}
+
+}  // namespace
+
+std::string encode_body(const ChangeBatch& batch) {
+    // Each distinct table description once; changes refer to it by index.
+    std::map<const TableInfo*, std::size_t> index;
+    json relations = json::array();
+    auto relation_index = [&](const std::shared_ptr<const TableInfo>& table) {
+        auto [it, inserted] = index.emplace(table.get(), relations.size());
+        if (inserted) {
+            json columns = json::array();
+            for (const auto& c : table->columns) {
+                columns.push_back({{"name", c.name},
+                                   {"type", c.type_oid},
+                                   {"typmod", c.type_modifier},
+                                   {"pk", c.primary_key},
+                                   {"identity", c.key}});
+            }
+            relations.push_back({{"schema", table->schema},
+                                 {"name", table->name},
+                                 {"replica_identity", std::string(1, table->replica_identity)},
+                                 {"columns", columns}});
+        }
+        return it->second;
+    };
+
+    json transactions = json::array();
+    for (const auto& t : batch.transactions) {
+        json changes = json::array();
+        for (const auto& c : t.changes) {
+            json change{{"op", op_name(c.op)}};
+            if (c.op == ChangeOp::Truncate) {
+                json rels = json::array();
+                for (const auto& rel : c.truncated) {
+                    rels.push_back(relation_index(rel));
+                }
+                change["rels"] = rels;
+                change["cascade"] = c.truncate_cascade;
+                change["restart_identity"] = c.truncate_restart_identity;
+            } else {
+                change["rel"] = relation_index(c.table);
+                if (c.old_row) {
+                    change["old"] = encode_row(*c.old_row);
+                    change["old_key_only"] = c.old_is_key_only;
+                }
+                if (c.new_row) {
+                    change["new"] = encode_row(*c.new_row);
+                }
+            }
+            changes.push_back(std::move(change));
+        }
+        json txn{{"xid", t.xid},
+                 {"commit_lsn", t.commit_lsn.to_string()},
+                 {"end_lsn", t.end_lsn.to_string()},
+                 {"commit_time", format_timestamp(t.commit_time)},
+                 {"changes", std::move(changes)}};
+        txn["origin"] = t.origin ? json(*t.origin) : json();
+        transactions.push_back(std::move(txn));
+    }
+    json body{{"format", "pgbridge.changes"},
+              {"version", kMessageFormatVersion},
+              {"bridge", batch.bridge},
+              {"source", batch.source_side},
+              {"kind", to_string(batch.kind)},
+              {"relations", std::move(relations)},
+              {"transactions", std::move(transactions)}};
+    return body.dump();
+}
+
+ChangeBatch decode_body(std::string_view body) {
+    json root;
+    try {
+        root = json::parse(body);
+    } catch (const json::parse_error& e) {
+        throw Error(ErrorKind::Protocol,
+                    fmt::format("malformed pgbridge message: not JSON ({})", e.what()));
+    }
+    const std::string top = "message";
+    if (!root.is_object() || root.value("format", "") != "pgbridge.changes") {
+        malformed(top + ".format", "\"pgbridge.changes\"");
+    }
+    const int version = int_field<int>(root, "version", top);
+    if (version != kMessageFormatVersion) {
+        throw Error(ErrorKind::Protocol,
+                    fmt::format("pgbridge message format version {} is not supported (this "
+                                "pgbridge reads version {})",
+                                version, kMessageFormatVersion));
+    }
+    ChangeBatch batch;
+    batch.bridge = string_field(root, "bridge", top);
+    batch.source_side = string_field(root, "source", top);
+    const std::string kind = string_field(root, "kind", top);
+    if (kind == "live") {
+        batch.kind = BatchKind::Live;
+    } else if (kind == "backfill") {
+        batch.kind = BatchKind::Backfill;
+    } else {
+        malformed(top + ".kind", "\"live\" or \"backfill\"");
+    }
+
+    std::vector<std::shared_ptr<const TableInfo>> relations;
+    const json& rels = field(root, "relations", top);
+    if (!rels.is_array()) {
+        malformed("message.relations", "an array");
+    }
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+        relations.push_back(decode_relation(rels[i], fmt::format("relations[{}]", i)));
+    }
+    auto relation_at = [&](const json& v, const std::string& where) {
+        if (!v.is_number_unsigned() || v.get<std::size_t>() >= relations.size()) {
+            malformed(where, fmt::format("an index into relations (0..{})", relations.size()));
+        }
+        return relations[v.get<std::size_t>()];
+    };
+
+    const json& txns = field(root, "transactions", top);
+    if (!txns.is_array() || txns.empty()) {
+        malformed("message.transactions", "a non-empty array");
+    }
+    for (std::size_t ti = 0; ti < txns.size(); ++ti) {
+        const std::string tw = fmt::format("transactions[{}]", ti);
+        const json& t = txns[ti];
+        SourceTransaction txn;
+        txn.source_side = batch.source_side;
+        txn.xid = int_field<std::uint32_t>(t, "xid", tw);
+        txn.commit_lsn = lsn_field(t, "commit_lsn", tw);
+        txn.end_lsn = lsn_field(t, "end_lsn", tw);
+        auto time = parse_timestamp(string_field(t, "commit_time", tw));
+        if (!time) {
+            malformed(tw + ".commit_time", "a time like \"2026-11-25T19:40:01.123456Z\"");
+        }
+        txn.commit_time = *time;
+        if (const json& origin = field(t, "origin", tw); origin.is_string()) {
+            txn.origin = origin.get<std::string>();
+        } else if (!origin.is_null()) {
+            malformed(tw + ".origin", "a string or null");
+        }
+        const json& changes = field(t, "changes", tw);
+        if (!changes.is_array()) {
+            malformed(tw + ".changes", "an array");
+        }
+        for (std::size_t ci = 0; ci < changes.size(); ++ci) {
+            const std::string cw = fmt::format("{}.changes[{}]", tw, ci);
+            const json& c = changes[ci];
+            const std::string op = string_field(c, "op", cw);
+            ChangeEvent change;
+            if (op == "truncate") {
+                change.op = ChangeOp::Truncate;
+                const json& list = field(c, "rels", cw);
+                if (!list.is_array() || list.empty()) {
+                    malformed(cw + ".rels", "a non-empty array");
+                }
+                for (std::size_t k = 0; k < list.size(); ++k) {
+                    change.truncated.push_back(
+                        relation_at(list[k], fmt::format("{}.rels[{}]", cw, k)));
+                }
+                change.table = change.truncated.front();
+                change.truncate_cascade = bool_field(c, "cascade", cw, false);
+                change.truncate_restart_identity = bool_field(c, "restart_identity", cw, false);
+            } else {
+                if (op == "insert") {
+                    change.op = ChangeOp::Insert;
+                } else if (op == "update") {
+                    change.op = ChangeOp::Update;
+                } else if (op == "delete") {
+                    change.op = ChangeOp::Delete;
+                } else {
+                    malformed(cw + ".op", "insert, update, delete or truncate");
+                }
+                change.table = relation_at(field(c, "rel", cw), cw + ".rel");
+                if (auto it = c.find("old"); it != c.end()) {
+                    change.old_row = decode_row(*it, *change.table, cw + ".old");
+                    change.old_is_key_only = bool_field(c, "old_key_only", cw, false);
+                }
+                if (auto it = c.find("new"); it != c.end()) {
+                    change.new_row = decode_row(*it, *change.table, cw + ".new");
+                }
+                const bool needs_new = change.op != ChangeOp::Delete;
+                if (needs_new != change.new_row.has_value() ||
+                    (change.op == ChangeOp::Delete && !change.old_row)) {
+                    malformed(cw, change.op == ChangeOp::Delete
+                                      ? "a delete with an old row and no new row"
+                                      : "an insert or update with a new row");
+                }
+            }
+            txn.changes.push_back(std::move(change));
+        }
+        batch.transactions.push_back(std::move(txn));
+    }
+    return batch;
+}
+
+std::string message_id(const ChangeBatch& batch) {
+    return fmt::format("{}:{}:{}", batch.bridge, batch.source_side,
+                       batch.last_end_lsn().to_string());
+}
+
+std::vector<std::pair<std::string, std::string>> message_headers(const ChangeBatch& batch) {
+    return {
+        {"x-pgbridge-version", std::to_string(kMessageFormatVersion)},
+        {"x-pgbridge-bridge", batch.bridge},
+        {"x-pgbridge-source", batch.source_side},
+        {"x-pgbridge-kind", std::string(to_string(batch.kind))},
+        {"x-pgbridge-first-lsn", batch.first_commit_lsn().to_string()},
+        {"x-pgbridge-last-lsn", batch.last_end_lsn().to_string()},
+        {"x-pgbridge-commit-time", format_timestamp(batch.last_commit_time())},
+        {"x-pgbridge-transactions", std::to_string(batch.transactions.size())},
+        {"x-pgbridge-changes", std::to_string(batch.change_count())},
+        {"x-pgbridge-tables", fmt::format("{}", fmt::join(batch.table_names(), ","))},
+    };
+}
+
+}  // namespace pgbridge::transport

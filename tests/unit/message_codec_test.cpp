@@ -1,0 +1,213 @@
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/pgoutput/transaction_assembler.hpp>
+#include <pgbridge/transport/message_codec.hpp>
+
+using namespace pgbridge;
+using namespace pgbridge::transport;
+
+namespace {
+
+std::vector<SourceTransaction> fixture_transactions(const std::string& name) {
+    std::ifstream in(std::filesystem::path(std::getenv("PGBRIDGE_SOURCE_ROOT")) /
+                     "tests/fixtures/pgoutput" / name);
+    REQUIRE(in);
+    pgoutput::TransactionAssembler assembler("looma_crm");
+    std::vector<SourceTransaction> out;
+    std::string hex;
+    while (std::getline(in, hex)) {
+        std::string bytes;
+        for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+            bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+        }
+        if (auto t = assembler.feed(bytes)) {
+            out.push_back(std::move(*t));
+        }
+    }
+    return out;
+}
+
+void check_same_table(const TableInfo& a, const TableInfo& b) {
+    CHECK(a.schema == b.schema);
+    CHECK(a.name == b.name);
+    CHECK(a.replica_identity == b.replica_identity);
+    REQUIRE(a.columns.size() == b.columns.size());
+    for (std::size_t i = 0; i < a.columns.size(); ++i) {
+        CHECK(a.columns[i].name == b.columns[i].name);
+        CHECK(a.columns[i].type_oid == b.columns[i].type_oid);
+        CHECK(a.columns[i].type_modifier == b.columns[i].type_modifier);
+        CHECK(a.columns[i].primary_key == b.columns[i].primary_key);
+        CHECK(a.columns[i].key == b.columns[i].key);
+    }
+}
+
+void check_same(const SourceTransaction& a, const SourceTransaction& b) {
+    CHECK(a.source_side == b.source_side);
+    CHECK(a.xid == b.xid);
+    CHECK(a.commit_lsn == b.commit_lsn);
+    CHECK(a.end_lsn == b.end_lsn);
+    CHECK(a.commit_time == b.commit_time);
+    CHECK(a.origin == b.origin);
+    REQUIRE(a.changes.size() == b.changes.size());
+    for (std::size_t i = 0; i < a.changes.size(); ++i) {
+        const ChangeEvent& x = a.changes[i];
+        const ChangeEvent& y = b.changes[i];
+        CHECK(x.op == y.op);
+        check_same_table(*x.table, *y.table);
+        CHECK(x.old_row == y.old_row);
+        CHECK(x.old_is_key_only == y.old_is_key_only);
+        CHECK(x.new_row == y.new_row);
+        REQUIRE(x.truncated.size() == y.truncated.size());
+        for (std::size_t k = 0; k < x.truncated.size(); ++k) {
+            check_same_table(*x.truncated[k], *y.truncated[k]);
+        }
+        CHECK(x.truncate_cascade == y.truncate_cascade);
+        CHECK(x.truncate_restart_identity == y.truncate_restart_identity);
+    }
+}
+
+ChangeBatch batch_of(std::vector<SourceTransaction> txns) {
+    ChangeBatch b;
+    b.bridge = "crm";
+    b.source_side = "looma_crm";
+    b.transactions = std::move(txns);
+    return b;
+}
+
+}  // namespace
+
+TEST_CASE("a batch survives encode and decode field for field") {
+    auto txns = fixture_transactions("basic.hex");
+    auto origin = fixture_transactions("origin.hex");
+    txns.insert(txns.end(), origin.begin(), origin.end());
+    REQUIRE(txns.size() == 8);
+    const ChangeBatch batch = batch_of(txns);
+    const ChangeBatch decoded = decode_body(encode_body(batch));
+    CHECK(decoded.bridge == "crm");
+    CHECK(decoded.source_side == "looma_crm");
+    CHECK(decoded.kind == BatchKind::Live);
+    REQUIRE(decoded.transactions.size() == txns.size());
+    for (std::size_t i = 0; i < txns.size(); ++i) {
+        CAPTURE(i);
+        check_same(txns[i], decoded.transactions[i]);
+    }
+    // Changes of one table share one decoded description, as they did before encoding.
+    CHECK(decoded.transactions[0].changes[0].table == decoded.transactions[2].changes[0].table);
+}
+
+TEST_CASE("NULL, unchanged TOAST, binary and non-UTF-8 text values round-trip") {
+    auto table = std::make_shared<TableInfo>();
+    table->schema = "public";
+    table->name = "t";
+    table->replica_identity = 'f';
+    for (const char* name : {"a", "b", "c", "d", "e", "f"}) {
+        table->columns.push_back(ColumnInfo{name, 25, -1, true, false});
+    }
+    ChangeEvent c;
+    c.op = ChangeOp::Update;
+    c.table = table;
+    const Row row{Value{Value::Kind::Null, {}},
+                  Value{Value::Kind::UnchangedToast, {}},
+                  Value{Value::Kind::Binary, std::string("\0\x01\xff\x80", 4)},
+                  Value{Value::Kind::Text, "caf\xc3\xa9 \xe2\x9c\x93"},
+                  Value{Value::Kind::Text, "latin1 caf\xe9"},
+                  Value{Value::Kind::Text, ""}};
+    c.old_row = row;
+    c.new_row = row;
+    SourceTransaction t;
+    t.source_side = "looma_crm";
+    t.xid = 42;
+    t.commit_lsn = Lsn(0x100);
+    t.end_lsn = Lsn(0x180);
+    t.commit_time = 1764099601123456;
+    t.changes.push_back(c);
+    ChangeBatch batch = batch_of({t});
+    batch.kind = BatchKind::Backfill;
+    const std::string body = encode_body(batch);
+    CHECK(nlohmann::json::parse(body)["transactions"][0]["changes"][0]["new"][4].contains(
+        "text_base64"));
+    const ChangeBatch decoded = decode_body(body);
+    CHECK(decoded.kind == BatchKind::Backfill);
+    check_same(t, decoded.transactions.at(0));
+}
+
+TEST_CASE("headers name the batch without parsing the body") {
+    auto txns = fixture_transactions("basic.hex");
+    const ChangeBatch batch = batch_of({txns[0], txns[4]});
+    const auto headers = message_headers(batch);
+    auto header = [&](const std::string& key) {
+        for (const auto& [k, v] : headers) {
+            if (k == key) {
+                return v;
+            }
+        }
+        FAIL("no header " << key);
+        return std::string();
+    };
+    CHECK(header("x-pgbridge-version") == "1");
+    CHECK(header("x-pgbridge-first-lsn") == txns[0].commit_lsn.to_string());
+    CHECK(header("x-pgbridge-last-lsn") == txns[4].end_lsn.to_string());
+    CHECK(header("x-pgbridge-tables") == "public.all_types,public.keyed");
+    CHECK(header("x-pgbridge-changes") == "3");
+    CHECK(header("x-pgbridge-kind") == "live");
+    CHECK(message_id(batch) == "crm:looma_crm:" + txns[4].end_lsn.to_string());
+}
+
+TEST_CASE("malformed messages are protocol errors naming the field") {
+    const std::string good = encode_body(batch_of(fixture_transactions("origin.hex")));
+    auto error_of = [](const std::string& body) {
+        try {
+            decode_body(body);
+        } catch (const Error& e) {
+            CHECK(e.kind() == ErrorKind::Protocol);
+            return std::string(e.what());
+        }
+        FAIL("decoded: " << body.substr(0, 80));
+        return std::string();
+    };
+    auto mutate = [&](auto&& change) {
+        auto j = nlohmann::json::parse(good);
+        change(j);
+        return j.dump();
+    };
+    CHECK(error_of("not json").find("not JSON") != std::string::npos);
+    CHECK(error_of("[]").find("format") != std::string::npos);
+    CHECK(error_of(mutate([](auto& j) { j["version"] = 2; })).find("version 2") !=
+          std::string::npos);
+    CHECK(error_of(mutate([](auto& j) { j.erase("bridge"); })).find("message.bridge") !=
+          std::string::npos);
+    CHECK(error_of(mutate([](auto& j) {
+              j["transactions"][0]["end_lsn"] = "nope";
+          })).find("transactions[0].end_lsn") != std::string::npos);
+    CHECK(error_of(mutate([](auto& j) {
+              j["transactions"][0]["changes"][0]["rel"] = 9;
+          })).find("index into relations") != std::string::npos);
+    CHECK(error_of(mutate([](auto& j) {
+              j["transactions"][0]["changes"][0]["new"].erase(0);
+          })).find("values") != std::string::npos);
+    CHECK(error_of(mutate([](auto& j) {
+              j["transactions"][0]["changes"][0]["op"] = "upsert";
+          })).find(".op") != std::string::npos);
+    CHECK(error_of(mutate([](auto& j) {
+              j["transactions"][0]["changes"][0]["new"][0] = nlohmann::json{{"binary", "!!"}};
+          })).find("base64") != std::string::npos);
+    CHECK(error_of(mutate([](auto& j) {
+              j["transactions"][0]["commit_time"] = "yesterday";
+          })).find("commit_time") != std::string::npos);
+    CHECK(error_of(mutate([](auto& j) {
+              j["transactions"] = nlohmann::json::array();
+          })).find("non-empty") != std::string::npos);
+    CHECK(error_of(mutate([](auto& j) {
+              j["relations"][0]["columns"][0]["type"] = -1;
+          })).find("type") != std::string::npos);
+    // Every truncation of a real body fails cleanly.
+    for (std::size_t n = 0; n < good.size(); n += 7) {
+        CHECK_THROWS_AS(decode_body(good.substr(0, n)), Error);
+    }
+}
