@@ -8,6 +8,8 @@
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/setup/database_setup.hpp>
+#include <pgbridge/transport/amqp_connection.hpp>
+#include <pgbridge/transport/topology.hpp>
 
 namespace pgbridge::cli {
 namespace {
@@ -71,14 +73,34 @@ int setup_command(const GlobalOptions& global, const SetupCommandOptions& option
     for (const auto& warning : config.warnings) {
         std::cerr << "warning: " << warning << '\n';
     }
-    print_report(setup_databases(config, database_options(config, options)), "setup", global.json);
+    SetupReport report = setup_databases(config, database_options(config, options));
+    try {
+        transport::AmqpConnection broker(
+            transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms));
+        transport::declare_topology(broker, transport::Topology::of(config), &report,
+                                    options.dry_run);
+    } catch (const Error&) {
+        // The databases are set up; show that before the broker's error.
+        print_report(report, "setup (databases only)", global.json);
+        throw;
+    }
+    print_report(report, "setup", global.json);
     return 0;
 }
 
 int teardown_command(const GlobalOptions& global, const SetupCommandOptions& options) {
     const Config config = load_config(global.config_path);
-    print_report(teardown_databases(config, database_options(config, options)), "teardown",
-                 global.json);
+    SetupReport report = teardown_databases(config, database_options(config, options));
+    try {
+        transport::AmqpConnection broker(
+            transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms));
+        transport::delete_topology(broker, transport::Topology::of(config), report,
+                                   options.dry_run);
+    } catch (const Error&) {
+        print_report(report, "teardown (databases only)", global.json);
+        throw;
+    }
+    print_report(report, "teardown", global.json);
     return 0;
 }
 

@@ -458,7 +458,9 @@ class ConfigParser {
         if (rabbit == nullptr) {
             return;
         }
-        TableReader reader(*rabbit, "[rabbitmq]", diag_, {"url", "password_file", "max_priority"});
+        TableReader reader(*rabbit, "[rabbitmq]", diag_,
+                           {"url", "password_file", "max_priority", "ca_file", "cert_file",
+                            "key_file", "verify_peer"});
         if (auto url = reader.string("url", true)) {
             std::string expected;
             if (auto parsed = AmqpUrl::parse(*url, &expected)) {
@@ -482,6 +484,39 @@ class ConfigParser {
         // costs an internal queue.
         if (auto max = reader.integer("max_priority", false, 1, 255)) {
             config_.rabbitmq.max_priority = *max;
+        }
+        read_tls_files(reader);
+    }
+
+    void read_tls_files(TableReader& reader) {
+        auto& r = config_.rabbitmq;
+        for (auto [key, target] :
+             {std::pair{"ca_file", &r.ca_file}, std::pair{"cert_file", &r.cert_file},
+              std::pair{"key_file", &r.key_file}}) {
+            if (auto file = reader.string(key, false)) {
+                *target = resolve_path(*file, base_dir_);
+                if (!std::ifstream(**target)) {
+                    diag_.error(reader.source_of(key),
+                                fmt::format("rabbitmq.{} '{}' cannot be read: expected a PEM file",
+                                            key, (*target)->string()));
+                }
+            }
+        }
+        if (const toml::node* verify = reader.get("verify_peer", false)) {
+            if (!verify->is_boolean()) {
+                diag_.error(verify->source(), "rabbitmq.verify_peer must be true or false");
+            } else {
+                r.verify_peer = verify->as_boolean()->get();
+            }
+        }
+        if (r.cert_file.has_value() != r.key_file.has_value()) {
+            diag_.error(
+                reader.source_of(r.cert_file ? "cert_file" : "key_file"),
+                "rabbitmq.cert_file and rabbitmq.key_file go together: set both or neither");
+        }
+        if ((r.ca_file || r.cert_file) && !r.url.tls) {
+            diag_.error(reader.source_of("url"),
+                        "TLS files are set but rabbitmq.url is not amqps://");
         }
     }
 

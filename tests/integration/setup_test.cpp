@@ -50,6 +50,16 @@ nlohmann::json parse_json(const CommandResult& r) {
     return nlohmann::json::parse(r.out);
 }
 
+int database_changes(const nlohmann::json& report) {
+    int changes = 0;
+    for (const auto& step : report["steps"]) {
+        if (step["side"] != "rabbitmq" && step["outcome"] == "changed") {
+            ++changes;
+        }
+    }
+    return changes;
+}
+
 std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
     args.insert(args.end(), more.begin(), more.end());
     return args;
@@ -280,7 +290,8 @@ name = "public.nokey"
         }
         auto report = parse_json(bridge.pgbridge(with({"--json", "setup"}, bridge.admin_flags())));
         INFO(report.dump(2));
-        CHECK(report["changes"] == 0);
+        // The SQL scripts cover the databases; RabbitMQ objects are pgbridge setup's alone.
+        CHECK(database_changes(report) == 0);
 
         // And 99_teardown.sql removes it all again.
         for (int side = 0; side < 2; ++side) {
@@ -294,7 +305,7 @@ name = "public.nokey"
         }
         auto down = parse_json(
             bridge.pgbridge(with({"--json", "teardown", "--yes"}, bridge.admin_flags())));
-        CHECK(down["changes"] == 0);
+        CHECK(database_changes(down) == 0);
     }
 
     TEST_CASE("setup without admin rights says what it could not do") {

@@ -16,6 +16,8 @@
 #include <fmt/format.h>
 
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/transport/amqp_connection.hpp>
+#include <pgbridge/transport/topology.hpp>
 
 namespace pgbridge::test {
 namespace {
@@ -171,6 +173,12 @@ ScratchBridge::ScratchBridge(std::string_view prefix, const std::string& schema_
         std::filesystem::permissions(
             file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     }
+    {
+        const std::string file = dir_ + "/rabbit.pass";
+        std::ofstream(file) << env.amqp_password << '\n';
+        std::filesystem::permissions(
+            file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    }
     config_path_ = dir_ + "/pgbridge.toml";
     std::ofstream config(config_path_);
     config << fmt::format(R"([bridge]
@@ -186,6 +194,7 @@ password_file = "b.pass"
 
 [rabbitmq]
 url = "{}"
+password_file = "rabbit.pass"
 
 [engine]
 timeout_ms = 10000
@@ -227,6 +236,14 @@ ScratchBridge::~ScratchBridge() {
             MESSAGE("cleanup of ", name_, " failed: ", e.what());
         }
     }
+    try {
+        transport::AmqpConnection broker(amqp_options());
+        SetupReport ignored_report;
+        transport::delete_topology(broker, transport::Topology{name_, {"a", "b"}, 10},
+                                   ignored_report, false);
+    } catch (const std::exception& e) {
+        MESSAGE("cleanup of the RabbitMQ objects of ", name_, " failed: ", e.what());
+    }
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
 }
@@ -253,6 +270,19 @@ CommandResult ScratchBridge::pgbridge(const std::vector<std::string>& args) cons
     std::vector<std::string> argv{TestEnvironment::get().pgbridge_binary, "--config", config_path_};
     argv.insert(argv.end(), args.begin(), args.end());
     return run_command(argv);
+}
+
+transport::AmqpConnectOptions amqp_options() {
+    const auto& env = TestEnvironment::get();
+    std::string error;
+    auto url = AmqpUrl::parse(env.amqp_url, &error);
+    REQUIRE(url);
+    url->password = Secret(env.amqp_password);
+    transport::AmqpConnectOptions options;
+    options.url = *url;
+    options.timeout_ms = 10000;
+    options.connection_name = "pgbridge tests";
+    return options;
 }
 
 std::vector<std::string> ScratchBridge::admin_flags() const {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <pgbridge/pg/connection.hpp>
+#include <pgbridge/transport/amqp_connection.hpp>
 
 namespace pgbridge::test {
 
@@ -36,6 +37,9 @@ struct CommandResult {
 // Kills it and fails the test after timeout.
 CommandResult run_command(const std::vector<std::string>& argv,
                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// How tests reach the RabbitMQ node of scripts/testenv.
+transport::AmqpConnectOptions amqp_options();
 
 // A unique name for this test run: lower-case, usable in database, role and bridge names.
 std::string unique_name(std::string_view prefix);

@@ -35,6 +35,12 @@ struct RabbitConfig {
     AmqpUrl url;
     std::optional<std::filesystem::path> password_file;
     int max_priority = 10;
+    // TLS (amqps://): the CA that signed the broker's certificate, and optionally a client
+    // certificate and key. Peer and host name verification stay on unless turned off.
+    std::optional<std::filesystem::path> ca_file;
+    std::optional<std::filesystem::path> cert_file;
+    std::optional<std::filesystem::path> key_file;
+    bool verify_peer = true;
 };
 
 struct EngineConfig {

@@ -31,5 +31,13 @@ inline std::string queue(std::string_view bridge, std::string_view target_side) 
 inline std::string dead_letter_queue(std::string_view bridge, std::string_view target_side) {
     return queue(bridge, target_side) + ".dead";
 }
+// Not fixed by the spec: where dead letters are routed, and where a message waits
+// engine.retry_delay_ms before it goes back to its queue for another attempt.
+inline std::string dead_letter_exchange(std::string_view bridge) {
+    return exchange(bridge) + ".dead";
+}
+inline std::string retry_queue(std::string_view bridge, std::string_view target_side) {
+    return queue(bridge, target_side) + ".retry";
+}
 
 }  // namespace pgbridge::names

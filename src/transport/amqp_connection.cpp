@@ -1,0 +1,344 @@
+#include <algorithm>
+#include <sys/time.h>
+
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <fmt/format.h>
+
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/transport/amqp_connection.hpp>
+
+namespace pgbridge::transport {
+namespace {
+
+amqp_bytes_t bytes(const std::string& s) {
+    return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
+}
+
+std::string to_string(amqp_bytes_t b) {
+    return std::string(static_cast<const char*>(b.bytes), b.len);
+}
+
+timeval to_timeval(int ms) {
+    return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+}
+
+// Keeps the native entries of an AmqpTable alive for one call.
+class NativeTable {
+  public:
+    explicit NativeTable(const AmqpTable& table) {
+        entries_.reserve(table.entries().size());
+        for (const auto& [key, value] : table.entries()) {
+            amqp_table_entry_t entry{};
+            entry.key = bytes(key);
+            if (const auto* s = std::get_if<std::string>(&value)) {
+                entry.value.kind = AMQP_FIELD_KIND_UTF8;
+                entry.value.value.bytes = bytes(*s);
+            } else if (const auto* i = std::get_if<std::int64_t>(&value)) {
+                entry.value.kind = AMQP_FIELD_KIND_I64;
+                entry.value.value.i64 = *i;
+            } else {
+                entry.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+                entry.value.value.boolean = std::get<bool>(value) ? 1 : 0;
+            }
+            entries_.push_back(entry);
+        }
+        table_.num_entries = static_cast<int>(entries_.size());
+        table_.entries = entries_.empty() ? nullptr : entries_.data();
+    }
+    const amqp_table_t& get() const { return table_; }
+
+  private:
+    std::vector<amqp_table_entry_t> entries_;
+    amqp_table_t table_{};
+};
+
+}  // namespace
+
+AmqpConnectOptions AmqpConnectOptions::from(const RabbitConfig& config, int timeout_ms) {
+    AmqpConnectOptions o;
+    o.url = config.url;
+    o.ca_file = config.ca_file;
+    o.cert_file = config.cert_file;
+    o.key_file = config.key_file;
+    o.verify_peer = config.verify_peer;
+    o.timeout_ms = timeout_ms;
+    return o;
+}
+
+AmqpTable& AmqpTable::set(std::string key, FieldValue value) {
+    for (auto& [k, v] : entries_) {
+        if (k == key) {
+            v = std::move(value);
+            return *this;
+        }
+    }
+    entries_.emplace_back(std::move(key), std::move(value));
+    return *this;
+}
+
+AmqpTable AmqpTable::from_native(const amqp_table_t_& table) {
+    AmqpTable out;
+    for (int i = 0; i < table.num_entries; ++i) {
+        const amqp_table_entry_t& e = table.entries[i];
+        const std::string key = to_string(e.key);
+        switch (e.value.kind) {
+            case AMQP_FIELD_KIND_UTF8:
+            case AMQP_FIELD_KIND_BYTES:
+                out.set(key, to_string(e.value.value.bytes));
+                break;
+            case AMQP_FIELD_KIND_I64:
+                out.set(key, e.value.value.i64);
+                break;
+            case AMQP_FIELD_KIND_I32:
+                out.set(key, std::int64_t{e.value.value.i32});
+                break;
+            case AMQP_FIELD_KIND_U32:
+                out.set(key, std::int64_t{e.value.value.u32});
+                break;
+            case AMQP_FIELD_KIND_I16:
+                out.set(key, std::int64_t{e.value.value.i16});
+                break;
+            case AMQP_FIELD_KIND_U16:
+                out.set(key, std::int64_t{e.value.value.u16});
+                break;
+            case AMQP_FIELD_KIND_I8:
+                out.set(key, std::int64_t{e.value.value.i8});
+                break;
+            case AMQP_FIELD_KIND_U8:
+                out.set(key, std::int64_t{e.value.value.u8});
+                break;
+            case AMQP_FIELD_KIND_BOOLEAN:
+                out.set(key, e.value.value.boolean != 0);
+                break;
+            default:
+                break;
+        }
+    }
+    return out;
+}
+
+std::optional<std::string> AmqpTable::get_string(std::string_view key) const {
+    for (const auto& [k, v] : entries_) {
+        if (k == key) {
+            if (const auto* s = std::get_if<std::string>(&v)) {
+                return *s;
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::int64_t> AmqpTable::get_int(std::string_view key) const {
+    for (const auto& [k, v] : entries_) {
+        if (k == key) {
+            if (const auto* i = std::get_if<std::int64_t>(&v)) {
+                return *i;
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+AmqpConnection::AmqpConnection(const AmqpConnectOptions& o)
+    : state_(amqp_new_connection()),
+      server_(fmt::format("{}:{}{}", o.url.host, o.url.port,
+                          o.url.vhost == "/" ? "" : "/" + o.url.vhost)) {
+    if (state_ == nullptr) {
+        throw Error(ErrorKind::Broker, "out of memory creating an AMQP connection");
+    }
+    auto fail = [&](std::string message) {
+        amqp_destroy_connection(state_);
+        state_ = nullptr;
+        throw Error(ErrorKind::Broker, std::move(message)).with("broker", server_);
+    };
+    amqp_socket_t* socket = nullptr;
+    if (o.url.tls) {
+        socket = amqp_ssl_socket_new(state_);
+        if (socket == nullptr) {
+            fail("cannot create a TLS socket");
+        }
+        amqp_ssl_socket_set_verify_peer(socket, o.verify_peer ? 1 : 0);
+        amqp_ssl_socket_set_verify_hostname(socket, o.verify_peer ? 1 : 0);
+        if (o.ca_file && amqp_ssl_socket_set_cacert(socket, o.ca_file->c_str()) != AMQP_STATUS_OK) {
+            fail(fmt::format("cannot load the CA file {}", o.ca_file->string()));
+        }
+        if (o.cert_file && o.key_file &&
+            amqp_ssl_socket_set_key(socket, o.cert_file->c_str(), o.key_file->c_str()) !=
+                AMQP_STATUS_OK) {
+            fail(fmt::format("cannot load the client certificate {} and key {}",
+                             o.cert_file->string(), o.key_file->string()));
+        }
+    } else {
+        socket = amqp_tcp_socket_new(state_);
+        if (socket == nullptr) {
+            fail("cannot create a TCP socket");
+        }
+    }
+    timeval timeout = to_timeval(o.timeout_ms);
+    const int status = amqp_socket_open_noblock(socket, o.url.host.c_str(), o.url.port, &timeout);
+    if (status != AMQP_STATUS_OK) {
+        fail(fmt::format("cannot connect to RabbitMQ: {}", amqp_error_string2(status)));
+    }
+    amqp_set_handshake_timeout(state_, &timeout);
+    amqp_set_rpc_timeout(state_, &timeout);
+
+    amqp_table_entry_t property{};
+    property.key = amqp_cstring_bytes("connection_name");
+    property.value.kind = AMQP_FIELD_KIND_UTF8;
+    property.value.value.bytes = bytes(o.connection_name);
+    amqp_table_t properties{1, &property};
+    const amqp_rpc_reply_t login = amqp_login_with_properties(
+        state_, o.url.vhost.c_str(), 0, 131072, o.heartbeat_seconds, &properties,
+        AMQP_SASL_METHOD_PLAIN, o.url.user.c_str(), o.url.password.reveal().c_str());
+    if (login.reply_type != AMQP_RESPONSE_NORMAL) {
+        std::string why = login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+                              ? amqp_error_string2(login.library_error)
+                              : "the broker refused the login";
+        fail(fmt::format("cannot log in to RabbitMQ as {}: {}", o.url.user, why));
+    }
+    open_channel(1);
+}
+
+AmqpConnection::~AmqpConnection() {
+    if (state_ == nullptr) {
+        return;
+    }
+    // A polite close when the connection still works; never throw from here.
+    amqp_connection_close(state_, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(state_);
+}
+
+void AmqpConnection::check_reply(std::string_view what, std::uint16_t channel) {
+    const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_);
+    switch (reply.reply_type) {
+        case AMQP_RESPONSE_NORMAL:
+            return;
+        case AMQP_RESPONSE_NONE:
+            throw Error(ErrorKind::Broker, fmt::format("{}: no reply from the broker", what))
+                .with("broker", server_);
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+            throw Error(ErrorKind::Broker,
+                        fmt::format("{}: {}", what, amqp_error_string2(reply.library_error)))
+                .with("broker", server_);
+        case AMQP_RESPONSE_SERVER_EXCEPTION:
+            break;
+    }
+    if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        const auto* close = static_cast<const amqp_channel_close_t*>(reply.reply.decoded);
+        const std::string text = to_string(close->reply_text);
+        const int code = close->reply_code;
+        amqp_channel_close_ok_t ok{};
+        amqp_send_method(state_, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        std::erase(open_channels_, channel);
+        open_channel(channel);  // keep the channel usable for the caller's next step
+        throw Error(ErrorKind::Broker, fmt::format("{}: {}", what, text))
+            .with("broker", server_)
+            .with("reply_code", std::to_string(code));
+    }
+    if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        const auto* close = static_cast<const amqp_connection_close_t*>(reply.reply.decoded);
+        const std::string text = to_string(close->reply_text);
+        const int code = close->reply_code;
+        amqp_connection_close_ok_t ok{};
+        amqp_send_method(state_, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        throw Error(ErrorKind::Broker,
+                    fmt::format("{}: the broker closed the connection: {}", what, text))
+            .with("broker", server_)
+            .with("reply_code", std::to_string(code));
+    }
+    throw Error(ErrorKind::Broker,
+                fmt::format("{}: unexpected broker method 0x{:08x}", what, reply.reply.id))
+        .with("broker", server_);
+}
+
+void AmqpConnection::open_channel(std::uint16_t channel) {
+    if (std::find(open_channels_.begin(), open_channels_.end(), channel) != open_channels_.end()) {
+        return;
+    }
+    amqp_channel_open(state_, channel);
+    check_reply("opening a channel", channel);
+    open_channels_.push_back(channel);
+}
+
+void AmqpConnection::declare_exchange(std::uint16_t channel, const std::string& name,
+                                      const std::string& type) {
+    amqp_exchange_declare(state_, channel, bytes(name), bytes(type), 0, /*durable=*/1, 0, 0,
+                          amqp_empty_table);
+    check_reply(fmt::format("declaring exchange {}", name), channel);
+}
+
+QueueState AmqpConnection::declare_queue(std::uint16_t channel, const std::string& name,
+                                         const AmqpTable& arguments) {
+    NativeTable args(arguments);
+    auto* ok = amqp_queue_declare(state_, channel, bytes(name), 0, /*durable=*/1, 0, 0, args.get());
+    check_reply(fmt::format("declaring queue {}", name), channel);
+    return QueueState{ok->message_count, ok->consumer_count};
+}
+
+std::optional<QueueState> AmqpConnection::inspect_queue(std::uint16_t channel,
+                                                        const std::string& name) {
+    auto* ok =
+        amqp_queue_declare(state_, channel, bytes(name), /*passive=*/1, 0, 0, 0, amqp_empty_table);
+    try {
+        check_reply(fmt::format("inspecting queue {}", name), channel);
+    } catch (const Error& e) {
+        if (e.context_value("reply_code") == "404") {
+            return std::nullopt;
+        }
+        throw;
+    }
+    return QueueState{ok->message_count, ok->consumer_count};
+}
+
+bool AmqpConnection::exchange_exists(std::uint16_t channel, const std::string& name) {
+    amqp_exchange_declare(state_, channel, bytes(name), amqp_cstring_bytes("direct"),
+                          /*passive=*/1, 0, 0, 0, amqp_empty_table);
+    try {
+        check_reply(fmt::format("inspecting exchange {}", name), channel);
+    } catch (const Error& e) {
+        if (e.context_value("reply_code") == "404") {
+            return false;
+        }
+        throw;
+    }
+    return true;
+}
+
+void AmqpConnection::bind_queue(std::uint16_t channel, const std::string& queue,
+                                const std::string& exchange, const std::string& routing_key) {
+    amqp_queue_bind(state_, channel, bytes(queue), bytes(exchange), bytes(routing_key),
+                    amqp_empty_table);
+    check_reply(fmt::format("binding queue {} to {}", queue, exchange), channel);
+}
+
+std::uint32_t AmqpConnection::delete_queue(std::uint16_t channel, const std::string& name) {
+    auto* ok = amqp_queue_delete(state_, channel, bytes(name), 0, 0);
+    check_reply(fmt::format("deleting queue {}", name), channel);
+    return ok->message_count;
+}
+
+void AmqpConnection::delete_exchange(std::uint16_t channel, const std::string& name) {
+    amqp_exchange_delete(state_, channel, bytes(name), 0);
+    check_reply(fmt::format("deleting exchange {}", name), channel);
+}
+
+void AmqpConnection::confirm_select(std::uint16_t channel) {
+    amqp_confirm_select(state_, channel);
+    check_reply("enabling publisher confirms", channel);
+}
+
+void AmqpConnection::qos(std::uint16_t channel, std::uint16_t prefetch_count) {
+    amqp_basic_qos(state_, channel, 0, prefetch_count, 0);
+    check_reply("setting the prefetch window", channel);
+}
+
+void AmqpConnection::consume(std::uint16_t channel, const std::string& queue) {
+    amqp_basic_consume(state_, channel, bytes(queue), amqp_empty_bytes, 0, /*no_ack=*/0, 0,
+                       amqp_empty_table);
+    check_reply(fmt::format("consuming from queue {}", queue), channel);
+}
+
+}  // namespace pgbridge::transport

@@ -1,0 +1,128 @@
+#include <fmt/format.h>
+
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/transport/topology.hpp>
+
+namespace pgbridge::transport {
+namespace {
+
+constexpr std::uint16_t kChannel = 1;
+constexpr std::string_view kReportSide = "rabbitmq";
+
+struct QueueSpec {
+    std::string name;
+    AmqpTable arguments;
+    std::string exchange;
+    std::string routing_key;
+};
+
+std::vector<QueueSpec> queues_of(const Topology& t) {
+    std::vector<QueueSpec> queues;
+    const std::string exchange = names::exchange(t.bridge);
+    const std::string dead = names::dead_letter_exchange(t.bridge);
+    for (const auto& side : t.sides) {
+        queues.push_back(QueueSpec{names::queue(t.bridge, side),
+                                   AmqpTable()
+                                       .set("x-max-priority", std::int64_t{t.max_priority})
+                                       .set("x-dead-letter-exchange", dead)
+                                       .set("x-dead-letter-routing-key", side),
+                                   exchange, side});
+        queues.push_back(QueueSpec{names::retry_queue(t.bridge, side),
+                                   AmqpTable()
+                                       .set("x-dead-letter-exchange", exchange)
+                                       .set("x-dead-letter-routing-key", side),
+                                   "", ""});
+        queues.push_back(
+            QueueSpec{names::dead_letter_queue(t.bridge, side), AmqpTable(), dead, side});
+    }
+    return queues;
+}
+
+}  // namespace
+
+Topology Topology::of(const Config& config) {
+    Topology t;
+    t.bridge = config.bridge_name;
+    for (const auto& side : config.sides) {
+        t.sides.push_back(side.name);
+    }
+    t.max_priority = config.rabbitmq.max_priority;
+    return t;
+}
+
+void declare_topology(AmqpConnection& connection, const Topology& topology, SetupReport* report,
+                      bool dry_run) {
+    auto record = [&](const std::string& object, bool existed) {
+        if (report != nullptr) {
+            report->add(std::string(kReportSide), object,
+                        existed ? SetupStep::Outcome::Unchanged : SetupStep::Outcome::Changed,
+                        existed ? "present" : (dry_run ? "would be created" : "created"));
+        }
+    };
+    for (const auto& exchange :
+         {names::exchange(topology.bridge), names::dead_letter_exchange(topology.bridge)}) {
+        const bool existed = report == nullptr || connection.exchange_exists(kChannel, exchange);
+        if (!dry_run) {
+            connection.declare_exchange(kChannel, exchange, "direct");
+        }
+        record("exchange " + exchange, existed);
+    }
+    for (const auto& queue : queues_of(topology)) {
+        const bool existed =
+            report == nullptr || connection.inspect_queue(kChannel, queue.name).has_value();
+        if (!dry_run || existed) {
+            try {
+                // Declaring an existing queue verifies its arguments: the broker refuses a
+                // declaration that differs (406 PRECONDITION_FAILED).
+                connection.declare_queue(kChannel, queue.name, queue.arguments);
+            } catch (const Error& e) {
+                if (e.context_value("reply_code") == "406") {
+                    throw Error(ErrorKind::Broker,
+                                fmt::format("queue {} exists with other settings than this "
+                                            "configuration gives it ({}); delete it or align "
+                                            "rabbitmq.max_priority",
+                                            queue.name, e.message()))
+                        .with("broker", connection.server());
+                }
+                throw;
+            }
+            if (!queue.exchange.empty()) {
+                connection.bind_queue(kChannel, queue.name, queue.exchange, queue.routing_key);
+            }
+        }
+        record("queue " + queue.name, existed);
+    }
+}
+
+void delete_topology(AmqpConnection& connection, const Topology& topology, SetupReport& report,
+                     bool dry_run) {
+    for (const auto& queue : queues_of(topology)) {
+        auto state = connection.inspect_queue(kChannel, queue.name);
+        if (!state) {
+            report.add(std::string(kReportSide), "queue " + queue.name,
+                       SetupStep::Outcome::Unchanged, "absent");
+            continue;
+        }
+        const std::uint32_t lost =
+            dry_run ? state->messages : connection.delete_queue(kChannel, queue.name);
+        report.add(std::string(kReportSide), "queue " + queue.name, SetupStep::Outcome::Changed,
+                   fmt::format("{} ({} messages discarded)",
+                               dry_run ? "would be deleted" : "deleted", lost));
+    }
+    for (const auto& exchange :
+         {names::exchange(topology.bridge), names::dead_letter_exchange(topology.bridge)}) {
+        if (!connection.exchange_exists(kChannel, exchange)) {
+            report.add(std::string(kReportSide), "exchange " + exchange,
+                       SetupStep::Outcome::Unchanged, "absent");
+            continue;
+        }
+        if (!dry_run) {
+            connection.delete_exchange(kChannel, exchange);
+        }
+        report.add(std::string(kReportSide), "exchange " + exchange, SetupStep::Outcome::Changed,
+                   dry_run ? "would be deleted" : "deleted");
+    }
+}
+
+}  // namespace pgbridge::transport
