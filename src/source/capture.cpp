@@ -70,7 +70,12 @@ class Capture::Session {
             const auto wait = std::max(
                 std::chrono::milliseconds(0),
                 std::chrono::duration_cast<std::chrono::milliseconds>(next_status - Clock::now()));
-            auto message = conn.next(wait, c_.wake_fd_);
+            auto message = conn.next(std::chrono::milliseconds(0), c_.wake_fd_);
+            if (!message) {
+                // Caught up with the server: let the sink send what it batches.
+                flush_sink();
+                message = conn.next(wait, c_.wake_fd_);
+            }
             bool reply_requested = false;
             if (message) {
                 if (auto* data = std::get_if<XLogData>(&*message)) {
@@ -94,6 +99,13 @@ class Capture::Session {
             }
         }
         // Leave the slot as current as downstream allows before closing.
+        try {
+            flush_sink();
+            c_.sink_.settle(o.settle_timeout);
+        } catch (const SinkFailure& f) {
+            log::warning("capture", "could not hand over the last transactions before stopping",
+                         {{"side", o.side}, {"error", f.error.what()}});
+        }
         send_status(conn);
         c_.stats_.streaming = false;
     }
@@ -123,6 +135,14 @@ class Capture::Session {
             throw SinkFailure{e};
         }
         feedback_.delivered(end);
+    }
+
+    void flush_sink() {
+        try {
+            c_.sink_.flush();
+        } catch (const Error& e) {
+            throw SinkFailure{e};
+        }
     }
 
     void send_status(ReplicationConnection& conn) {

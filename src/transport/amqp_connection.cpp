@@ -25,36 +25,6 @@ timeval to_timeval(int ms) {
     return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
 }
 
-// Keeps the native entries of an AmqpTable alive for one call.
-class NativeTable {
-  public:
-    explicit NativeTable(const AmqpTable& table) {
-        entries_.reserve(table.entries().size());
-        for (const auto& [key, value] : table.entries()) {
-            amqp_table_entry_t entry{};
-            entry.key = bytes(key);
-            if (const auto* s = std::get_if<std::string>(&value)) {
-                entry.value.kind = AMQP_FIELD_KIND_UTF8;
-                entry.value.value.bytes = bytes(*s);
-            } else if (const auto* i = std::get_if<std::int64_t>(&value)) {
-                entry.value.kind = AMQP_FIELD_KIND_I64;
-                entry.value.value.i64 = *i;
-            } else {
-                entry.value.kind = AMQP_FIELD_KIND_BOOLEAN;
-                entry.value.value.boolean = std::get<bool>(value) ? 1 : 0;
-            }
-            entries_.push_back(entry);
-        }
-        table_.num_entries = static_cast<int>(entries_.size());
-        table_.entries = entries_.empty() ? nullptr : entries_.data();
-    }
-    const amqp_table_t& get() const { return table_; }
-
-  private:
-    std::vector<amqp_table_entry_t> entries_;
-    amqp_table_t table_{};
-};
-
 }  // namespace
 
 AmqpConnectOptions AmqpConnectOptions::from(const RabbitConfig& config, int timeout_ms) {
@@ -66,6 +36,27 @@ AmqpConnectOptions AmqpConnectOptions::from(const RabbitConfig& config, int time
     o.verify_peer = config.verify_peer;
     o.timeout_ms = timeout_ms;
     return o;
+}
+
+AmqpTableView::AmqpTableView(const AmqpTable& table) {
+    entries_.reserve(table.entries().size());
+    for (const auto& [key, value] : table.entries()) {
+        amqp_table_entry_t entry{};
+        entry.key = bytes(key);
+        if (const auto* s = std::get_if<std::string>(&value)) {
+            entry.value.kind = AMQP_FIELD_KIND_UTF8;
+            entry.value.value.bytes = bytes(*s);
+        } else if (const auto* i = std::get_if<std::int64_t>(&value)) {
+            entry.value.kind = AMQP_FIELD_KIND_I64;
+            entry.value.value.i64 = *i;
+        } else {
+            entry.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+            entry.value.value.boolean = std::get<bool>(value) ? 1 : 0;
+        }
+        entries_.push_back(entry);
+    }
+    table_.num_entries = static_cast<int>(entries_.size());
+    table_.entries = entries_.empty() ? nullptr : entries_.data();
 }
 
 AmqpTable& AmqpTable::set(std::string key, FieldValue value) {
@@ -272,7 +263,7 @@ void AmqpConnection::declare_exchange(std::uint16_t channel, const std::string& 
 
 QueueState AmqpConnection::declare_queue(std::uint16_t channel, const std::string& name,
                                          const AmqpTable& arguments) {
-    NativeTable args(arguments);
+    AmqpTableView args(arguments);
     auto* ok = amqp_queue_declare(state_, channel, bytes(name), 0, /*durable=*/1, 0, 0, args.get());
     check_reply(fmt::format("declaring queue {}", name), channel);
     return QueueState{ok->message_count, ok->consumer_count};

@@ -29,6 +29,8 @@ struct CaptureOptions {
     // Reconnect after failures. Off for tail: a DBA wants the error, not a retry loop.
     bool retry = true;
     std::chrono::milliseconds status_interval{1000};
+    // On stop, how long to wait for downstream to make delivered transactions durable.
+    std::chrono::milliseconds settle_timeout{5000};
     std::chrono::milliseconds reconnect_min{100};
     std::chrono::milliseconds reconnect_max{10000};
 };

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+
 #include <pgbridge/core/change_event.hpp>
 #include <pgbridge/core/lsn.hpp>
 
@@ -16,9 +18,17 @@ class TransactionSink {
     // Throwing makes the capture reconnect and replay from durable_lsn().
     virtual void deliver(SourceTransaction transaction) = 0;
 
+    // No more transactions are coming right now: send on what is held back for batching.
+    // Throwing has the same effect as in deliver().
+    virtual void flush() {}
+
     // Every delivered transaction whose end LSN is at or before this is durable downstream.
     // Called from the capture's thread; must not decrease.
     virtual Lsn durable_lsn() = 0;
+
+    // The capture is stopping: wait (up to `timeout`) for what was delivered to become
+    // durable, so that the final status update confirms as much as possible.
+    virtual void settle(std::chrono::milliseconds timeout) { (void)timeout; }
 
     // The capture restarts from `from`: anything delivered after it that is not durable will
     // be delivered again.

@@ -9,11 +9,10 @@
 #include <variant>
 #include <vector>
 
+#include <amqp.h>
+
 #include <pgbridge/config/amqp_url.hpp>
 #include <pgbridge/config/config.hpp>
-
-struct amqp_connection_state_t_;
-struct amqp_table_t_;
 
 namespace pgbridge::transport {
 
@@ -46,6 +45,20 @@ class AmqpTable {
 
   private:
     std::vector<std::pair<std::string, FieldValue>> entries_;
+};
+
+// rabbitmq-c's view of an AmqpTable, for method arguments and message headers; valid while
+// both live.
+class AmqpTableView {
+  public:
+    explicit AmqpTableView(const AmqpTable& table);
+    AmqpTableView(const AmqpTableView&) = delete;
+    AmqpTableView& operator=(const AmqpTableView&) = delete;
+    const amqp_table_t& get() const { return table_; }
+
+  private:
+    std::vector<amqp_table_entry_t> entries_;
+    amqp_table_t table_{};
 };
 
 struct QueueState {

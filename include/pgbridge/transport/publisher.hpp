@@ -1,0 +1,89 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/source/transaction_sink.hpp>
+#include <pgbridge/transport/amqp_connection.hpp>
+#include <pgbridge/transport/change_batch.hpp>
+#include <pgbridge/transport/topology.hpp>
+
+namespace pgbridge::transport {
+
+struct PublisherOptions {
+    AmqpConnectOptions connect;
+    Topology topology;
+    std::string source_side;
+    std::string target_side;
+    BatchKind kind = BatchKind::Live;
+    // Changes per message, upper bound; a transaction larger than this travels alone.
+    std::size_t batch_size = 100;
+    // Messages published but not yet confirmed, at most. Bounds memory and keeps the broker's
+    // acks flowing (rabbitmq-c 0.11 stalls a writer that never reads).
+    std::size_t max_unconfirmed = 256;
+    // The priority of a table's changes (its [[tables]] priority); a message takes the
+    // highest of its tables. Backfill messages always use 0.
+    std::function<int(const TableInfo&)> priority_of;
+};
+
+struct PublisherStats {
+    std::atomic<std::uint64_t> messages_published{0};
+    std::atomic<std::uint64_t> messages_confirmed{0};
+    std::atomic<std::uint64_t> changes_published{0};
+    std::atomic<std::uint64_t> bytes_published{0};
+    std::atomic<std::uint64_t> reconnects{0};
+};
+
+// Publishes committed transactions to RabbitMQ as persistent, mandatory messages with
+// publisher confirms, and tells the capture which LSN is durable: the end of the last
+// transaction such that it and every message before it have been confirmed by the broker.
+// A nack, an unroutable return or a lost connection makes the next call throw
+// Error(ErrorKind::Broker); the capture then rewinds to durable_lsn() and replays.
+class Publisher final : public source::TransactionSink {
+  public:
+    explicit Publisher(PublisherOptions options);
+    ~Publisher() override;
+
+    void deliver(SourceTransaction transaction) override;
+    void flush() override;
+    Lsn durable_lsn() override;
+    void settle(std::chrono::milliseconds timeout) override;
+    void rewind(Lsn from) override;
+
+    const PublisherStats& stats() const { return stats_; }
+
+  private:
+    struct InFlight {
+        std::uint64_t sequence;
+        Lsn end_lsn;
+        bool confirmed = false;
+    };
+
+    void connect();
+    void publish_pending();
+    void read_confirms(std::optional<std::chrono::milliseconds> wait);
+    void confirm(std::uint64_t tag, bool multiple);
+    void fail(Error error);
+    void throw_if_failed();
+    int priority_of(const SourceTransaction& txn) const;
+
+    PublisherOptions options_;
+    std::unique_ptr<AmqpConnection> connection_;
+    ChangeBatch pending_;
+    std::size_t pending_changes_ = 0;
+    int pending_priority_ = 0;
+    std::uint64_t next_sequence_ = 1;
+    std::deque<InFlight> in_flight_;
+    Lsn durable_;
+    std::optional<Error> failure_;
+    PublisherStats stats_;
+};
+
+}  // namespace pgbridge::transport

@@ -1,0 +1,350 @@
+#include <algorithm>
+#include <thread>
+
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <fmt/format.h>
+
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/log.hpp>
+#include <pgbridge/transport/consumer.hpp>
+#include <pgbridge/transport/message_codec.hpp>
+
+namespace pgbridge::transport {
+namespace {
+
+constexpr std::uint16_t kChannel = 1;
+
+amqp_bytes_t bytes(const std::string& s) {
+    return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
+}
+
+std::string to_string(amqp_bytes_t b) {
+    return b.bytes == nullptr ? std::string()
+                              : std::string(static_cast<const char*>(b.bytes), b.len);
+}
+
+// Publishes one message and waits for the broker to confirm it. For the rare paths (retry,
+// dead letter), on a connection of its own so no delivery frame is read by mistake.
+class ConfirmedPublisher {
+  public:
+    explicit ConfirmedPublisher(const AmqpConnectOptions& options) : connection_(options) {
+        connection_.confirm_select(kChannel);
+    }
+
+    void publish(const std::string& exchange, const std::string& routing_key,
+                 const amqp_basic_properties_t& properties, const std::string& body,
+                 int timeout_ms) {
+        const int status =
+            amqp_basic_publish(connection_.native(), kChannel, bytes(exchange), bytes(routing_key),
+                               /*mandatory=*/1, 0, &properties, bytes(body));
+        if (status != AMQP_STATUS_OK) {
+            throw Error(ErrorKind::Broker, fmt::format("publishing to {} failed: {}",
+                                                       exchange.empty() ? routing_key : exchange,
+                                                       amqp_error_string2(status)));
+        }
+        const std::uint64_t sequence = ++sequence_;
+        timeval timeout{static_cast<time_t>(timeout_ms / 1000),
+                        static_cast<suseconds_t>((timeout_ms % 1000) * 1000)};
+        while (true) {
+            amqp_frame_t frame;
+            const int rc = amqp_simple_wait_frame_noblock(connection_.native(), &frame, &timeout);
+            if (rc != AMQP_STATUS_OK) {
+                throw Error(ErrorKind::Broker,
+                            fmt::format("no confirm for a republished message: {}",
+                                        amqp_error_string2(rc)));
+            }
+            if (frame.frame_type != AMQP_FRAME_METHOD) {
+                continue;
+            }
+            const auto id = frame.payload.method.id;
+            if (id == AMQP_BASIC_ACK_METHOD) {
+                const auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
+                if (ack->delivery_tag >= sequence) {
+                    return;
+                }
+            } else if (id == AMQP_BASIC_RETURN_METHOD || id == AMQP_BASIC_NACK_METHOD) {
+                if (id == AMQP_BASIC_RETURN_METHOD) {
+                    amqp_message_t returned;
+                    amqp_read_message(connection_.native(), frame.channel, &returned, 0);
+                    amqp_destroy_message(&returned);
+                }
+                throw Error(ErrorKind::Broker,
+                            fmt::format("the broker did not take a message for {}; run "
+                                        "pgbridge setup",
+                                        exchange.empty() ? routing_key : exchange));
+            } else if (id == AMQP_CHANNEL_CLOSE_METHOD || id == AMQP_CONNECTION_CLOSE_METHOD) {
+                throw Error(ErrorKind::Broker, "the broker closed the channel");
+            }
+        }
+    }
+
+  private:
+    AmqpConnection connection_;
+    std::uint64_t sequence_ = 0;
+};
+
+// The message's properties, copied with extra headers (for retry and dead-letter copies).
+class PropertiesCopy {
+  public:
+    PropertiesCopy(const amqp_basic_properties_t& original, const AmqpTable& extra)
+        : props_(original), headers_(merged(original, extra)), view_(headers_) {
+        props_._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+        props_._flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
+        props_.delivery_mode = 2;
+        props_.headers = view_.get();
+    }
+    void set_expiration(std::string ms) {
+        expiration_ = std::move(ms);
+        props_._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+        props_.expiration = bytes(expiration_);
+    }
+    const amqp_basic_properties_t& get() const { return props_; }
+
+  private:
+    static AmqpTable merged(const amqp_basic_properties_t& original, const AmqpTable& extra) {
+        AmqpTable headers;
+        if ((original._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
+            headers = AmqpTable::from_native(original.headers);
+        }
+        for (const auto& [key, value] : extra.entries()) {
+            headers.set(key, value);
+        }
+        return headers;
+    }
+
+    amqp_basic_properties_t props_;
+    AmqpTable headers_;
+    AmqpTableView view_;
+    std::string expiration_;
+};
+
+}  // namespace
+
+bool is_target_unavailable(const Error& error) {
+    if (error.kind() != ErrorKind::Database) {
+        return false;
+    }
+    const std::string_view sqlstate = error.context_value("sqlstate");
+    return sqlstate.empty() || sqlstate.starts_with("08") || sqlstate == "57P01" ||
+           sqlstate == "57P02" || sqlstate == "57P03" || sqlstate == "53300" ||
+           sqlstate == "40001" || sqlstate == "40P01";
+}
+
+class Consumer::Session {
+  public:
+    explicit Session(Consumer& c)
+        : c_(c),
+          connection_(c.options_.connect),
+          republisher_(c.options_.connect),
+          queue_(names::queue(c.options_.topology.bridge, c.options_.target_side)) {
+        declare_topology(connection_, c.options_.topology);
+        connection_.qos(kChannel, c.options_.prefetch);
+        connection_.consume(kChannel, queue_);
+        c_.stats_.consuming = true;
+        log::info("consumer", "consuming", {{"queue", queue_}, {"broker", connection_.server()}});
+    }
+    ~Session() { c_.stats_.consuming = false; }
+
+    void run() {
+        amqp_connection_state_t state = connection_.native();
+        while (!c_.stopping_) {
+            amqp_maybe_release_buffers(state);
+            amqp_envelope_t envelope;
+            timeval timeout{0, 200 * 1000};
+            const amqp_rpc_reply_t reply = amqp_consume_message(state, &envelope, &timeout, 0);
+            if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+                reply.library_error == AMQP_STATUS_TIMEOUT) {
+                continue;
+            }
+            if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+                connection_.check_reply("consuming", kChannel);
+                throw Error(ErrorKind::Broker, "consuming failed")
+                    .with("broker", connection_.server());
+            }
+            try {
+                handle(envelope);
+            } catch (...) {
+                amqp_destroy_envelope(&envelope);
+                throw;
+            }
+            amqp_destroy_envelope(&envelope);
+        }
+    }
+
+  private:
+    void ack(std::uint64_t tag) {
+        if (amqp_basic_ack(connection_.native(), kChannel, tag, 0) != AMQP_STATUS_OK) {
+            throw Error(ErrorKind::Broker, "acknowledging a message failed")
+                .with("broker", connection_.server());
+        }
+    }
+
+    void handle(const amqp_envelope_t& envelope) {
+        const amqp_basic_properties_t& props = envelope.message.properties;
+        const std::string body = to_string(envelope.message.body);
+        AmqpTable headers;
+        if ((props._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
+            headers = AmqpTable::from_native(props.headers);
+        }
+        const int previous_attempts =
+            static_cast<int>(headers.get_int("x-pgbridge-attempts").value_or(0));
+        const std::string id = (props._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0
+                                   ? to_string(props.message_id)
+                                   : std::string();
+
+        ChangeBatch batch;
+        try {
+            batch = decode_body(body);
+        } catch (const Error& e) {
+            DeadLetter letter = letter_for(id, body, e, previous_attempts);
+            letter.error_kind = "unparseable";
+            letter.source_side = headers.get_string("x-pgbridge-source").value_or("");
+            dead_letter(props, body, letter);
+            ack(envelope.delivery_tag);
+            return;
+        }
+
+        while (true) {
+            try {
+                c_.handler_.apply(batch);
+                ack(envelope.delivery_tag);
+                ++c_.stats_.messages_applied;
+                c_.stats_.changes_applied += batch.change_count();
+                return;
+            } catch (const Error& e) {
+                if (c_.stopping_) {
+                    throw;  // unacked: the broker gives it to the next consumer
+                }
+                if (is_target_unavailable(e)) {
+                    // Keep the message and wait: nothing is lost, nothing counted.
+                    log::warning("consumer", "target unavailable; retrying in place",
+                                 {{"queue", queue_},
+                                  {"last_lsn", batch.last_end_lsn().to_string()},
+                                  {"error", e.what()}});
+                    std::this_thread::sleep_for(
+                        std::chrono::milliseconds(std::max(100, c_.options_.retry_delay_ms)));
+                    continue;
+                }
+                const int attempts = previous_attempts + 1;
+                DeadLetter letter = letter_for(id, body, e, attempts);
+                letter.source_side = batch.source_side;
+                letter.first_lsn = batch.first_commit_lsn();
+                letter.last_lsn = batch.last_end_lsn();
+                letter.commit_time = batch.last_commit_time();
+                if (attempts < std::max(1, c_.options_.max_retries)) {
+                    retry(props, body, attempts, e);
+                } else {
+                    dead_letter(props, body, letter);
+                }
+                ack(envelope.delivery_tag);
+                return;
+            }
+        }
+    }
+
+    DeadLetter letter_for(const std::string& id, const std::string& body, const Error& e,
+                          int attempts) {
+        DeadLetter letter;
+        letter.bridge = c_.options_.topology.bridge;
+        letter.error_kind = std::string(to_string(e.kind()));
+        letter.reason = e.what();
+        letter.sqlstate = std::string(e.context_value("sqlstate"));
+        letter.table = std::string(e.context_value("table"));
+        letter.key = std::string(e.context_value("key"));
+        letter.attempts = attempts;
+        letter.message_id = id;
+        letter.body = body;
+        return letter;
+    }
+
+    void retry(const amqp_basic_properties_t& props, const std::string& body, int attempts,
+               const Error& e) {
+        PropertiesCopy copy(props, AmqpTable()
+                                       .set("x-pgbridge-attempts", std::int64_t{attempts})
+                                       .set("x-pgbridge-last-error", e.what()));
+        copy.set_expiration(std::to_string(std::max(0, c_.options_.retry_delay_ms)));
+        // Through the default exchange straight into the retry queue; when the TTL expires the
+        // broker dead-letters it back to pgbridge.NAME with the side as routing key.
+        republisher_.publish(
+            "", names::retry_queue(c_.options_.topology.bridge, c_.options_.target_side),
+            copy.get(), body, c_.options_.connect.timeout_ms);
+        ++c_.stats_.retries;
+        log::warning("consumer", "apply failed; message will be retried",
+                     {{"queue", queue_},
+                      {"attempt", std::to_string(attempts)},
+                      {"retry_in_ms", std::to_string(c_.options_.retry_delay_ms)},
+                      {"table", std::string(e.context_value("table"))},
+                      {"error", e.what()}});
+    }
+
+    void dead_letter(const amqp_basic_properties_t& props, const std::string& body,
+                     const DeadLetter& letter) {
+        // The database row first: if the target is down this throws and the message stays.
+        c_.dead_letters_.record(letter);
+        PropertiesCopy copy(props, AmqpTable()
+                                       .set("x-pgbridge-attempts", std::int64_t{letter.attempts})
+                                       .set("x-pgbridge-dead-kind", letter.error_kind)
+                                       .set("x-pgbridge-dead-reason", letter.reason));
+        republisher_.publish(names::dead_letter_exchange(c_.options_.topology.bridge),
+                             c_.options_.target_side, copy.get(), body,
+                             c_.options_.connect.timeout_ms);
+        ++c_.stats_.dead_lettered;
+        log::error("consumer", "message dead-lettered",
+                   {{"queue", queue_},
+                    {"kind", letter.error_kind},
+                    {"attempts", std::to_string(letter.attempts)},
+                    {"table", letter.table},
+                    {"message_id", letter.message_id},
+                    {"reason", letter.reason}});
+    }
+
+    Consumer& c_;
+    AmqpConnection connection_;
+    ConfirmedPublisher republisher_;
+    std::string queue_;
+};
+
+Consumer::Consumer(ConsumerOptions options, BatchHandler& handler, DeadLetterRecorder& dead_letters)
+    : options_(std::move(options)), handler_(handler), dead_letters_(dead_letters) {}
+
+Consumer::~Consumer() = default;
+
+void Consumer::stop() {
+    stopping_ = true;
+}
+
+void Consumer::run() {
+    auto backoff = options_.reconnect_min;
+    while (!stopping_) {
+        bool worked = false;
+        try {
+            Session session(*this);
+            worked = true;
+            session.run();
+            return;
+        } catch (const Error& e) {
+            if (stopping_) {
+                return;
+            }
+            if (e.kind() != ErrorKind::Broker && !is_target_unavailable(e)) {
+                throw;
+            }
+            if (worked) {
+                backoff = options_.reconnect_min;
+            }
+            ++stats_.reconnects;
+            log::warning("consumer", "connection interrupted; reconnecting",
+                         {{"target", options_.target_side},
+                          {"retry_in_ms", std::to_string(backoff.count())},
+                          {"error", e.what()}});
+        }
+        const auto until = std::chrono::steady_clock::now() + backoff;
+        while (!stopping_ && std::chrono::steady_clock::now() < until) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        backoff = std::min(backoff * 2, options_.reconnect_max);
+    }
+}
+
+}  // namespace pgbridge::transport
