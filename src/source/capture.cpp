@@ -185,6 +185,7 @@ void Capture::run() {
     auto backoff = options_.reconnect_min;
     while (!stopping_) {
         std::string failure;
+        bool sink_failed = false;
         try {
             Session session(*this, feedback);
             session.run();
@@ -198,6 +199,7 @@ void Capture::run() {
             feedback.rewind_to(durable);
             sink_.rewind(feedback.resume_position());
             failure = f.error.what();
+            sink_failed = true;
         } catch (const Error& e) {
             if (stopping_) {
                 return;
@@ -208,8 +210,10 @@ void Capture::run() {
             }
             failure = e.what();
         }
-        if (stats_.streaming) {
-            backoff = options_.reconnect_min;  // the last session worked: retry quickly
+        if (stats_.streaming && !sink_failed) {
+            // The last session worked until the server went away: retry quickly. A sink that
+            // fails (the broker is down) keeps the backoff growing.
+            backoff = options_.reconnect_min;
         }
         stats_.streaming = false;
         ++stats_.reconnects;

@@ -81,37 +81,42 @@ class RecordingSink final : public source::TransactionSink {
     std::vector<Lsn> rewound_to_;
 };
 
-// Runs a Capture on its own thread for the life of the object.
-class CaptureThread {
+// Runs something with run() and stop() (a Capture, a Consumer) on its own thread for the life
+// of the object, keeping what it threw.
+template <typename Runner>
+class RunnerThread {
   public:
-    CaptureThread(source::CaptureOptions options, source::TransactionSink& sink)
-        : capture_(std::move(options), sink), thread_([this] {
+    template <typename... Args>
+    explicit RunnerThread(Args&&... args)
+        : runner_(std::forward<Args>(args)...), thread_([this] {
               try {
-                  capture_.run();
+                  runner_.run();
               } catch (const std::exception& e) {
                   std::lock_guard lock(mutex_);
                   failure_ = e.what();
               }
           }) {}
-    ~CaptureThread() { stop(); }
+    ~RunnerThread() { stop(); }
 
     void stop() {
-        capture_.stop();
+        runner_.stop();
         if (thread_.joinable()) {
             thread_.join();
         }
     }
-    const source::CaptureStats& stats() const { return capture_.stats(); }
+    const auto& stats() const { return runner_.stats(); }
     std::string failure() const {
         std::lock_guard lock(mutex_);
         return failure_;
     }
 
   private:
-    source::Capture capture_;
+    Runner runner_;
     mutable std::mutex mutex_;
     std::string failure_;
     std::thread thread_;
 };
+
+using CaptureThread = RunnerThread<source::Capture>;
 
 }  // namespace pgbridge::test

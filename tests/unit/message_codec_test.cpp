@@ -1,7 +1,3 @@
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -9,67 +5,20 @@
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
 #include <pgbridge/transport/message_codec.hpp>
 
+#include "../support/compare.hpp"
+#include "../support/fixtures.hpp"
+
 using namespace pgbridge;
 using namespace pgbridge::transport;
 
 namespace {
 
 std::vector<SourceTransaction> fixture_transactions(const std::string& name) {
-    std::ifstream in(std::filesystem::path(std::getenv("PGBRIDGE_SOURCE_ROOT")) /
-                     "tests/fixtures/pgoutput" / name);
-    REQUIRE(in);
-    pgoutput::TransactionAssembler assembler("looma_crm");
-    std::vector<SourceTransaction> out;
-    std::string hex;
-    while (std::getline(in, hex)) {
-        std::string bytes;
-        for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-            bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
-        }
-        if (auto t = assembler.feed(bytes)) {
-            out.push_back(std::move(*t));
-        }
-    }
-    return out;
-}
-
-void check_same_table(const TableInfo& a, const TableInfo& b) {
-    CHECK(a.schema == b.schema);
-    CHECK(a.name == b.name);
-    CHECK(a.replica_identity == b.replica_identity);
-    REQUIRE(a.columns.size() == b.columns.size());
-    for (std::size_t i = 0; i < a.columns.size(); ++i) {
-        CHECK(a.columns[i].name == b.columns[i].name);
-        CHECK(a.columns[i].type_oid == b.columns[i].type_oid);
-        CHECK(a.columns[i].type_modifier == b.columns[i].type_modifier);
-        CHECK(a.columns[i].primary_key == b.columns[i].primary_key);
-        CHECK(a.columns[i].key == b.columns[i].key);
-    }
+    return test::fixture_transactions(name, "looma_crm");
 }
 
 void check_same(const SourceTransaction& a, const SourceTransaction& b) {
-    CHECK(a.source_side == b.source_side);
-    CHECK(a.xid == b.xid);
-    CHECK(a.commit_lsn == b.commit_lsn);
-    CHECK(a.end_lsn == b.end_lsn);
-    CHECK(a.commit_time == b.commit_time);
-    CHECK(a.origin == b.origin);
-    REQUIRE(a.changes.size() == b.changes.size());
-    for (std::size_t i = 0; i < a.changes.size(); ++i) {
-        const ChangeEvent& x = a.changes[i];
-        const ChangeEvent& y = b.changes[i];
-        CHECK(x.op == y.op);
-        check_same_table(*x.table, *y.table);
-        CHECK(x.old_row == y.old_row);
-        CHECK(x.old_is_key_only == y.old_is_key_only);
-        CHECK(x.new_row == y.new_row);
-        REQUIRE(x.truncated.size() == y.truncated.size());
-        for (std::size_t k = 0; k < x.truncated.size(); ++k) {
-            check_same_table(*x.truncated[k], *y.truncated[k]);
-        }
-        CHECK(x.truncate_cascade == y.truncate_cascade);
-        CHECK(x.truncate_restart_identity == y.truncate_restart_identity);
-    }
+    test::check_same_transaction(a, b);
 }
 
 ChangeBatch batch_of(std::vector<SourceTransaction> txns) {

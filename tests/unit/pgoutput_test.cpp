@@ -15,27 +15,15 @@
 #include <pgbridge/pgoutput/decoder.hpp>
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
 
+#include "../support/fixtures.hpp"
+
 using namespace pgbridge;
 using namespace pgbridge::pgoutput;
 
 namespace {
 
 std::vector<std::string> load_fixture(const std::string& name) {
-    const char* root = std::getenv("PGBRIDGE_SOURCE_ROOT");
-    REQUIRE(root != nullptr);
-    std::ifstream in(std::filesystem::path(root) / "tests/fixtures/pgoutput" / name);
-    REQUIRE(in);
-    std::vector<std::string> messages;
-    std::string hex;
-    while (std::getline(in, hex)) {
-        std::string bytes;
-        for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-            bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
-        }
-        messages.push_back(std::move(bytes));
-    }
-    REQUIRE(!messages.empty());
-    return messages;
+    return test::load_pgoutput_fixture(name);
 }
 
 std::vector<SourceTransaction> assemble(const std::vector<std::string>& messages,
