@@ -61,6 +61,7 @@ class ConfirmedPublisher {
             if (id == AMQP_BASIC_ACK_METHOD) {
                 const auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
                 if (ack->delivery_tag >= sequence) {
+                    amqp_maybe_release_buffers(connection_.native());
                     return;
                 }
             } else if (id == AMQP_BASIC_RETURN_METHOD || id == AMQP_BASIC_NACK_METHOD) {

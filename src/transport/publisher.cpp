@@ -151,6 +151,9 @@ void Publisher::read_confirms(std::optional<std::chrono::milliseconds> wait) {
             amqp_simple_wait_frame_noblock(state, &frame, wait && !waited ? &timeout : &zero);
         waited = true;
         if (rc == AMQP_STATUS_TIMEOUT) {
+            // Decoded frames live in rabbitmq-c's pool until released; without this a
+            // long-running publisher grows by every ack it ever read.
+            amqp_maybe_release_buffers(state);
             if (wait && in_flight_.size() >= options_.max_unconfirmed) {
                 throw Error(ErrorKind::Broker,
                             "no publisher confirms from the broker within "

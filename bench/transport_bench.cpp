@@ -1,0 +1,239 @@
+// Changes/s from a real slot through RabbitMQ to a no-op consumer, next to the broker's own
+// ceiling measured in the same run: a minimal publisher (confirms, same window) and a minimal
+// consumer (ack each) moving messages of the same size through the same kind of queue.
+//
+//   transport_bench CONNINFO SLOT PUBLICATION UNTIL_LSN CHANGES AMQP_URL AMQP_PASSWORD
+
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <sys/resource.h>
+#include <thread>
+
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <fmt/format.h>
+
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/core/log.hpp>
+#include <pgbridge/source/capture.hpp>
+#include <pgbridge/transport/consumer.hpp>
+#include <pgbridge/transport/publisher.hpp>
+
+using namespace pgbridge;
+using namespace pgbridge::transport;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+class CountingHandler final : public BatchHandler {
+  public:
+    void apply(const ChangeBatch& batch) override { changes += batch.change_count(); }
+    std::atomic<std::uint64_t> changes{0};
+};
+
+class NoDeadLetters final : public DeadLetterRecorder {
+  public:
+    void record(const DeadLetter&) override {
+        throw Error(ErrorKind::Internal, "the benchmark produced a dead letter");
+    }
+};
+
+// Stops the capture once the publisher has made everything up to `until` durable.
+class StopAt final : public source::TransactionSink {
+  public:
+    StopAt(Publisher& publisher, Lsn until) : publisher_(publisher), until_(until) {}
+    void set_capture(source::Capture* capture) { capture_ = capture; }
+    void deliver(SourceTransaction txn) override {
+        const Lsn end = txn.end_lsn;
+        publisher_.deliver(std::move(txn));
+        if (end >= until_ && capture_ != nullptr) {
+            capture_->stop();
+        }
+    }
+    void flush() override { publisher_.flush(); }
+    Lsn durable_lsn() override { return publisher_.durable_lsn(); }
+    void settle(std::chrono::milliseconds t) override { publisher_.settle(t); }
+    void rewind(Lsn from) override { publisher_.rewind(from); }
+
+  private:
+    Publisher& publisher_;
+    Lsn until_;
+    source::Capture* capture_ = nullptr;
+};
+
+double peak_rss_mb() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+// The broker's ceiling: `count` persistent messages of `size` bytes with confirms (window of
+// 256, like the publisher) into a priority queue, consumed and acked one by one.
+double broker_ceiling(const AmqpConnectOptions& options, std::uint64_t count, std::size_t size) {
+    const Topology topology{"bench_ceiling", {"x", "y"}, 10};
+    {
+        AmqpConnection admin(options);
+        declare_topology(admin, topology);
+    }
+    const std::string exchange = names::exchange(topology.bridge);
+    const std::string queue = names::queue(topology.bridge, "y");
+    const std::string body(size, 'x');
+    std::atomic<std::uint64_t> consumed{0};
+    const auto start = Clock::now();
+    std::thread consumer([&] {
+        AmqpConnection c(options);
+        c.qos(1, 64);
+        c.consume(1, queue);
+        while (consumed < count) {
+            amqp_maybe_release_buffers(c.native());
+            amqp_envelope_t envelope;
+            timeval timeout{5, 0};
+            auto reply = amqp_consume_message(c.native(), &envelope, &timeout, 0);
+            if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+                break;
+            }
+            amqp_basic_ack(c.native(), 1, envelope.delivery_tag, 0);
+            amqp_destroy_envelope(&envelope);
+            ++consumed;
+        }
+    });
+    {
+        AmqpConnection p(options);
+        p.confirm_select(1);
+        amqp_basic_properties_t props{};
+        props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG;
+        props.delivery_mode = 2;
+        props.priority = 5;
+        std::uint64_t confirmed = 0;
+        auto read_acks = [&](bool block) {
+            amqp_maybe_release_buffers(p.native());
+            timeval zero{0, 0};
+            timeval wait{5, 0};
+            amqp_frame_t frame;
+            bool first = true;
+            while (amqp_simple_wait_frame_noblock(
+                       p.native(), &frame, block && first ? &wait : &zero) == AMQP_STATUS_OK) {
+                first = false;
+                if (frame.frame_type == AMQP_FRAME_METHOD &&
+                    frame.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+                    confirmed =
+                        static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded)->delivery_tag;
+                }
+            }
+        };
+        for (std::uint64_t i = 1; i <= count; ++i) {
+            read_acks(false);
+            while (i - confirmed > 256) {
+                read_acks(true);
+            }
+            amqp_basic_publish(p.native(), 1, amqp_cstring_bytes(exchange.c_str()),
+                               amqp_cstring_bytes("y"), 0, 0, &props,
+                               amqp_bytes_t{body.size(), const_cast<char*>(body.data())});
+        }
+        while (confirmed < count) {
+            read_acks(true);
+        }
+    }
+    consumer.join();
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    AmqpConnection admin(options);
+    SetupReport ignored;
+    delete_topology(admin, topology, ignored, false);
+    return static_cast<double>(consumed.load()) / seconds;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 8) {
+        std::cerr << "usage: transport_bench CONNINFO SLOT PUBLICATION UNTIL_LSN CHANGES "
+                     "AMQP_URL AMQP_PASSWORD\n";
+        return 2;
+    }
+    log::set_level(log::Level::Warning);
+    const Lsn until = Lsn::parse(argv[4]).value();
+    const std::uint64_t expected = std::stoull(argv[5]);
+    std::string error;
+    auto url = AmqpUrl::parse(argv[6], &error);
+    if (!url) {
+        std::cerr << "AMQP_URL: expected " << error << '\n';
+        return 2;
+    }
+    url->password = Secret(argv[7]);
+    AmqpConnectOptions amqp;
+    amqp.url = *url;
+    const Topology topology{"bench_pipeline", {"src", "dst"}, 10};
+
+    PublisherOptions publisher_options;
+    publisher_options.connect = amqp;
+    publisher_options.topology = topology;
+    publisher_options.source_side = "src";
+    publisher_options.target_side = "dst";
+    publisher_options.batch_size = 100;
+    publisher_options.priority_of = [](const TableInfo&) { return 5; };
+    Publisher publisher(publisher_options);
+    StopAt sink(publisher, until);
+
+    source::CaptureOptions capture_options;
+    capture_options.side = "src";
+    capture_options.connect.conninfo = argv[1];
+    capture_options.connect.side = "src";
+    capture_options.slot = argv[2];
+    capture_options.publication = argv[3];
+    capture_options.retry = false;
+    source::Capture capture(capture_options, sink);
+    sink.set_capture(&capture);
+
+    CountingHandler handler;
+    NoDeadLetters dead_letters;
+    ConsumerOptions consumer_options;
+    consumer_options.connect = amqp;
+    consumer_options.topology = topology;
+    consumer_options.target_side = "dst";
+    Consumer consumer(consumer_options, handler, dead_letters);
+
+    const auto start = Clock::now();
+    std::thread consume([&] { consumer.run(); });
+    try {
+        capture.run();
+    } catch (const Error& e) {
+        std::cerr << "transport_bench: " << e.what() << '\n';
+        consumer.stop();
+        consume.join();
+        return 1;
+    }
+    const double published_at = std::chrono::duration<double>(Clock::now() - start).count();
+    while (handler.changes < expected && Clock::now() - start < std::chrono::minutes(10)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    consumer.stop();
+    consume.join();
+    const auto& s = publisher.stats();
+    const double messages = static_cast<double>(s.messages_published.load());
+    const std::size_t average_size =
+        messages > 0
+            ? static_cast<std::size_t>(static_cast<double>(s.bytes_published.load()) / messages)
+            : 0;
+    std::cout << fmt::format(
+        "pipeline: {} changes in {:.0f} messages (avg {} bytes) slot -> RabbitMQ -> no-op "
+        "consumer in {:.2f} s ({:.2f} s to publish): {:.0f} changes/s, {:.0f} messages/s, peak "
+        "RSS {:.1f} MB\n",
+        handler.changes.load(), messages, average_size, seconds, published_at,
+        static_cast<double>(handler.changes.load()) / seconds, messages / seconds, peak_rss_mb());
+    {
+        AmqpConnection admin(amqp);
+        SetupReport ignored;
+        delete_topology(admin, topology, ignored, false);
+    }
+    const double ceiling = broker_ceiling(amqp, static_cast<std::uint64_t>(messages),
+                                          std::max<std::size_t>(average_size, 1));
+    std::cout << fmt::format(
+        "broker ceiling: {:.0f} persistent confirmed messages/s of {} bytes through a priority "
+        "queue (minimal publisher and consumer); the pipeline reached {:.0f}% of it in "
+        "messages/s\n",
+        ceiling, average_size, 100.0 * (messages / seconds) / ceiling);
+    return handler.changes.load() >= expected ? 0 : 1;
+}
