@@ -1,6 +1,7 @@
 // The RabbitMQ transport against the real broker of scripts/testenv: fields survive the trip,
 // priorities order delivery, a broker restart mid-stream loses nothing, poison is contained.
 
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -424,5 +425,55 @@ TEST_SUITE("transport") {
         CHECK(setup.exit_code == 1);
         CHECK(setup.err.find("exists with other settings") != std::string::npos);
         CHECK(setup.out.find("setup (databases only)") != std::string::npos);
+    }
+
+    TEST_CASE("amqps:// verifies the broker's certificate and carries messages") {
+        const char* url_text = std::getenv("PGBRIDGE_TEST_AMQPS_URL");
+        const char* tls_dir = std::getenv("PGBRIDGE_TEST_TLS_DIR");
+        REQUIRE(url_text != nullptr);
+        REQUIRE(tls_dir != nullptr);
+        const std::filesystem::path dir(tls_dir);
+        AmqpConnectOptions tls = amqp_options();
+        std::string error;
+        auto url = AmqpUrl::parse(url_text, &error);
+        REQUIRE(url);
+        url->password = tls.url.password;
+        tls.url = *url;
+        REQUIRE(tls.url.tls);
+        tls.ca_file = dir / "ca.pem";
+        tls.cert_file = dir / "client.pem";
+        tls.key_file = dir / "client.key";
+
+        // A message through the TLS listener, publisher to consumer.
+        Bridge bridge;
+        PublisherOptions publisher_options = bridge.publisher_options();
+        publisher_options.connect = tls;
+        {
+            Publisher publisher(publisher_options);
+            publisher.deliver(one_row("other", 1, 0x1000));
+            publisher.flush();
+            publisher.settle(std::chrono::seconds(10));
+            REQUIRE(publisher.durable_lsn() == Lsn(0x1008));
+        }
+        RecordingHandler handler;
+        apply::DeadLetterWriter dead_letters(bridge.target());
+        ConsumerOptions consumer_options = bridge.consumer_options();
+        consumer_options.connect = tls;
+        RunnerThread<Consumer> consumer(consumer_options, handler, dead_letters);
+        REQUIRE(eventually([&] { return handler.inserted_ids().size() == 1; }));
+
+        // A broker certificate from a CA we do not trust is refused, with a clear error.
+        AmqpConnectOptions untrusted = tls;
+        untrusted.ca_file = dir / "other-ca.pem";
+        try {
+            AmqpConnection refused(untrusted);
+            FAIL("connected to a broker whose certificate is not trusted");
+        } catch (const Error& e) {
+            CHECK(e.kind() == ErrorKind::Broker);
+            CHECK(std::string(e.what()).find("cannot connect") != std::string::npos);
+        }
+        // Without verification it connects (verify_peer = false, for test setups only).
+        untrusted.verify_peer = false;
+        CHECK_NOTHROW(AmqpConnection{untrusted});
     }
 }

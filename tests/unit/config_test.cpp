@@ -115,6 +115,19 @@ TEST_CASE("the spec's full example loads into typed structs") {
     CHECK(c.warnings.empty());
 }
 
+TEST_CASE("TLS settings load with amqps://") {
+    const Config c = parse(replace(replace(kValid, "amqp://", "amqps://"), "max_priority = 10",
+                                   "max_priority = 10\nca_file = \"/etc/hostname\"\n"
+                                   "cert_file = \"/etc/hostname\"\nkey_file = \"/etc/hostname\"\n"
+                                   "verify_peer = false"));
+    CHECK(c.rabbitmq.url.tls);
+    CHECK(c.rabbitmq.url.port == 5672);  // given explicitly in the URL
+    CHECK(c.rabbitmq.ca_file == std::filesystem::path("/etc/hostname"));
+    CHECK(c.rabbitmq.cert_file.has_value());
+    CHECK(c.rabbitmq.key_file.has_value());
+    CHECK_FALSE(c.rabbitmq.verify_peer);
+}
+
 TEST_CASE("defaults apply when optional sections are absent") {
     const Config c = parse(R"([bridge]
 name = "b"
@@ -234,6 +247,22 @@ TEST_CASE("invalid configurations name the line of the mistake") {
     }
     SUBCASE("max_priority out of RabbitMQ's range") {
         CHECK(error_line(replace(kValid, "max_priority = 10", "max_priority = 300")) == 12);
+    }
+    SUBCASE("TLS files without an amqps:// URL") {
+        CHECK(error_line(replace(kValid, "max_priority = 10",
+                                 "max_priority = 10\nca_file = \"/etc/hostname\"")) == 11);
+    }
+    SUBCASE("a client certificate without its key") {
+        CHECK(error_line(replace(replace(kValid, "amqp://", "amqps://"), "max_priority = 10",
+                                 "max_priority = 10\ncert_file = \"/etc/hostname\"")) == 13);
+    }
+    SUBCASE("an unreadable CA file") {
+        CHECK(error_line(replace(replace(kValid, "amqp://", "amqps://"), "max_priority = 10",
+                                 "max_priority = 10\nca_file = \"/nonexistent/ca.pem\"")) == 13);
+    }
+    SUBCASE("verify_peer that is not a boolean") {
+        CHECK(error_line(replace(replace(kValid, "amqp://", "amqps://"), "max_priority = 10",
+                                 "max_priority = 10\nverify_peer = \"no\"")) == 13);
     }
     SUBCASE("names too long for PostgreSQL identifiers") {
         const std::string long_name(50, 'x');
