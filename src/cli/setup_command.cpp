@@ -68,40 +68,45 @@ void print_report(const SetupReport& report, std::string_view verb, bool json) {
 
 }  // namespace
 
+// Adds the broker part to a report of the database part and prints it; when the broker part
+// fails, what was done to the databases is printed before the error.
+template <typename BrokerStep>
+int finish_with_broker(const Config& config, SetupReport report, std::string_view verb, bool json,
+                       BrokerStep&& step) {
+    try {
+        transport::AmqpConnection broker(
+            transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms));
+        step(broker, transport::Topology::of(config), report);
+    } catch (const Error&) {
+        print_report(report, fmt::format("{} (databases only)", verb), json);
+        throw;
+    }
+    print_report(report, verb, json);
+    return 0;
+}
+
 int setup_command(const GlobalOptions& global, const SetupCommandOptions& options) {
     const Config config = load_config(global.config_path);
     for (const auto& warning : config.warnings) {
         std::cerr << "warning: " << warning << '\n';
     }
-    SetupReport report = setup_databases(config, database_options(config, options));
-    try {
-        transport::AmqpConnection broker(
-            transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms));
-        transport::declare_topology(broker, transport::Topology::of(config), &report,
-                                    options.dry_run);
-    } catch (const Error&) {
-        // The databases are set up; show that before the broker's error.
-        print_report(report, "setup (databases only)", global.json);
-        throw;
-    }
-    print_report(report, "setup", global.json);
-    return 0;
+    return finish_with_broker(
+        config, setup_databases(config, database_options(config, options)), "setup", global.json,
+        [&](transport::AmqpConnection& broker, const transport::Topology& topology,
+            SetupReport& report) {
+            transport::declare_topology(broker, topology, &report, options.dry_run);
+        });
 }
 
 int teardown_command(const GlobalOptions& global, const SetupCommandOptions& options) {
     const Config config = load_config(global.config_path);
-    SetupReport report = teardown_databases(config, database_options(config, options));
-    try {
-        transport::AmqpConnection broker(
-            transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms));
-        transport::delete_topology(broker, transport::Topology::of(config), report,
-                                   options.dry_run);
-    } catch (const Error&) {
-        print_report(report, "teardown (databases only)", global.json);
-        throw;
-    }
-    print_report(report, "teardown", global.json);
-    return 0;
+    return finish_with_broker(config, teardown_databases(config, database_options(config, options)),
+                              "teardown", global.json,
+                              [&](transport::AmqpConnection& broker,
+                                  const transport::Topology& topology, SetupReport& report) {
+                                  transport::delete_topology(broker, topology, report,
+                                                             options.dry_run);
+                              });
 }
 
 }  // namespace pgbridge::cli

@@ -39,36 +39,10 @@ const std::vector<std::string> kTypedColumns{"id", "i", "n", "t",   "v",   "b", 
 struct Bridge {
     ScratchBridge scratch{"capture", kSchema, kSchema, kTables};
 
-    Bridge() {
-        auto setup =
-            scratch.pgbridge({"setup", "--admin-conninfo", "a=" + scratch.admin_conninfo(0),
-                              "--admin-conninfo", "b=" + scratch.admin_conninfo(1)});
-        INFO(setup.out << setup.err);
-        REQUIRE(setup.exit_code == 0);
-    }
+    Bridge() { scratch.setup(); }
 
-    source::CaptureOptions capture_options() const {
-        source::CaptureOptions o;
-        o.side = "a";
-        o.connect.conninfo = scratch.runtime_conninfo(0);
-        o.connect.password = Secret(scratch.password());
-        o.connect.side = "a";
-        o.slot = "pgbridge_" + scratch.name() + "_a";
-        o.publication = "pgbridge_" + scratch.name();
-        o.status_interval = std::chrono::milliseconds(100);
-        o.reconnect_min = std::chrono::milliseconds(50);
-        o.reconnect_max = std::chrono::milliseconds(500);
-        return o;
-    }
-
-    Lsn confirmed_flush() const {
-        auto conn = scratch.admin(0);
-        auto r =
-            conn.exec("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1",
-                      {"pgbridge_" + scratch.name() + "_a"});
-        REQUIRE(r.rows() == 1);
-        return Lsn::parse(r.value(0, 0)).value();
-    }
+    source::CaptureOptions capture_options() const { return scratch.capture_options(0); }
+    Lsn confirmed_flush() const { return scratch.confirmed_flush(0); }
 };
 
 std::string text_of(const Value& v) {

@@ -285,6 +285,38 @@ transport::AmqpConnectOptions amqp_options() {
     return options;
 }
 
+void ScratchBridge::setup() const {
+    std::vector<std::string> args{"setup"};
+    for (auto& flag : admin_flags()) {
+        args.push_back(std::move(flag));
+    }
+    auto result = pgbridge(args);
+    INFO(result.out << result.err);
+    REQUIRE(result.exit_code == 0);
+}
+
+source::CaptureOptions ScratchBridge::capture_options(int side) const {
+    source::CaptureOptions o;
+    o.side = side_name(side);
+    o.connect.conninfo = runtime_conninfo(side);
+    o.connect.password = Secret(password_);
+    o.connect.side = side_name(side);
+    o.slot = "pgbridge_" + name_ + "_" + side_name(side);
+    o.publication = "pgbridge_" + name_;
+    o.status_interval = std::chrono::milliseconds(100);
+    o.reconnect_min = std::chrono::milliseconds(50);
+    o.reconnect_max = std::chrono::milliseconds(1000);
+    return o;
+}
+
+Lsn ScratchBridge::confirmed_flush(int side) const {
+    auto conn = admin(side);
+    auto r = conn.exec("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1",
+                       {"pgbridge_" + name_ + "_" + side_name(side)});
+    REQUIRE(r.rows() == 1);
+    return Lsn::parse(r.value(0, 0)).value();
+}
+
 std::vector<std::string> ScratchBridge::admin_flags() const {
     return {"--admin-conninfo", "a=" + admin_conninfo(0), "--admin-conninfo",
             "b=" + admin_conninfo(1)};

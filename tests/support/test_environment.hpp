@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <pgbridge/pg/connection.hpp>
+#include <pgbridge/source/capture.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 
 namespace pgbridge::test {
@@ -74,6 +75,12 @@ class ScratchBridge {
 
     pg::Connection admin(int side) const;
     pg::Connection runtime(int side, bool replication = false) const;
+
+    // pgbridge setup with both sides' admin conninfos; fails the test unless it succeeds.
+    void setup() const;
+    // Capture options for the side's slot as the runtime role, with short intervals for tests.
+    source::CaptureOptions capture_options(int side) const;
+    Lsn confirmed_flush(int side) const;
 
     // pgbridge --config <this bridge's file> args...
     CommandResult pgbridge(const std::vector<std::string>& args) const;
