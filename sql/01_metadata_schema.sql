@@ -67,3 +67,102 @@ CREATE TABLE IF NOT EXISTS pgbridge.dead_letters (
 );
 CREATE INDEX IF NOT EXISTS dead_letters_new_idx
     ON pgbridge.dead_letters (recorded_at) WHERE status = 'new';
+
+-- Column versions of every synced row, for the conflict rules (docs/apply-design.md).
+-- One row per key of a synced table. `columns` maps a column name to
+--   {"w": "l" | "r", "x": xid of the last local write, "t": commit time of the last remote
+--    write (µs), "n": local writes, "s": remote writes processed, "m": highest remote commit
+--    LSN applied}
+-- and the row-level counters do the same for the key as a whole. Written by the trigger
+-- below for local writes, and by the applier for applied ones, in the same transaction as the
+-- write itself.
+CREATE TABLE IF NOT EXISTS pgbridge.row_versions (
+    table_name             text   NOT NULL,  -- schema-qualified, as named on this side
+    key                    jsonb  NOT NULL,  -- primary key values, in key column order
+    columns                jsonb  NOT NULL DEFAULT '{}',
+    local_row_writes       bigint NOT NULL DEFAULT 0,
+    seen_remote_row_writes bigint NOT NULL DEFAULT 0,
+    local_delete_writes    bigint NOT NULL DEFAULT 0,
+    deleted                jsonb,            -- the tombstone's stamp while the key is absent
+    deleted_applied_remote pg_lsn,
+    PRIMARY KEY (table_name, key)
+);
+
+-- The trigger function on every synced table: records local writes in row_versions and emits,
+-- in the same transaction, the row's version vectors as a transactional logical message that
+-- capture ships with the change. Arguments: the primary key column names. It stands aside
+-- while pgbridge applies (the applier records its own writes). SECURITY DEFINER, so that
+-- application roles need no rights on schema pgbridge; search_path is fixed for safety.
+CREATE OR REPLACE FUNCTION pgbridge.track_row_versions() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $function$
+DECLARE
+    tbl      text := quote_ident(TG_TABLE_SCHEMA) || '.' || quote_ident(TG_TABLE_NAME);
+    xid      text := pg_current_xact_id()::text;
+    new_row  jsonb;
+    old_row  jsonb;
+    row_key  jsonb;
+    changed  text[];
+    v        pgbridge.row_versions%ROWTYPE;
+    col      text;
+    entry    jsonb;
+BEGIN
+    IF current_setting('pgbridge.applying', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        old_row := to_jsonb(OLD);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        new_row := to_jsonb(NEW);
+    END IF;
+    SELECT jsonb_agg(coalesce(new_row, old_row) -> k ORDER BY o) INTO row_key
+      FROM unnest(TG_ARGV) WITH ORDINALITY AS a(k, o);
+    IF TG_OP = 'UPDATE' AND row_key IS DISTINCT FROM
+       (SELECT jsonb_agg(old_row -> k ORDER BY o) FROM unnest(TG_ARGV) WITH ORDINALITY AS a(k, o)) THEN
+        RAISE EXCEPTION 'pgbridge: changing the primary key of a synced row is not supported (table %)', tbl
+            USING HINT = 'delete the row and insert it with the new key';
+    END IF;
+
+    SELECT * INTO v FROM pgbridge.row_versions WHERE table_name = tbl AND key = row_key FOR UPDATE;
+    IF NOT FOUND THEN
+        v.table_name := tbl;
+        v.key := row_key;
+        v.columns := '{}';
+        v.local_row_writes := 0;
+        v.seen_remote_row_writes := 0;
+        v.local_delete_writes := 0;
+    END IF;
+    v.local_row_writes := v.local_row_writes + 1;
+
+    IF TG_OP = 'DELETE' THEN
+        v.local_delete_writes := v.local_row_writes;
+        v.deleted := jsonb_build_object('w', 'l', 'x', xid);
+        v.columns := '{}';
+    ELSE
+        IF TG_OP = 'INSERT' THEN
+            SELECT array_agg(k) INTO changed FROM jsonb_object_keys(new_row) AS k;
+            v.deleted := NULL;
+        ELSE
+            SELECT array_agg(k) INTO changed FROM jsonb_object_keys(new_row) AS k
+             WHERE new_row -> k IS DISTINCT FROM old_row -> k;
+        END IF;
+        FOREACH col IN ARRAY coalesce(changed, '{}') LOOP
+            entry := coalesce(v.columns -> col, '{"n": 0, "s": 0}');
+            v.columns := jsonb_set(v.columns, ARRAY[col],
+                entry || jsonb_build_object('w', 'l', 'x', xid, 'n', (entry ->> 'n')::bigint + 1));
+        END LOOP;
+    END IF;
+
+    INSERT INTO pgbridge.row_versions AS r VALUES (v.*)
+    ON CONFLICT (table_name, key) DO UPDATE
+       SET columns = EXCLUDED.columns, local_row_writes = EXCLUDED.local_row_writes,
+           local_delete_writes = EXCLUDED.local_delete_writes, deleted = EXCLUDED.deleted;
+
+    PERFORM pg_logical_emit_message(true, 'pgbridge.versions', jsonb_build_object(
+        'table', tbl, 'key', row_key,
+        'row', jsonb_build_array(v.local_row_writes, v.seen_remote_row_writes),
+        'columns', (SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(e -> 'n', e -> 's')), '{}')
+                      FROM jsonb_each(v.columns) AS c(k, e)))::text);
+    RETURN NULL;
+END
+$function$;

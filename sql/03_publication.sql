@@ -1,6 +1,6 @@
 -- The publication of one side: the synced tables, with REPLICA IDENTITY FULL so that every
 -- update and delete carries the old row (the conflict rules compare old values column by
--- column). Run as the owner of the tables (or a superuser):
+-- column), and the trigger that keeps their column versions (pgbridge.row_versions). Run as the owner of the tables (or a superuser):
 --   psql "dbname=looma" -v ON_ERROR_STOP=1 -v bridge=crm \
 --        -v tables='public.talents,public.customers' -f 03_publication.sql
 -- Refuses a table without a primary key. Idempotent; a changed table list is applied with
@@ -37,6 +37,16 @@ BEGIN
         END IF;
         IF (SELECT relreplident FROM pg_class WHERE oid = t) <> 'f' THEN
             EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', t);
+        END IF;
+        -- Column versions for the conflict rules (01_metadata_schema.sql defines the function).
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = 'pgbridge_row_versions') THEN
+            EXECUTE format('CREATE TRIGGER pgbridge_row_versions AFTER INSERT OR UPDATE OR DELETE ON %s '
+                           'FOR EACH ROW EXECUTE FUNCTION pgbridge.track_row_versions(%s)', t,
+                           (SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY k.ord)
+                              FROM pg_index i
+                             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                             WHERE i.indrelid = t AND i.indisprimary));
         END IF;
     END LOOP;
 

@@ -23,7 +23,16 @@ SELECT pg_replication_origin_drop(roname)
 
 SELECT set_config('pgbridge.bridge', :'bridge', false);
 DO $teardown$
+DECLARE
+    t regclass;
 BEGIN
+    -- The version triggers of the published tables, before the publication goes.
+    FOR t IN SELECT pr.prrelid::regclass FROM pg_publication_rel pr
+               JOIN pg_publication p ON p.oid = pr.prpubid
+              WHERE p.pubname = 'pgbridge_' || current_setting('pgbridge.bridge')
+    LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS pgbridge_row_versions ON %s', t);
+    END LOOP;
     EXECUTE format('DROP PUBLICATION IF EXISTS %I', 'pgbridge_' || current_setting('pgbridge.bridge'));
     IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname LIKE 'pgbridge\_%') THEN
         DROP SCHEMA IF EXISTS pgbridge CASCADE;

@@ -18,6 +18,7 @@ namespace {
 using Outcome = SetupStep::Outcome;
 
 constexpr int kMinServerVersion = 150000;
+constexpr std::string_view kVersionTrigger = "pgbridge_row_versions";
 
 // The functions the apply session calls to tag its transactions with a replication origin.
 // PostgreSQL revokes them from PUBLIC; they can be granted since version 14.
@@ -313,6 +314,32 @@ class SideSetupRun {
             record("replica identity of " + local.display(), result.value(0, 0) != "f",
                    "set to FULL", "FULL",
                    fmt::format("ALTER TABLE {} REPLICA IDENTITY FULL", local.quoted()));
+        }
+    }
+
+    // The trigger that keeps pgbridge.row_versions for local writes (docs/apply-design.md).
+    void version_triggers() {
+        for (const auto& table : config_.tables) {
+            const QualifiedName local = table.name_on(side());
+            auto existing = s_.conn.exec(
+                "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
+                {local.quoted(), std::string(kVersionTrigger)});
+            if (existing.rows() > 0) {
+                report_.add(side(), "version trigger on " + local.display(), Outcome::Unchanged,
+                            "present");
+                continue;
+            }
+            auto key = s_.conn.exec(
+                "SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY k.ord)"
+                "  FROM pg_index i"
+                "  CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
+                "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+                " WHERE i.indrelid = to_regclass($1) AND i.indisprimary",
+                {local.quoted()});
+            change("version trigger on " + local.display(), "created",
+                   fmt::format("CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH "
+                               "ROW EXECUTE FUNCTION pgbridge.track_row_versions({})",
+                               quote_identifier(kVersionTrigger), local.quoted(), key.value(0, 0)));
         }
     }
 
@@ -617,6 +644,7 @@ SetupReport run_setup(const Config& config, const DatabaseSetupOptions& options)
             run.metadata_schema();
             run.runtime_role();
             run.replica_identity();
+            run.version_triggers();
             run.publication();
             run.origin();
         });
@@ -667,6 +695,15 @@ SetupReport run_teardown(const Config& config, const DatabaseSetupOptions& optio
             "       EXISTS (SELECT 1 FROM pg_publication WHERE pubname LIKE 'pgbridge\\_%'"
             "                  AND pubname <> $2)",
             {origin, publication, std::string(names::kMetadataSchema)});
+        for (const auto& table : config.tables) {
+            const QualifiedName local = table.name_on(s.side->name);
+            auto trigger = s.conn.exec(
+                "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
+                {local.quoted(), std::string(kVersionTrigger)});
+            record(s, "version trigger on " + local.display(), trigger.rows() > 0,
+                   fmt::format("DROP TRIGGER {} ON {}", quote_identifier(kVersionTrigger),
+                               local.quoted()));
+        }
         record(s, "origin " + origin, state.value(0, 0) == "t",
                fmt::format("SELECT pg_replication_origin_drop('{}')", origin));
         record(s, "publication " + publication, state.value(0, 1) == "t",

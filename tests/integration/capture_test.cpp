@@ -357,4 +357,49 @@ INSERT INTO public.typed VALUES
         CHECK(wrong.exit_code == 2);
         CHECK(wrong.err.find("a or b") != std::string::npos);
     }
+
+    TEST_CASE("local writes keep column versions and ship them with the change") {
+        Bridge bridge;
+        RecordingSink sink(true);
+        CaptureThread capture(bridge.capture_options(), sink);
+        REQUIRE(eventually([&] { return capture.stats().streaming.load(); }));
+        // An application's own role, with rights on its table only.
+        auto app = bridge.scratch.runtime(0);
+        app.exec("INSERT INTO public.other VALUES (1, 'one')");
+        app.exec("UPDATE public.other SET note = 'uno' WHERE id = 1");
+        app.exec("UPDATE public.other SET note = 'one' WHERE id = 1");
+        app.exec("DELETE FROM public.other WHERE id = 1");
+        REQUIRE(wait_for_count(sink, 4));
+
+        auto db = bridge.scratch.admin(0);
+        auto v = db.exec(
+            "SELECT local_row_writes, local_delete_writes, deleted ->> 'w', columns::text"
+            "  FROM pgbridge.row_versions WHERE table_name = 'public.other' AND key = '[1]'");
+        REQUIRE(v.rows() == 1);
+        CHECK(v.value(0, 0) == "4");
+        CHECK(v.value(0, 1) == "4");
+        CHECK(v.value(0, 2) == "l");
+
+        // Each change is followed, in its transaction, by the row's version vectors.
+        const auto txns = sink.delivered();
+        const std::vector<std::string> expected_note_writes{"1", "2", "3"};
+        for (std::size_t i = 0; i < txns.size(); ++i) {
+            CAPTURE(i);
+            REQUIRE(txns[i].messages.size() == 1);
+            CHECK(txns[i].messages[0].prefix == "pgbridge.versions");
+            auto message = nlohmann::json::parse(txns[i].messages[0].content);
+            CHECK(message["table"] == "public.other");
+            CHECK(message["key"] == nlohmann::json::array({1}));
+            CHECK(message["row"][0] == i + 1);
+            if (i < 3) {
+                CHECK(message["columns"]["note"][0] == std::stoi(expected_note_writes[i]));
+                CHECK(message["columns"]["id"][0] == 1);  // written once, by the insert
+            }
+        }
+        // Writes by pgbridge's apply session are left to the applier.
+        app.exec("SET pgbridge.applying = 'on'");
+        app.exec("INSERT INTO public.other VALUES (2, 'applied')");
+        CHECK(db.exec("SELECT count(*) FROM pgbridge.row_versions WHERE key = '[2]'").value(0, 0) ==
+              "0");
+    }
 }
