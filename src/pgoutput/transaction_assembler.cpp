@@ -189,6 +189,13 @@ std::optional<SourceTransaction> TransactionAssembler::apply(Message message) {
                     return;  // not part of any transaction; nothing downstream uses them
                 }
                 OpenTransaction& t = current("Message");
+                if (m.prefix == kVersionsMessagePrefix && !t.txn.changes.empty()) {
+                    // The version trigger fires after its row change: the message belongs to
+                    // the change before it (and is dropped with it if its subtransaction
+                    // aborts).
+                    t.txn.changes.back().versions_message = std::move(m.content);
+                    return;
+                }
                 if (stream_block_xid_) {
                     t.message_xids.push_back(m.xid.value_or(*stream_block_xid_));
                 }

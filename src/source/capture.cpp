@@ -11,6 +11,7 @@
 #include <pgbridge/source/capture.hpp>
 #include <pgbridge/source/feedback_position.hpp>
 #include <pgbridge/source/replication_connection.hpp>
+#include <pgbridge/source/versions_message.hpp>
 
 namespace pgbridge::source {
 
@@ -126,6 +127,16 @@ class Capture::Session {
             log::debug("capture", "dropped a transaction pgbridge applied (no echo)",
                        {{"side", o.side}, {"origin", *txn.origin}, {"lsn", end.to_string()}});
             return;
+        }
+        for (auto& change : txn.changes) {
+            if (!change.versions_message.empty()) {
+                change.versions = parse_versions_message(change.versions_message);
+                if (!change.versions) {
+                    log::warning("capture", "ignoring a malformed pgbridge.versions message",
+                                 {{"side", o.side}, {"lsn", end.to_string()}});
+                }
+                change.versions_message.clear();
+            }
         }
         ++c_.stats_.transactions;
         c_.stats_.changes += txn.changes.size();

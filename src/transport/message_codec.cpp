@@ -316,6 +316,27 @@ Row decode_row(const json& v, const TableInfo& table, const std::string& where) 
     return row;
 }
 
+VersionVector decode_vector(const json& pair, const std::string& where) {
+    if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number_unsigned() ||
+        !pair[1].is_number_unsigned()) {
+        malformed(where, "a pair of counts [own, seen]");
+    }
+    return VersionVector{pair[0].get<std::uint64_t>(), pair[1].get<std::uint64_t>()};
+}
+
+RowVersions decode_versions(const json& v, const std::string& where) {
+    RowVersions versions;
+    versions.row = decode_vector(field(v, "row", where), where + ".row");
+    const json& columns = field(v, "columns", where);
+    if (!columns.is_object()) {
+        malformed(where + ".columns", "an object");
+    }
+    for (const auto& [name, pair] : columns.items()) {
+        versions.columns.emplace(name, decode_vector(pair, where + ".columns." + name));
+    }
+    return versions;
+}
+
 std::shared_ptr<const TableInfo> decode_relation(const json& r, const std::string& where) {
     auto table = std::make_shared<TableInfo>();
     table->schema = string_field(r, "schema", where);
@@ -388,6 +409,15 @@ std::string encode_body(const ChangeBatch& batch) {
                 }
                 if (c.new_row) {
                     change["new"] = encode_row(*c.new_row);
+                }
+                if (c.versions) {
+                    json columns = json::object();
+                    for (const auto& [name, v] : c.versions->columns) {
+                        columns[name] = json::array({v.own, v.seen});
+                    }
+                    change["versions"] = {
+                        {"row", json::array({c.versions->row.own, c.versions->row.seen})},
+                        {"columns", std::move(columns)}};
                 }
             }
             changes.push_back(std::move(change));
@@ -517,6 +547,9 @@ ChangeBatch decode_body(std::string_view body) {
                 }
                 if (auto it = c.find("new"); it != c.end()) {
                     change.new_row = decode_row(*it, *change.table, cw + ".new");
+                }
+                if (auto it = c.find("versions"); it != c.end()) {
+                    change.versions = decode_versions(*it, cw + ".versions");
                 }
                 const bool needs_new = change.op != ChangeOp::Delete;
                 if (needs_new != change.new_row.has_value() ||

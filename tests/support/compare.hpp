@@ -46,6 +46,7 @@ inline void check_same_transaction(const SourceTransaction& a, const SourceTrans
         }
         CHECK(x.truncate_cascade == y.truncate_cascade);
         CHECK(x.truncate_restart_identity == y.truncate_restart_identity);
+        CHECK(x.versions == y.versions);
     }
 }
 

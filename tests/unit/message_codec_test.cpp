@@ -69,6 +69,7 @@ TEST_CASE("NULL, unchanged TOAST, binary and non-UTF-8 text values round-trip") 
                   Value{Value::Kind::Text, ""}};
     c.old_row = row;
     c.new_row = row;
+    c.versions = RowVersions{VersionVector{7, 3}, {{"a", {1, 0}}, {"f", {4, 2}}}};
     SourceTransaction t;
     t.source_side = "looma_crm";
     t.xid = 42;

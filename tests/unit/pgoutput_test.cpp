@@ -327,6 +327,33 @@ TEST_CASE("hand-built messages: type, binary values, relation in a stream") {
     CHECK_FALSE(assembler.holds_partial_data());
 }
 
+TEST_CASE("a pgbridge.versions message belongs to the row change before it") {
+    TransactionAssembler assembler("a");
+    assembler.feed(relation_msg(7));
+    auto message = [](const std::string& prefix, const std::string& content) {
+        return Bytes()
+                   .ch('M')
+                   .u8(1)
+                   .u64(0x150)
+                   .str(prefix)
+                   .u32(static_cast<std::uint32_t>(content.size()))
+                   .bytes() +
+               content;
+    };
+    assembler.feed(begin_msg(3));
+    assembler.feed(message("pgbridge.versions", "{\"orphan\": true}"));  // no change yet
+    assembler.feed(insert_msg(7, "1"));
+    assembler.feed(message("pgbridge.versions", "{\"row\": [1, 0]}"));
+    assembler.feed(insert_msg(7, "2"));
+    auto txn = assembler.feed(commit_msg(0x200, 0x210));
+    REQUIRE(txn);
+    REQUIRE(txn->changes.size() == 2);
+    CHECK(txn->changes[0].versions_message == "{\"row\": [1, 0]}");
+    CHECK(txn->changes[1].versions_message.empty());
+    REQUIRE(txn->messages.size() == 1);
+    CHECK(txn->messages[0].content == "{\"orphan\": true}");
+}
+
 TEST_CASE("messages out of order are protocol errors naming the problem") {
     TransactionAssembler assembler("a");
     assembler.feed(relation_msg(7));

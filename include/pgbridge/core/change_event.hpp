@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,22 @@ using Row = std::vector<Value>;  // in the order of TableInfo::columns
 
 enum class ChangeOp : std::uint8_t { Insert, Update, Delete, Truncate };
 
+// How many times the writing side had written something, and how many of the other side's
+// writes to it the writing side had processed: a two-side version vector
+// (docs/apply-design.md).
+struct VersionVector {
+    std::uint64_t own = 0;
+    std::uint64_t seen = 0;
+    bool operator==(const VersionVector&) const = default;
+};
+
+// The writer's version vectors for one changed row, for the whole key and per column.
+struct RowVersions {
+    VersionVector row;
+    std::map<std::string, VersionVector> columns;
+    bool operator==(const RowVersions&) const = default;
+};
+
 std::string_view to_string(ChangeOp op) noexcept;
 
 // One row change (or a truncate) inside a source transaction.
@@ -63,6 +80,11 @@ struct ChangeEvent {
     std::vector<std::shared_ptr<const TableInfo>> truncated;
     bool truncate_cascade = false;
     bool truncate_restart_identity = false;
+    // The writer's version vectors for this row, when its side tracks them: the version
+    // trigger emits them (a pgbridge.versions logical message) right after the row change.
+    std::optional<RowVersions> versions;
+    // That message as decoded, until capture has parsed it into `versions`.
+    std::string versions_message;
 };
 
 // A pg_logical_emit_message() inside the transaction.

@@ -72,6 +72,9 @@ class TransactionAssembler {
     std::optional<std::uint32_t> stream_block_xid_;     // between Stream Start and Stream Stop
 };
 
+// The prefix of the logical messages pgbridge's version trigger emits after each row change.
+inline constexpr std::string_view kVersionsMessagePrefix = "pgbridge.versions";
+
 // True for the replication origins pgbridge applies under (SPEC: no echo).
 bool is_pgbridge_origin(std::string_view origin_name);
 
