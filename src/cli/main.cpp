@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
 
     TailCommandOptions tail_options;
     auto* run = app.add_subcommand("run", "the daemon: both directions of the bridge");
-    auto* slots = app.add_subcommand("slots", "every pgbridge slot on both sides");
+    auto* slots = app.add_subcommand(
+        "slots", "every replication slot holding WAL on both sides, pgbridge's first");
     auto* lag =
         app.add_subcommand("lag", "per direction: WAL not captured, queued, seconds behind");
     auto* status =
@@ -138,7 +139,10 @@ int main(int argc, char** argv) {
         if (*tail) {
             return tail_command(global, tail_options);
         }
-        for (auto* command : {run, slots, lag, status, conflicts}) {
+        if (*slots) {
+            return slots_command(global);
+        }
+        for (auto* command : {run, lag, status, conflicts}) {
             if (*command) {
                 return not_built_yet(command->get_name());
             }

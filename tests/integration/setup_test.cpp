@@ -1,6 +1,8 @@
 // pgbridge setup / teardown / check-config against the real clusters of scripts/testenv.
 
 #include <fstream>
+#include <iterator>
+#include <map>
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -319,6 +321,53 @@ name = "public.nokey"
 }
 
 TEST_SUITE("setup") {
+    TEST_CASE("pgbridge slots lists the bridge's slots and any other slot holding WAL") {
+        ScratchBridge bridge("slots", kSchemaA, kSchemaB, kTables);
+        bridge.setup();
+        const std::string other = "other_" + bridge.name();
+        auto side_a = bridge.admin(0);
+        side_a.exec("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", {other});
+
+        auto json = parse_json(bridge.pgbridge({"--json", "slots"}));
+        REQUIRE(json["sides"].size() == 2);
+        std::map<std::string, nlohmann::json> by_name;
+        for (const auto& side : json["sides"]) {
+            CHECK(side["reachable"] == true);
+            for (const auto& slot : side["slots"]) {
+                by_name[slot["slot"].get<std::string>()] = slot;
+            }
+        }
+        const std::string mine = "pgbridge_" + bridge.name() + "_a";
+        REQUIRE(by_name.contains(mine));
+        CHECK(by_name[mine]["owner"] == "this bridge");
+        CHECK(by_name[mine]["active"] == false);
+        CHECK(by_name[mine]["plugin"] == "pgoutput");
+        CHECK(by_name[mine]["lag_bytes"].get<long long>() >= 0);
+        CHECK(by_name[mine]["wal_status"] == "reserved");
+        REQUIRE(by_name.contains(other));
+        CHECK(by_name[other]["owner"] == "other");
+        CHECK(by_name.contains("pgbridge_" + bridge.name() + "_b"));
+
+        auto text = bridge.pgbridge({"slots"});
+        CHECK(text.exit_code == 0);
+        CHECK(text.out.find(mine) != std::string::npos);
+        CHECK(text.out.find("this bridge") != std::string::npos);
+        side_a.exec("SELECT pg_drop_replication_slot($1)", {other});
+
+        // A side that cannot be reached: said plainly, the other side still listed, exit 1.
+        std::ifstream in(bridge.config_path());
+        std::string config((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string port = "port=" + TestEnvironment::get().pg_port[1];
+        config.replace(config.find(port), port.size(), "port=1");
+        const std::string broken = bridge.config_path() + ".broken.toml";
+        std::ofstream(broken) << config;
+        auto down =
+            run_command({TestEnvironment::get().pgbridge_binary, "--config", broken, "slots"});
+        CHECK(down.exit_code == 1);
+        CHECK(down.err.find("cannot reach side b") != std::string::npos);
+        CHECK(down.out.find(mine) != std::string::npos);
+    }
+
     TEST_CASE("check-config prints the resolved rules and never the password") {
         ScratchBridge bridge("checkconfig", kSchemaA, kSchemaB, kTables + R"(
 [conflicts]

@@ -28,6 +28,8 @@ struct TailCommandOptions {
 int check_config_command(const GlobalOptions& global);
 int setup_command(const GlobalOptions& global, const SetupCommandOptions& options);
 int teardown_command(const GlobalOptions& global, const SetupCommandOptions& options);
+// Exit 1 when a side cannot be reached (the others are still listed).
+int slots_command(const GlobalOptions& global);
 int tail_command(const GlobalOptions& global, const TailCommandOptions& options);
 int version_command(const GlobalOptions& global);
 
