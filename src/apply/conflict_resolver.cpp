@@ -130,6 +130,24 @@ ColumnConflict ConflictResolver::decide(const QualifiedName& table, const std::s
     return c;
 }
 
+void ConflictResolver::settle_column(Resolution& r, const QualifiedName& table,
+                                     const std::string& column, std::size_t index,
+                                     const LocalColumn& mine, const RemoteChange& change,
+                                     const Value& theirs) const {
+    if (mine.value == theirs) {
+        return;  // both sides arrived at the same value
+    }
+    if (!concurrent_with_local_write(mine, change, index)) {
+        r.write_columns.push_back(index);
+        return;
+    }
+    ColumnConflict c = decide(table, column, index, mine, change, theirs);
+    if (c.winner == change.side) {
+        r.write_columns.push_back(index);
+    }
+    r.column_conflicts.push_back(std::move(c));
+}
+
 Resolution ConflictResolver::resolve(const QualifiedName& table,
                                      const std::vector<std::string>& columns,
                                      const RemoteChange& change, const LocalRow& local) const {
@@ -190,20 +208,9 @@ Resolution ConflictResolver::resolve_insert(const QualifiedName& table,
     r.reason = "insert of an existing key";
     r.changed_columns = all_columns(columns.size());
     for (std::size_t i = 0; i < columns.size(); ++i) {
-        const LocalColumn& mine = local.columns[i];
-        const Value& theirs = incoming[i];
-        if (mine.value == theirs || theirs.kind == Value::Kind::UnchangedToast) {
-            continue;
+        if (incoming[i].kind != Value::Kind::UnchangedToast) {
+            settle_column(r, table, columns[i], i, local.columns[i], change, incoming[i]);
         }
-        if (!concurrent_with_local_write(mine, change, i)) {
-            r.write_columns.push_back(i);
-            continue;
-        }
-        ColumnConflict c = decide(table, columns[i], i, mine, change, theirs);
-        if (c.winner == change.side) {
-            r.write_columns.push_back(i);
-        }
-        r.column_conflicts.push_back(std::move(c));
     }
     if (!r.column_conflicts.empty()) {
         r.conflict = ConflictKind::InsertInsert;
@@ -261,18 +268,7 @@ Resolution ConflictResolver::resolve_update(const QualifiedName& table,
             continue;  // this column already has this change or a later one from that side
         }
         r.changed_columns.push_back(i);
-        if (mine.value == theirs) {
-            continue;  // both sides arrived at the same value
-        }
-        if (!concurrent_with_local_write(mine, change, i)) {
-            r.write_columns.push_back(i);
-            continue;
-        }
-        ColumnConflict c = decide(table, columns[i], i, mine, change, theirs);
-        if (c.winner == change.side) {
-            r.write_columns.push_back(i);
-        }
-        r.column_conflicts.push_back(std::move(c));
+        settle_column(r, table, columns[i], i, mine, change, theirs);
     }
     if (r.changed_columns.empty()) {
         return skip("duplicate");

@@ -143,6 +143,10 @@ class ConflictResolver {
                               const RemoteChange& change, const LocalRow& local) const;
     Resolution resolve_delete(const RemoteChange& change, const LocalRow& local) const;
     Resolution concurrent_with_local_delete(ConflictKind kind) const;
+    // One column the source wrote: take it, keep ours, or decide a conflict by its rule.
+    void settle_column(Resolution& r, const QualifiedName& table, const std::string& column,
+                       std::size_t index, const LocalColumn& mine, const RemoteChange& change,
+                       const Value& theirs) const;
     // Decides one column changed on both sides; nullopt winner = pending (manual).
     ColumnConflict decide(const QualifiedName& table, const std::string& column, std::size_t index,
                           const LocalColumn& local, const RemoteChange& change,
