@@ -182,12 +182,7 @@ Resolution ConflictResolver::resolve_insert(const QualifiedName& table,
             local.local_delete_writes > change.seen_row) {
             // This side deleted the key without the other side knowing: concurrent, and the
             // delete wins (the other side meets this delete and removes its row too).
-            Resolution r;
-            r.action = Resolution::Action::None;
-            r.reason = "the local delete wins over a concurrent insert";
-            r.conflict = ConflictKind::InsertDeleted;
-            r.row_winner = local_side_;
-            return r;
+            return concurrent_with_local_delete(ConflictKind::InsertDeleted);
         }
         Resolution r;
         r.action = Resolution::Action::Insert;

@@ -150,12 +150,12 @@ void print_text(const Config& config, std::ostream& out) {
             out << fmt::format("    on {}: {}{}\n", side.name, table.name_on(side.name).display(),
                                columns);
         }
-        for (const auto& [column, rule] : rules.named_columns(table.name)) {
+        const auto named = rules.named_columns(table.name);
+        for (const auto& [column, rule] : named) {
             out << fmt::format("    column {}: {} ({})\n", column, rule.describe(), rule.reason);
         }
         const ColumnRule other = rules.for_other_columns();
-        out << fmt::format("    {} columns: {} ({})\n",
-                           rules.named_columns(table.name).empty() ? "all" : "other",
+        out << fmt::format("    {} columns: {} ({})\n", named.empty() ? "all" : "other",
                            other.describe(), other.reason);
     }
     if (!config.warnings.empty()) {

@@ -7,14 +7,6 @@
 namespace pgbridge::pg {
 namespace {
 
-std::string trimmed(const char* text) {
-    std::string out = text != nullptr ? text : "";
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
-        out.pop_back();
-    }
-    return out;
-}
-
 // The first line of a statement, enough to tell which one failed without printing values.
 std::string statement_summary(std::string_view sql) {
     const std::size_t start = sql.find_first_not_of(" \t\r\n");
@@ -25,6 +17,27 @@ std::string statement_summary(std::string_view sql) {
 }
 
 }  // namespace
+
+std::string trimmed_message(const char* text) {
+    std::string out = text != nullptr ? text : "";
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
+        out.pop_back();
+    }
+    return out;
+}
+
+bool is_connection_failure(const Error& error) {
+    if (error.kind() != ErrorKind::Database) {
+        return false;
+    }
+    const std::string_view sqlstate = error.context_value("sqlstate");
+    return sqlstate.empty()               // failed before the server answered
+           || sqlstate.starts_with("08")  // connection exception
+           || sqlstate == "57P01"         // admin shutdown
+           || sqlstate == "57P02"         // crash shutdown
+           || sqlstate == "57P03"         // cannot connect now (starting up)
+           || sqlstate == "53300";        // too many connections
+}
 
 Result::Result(pg_result* result) : result_(result, &PQclear) {}
 
@@ -100,7 +113,7 @@ Connection Connection::open(const ConnectOptions& options) {
             .with("side", options.side);
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        std::string message = trimmed(PQerrorMessage(conn));
+        std::string message = trimmed_message(PQerrorMessage(conn));
         PQfinish(conn);
         throw Error(ErrorKind::Database, "cannot connect: " + message)
             .with("side", options.side)
@@ -125,7 +138,7 @@ Result Connection::check(pg_result* raw, std::string_view sql) {
     const char* primary =
         raw != nullptr ? PQresultErrorField(raw, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
     std::string message =
-        primary != nullptr ? std::string(primary) : trimmed(PQerrorMessage(conn_.get()));
+        primary != nullptr ? std::string(primary) : trimmed_message(PQerrorMessage(conn_.get()));
     const char* sqlstate = raw != nullptr ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
     Error error(ErrorKind::Database, message);
     error.with("side", side_);

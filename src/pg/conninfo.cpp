@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <pgbridge/pg/connection.hpp>
 #include <pgbridge/pg/conninfo.hpp>
 
 namespace pgbridge::pg {
@@ -31,11 +32,8 @@ std::optional<ConninfoParts> ConninfoParts::parse(std::string_view conninfo, std
     std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
         PQconninfoParse(text.c_str(), &message), &PQconninfoFree);
     if (!options) {
-        *error = message != nullptr ? message : "out of memory";
+        *error = message != nullptr ? trimmed_message(message) : "out of memory";
         PQfreemem(message);
-        while (!error->empty() && error->back() == '\n') {
-            error->pop_back();
-        }
         return std::nullopt;
     }
     ConninfoParts parts;

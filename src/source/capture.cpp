@@ -16,20 +16,9 @@
 namespace pgbridge::source {
 
 bool is_retryable(const Error& error) {
-    if (error.kind() == ErrorKind::Broker) {
-        return true;
-    }
-    if (error.kind() != ErrorKind::Database) {
-        return false;
-    }
-    const std::string_view sqlstate = error.context_value("sqlstate");
-    return sqlstate.empty()               // connection-level failure
-           || sqlstate.starts_with("08")  // connection exception
-           || sqlstate == "57P01"         // admin shutdown
-           || sqlstate == "57P02"         // crash shutdown
-           || sqlstate == "57P03"         // cannot connect now (starting up)
-           || sqlstate == "53300"         // too many connections
-           || sqlstate == "55006";        // slot still active for a previous process
+    return error.kind() == ErrorKind::Broker  // the sink's broker went away
+           || pg::is_connection_failure(error) ||
+           error.context_value("sqlstate") == "55006";  // slot still held by a previous process
 }
 
 namespace {

@@ -117,12 +117,10 @@ void ReplicationConnection::start_replication(const StartReplicationOptions& opt
     const ExecStatusType status = PQresultStatus(result);
     if (status != PGRES_COPY_BOTH) {
         const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
-        std::string message = primary != nullptr ? primary : PQresultErrorMessage(result);
+        const std::string message =
+            pg::trimmed_message(primary != nullptr ? primary : PQresultErrorMessage(result));
         const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
         PQclear(result);
-        while (!message.empty() && message.back() == '\n') {
-            message.pop_back();
-        }
         Error error(ErrorKind::Database, "START_REPLICATION failed: " + message);
         error.with("side", side()).with("slot", options.slot);
         if (sqlstate != nullptr) {
@@ -146,19 +144,16 @@ std::optional<StreamMessage> ReplicationConnection::next(std::chrono::millisecon
                 std::string_view(buffer_, static_cast<std::size_t>(length)));
         }
         if (length == -2 || length == -1) {
-            std::string message = PQerrorMessage(conn);
+            std::string message = pg::trimmed_message(PQerrorMessage(conn));
             if (length == -1) {
                 // The server ended the stream; fetch why.
                 PGresult* result = PQgetResult(conn);
                 if (result != nullptr && PQresultStatus(result) != PGRES_COMMAND_OK) {
-                    message = PQresultErrorMessage(result);
+                    message = pg::trimmed_message(PQresultErrorMessage(result));
                 } else {
                     message = "the server ended the replication stream";
                 }
                 PQclear(result);
-            }
-            while (!message.empty() && message.back() == '\n') {
-                message.pop_back();
             }
             throw Error(ErrorKind::Database, "replication stream lost: " + message)
                 .with("side", side());
@@ -178,11 +173,8 @@ std::optional<StreamMessage> ReplicationConnection::next(std::chrono::millisecon
             return std::nullopt;
         }
         if (ready > 0 && PQconsumeInput(conn) == 0) {
-            std::string message = PQerrorMessage(conn);
-            while (!message.empty() && message.back() == '\n') {
-                message.pop_back();
-            }
-            throw Error(ErrorKind::Database, "replication stream lost: " + message)
+            throw Error(ErrorKind::Database,
+                        "replication stream lost: " + pg::trimmed_message(PQerrorMessage(conn)))
                 .with("side", side());
         }
     }

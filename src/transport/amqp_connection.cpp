@@ -8,24 +8,26 @@
 #include <fmt/format.h>
 
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/log.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 
 namespace pgbridge::transport {
 namespace {
-
-amqp_bytes_t bytes(const std::string& s) {
-    return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
-}
-
-std::string to_string(amqp_bytes_t b) {
-    return std::string(static_cast<const char*>(b.bytes), b.len);
-}
 
 timeval to_timeval(int ms) {
     return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
 }
 
 }  // namespace
+
+amqp_bytes_t amqp_bytes(const std::string& s) {
+    return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
+}
+
+std::string to_string(amqp_bytes_t bytes) {
+    return bytes.bytes == nullptr ? std::string()
+                                  : std::string(static_cast<const char*>(bytes.bytes), bytes.len);
+}
 
 AmqpConnectOptions AmqpConnectOptions::from(const RabbitConfig& config, int timeout_ms) {
     AmqpConnectOptions o;
@@ -42,10 +44,10 @@ AmqpTableView::AmqpTableView(const AmqpTable& table) {
     entries_.reserve(table.entries().size());
     for (const auto& [key, value] : table.entries()) {
         amqp_table_entry_t entry{};
-        entry.key = bytes(key);
+        entry.key = amqp_bytes(key);
         if (const auto* s = std::get_if<std::string>(&value)) {
             entry.value.kind = AMQP_FIELD_KIND_UTF8;
-            entry.value.value.bytes = bytes(*s);
+            entry.value.value.bytes = amqp_bytes(*s);
         } else if (const auto* i = std::get_if<std::int64_t>(&value)) {
             entry.value.kind = AMQP_FIELD_KIND_I64;
             entry.value.value.i64 = *i;
@@ -179,7 +181,7 @@ AmqpConnection::AmqpConnection(const AmqpConnectOptions& o)
     amqp_table_entry_t property{};
     property.key = amqp_cstring_bytes("connection_name");
     property.value.kind = AMQP_FIELD_KIND_UTF8;
-    property.value.value.bytes = bytes(o.connection_name);
+    property.value.value.bytes = amqp_bytes(o.connection_name);
     amqp_table_t properties{1, &property};
     const amqp_rpc_reply_t login = amqp_login_with_properties(
         state_, o.url.vhost.c_str(), 0, 131072, o.heartbeat_seconds, &properties,
@@ -245,6 +247,75 @@ void AmqpConnection::check_reply(std::string_view what, std::uint16_t channel) {
         .with("broker", server_);
 }
 
+std::optional<PublishConfirm> AmqpConnection::next_confirm(
+    std::optional<std::chrono::milliseconds> wait) {
+    timeval zero{0, 0};
+    timeval timeout = wait ? to_timeval(static_cast<int>(wait->count())) : zero;
+    bool first = true;
+    while (true) {
+        amqp_frame_t frame;
+        // Block at most once, for the first frame; then take only what is there.
+        const int rc =
+            amqp_simple_wait_frame_noblock(state_, &frame, wait && first ? &timeout : &zero);
+        first = false;
+        if (rc == AMQP_STATUS_TIMEOUT) {
+            amqp_maybe_release_buffers(state_);
+            return std::nullopt;
+        }
+        if (rc != AMQP_STATUS_OK) {
+            throw Error(ErrorKind::Broker,
+                        fmt::format("connection to RabbitMQ lost: {}", amqp_error_string2(rc)))
+                .with("broker", server_);
+        }
+        if (frame.frame_type != AMQP_FRAME_METHOD) {
+            continue;  // content of a returned message, read below with its method
+        }
+        switch (frame.payload.method.id) {
+            case AMQP_BASIC_ACK_METHOD: {
+                const auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
+                const PublishConfirm confirm{ack->delivery_tag, ack->multiple != 0};
+                amqp_maybe_release_buffers(state_);
+                return confirm;
+            }
+            case AMQP_BASIC_NACK_METHOD:
+                throw Error(ErrorKind::Broker, "the broker refused (nack) a message")
+                    .with("broker", server_);
+            case AMQP_BASIC_RETURN_METHOD: {
+                const auto* ret = static_cast<amqp_basic_return_t*>(frame.payload.method.decoded);
+                Error error(ErrorKind::Broker,
+                            fmt::format("the broker returned a message to exchange '{}' with "
+                                        "routing key '{}' as unroutable: no queue is bound; run "
+                                        "pgbridge setup",
+                                        to_string(ret->exchange), to_string(ret->routing_key)));
+                error.with("broker", server_);
+                amqp_message_t returned;
+                amqp_read_message(state_, frame.channel, &returned, 0);
+                amqp_destroy_message(&returned);
+                throw error;
+            }
+            case AMQP_CONNECTION_BLOCKED_METHOD:
+                log::warning("amqp", "RabbitMQ blocks publishing (a resource alarm)",
+                             {{"broker", server_}});
+                break;
+            case AMQP_CONNECTION_UNBLOCKED_METHOD:
+                log::info("amqp", "RabbitMQ accepts publishing again", {{"broker", server_}});
+                break;
+            case AMQP_CHANNEL_CLOSE_METHOD: {
+                const auto* close =
+                    static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
+                throw Error(ErrorKind::Broker, fmt::format("the broker closed the channel: {}",
+                                                           to_string(close->reply_text)))
+                    .with("broker", server_);
+            }
+            case AMQP_CONNECTION_CLOSE_METHOD:
+                throw Error(ErrorKind::Broker, "the broker closed the connection")
+                    .with("broker", server_);
+            default:
+                break;
+        }
+    }
+}
+
 void AmqpConnection::open_channel(std::uint16_t channel) {
     if (std::find(open_channels_.begin(), open_channels_.end(), channel) != open_channels_.end()) {
         return;
@@ -256,23 +327,24 @@ void AmqpConnection::open_channel(std::uint16_t channel) {
 
 void AmqpConnection::declare_exchange(std::uint16_t channel, const std::string& name,
                                       const std::string& type) {
-    amqp_exchange_declare(state_, channel, bytes(name), bytes(type), 0, /*durable=*/1, 0, 0,
-                          amqp_empty_table);
+    amqp_exchange_declare(state_, channel, amqp_bytes(name), amqp_bytes(type), 0, /*durable=*/1, 0,
+                          0, amqp_empty_table);
     check_reply(fmt::format("declaring exchange {}", name), channel);
 }
 
 QueueState AmqpConnection::declare_queue(std::uint16_t channel, const std::string& name,
                                          const AmqpTable& arguments) {
     AmqpTableView args(arguments);
-    auto* ok = amqp_queue_declare(state_, channel, bytes(name), 0, /*durable=*/1, 0, 0, args.get());
+    auto* ok =
+        amqp_queue_declare(state_, channel, amqp_bytes(name), 0, /*durable=*/1, 0, 0, args.get());
     check_reply(fmt::format("declaring queue {}", name), channel);
     return QueueState{ok->message_count, ok->consumer_count};
 }
 
 std::optional<QueueState> AmqpConnection::inspect_queue(std::uint16_t channel,
                                                         const std::string& name) {
-    auto* ok =
-        amqp_queue_declare(state_, channel, bytes(name), /*passive=*/1, 0, 0, 0, amqp_empty_table);
+    auto* ok = amqp_queue_declare(state_, channel, amqp_bytes(name), /*passive=*/1, 0, 0, 0,
+                                  amqp_empty_table);
     try {
         check_reply(fmt::format("inspecting queue {}", name), channel);
     } catch (const Error& e) {
@@ -285,7 +357,7 @@ std::optional<QueueState> AmqpConnection::inspect_queue(std::uint16_t channel,
 }
 
 bool AmqpConnection::exchange_exists(std::uint16_t channel, const std::string& name) {
-    amqp_exchange_declare(state_, channel, bytes(name), amqp_cstring_bytes("direct"),
+    amqp_exchange_declare(state_, channel, amqp_bytes(name), amqp_cstring_bytes("direct"),
                           /*passive=*/1, 0, 0, 0, amqp_empty_table);
     try {
         check_reply(fmt::format("inspecting exchange {}", name), channel);
@@ -300,19 +372,19 @@ bool AmqpConnection::exchange_exists(std::uint16_t channel, const std::string& n
 
 void AmqpConnection::bind_queue(std::uint16_t channel, const std::string& queue,
                                 const std::string& exchange, const std::string& routing_key) {
-    amqp_queue_bind(state_, channel, bytes(queue), bytes(exchange), bytes(routing_key),
-                    amqp_empty_table);
+    amqp_queue_bind(state_, channel, amqp_bytes(queue), amqp_bytes(exchange),
+                    amqp_bytes(routing_key), amqp_empty_table);
     check_reply(fmt::format("binding queue {} to {}", queue, exchange), channel);
 }
 
 std::uint32_t AmqpConnection::delete_queue(std::uint16_t channel, const std::string& name) {
-    auto* ok = amqp_queue_delete(state_, channel, bytes(name), 0, 0);
+    auto* ok = amqp_queue_delete(state_, channel, amqp_bytes(name), 0, 0);
     check_reply(fmt::format("deleting queue {}", name), channel);
     return ok->message_count;
 }
 
 void AmqpConnection::delete_exchange(std::uint16_t channel, const std::string& name) {
-    amqp_exchange_delete(state_, channel, bytes(name), 0);
+    amqp_exchange_delete(state_, channel, amqp_bytes(name), 0);
     check_reply(fmt::format("deleting exchange {}", name), channel);
 }
 
@@ -327,7 +399,7 @@ void AmqpConnection::qos(std::uint16_t channel, std::uint16_t prefetch_count) {
 }
 
 void AmqpConnection::consume(std::uint16_t channel, const std::string& queue) {
-    amqp_basic_consume(state_, channel, bytes(queue), amqp_empty_bytes, 0, /*no_ack=*/0, 0,
+    amqp_basic_consume(state_, channel, amqp_bytes(queue), amqp_empty_bytes, 0, /*no_ack=*/0, 0,
                        amqp_empty_table);
     check_reply(fmt::format("consuming from queue {}", queue), channel);
 }

@@ -7,6 +7,7 @@
 
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/pg/connection.hpp>
 #include <pgbridge/transport/consumer.hpp>
 #include <pgbridge/transport/message_codec.hpp>
 
@@ -14,15 +15,6 @@ namespace pgbridge::transport {
 namespace {
 
 constexpr std::uint16_t kChannel = 1;
-
-amqp_bytes_t bytes(const std::string& s) {
-    return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
-}
-
-std::string to_string(amqp_bytes_t b) {
-    return b.bytes == nullptr ? std::string()
-                              : std::string(static_cast<const char*>(b.bytes), b.len);
-}
 
 // Publishes one message and waits for the broker to confirm it. For the rare paths (retry,
 // dead letter), on a connection of its own so no delivery frame is read by mistake.
@@ -35,47 +27,24 @@ class ConfirmedPublisher {
     void publish(const std::string& exchange, const std::string& routing_key,
                  const amqp_basic_properties_t& properties, const std::string& body,
                  int timeout_ms) {
-        const int status =
-            amqp_basic_publish(connection_.native(), kChannel, bytes(exchange), bytes(routing_key),
-                               /*mandatory=*/1, 0, &properties, bytes(body));
+        const int status = amqp_basic_publish(connection_.native(), kChannel, amqp_bytes(exchange),
+                                              amqp_bytes(routing_key),
+                                              /*mandatory=*/1, 0, &properties, amqp_bytes(body));
         if (status != AMQP_STATUS_OK) {
             throw Error(ErrorKind::Broker, fmt::format("publishing to {} failed: {}",
                                                        exchange.empty() ? routing_key : exchange,
                                                        amqp_error_string2(status)));
         }
         const std::uint64_t sequence = ++sequence_;
-        timeval timeout{static_cast<time_t>(timeout_ms / 1000),
-                        static_cast<suseconds_t>((timeout_ms % 1000) * 1000)};
         while (true) {
-            amqp_frame_t frame;
-            const int rc = amqp_simple_wait_frame_noblock(connection_.native(), &frame, &timeout);
-            if (rc != AMQP_STATUS_OK) {
+            auto confirm = connection_.next_confirm(std::chrono::milliseconds(timeout_ms));
+            if (!confirm) {
                 throw Error(ErrorKind::Broker,
-                            fmt::format("no confirm for a republished message: {}",
-                                        amqp_error_string2(rc)));
+                            "no confirm for a republished message within "
+                            "timeout_ms");
             }
-            if (frame.frame_type != AMQP_FRAME_METHOD) {
-                continue;
-            }
-            const auto id = frame.payload.method.id;
-            if (id == AMQP_BASIC_ACK_METHOD) {
-                const auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
-                if (ack->delivery_tag >= sequence) {
-                    amqp_maybe_release_buffers(connection_.native());
-                    return;
-                }
-            } else if (id == AMQP_BASIC_RETURN_METHOD || id == AMQP_BASIC_NACK_METHOD) {
-                if (id == AMQP_BASIC_RETURN_METHOD) {
-                    amqp_message_t returned;
-                    amqp_read_message(connection_.native(), frame.channel, &returned, 0);
-                    amqp_destroy_message(&returned);
-                }
-                throw Error(ErrorKind::Broker,
-                            fmt::format("the broker did not take a message for {}; run "
-                                        "pgbridge setup",
-                                        exchange.empty() ? routing_key : exchange));
-            } else if (id == AMQP_CHANNEL_CLOSE_METHOD || id == AMQP_CONNECTION_CLOSE_METHOD) {
-                throw Error(ErrorKind::Broker, "the broker closed the channel");
+            if (confirm->delivery_tag >= sequence) {
+                return;
             }
         }
     }
@@ -98,7 +67,7 @@ class PropertiesCopy {
     void set_expiration(std::string ms) {
         expiration_ = std::move(ms);
         props_._flags |= AMQP_BASIC_EXPIRATION_FLAG;
-        props_.expiration = bytes(expiration_);
+        props_.expiration = amqp_bytes(expiration_);
     }
     const amqp_basic_properties_t& get() const { return props_; }
 
@@ -123,13 +92,10 @@ class PropertiesCopy {
 }  // namespace
 
 bool is_target_unavailable(const Error& error) {
-    if (error.kind() != ErrorKind::Database) {
-        return false;
-    }
+    // A serialization failure or deadlock is also worth another try in place.
     const std::string_view sqlstate = error.context_value("sqlstate");
-    return sqlstate.empty() || sqlstate.starts_with("08") || sqlstate == "57P01" ||
-           sqlstate == "57P02" || sqlstate == "57P03" || sqlstate == "53300" ||
-           sqlstate == "40001" || sqlstate == "40P01";
+    return pg::is_connection_failure(error) ||
+           (error.kind() == ErrorKind::Database && (sqlstate == "40001" || sqlstate == "40P01"));
 }
 
 class Consumer::Session {

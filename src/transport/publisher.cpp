@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <sys/time.h>
 
 #include <amqp.h>
 #include <amqp_framing.h>
@@ -14,10 +13,6 @@ namespace pgbridge::transport {
 namespace {
 
 constexpr std::uint16_t kChannel = 1;
-
-amqp_bytes_t bytes(const std::string& s) {
-    return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
-}
 
 }  // namespace
 
@@ -107,19 +102,19 @@ void Publisher::publish_pending() {
         const std::string content_type(kContentType);
         const std::string type(kMessageType);
         const std::string app_id = "pgbridge";
-        props.content_type = bytes(content_type);
+        props.content_type = amqp_bytes(content_type);
         props.delivery_mode = 2;  // persistent
         props.priority = static_cast<std::uint8_t>(pending_priority_);
-        props.message_id = bytes(id);
+        props.message_id = amqp_bytes(id);
         props.timestamp = static_cast<std::uint64_t>(pending_.last_commit_time() / 1000000);
-        props.type = bytes(type);
-        props.app_id = bytes(app_id);
+        props.type = amqp_bytes(type);
+        props.app_id = amqp_bytes(app_id);
         props.headers = header_view.get();
 
         const std::string exchange = names::exchange(options_.topology.bridge);
-        const int status = amqp_basic_publish(connection_->native(), kChannel, bytes(exchange),
-                                              bytes(options_.target_side), /*mandatory=*/1,
-                                              /*immediate=*/0, &props, bytes(body));
+        const int status = amqp_basic_publish(connection_->native(), kChannel, amqp_bytes(exchange),
+                                              amqp_bytes(options_.target_side), /*mandatory=*/1,
+                                              /*immediate=*/0, &props, amqp_bytes(body));
         if (status != AMQP_STATUS_OK) {
             throw Error(ErrorKind::Broker,
                         fmt::format("publishing failed: {}", amqp_error_string2(status)))
@@ -138,81 +133,14 @@ void Publisher::publish_pending() {
 }
 
 void Publisher::read_confirms(std::optional<std::chrono::milliseconds> wait) {
-    amqp_connection_state_t state = connection_->native();
-    timeval zero{0, 0};
-    timeval timeout = wait ? timeval{static_cast<time_t>(wait->count() / 1000),
-                                     static_cast<suseconds_t>((wait->count() % 1000) * 1000)}
-                           : zero;
-    bool waited = false;
-    while (true) {
-        amqp_frame_t frame;
-        // Block at most once, for the first frame; then take whatever else is ready.
-        const int rc =
-            amqp_simple_wait_frame_noblock(state, &frame, wait && !waited ? &timeout : &zero);
-        waited = true;
-        if (rc == AMQP_STATUS_TIMEOUT) {
-            // Decoded frames live in rabbitmq-c's pool until released; without this a
-            // long-running publisher grows by every ack it ever read.
-            amqp_maybe_release_buffers(state);
-            if (wait && in_flight_.size() >= options_.max_unconfirmed) {
-                throw Error(ErrorKind::Broker,
-                            "no publisher confirms from the broker within "
-                            "timeout_ms")
-                    .with("broker", connection_->server());
-            }
-            return;
-        }
-        if (rc != AMQP_STATUS_OK) {
-            throw Error(ErrorKind::Broker,
-                        fmt::format("connection to RabbitMQ lost: {}", amqp_error_string2(rc)))
-                .with("broker", connection_->server());
-        }
-        if (frame.frame_type != AMQP_FRAME_METHOD) {
-            continue;  // content of a returned message, read below with its method
-        }
-        switch (frame.payload.method.id) {
-            case AMQP_BASIC_ACK_METHOD: {
-                const auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
-                confirm(ack->delivery_tag, ack->multiple != 0);
-                break;
-            }
-            case AMQP_BASIC_NACK_METHOD:
-                throw Error(ErrorKind::Broker, "the broker refused (nack) a message")
-                    .with("broker", connection_->server());
-            case AMQP_BASIC_RETURN_METHOD: {
-                amqp_message_t returned;
-                amqp_read_message(state, frame.channel, &returned, 0);
-                amqp_destroy_message(&returned);
-                throw Error(ErrorKind::Broker,
-                            fmt::format("the broker returned a message as unroutable: no queue "
-                                        "is bound for side {}; run pgbridge setup",
-                                        options_.target_side))
-                    .with("broker", connection_->server());
-            }
-            case AMQP_CONNECTION_BLOCKED_METHOD:
-                log::warning("publisher", "RabbitMQ blocks publishing (a resource alarm)",
-                             {{"broker", connection_->server()}});
-                break;
-            case AMQP_CONNECTION_UNBLOCKED_METHOD:
-                log::info("publisher", "RabbitMQ accepts publishing again",
-                          {{"broker", connection_->server()}});
-                break;
-            case AMQP_CHANNEL_CLOSE_METHOD: {
-                const auto* close =
-                    static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
-                throw Error(
-                    ErrorKind::Broker,
-                    fmt::format("the broker closed the channel: {}",
-                                std::string(static_cast<const char*>(close->reply_text.bytes),
-                                            close->reply_text.len)))
-                    .with("broker", connection_->server());
-            }
-            case AMQP_CONNECTION_CLOSE_METHOD:
-                throw Error(ErrorKind::Broker, "the broker closed the connection")
-                    .with("broker", connection_->server());
-            default:
-                break;
-        }
+    auto confirm_event = connection_->next_confirm(wait);
+    if (!confirm_event && wait && in_flight_.size() >= options_.max_unconfirmed) {
+        throw Error(ErrorKind::Broker, "no publisher confirms from the broker within timeout_ms")
+            .with("broker", connection_->server());
+    }
+    while (confirm_event) {
+        confirm(confirm_event->delivery_tag, confirm_event->multiple);
+        confirm_event = connection_->next_confirm(std::nullopt);
     }
 }
 

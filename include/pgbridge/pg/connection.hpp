@@ -12,7 +12,19 @@
 struct pg_conn;
 struct pg_result;
 
+namespace pgbridge {
+class Error;
+}
+
 namespace pgbridge::pg {
+
+// A libpq message without its trailing newlines.
+std::string trimmed_message(const char* text);
+
+// Whether an error means "the server cannot be reached right now" (connection lost or refused,
+// server shutting down or starting, too many connections) rather than "the request is wrong":
+// the first is worth retrying.
+bool is_connection_failure(const Error& error);
 
 // The rows of one query, with text-format values.
 class Result {

@@ -29,6 +29,10 @@ struct AmqpConnectOptions {
     static AmqpConnectOptions from(const RabbitConfig& config, int timeout_ms);
 };
 
+// rabbitmq-c's byte views: of a string (valid while it lives), and back to a string.
+amqp_bytes_t amqp_bytes(const std::string& s);
+std::string to_string(amqp_bytes_t bytes);
+
 // Arguments and headers of AMQP methods and messages: a field table.
 class AmqpTable {
   public:
@@ -59,6 +63,13 @@ class AmqpTableView {
   private:
     std::vector<amqp_table_entry_t> entries_;
     amqp_table_t table_{};
+};
+
+// The broker's confirm of messages published on a channel in confirm mode: every message up
+// to delivery_tag when `multiple`, else that one.
+struct PublishConfirm {
+    std::uint64_t delivery_tag = 0;
+    bool multiple = false;
 };
 
 struct QueueState {
@@ -93,6 +104,12 @@ class AmqpConnection {
     void confirm_select(std::uint16_t channel);
     void qos(std::uint16_t channel, std::uint16_t prefetch_count);
     void consume(std::uint16_t channel, const std::string& queue);
+
+    // The next publisher confirm, waiting at most `wait` (nullopt: only what has arrived).
+    // nullopt when none came. A nack, a message returned as unroutable, a closed channel or
+    // connection and a lost socket throw Error(Broker); resource-alarm notices are logged.
+    // Frames read are released, so a long-running publisher does not grow by every ack.
+    std::optional<PublishConfirm> next_confirm(std::optional<std::chrono::milliseconds> wait);
 
     // Throws Error(Broker) describing the last RPC reply unless it was normal.
     void check_reply(std::string_view what, std::uint16_t channel);
