@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.conflicts (
     table_name         text        NOT NULL,  -- schema-qualified, as named on this side
     key                jsonb       NOT NULL,  -- primary key columns and values
     kind               text        NOT NULL,  -- insert_insert, update_update, update_missing,
-                                              -- delete_update, delete_missing, repair
+                                              -- insert_deleted, delete_changed, repair
     columns            text[]      NOT NULL DEFAULT '{}',  -- the columns in conflict
     local_side         text        NOT NULL,
     remote_side        text        NOT NULL,
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.conflicts (
     remote_commit_time timestamptz,
     remote_lsn         pg_lsn,                -- commit LSN of the change on the other side
     strategy           text        NOT NULL,  -- field_priority, source_priority,
-                                              -- last_write_wins, manual, repair
+                                              -- last_write_wins, manual, delete_wins, repair
     winner             text,                  -- side whose values were kept; NULL while pending
     status             text        NOT NULL CHECK (status IN ('resolved', 'pending')),
     resolved_at        timestamptz,
@@ -137,6 +137,11 @@ BEGIN
     IF TG_OP = 'DELETE' THEN
         v.local_delete_writes := v.local_row_writes;
         v.deleted := jsonb_build_object('w', 'l', 'x', xid);
+        -- What the columns had applied from the other side stays known for the key, so that
+        -- a late copy of one of those changes is recognised as superseded.
+        v.deleted_applied_remote := (SELECT max(lsn) FROM (
+            SELECT v.deleted_applied_remote AS lsn
+            UNION ALL SELECT (e ->> 'm')::pg_lsn FROM jsonb_each(v.columns) AS c(k, e)) AS l);
         v.columns := '{}';
     ELSE
         IF TG_OP = 'INSERT' THEN
@@ -156,7 +161,8 @@ BEGIN
     INSERT INTO pgbridge.row_versions AS r VALUES (v.*)
     ON CONFLICT (table_name, key) DO UPDATE
        SET columns = EXCLUDED.columns, local_row_writes = EXCLUDED.local_row_writes,
-           local_delete_writes = EXCLUDED.local_delete_writes, deleted = EXCLUDED.deleted;
+           local_delete_writes = EXCLUDED.local_delete_writes, deleted = EXCLUDED.deleted,
+           deleted_applied_remote = EXCLUDED.deleted_applied_remote;
 
     PERFORM pg_logical_emit_message(true, 'pgbridge.versions', jsonb_build_object(
         'table', tbl, 'key', row_key,

@@ -6,8 +6,11 @@
 
 namespace pgbridge::pg {
 namespace {
+constexpr std::string_view kSessionOptions =
+    "-c DateStyle=ISO,YMD -c IntervalStyle=postgres -c TimeZone=UTC -c extra_float_digits=1 "
+    "-c bytea_output=hex";
+}  // namespace
 
-// The first line of a statement, enough to tell which one failed without printing values.
 std::string statement_summary(std::string_view sql) {
     const std::size_t start = sql.find_first_not_of(" \t\r\n");
     sql.remove_prefix(start == std::string_view::npos ? sql.size() : start);
@@ -15,8 +18,6 @@ std::string statement_summary(std::string_view sql) {
     constexpr std::size_t kMax = 80;
     return std::string(first.substr(0, kMax)) + (first.size() > kMax ? "..." : "");
 }
-
-}  // namespace
 
 std::string trimmed_message(const char* text) {
     std::string out = text != nullptr ? text : "";
@@ -98,6 +99,15 @@ Connection Connection::open(const ConnectOptions& options) {
         keys.push_back("replication");
         values.push_back("database");
     }
+    // Values travel as their types' text output, and the two sides (and the walsender and
+    // the apply session) must write the same value the same way, whatever the servers'
+    // defaults: fix the settings that change text output. Anything the conninfo's own
+    // `options` sets comes after, and wins.
+    const auto given = parts->options.find("options");
+    const std::string session_options =
+        std::string(kSessionOptions) + (given != parts->options.end() ? " " + given->second : "");
+    keys.push_back("options");
+    values.push_back(session_options.c_str());
     const std::string timeout =
         std::to_string(std::max(1, (options.connect_timeout_ms + 999) / 1000));
     if (!parts->has("connect_timeout")) {
@@ -133,6 +143,10 @@ Result Connection::check(pg_result* raw, std::string_view sql) {
          status == PGRES_COPY_OUT || status == PGRES_COPY_IN)) {
         return result;
     }
+    throw error_for(raw, sql);
+}
+
+Error Connection::error_for(const pg_result* raw, std::string_view sql) const {
     // Only the primary message: DETAIL lines can quote row values ("Key (id)=(5) already
     // exists"), which must not reach logs.
     const char* primary =
@@ -146,7 +160,7 @@ Result Connection::check(pg_result* raw, std::string_view sql) {
         error.with("sqlstate", sqlstate);
     }
     error.with("statement", statement_summary(sql));
-    throw error;
+    return error;
 }
 
 Result Connection::exec(std::string_view sql) {

@@ -21,6 +21,9 @@ namespace pgbridge::pg {
 // A libpq message without its trailing newlines.
 std::string trimmed_message(const char* text);
 
+// The first line of a statement, enough to tell which one failed without printing values.
+std::string statement_summary(std::string_view sql);
+
 // Whether an error means "the server cannot be reached right now" (connection lost or refused,
 // server shutting down or starting, too many connections) rather than "the request is wrong":
 // the first is worth retrying.
@@ -92,6 +95,9 @@ class Connection {
     std::string current_user();
     const std::string& side() const { return side_; }
     pg_conn* native() const { return conn_.get(); }
+    // The error a failed result stands for: the server's primary message (never DETAIL, which
+    // can quote row values), the side, the SQLSTATE and the statement's first line.
+    Error error_for(const pg_result* result, std::string_view sql) const;
 
   private:
     Connection(pg_conn* conn, std::string side);

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <pgbridge/apply/target_table.hpp>
+
+namespace pgbridge::apply {
+
+// The SQL the applier runs against a target table. Identifiers are always quoted; values are
+// always parameters ($n), typed by the column they are compared with or written to.
+
+// INSERT INTO t (c...) VALUES ($1...): the listed columns, in that order.
+std::string insert_statement(const TargetTable& table, const std::vector<std::size_t>& columns);
+// UPDATE t SET c = $1, ... WHERE key = $k...: the listed columns, then the key columns.
+std::string update_statement(const TargetTable& table, const std::vector<std::size_t>& columns);
+// DELETE FROM t WHERE key = $1...
+std::string delete_statement(const TargetTable& table);
+
+// Locks and reads the rows of many keys at once. Parameters: $1 int4[] of ordinals, then one
+// text[] per key column. Returns (ordinal, every column) for the keys that exist.
+std::string lock_rows_statement(const TargetTable& table);
+// Locks and reads the row_versions of many keys at once, with the commit times of the local
+// transactions they name. Parameters: $1 table name (versions_name), $2 int4[] ordinals, then
+// one text[] per key column. Returns (ordinal, columns, local_row_writes,
+// seen_remote_row_writes, local_delete_writes, deleted, deleted_applied_remote, commit times
+// as a JSON object xid -> microseconds).
+std::string lock_versions_statement(const TargetTable& table);
+// Writes the row_versions of many keys at once (insert or overwrite). Parameters: $1 table
+// name, one text[] per key column, then text[] columns, int8[] local_row_writes, int8[]
+// seen_remote_row_writes, int8[] local_delete_writes, text[] deleted, text[]
+// deleted_applied_remote.
+std::string store_versions_statement(const TargetTable& table);
+
+// Records one conflict in pgbridge.conflicts (parameters in this order): bridge, table_name,
+// key, kind, columns (text[]), local_side, remote_side, local_values, remote_values,
+// local_commit_time, remote_commit_time, remote_lsn, strategy, winner, status.
+extern const char* const kRecordConflictStatement;
+
+}  // namespace pgbridge::apply

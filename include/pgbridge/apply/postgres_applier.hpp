@@ -1,0 +1,76 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <pgbridge/apply/conflict_resolver.hpp>
+#include <pgbridge/apply/target_table.hpp>
+#include <pgbridge/config/config.hpp>
+#include <pgbridge/pg/connection.hpp>
+#include <pgbridge/transport/consumer.hpp>
+
+namespace pgbridge::apply {
+
+struct ApplierOptions {
+    std::string bridge;
+    std::string source_side;
+    std::string target_side;
+    pg::ConnectOptions target;  // the runtime role on the target
+    std::vector<TableConfig> tables;
+    // Attempts of one batch inside the applier when the server reports a transient failure
+    // (deadlock, serialization, a key inserted locally between our read and our write), before
+    // the consumer counts a failed attempt.
+    int transient_attempts = 3;
+};
+
+struct ApplierStats {
+    std::atomic<std::uint64_t> batches{0};
+    std::atomic<std::uint64_t> inserted{0};
+    std::atomic<std::uint64_t> updated{0};
+    std::atomic<std::uint64_t> deleted{0};
+    std::atomic<std::uint64_t> skipped{0};  // duplicates and superseded changes
+    std::atomic<std::uint64_t> conflicts{0};
+    std::atomic<std::uint64_t> pending_conflicts{0};
+    std::atomic<std::uint64_t> transient_retries{0};
+};
+
+// Applies batches of one source side on the target (docs/apply-design.md): one target
+// transaction per batch, in a session bound to the origin pgbridge_NAME_from_SOURCE, so that
+// the target's capture drops what it writes. Each row change goes through the conflict
+// resolver against the locked local row and its column versions; only the columns the
+// resolver picks are written, and the versions and any conflict are recorded in the same
+// transaction. Statements are pipelined: a batch costs two round trips, whatever its size.
+class PostgresApplier final : public transport::BatchHandler {
+  public:
+    PostgresApplier(ApplierOptions options, ConflictRules rules);
+    ~PostgresApplier() override;
+
+    void apply(const transport::ChangeBatch& batch) override;
+
+    // Takes effect from the next batch (SIGHUP).
+    void set_rules(ConflictRules rules);
+
+    const ApplierStats& stats() const { return stats_; }
+
+  private:
+    class Attempt;
+
+    pg::Connection& connection();
+    const TargetTable& target_for(const TableInfo& source_table);
+    void forget_session() noexcept;
+
+    ApplierOptions options_;
+    std::mutex rules_mutex_;
+    std::shared_ptr<const ConflictResolver> resolver_;
+    std::optional<pg::Connection> connection_;
+    std::map<QualifiedName, TargetTable> targets_;  // by canonical name
+    std::map<std::string, std::string> prepared_;   // SQL text -> statement name
+    ApplierStats stats_;
+};
+
+}  // namespace pgbridge::apply

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pgbridge/apply/conflict_resolver.hpp>
+
+namespace pgbridge::apply {
+
+// Who wrote a column (or deleted the row) last, as pgbridge.row_versions stores it: a local
+// write by its transaction id (its commit time is looked up when needed, because the trigger
+// runs before the commit), an applied write by the source's commit time.
+struct StoredStamp {
+    WriteStamp::Writer writer = WriteStamp::Writer::Unknown;
+    std::string local_xid;       // "x", for local writes
+    UnixMicros remote_time = 0;  // "t", for applied writes
+};
+
+struct StoredColumnVersion {
+    StoredStamp last_write;
+    std::uint64_t local_writes = 0;        // "n"
+    std::uint64_t seen_remote_writes = 0;  // "s"
+    Lsn applied_remote;                    // "m"
+};
+
+// One row of pgbridge.row_versions (sql/01_metadata_schema.sql documents the layout).
+struct StoredRowVersions {
+    bool found = false;  // false: no row yet (the key was never written since setup)
+    std::map<std::string, StoredColumnVersion> columns;  // by column name on this side
+    std::uint64_t local_row_writes = 0;
+    std::uint64_t seen_remote_row_writes = 0;
+    std::uint64_t local_delete_writes = 0;
+    std::optional<StoredStamp> deleted;
+    Lsn deleted_applied_remote;
+};
+
+// Parses the jsonb documents of a row_versions row (columns, deleted). Throws
+// Error(Protocol) on a document pgbridge did not write.
+std::map<std::string, StoredColumnVersion> parse_column_versions(std::string_view json);
+StoredStamp parse_stamp(std::string_view json);
+
+// The documents to store back.
+std::string column_versions_document(const std::map<std::string, StoredColumnVersion>& columns);
+std::string stamp_document(const StoredStamp& stamp);
+
+// Commit times of local transactions by xid, as pg_xact_commit_timestamp() gave them.
+using CommitTimes = std::map<std::string, UnixMicros>;
+
+// The resolver's view of a key: values (if the row exists) in the order of `columns`, with the
+// stored versions.
+LocalRow to_local_row(const StoredRowVersions& stored, const std::optional<Row>& values,
+                      const std::vector<std::string>& columns, const CommitTimes& commit_times);
+
+// What to store after the applier wrote `after`: the stored versions with the counters and
+// stamps the resolution changed. A column still written locally keeps its transaction id.
+StoredRowVersions to_stored(const LocalRow& after, const StoredRowVersions& before,
+                            const std::vector<std::string>& columns);
+
+}  // namespace pgbridge::apply

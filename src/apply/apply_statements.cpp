@@ -1,0 +1,128 @@
+#include <pgbridge/apply/apply_statements.hpp>
+
+namespace pgbridge::apply {
+namespace {
+
+std::string param(std::size_t n) {
+    return "$" + std::to_string(n);
+}
+
+std::string key_condition(const TargetTable& table, std::size_t first_param) {
+    std::string out;
+    for (std::size_t k = 0; k < table.key.size(); ++k) {
+        out += (k > 0 ? " AND " : "") + quote_identifier(table.columns[table.key[k]].name) + " = " +
+               param(first_param + k);
+    }
+    return out;
+}
+
+// unnest($first::int4[], $first+1::text[], ...) AS k(ord, k0, k1, ...)
+std::string keys_source(const TargetTable& table, std::size_t first_param) {
+    std::string args = param(first_param) + "::int4[]";
+    std::string names = "ord";
+    for (std::size_t k = 0; k < table.key.size(); ++k) {
+        args += ", " + param(first_param + 1 + k) + "::text[]";
+        names += ", k" + std::to_string(k);
+    }
+    return "unnest(" + args + ") AS k(" + names + ")";
+}
+
+std::string typed_key(const TargetTable& table, std::size_t k) {
+    return "CAST(k.k" + std::to_string(k) + " AS " + table.columns[table.key[k]].type + ")";
+}
+
+std::string versions_key(const TargetTable& table) {
+    std::string out = "jsonb_build_array(";
+    for (std::size_t k = 0; k < table.key.size(); ++k) {
+        out += (k > 0 ? ", " : "") + typed_key(table, k);
+    }
+    return out + ")";
+}
+
+}  // namespace
+
+std::string insert_statement(const TargetTable& table, const std::vector<std::size_t>& columns) {
+    std::string names;
+    std::string values;
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+        names += (i > 0 ? ", " : "") + quote_identifier(table.columns[columns[i]].name);
+        values += (i > 0 ? ", " : "") + param(i + 1);
+    }
+    return "INSERT INTO " + table.name.quoted() + " (" + names + ") VALUES (" + values + ")";
+}
+
+std::string update_statement(const TargetTable& table, const std::vector<std::size_t>& columns) {
+    std::string sets;
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+        sets += (i > 0 ? ", " : "") + quote_identifier(table.columns[columns[i]].name) + " = " +
+                param(i + 1);
+    }
+    return "UPDATE " + table.name.quoted() + " SET " + sets + " WHERE " +
+           key_condition(table, columns.size() + 1);
+}
+
+std::string delete_statement(const TargetTable& table) {
+    return "DELETE FROM " + table.name.quoted() + " WHERE " + key_condition(table, 1);
+}
+
+std::string lock_rows_statement(const TargetTable& table) {
+    std::string select = "SELECT k.ord";
+    for (const auto& c : table.columns) {
+        select += ", t." + quote_identifier(c.name);
+    }
+    std::string join;
+    for (std::size_t k = 0; k < table.key.size(); ++k) {
+        join += (k > 0 ? " AND " : "") + std::string("t.") +
+                quote_identifier(table.columns[table.key[k]].name) + " = " + typed_key(table, k);
+    }
+    return select + " FROM " + keys_source(table, 1) + " JOIN " + table.name.quoted() +
+           " AS t ON " + join + " ORDER BY k.ord FOR UPDATE OF t";
+}
+
+std::string lock_versions_statement(const TargetTable& table) {
+    return "SELECT k.ord, v.columns::text, v.local_row_writes, v.seen_remote_row_writes,"
+           " v.local_delete_writes, v.deleted::text, v.deleted_applied_remote::text,"
+           " (SELECT coalesce(jsonb_object_agg(x.xid, coalesce((extract(epoch FROM"
+           "   pg_xact_commit_timestamp(x.xid::xid8::xid)) * 1000000)::int8, 0)), '{}')"
+           "    FROM (SELECT e.value ->> 'x' FROM jsonb_each(v.columns) AS e WHERE e.value ? 'x'"
+           "          UNION SELECT v.deleted ->> 'x' WHERE v.deleted ? 'x') AS x(xid))::text"
+           " FROM " +
+           keys_source(table, 2) +
+           " JOIN pgbridge.row_versions AS v ON v.table_name = $1 AND v.key = " +
+           versions_key(table) + " ORDER BY k.ord FOR UPDATE OF v";
+}
+
+std::string store_versions_statement(const TargetTable& table) {
+    const std::size_t n = table.key.size();
+    std::string args;
+    std::string names;
+    for (std::size_t k = 0; k < n; ++k) {
+        args += param(2 + k) + "::text[], ";
+        names += "k" + std::to_string(k) + ", ";
+    }
+    const std::size_t p = 2 + n;
+    args += param(p) + "::text[], " + param(p + 1) + "::int8[], " + param(p + 2) + "::int8[], " +
+            param(p + 3) + "::int8[], " + param(p + 4) + "::text[], " + param(p + 5) + "::text[]";
+    names += "columns, lw, sw, dw, deleted, da";
+    return "INSERT INTO pgbridge.row_versions AS r (table_name, key, columns, local_row_writes,"
+           " seen_remote_row_writes, local_delete_writes, deleted, deleted_applied_remote)"
+           " SELECT $1, " +
+           versions_key(table) +
+           ", k.columns::jsonb, k.lw, k.sw, k.dw, k.deleted::jsonb, k.da::pg_lsn FROM unnest(" +
+           args + ") AS k(" + names +
+           ") ON CONFLICT (table_name, key) DO UPDATE SET columns = EXCLUDED.columns,"
+           " local_row_writes = EXCLUDED.local_row_writes,"
+           " seen_remote_row_writes = EXCLUDED.seen_remote_row_writes,"
+           " local_delete_writes = EXCLUDED.local_delete_writes, deleted = EXCLUDED.deleted,"
+           " deleted_applied_remote = EXCLUDED.deleted_applied_remote";
+}
+
+const char* const kRecordConflictStatement =
+    "INSERT INTO pgbridge.conflicts (bridge, table_name, key, kind, columns, local_side,"
+    " remote_side, local_values, remote_values, local_commit_time, remote_commit_time,"
+    " remote_lsn, strategy, winner, status, resolved_at, resolved_by)"
+    " VALUES ($1, $2, $3::jsonb, $4, $5::text[], $6, $7, $8::jsonb, $9::jsonb,"
+    " $10::timestamptz, $11::timestamptz, $12::pg_lsn, $13, $14, $15,"
+    " CASE WHEN $15 = 'resolved' THEN now() END, CASE WHEN $15 = 'resolved' THEN 'pgbridge' END)";
+
+}  // namespace pgbridge::apply

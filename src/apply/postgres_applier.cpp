@@ -1,0 +1,586 @@
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include <pgbridge/apply/apply_statements.hpp>
+#include <pgbridge/apply/postgres_applier.hpp>
+#include <pgbridge/apply/remote_change.hpp>
+#include <pgbridge/apply/row_versions.hpp>
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/core/log.hpp>
+#include <pgbridge/pg/array_literal.hpp>
+#include <pgbridge/pg/pipeline.hpp>
+
+namespace pgbridge::apply {
+namespace {
+
+using nlohmann::json;
+
+std::optional<std::string> param_of(const Value& value) {
+    if (value.kind == Value::Kind::Null) {
+        return std::nullopt;
+    }
+    return value.data;
+}
+
+std::optional<std::string> time_param(UnixMicros time) {
+    if (time == 0) {
+        return std::nullopt;
+    }
+    return format_timestamp(time);
+}
+
+json value_json(const Value& value) {
+    switch (value.kind) {
+        case Value::Kind::Null:
+            return nullptr;
+        case Value::Kind::UnchangedToast:
+            return json{{"unchanged_toast", true}};
+        case Value::Kind::Text:
+        case Value::Kind::Binary:
+            break;
+    }
+    return value.data;
+}
+
+std::string dump(const json& doc) {
+    return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Failures worth another immediate try of the whole batch: the server rolled back because of
+// a concurrent transaction, or a key appeared between our read and our insert.
+bool is_transient(const Error& error) {
+    const std::string_view sqlstate = error.context_value("sqlstate");
+    return error.kind() == ErrorKind::Database && (sqlstate == "40001" || sqlstate == "40P01" ||
+                                                   sqlstate == "23505" || sqlstate == "55P03");
+}
+
+// One key of one table touched by the batch, with its local state as the batch goes.
+struct KeyState {
+    const TargetTable* table = nullptr;
+    std::vector<std::string> key;
+    int ordinal = 0;
+    StoredRowVersions stored;
+    std::optional<Row> values;
+    CommitTimes commit_times;
+    LocalRow local;
+    bool versions_changed = false;
+};
+
+// One change of the batch in source order: a row change of one key, or a truncate.
+struct Item {
+    const SourceTransaction* transaction = nullptr;
+    const ChangeEvent* event = nullptr;
+    std::size_t key_state = 0;  // row changes
+    MappedChange mapped;        // row changes
+    std::vector<const TargetTable*> truncated;
+};
+
+}  // namespace
+
+// One try at applying one batch, in one target transaction.
+class PostgresApplier::Attempt {
+  public:
+    Attempt(PostgresApplier& applier, const transport::ChangeBatch& batch,
+            const ConflictResolver& resolver)
+        : a_(applier), batch_(batch), resolver_(resolver) {}
+
+    void run() {
+        collect();
+        if (items_.empty()) {
+            return;
+        }
+        pg::Connection& conn = a_.connection();
+        try {
+            read_local_state(conn);
+            write(conn);
+        } catch (...) {
+            rollback(conn);
+            throw;
+        }
+    }
+
+  private:
+    const TableConfig& config_for(const TableInfo& source) {
+        const QualifiedName name{source.schema, source.name};
+        for (const auto& t : a_.options_.tables) {
+            if (t.name_on(batch_.source_side) == name) {
+                return t;
+            }
+        }
+        throw Error(ErrorKind::Setup, "change of a table that is not synced by this bridge")
+            .with("table", name.display())
+            .with("source", batch_.source_side);
+    }
+
+    void collect() {
+        std::map<std::pair<const TargetTable*, std::vector<std::string>>, std::size_t> known;
+        for (const auto& txn : batch_.transactions) {
+            for (const auto& event : txn.changes) {
+                Item item;
+                item.transaction = &txn;
+                item.event = &event;
+                if (event.op == ChangeOp::Truncate) {
+                    for (const auto& t : event.truncated) {
+                        item.truncated.push_back(&a_.target_for(*t));
+                    }
+                    items_.push_back(std::move(item));
+                    continue;
+                }
+                const TableConfig& config = config_for(*event.table);
+                const TargetTable& target = a_.target_for(*event.table);
+                item.mapped = map_change(event, txn, config, target);
+                const auto [it, added] =
+                    known.try_emplace({&target, item.mapped.key}, keys_.size());
+                if (added) {
+                    KeyState state;
+                    state.table = &target;
+                    state.key = item.mapped.key;
+                    state.ordinal = static_cast<int>(keys_.size());
+                    keys_.push_back(std::move(state));
+                }
+                item.key_state = it->second;
+                items_.push_back(std::move(item));
+            }
+        }
+    }
+
+    // Keys of each table, as (ordinals, one array per key column) parameters.
+    pg::Params key_arrays(const TargetTable& table) const {
+        std::vector<std::optional<std::string>> ordinals;
+        std::vector<std::vector<std::optional<std::string>>> columns(table.key.size());
+        for (const auto& k : keys_) {
+            if (k.table != &table) {
+                continue;
+            }
+            ordinals.push_back(std::to_string(k.ordinal));
+            for (std::size_t c = 0; c < table.key.size(); ++c) {
+                columns[c].push_back(k.key[c]);
+            }
+        }
+        pg::Params params{pg::array_literal(ordinals)};
+        for (const auto& c : columns) {
+            params.push_back(pg::array_literal(c));
+        }
+        return params;
+    }
+
+    std::vector<const TargetTable*> tables() const {
+        std::vector<const TargetTable*> out;
+        for (const auto& k : keys_) {
+            if (std::find(out.begin(), out.end(), k.table) == out.end()) {
+                out.push_back(k.table);
+            }
+        }
+        return out;
+    }
+
+    // BEGIN, bind the commit to the source, and lock and read every key the batch touches.
+    void read_local_state(pg::Connection& conn) {
+        const SourceTransaction& last = batch_.transactions.back();
+        std::vector<pg::Result> results;
+        {
+            pg::Pipeline pipeline(conn);
+            pipeline.send("BEGIN");
+            if (last.commit_time != 0) {
+                pipeline.send("SELECT pg_catalog.pg_replication_origin_xact_setup($1, $2)",
+                              {last.end_lsn.to_string(), format_timestamp(last.commit_time)});
+            }
+            for (const TargetTable* table : tables()) {
+                const pg::Params keys = key_arrays(*table);
+                pipeline.send(lock_rows_statement(*table), keys);
+                pg::Params versions{table->versions_name};
+                versions.insert(versions.end(), keys.begin(), keys.end());
+                pipeline.send(lock_versions_statement(*table), versions);
+            }
+            results = pipeline.sync();
+        }
+        std::size_t r = last.commit_time != 0 ? 2 : 1;
+        for (const TargetTable* table : tables()) {
+            read_rows(*table, results[r++]);
+            read_versions(results[r++]);
+        }
+        for (auto& k : keys_) {
+            k.local = to_local_row(k.stored, k.values, k.table->column_names(), k.commit_times);
+        }
+    }
+
+    void read_rows(const TargetTable& table, const pg::Result& rows) {
+        for (int i = 0; i < rows.rows(); ++i) {
+            KeyState& k = keys_.at(std::stoul(std::string(rows.value(i, 0))));
+            Row row;
+            for (std::size_t c = 0; c < table.columns.size(); ++c) {
+                const int column = static_cast<int>(c) + 1;
+                row.push_back(rows.is_null(i, column)
+                                  ? Value{}
+                                  : Value{Value::Kind::Text, std::string(rows.value(i, column))});
+            }
+            k.values = std::move(row);
+        }
+    }
+
+    void read_versions(const pg::Result& rows) {
+        for (int i = 0; i < rows.rows(); ++i) {
+            KeyState& k = keys_.at(std::stoul(std::string(rows.value(i, 0))));
+            StoredRowVersions& s = k.stored;
+            s.found = true;
+            s.columns = parse_column_versions(rows.value(i, 1));
+            s.local_row_writes = std::stoull(std::string(rows.value(i, 2)));
+            s.seen_remote_row_writes = std::stoull(std::string(rows.value(i, 3)));
+            s.local_delete_writes = std::stoull(std::string(rows.value(i, 4)));
+            if (!rows.is_null(i, 5)) {
+                s.deleted = parse_stamp(rows.value(i, 5));
+            }
+            if (!rows.is_null(i, 6)) {
+                s.deleted_applied_remote = Lsn::parse(rows.value(i, 6)).value_or(Lsn());
+            }
+            const json times = json::parse(rows.value(i, 7));
+            for (const auto& [xid, time] : times.items()) {
+                k.commit_times[xid] = time.get<UnixMicros>();
+            }
+        }
+    }
+
+    std::size_t send_write(pg::Pipeline& pipeline, const std::string& sql, const pg::Params& params,
+                           std::size_t item) {
+        auto it = a_.prepared_.find(sql);
+        if (it == a_.prepared_.end()) {
+            const std::string name = "pgbridge_apply_" + std::to_string(a_.prepared_.size() + 1);
+            pipeline.prepare(name, sql);
+            statement_items_.push_back(item);
+            it = a_.prepared_.emplace(sql, name).first;
+        }
+        statement_items_.push_back(item);
+        return pipeline.send_prepared(it->second, params);
+    }
+
+    void write(pg::Connection& conn) {
+        try {
+            write_all(conn);
+        } catch (Error& e) {
+            name_failed_change(e);
+            throw;
+        }
+        ApplierStats& stats = a_.stats_;
+        stats.batches++;
+        stats.inserted += counts_.inserted;
+        stats.updated += counts_.updated;
+        stats.deleted += counts_.deleted;
+        stats.skipped += counts_.skipped;
+        stats.conflicts += counts_.conflicts;
+        stats.pending_conflicts += counts_.pending_conflicts;
+    }
+
+    void write_all(pg::Connection& conn) {
+        pg::Pipeline pipeline(conn);
+        for (std::size_t i = 0; i < items_.size(); ++i) {
+            Item& item = items_[i];
+            if (!item.truncated.empty()) {
+                truncate(pipeline, item, i);
+                continue;
+            }
+            write_change(pipeline, item, i);
+            // Keep what the server holds for us small: read results every so often.
+            if (pipeline.queued() >= kSyncEvery) {
+                pipeline.sync();
+            }
+        }
+        store_versions(pipeline);
+        statement_items_.push_back(kNoItem);
+        pipeline.send("COMMIT");
+        pipeline.sync();
+    }
+
+    void truncate(pg::Pipeline& pipeline, const Item& item, std::size_t index) {
+        std::string list;
+        for (const TargetTable* t : item.truncated) {
+            list += (list.empty() ? "" : ", ") + t->name.quoted();
+            for (auto& k : keys_) {
+                if (k.table == t) {
+                    k.local.exists = false;
+                    k.local.columns.clear();
+                }
+            }
+        }
+        statement_items_.push_back(index);
+        pipeline.send("TRUNCATE " + list +
+                      (item.event->truncate_restart_identity ? " RESTART IDENTITY" : "") +
+                      (item.event->truncate_cascade ? " CASCADE" : ""));
+    }
+
+    void write_change(pg::Pipeline& pipeline, Item& item, std::size_t index) {
+        KeyState& k = keys_[item.key_state];
+        const TargetTable& table = *k.table;
+        const RemoteChange& change = item.mapped.change;
+        const Resolution r =
+            resolver_.resolve(table.canonical, table.canonical_columns(), change, k.local);
+        pg::Params key_params(k.key.begin(), k.key.end());
+        switch (r.action) {
+            case Resolution::Action::Insert: {
+                std::vector<std::size_t> columns;
+                pg::Params params;
+                for (std::size_t c = 0; c < r.row.size(); ++c) {
+                    if (r.row[c].kind != Value::Kind::UnchangedToast) {
+                        columns.push_back(c);
+                        params.push_back(param_of(r.row[c]));
+                    }
+                }
+                send_write(pipeline, insert_statement(table, columns), params, index);
+                counts_.inserted++;
+                break;
+            }
+            case Resolution::Action::Update: {
+                if (r.write_columns.empty()) {
+                    break;
+                }
+                pg::Params params;
+                for (const std::size_t c : r.write_columns) {
+                    params.push_back(param_of((*change.new_row)[c]));
+                }
+                params.insert(params.end(), key_params.begin(), key_params.end());
+                send_write(pipeline, update_statement(table, r.write_columns), params, index);
+                counts_.updated++;
+                break;
+            }
+            case Resolution::Action::Delete:
+                send_write(pipeline, delete_statement(table), key_params, index);
+                counts_.deleted++;
+                break;
+            case Resolution::Action::Skip:
+                counts_.skipped++;
+                break;
+            case Resolution::Action::None:
+                break;
+        }
+        record_conflicts(pipeline, k, item, r, index);
+        if (r.action != Resolution::Action::Skip) {
+            k.local = apply_resolution(k.local, change, r);
+            k.versions_changed = true;
+        }
+    }
+
+    void record_conflicts(pg::Pipeline& pipeline, const KeyState& k, const Item& item,
+                          const Resolution& r, std::size_t index) {
+        if (!r.conflict) {
+            return;
+        }
+        const TargetTable& table = *k.table;
+        const RemoteChange& change = item.mapped.change;
+        const std::string key = key_json(table, k.key);
+        const auto record = [&](std::vector<std::optional<std::string>> columns,
+                                const json& local_values, const json& remote_values,
+                                UnixMicros local_time, const std::string& strategy,
+                                const std::optional<std::string>& winner) {
+            statement_items_.push_back(index);
+            pipeline.send(
+                kRecordConflictStatement,
+                {a_.options_.bridge, table.name.display(), key, std::string(to_string(*r.conflict)),
+                 pg::array_literal(columns), a_.options_.target_side, change.side,
+                 dump(local_values), dump(remote_values), time_param(local_time),
+                 time_param(change.commit_time), change.commit_lsn.to_string(), strategy, winner,
+                 winner ? "resolved" : "pending"});
+            counts_.conflicts++;
+            if (!winner) {
+                counts_.pending_conflicts++;
+            }
+        };
+        if (!r.column_conflicts.empty()) {
+            // One record per column: each is decided (and resolved by hand) on its own.
+            for (const ColumnConflict& c : r.column_conflicts) {
+                const std::string& column = table.columns[c.column].name;
+                record({column}, json{{column, value_json(c.local_value)}},
+                       json{{column, value_json(c.remote_value)}}, c.local_time, c.strategy,
+                       c.winner);
+            }
+            return;
+        }
+        // A row-level conflict: the delete wins. Record what the losing side had.
+        json local_values = nullptr;
+        json remote_values = nullptr;
+        UnixMicros local_time = 0;
+        if (k.local.exists) {
+            local_values = json::object();
+            for (std::size_t c = 0; c < table.columns.size(); ++c) {
+                local_values[table.columns[c].name] = value_json(k.local.columns[c].value);
+                local_time = std::max(local_time, k.local.columns[c].last_write.time);
+            }
+        } else if (k.local.deleted) {
+            local_time = k.local.deleted->time;
+        }
+        if (change.new_row) {
+            remote_values = json::object();
+            for (std::size_t c = 0; c < table.columns.size(); ++c) {
+                remote_values[table.columns[c].name] = value_json((*change.new_row)[c]);
+            }
+        }
+        record({}, local_values, remote_values, local_time, "delete_wins", r.row_winner);
+    }
+
+    void store_versions(pg::Pipeline& pipeline) {
+        for (const TargetTable* table : tables()) {
+            std::vector<std::vector<std::optional<std::string>>> key_columns(table->key.size());
+            std::vector<std::optional<std::string>> columns, lw, sw, dw, deleted, da;
+            for (const auto& k : keys_) {
+                if (k.table != table || !k.versions_changed) {
+                    continue;
+                }
+                const StoredRowVersions s = to_stored(k.local, k.stored, table->column_names());
+                for (std::size_t c = 0; c < table->key.size(); ++c) {
+                    key_columns[c].push_back(k.key[c]);
+                }
+                columns.push_back(column_versions_document(s.columns));
+                lw.push_back(std::to_string(s.local_row_writes));
+                sw.push_back(std::to_string(s.seen_remote_row_writes));
+                dw.push_back(std::to_string(s.local_delete_writes));
+                deleted.push_back(s.deleted ? std::optional(stamp_document(*s.deleted))
+                                            : std::nullopt);
+                da.push_back(s.deleted_applied_remote.valid()
+                                 ? std::optional(s.deleted_applied_remote.to_string())
+                                 : std::nullopt);
+            }
+            if (columns.empty()) {
+                continue;
+            }
+            pg::Params params{table->versions_name};
+            for (const auto& c : key_columns) {
+                params.push_back(pg::array_literal(c));
+            }
+            for (const auto* array : {&columns, &lw, &sw, &dw, &deleted, &da}) {
+                params.push_back(pg::array_literal(*array));
+            }
+            statement_items_.push_back(kNoItem);
+            pipeline.send(store_versions_statement(*table), params);
+        }
+    }
+
+    // Adds table, key and source LSN of the change whose statement failed.
+    void name_failed_change(Error& e) const {
+        const std::string_view index_text = e.context_value("statement_index");
+        if (index_text.empty()) {
+            return;
+        }
+        const std::size_t index = std::stoul(std::string(index_text));
+        if (index >= statement_items_.size() || statement_items_[index] == kNoItem) {
+            return;
+        }
+        const Item& item = items_[statement_items_[index]];
+        if (!item.truncated.empty()) {
+            e.with("table", item.truncated.front()->name.display());
+        } else {
+            const KeyState& k = keys_[item.key_state];
+            e.with("table", k.table->name.display()).with("key", key_json(*k.table, k.key));
+        }
+        e.with("source", item.transaction->source_side)
+            .with("lsn", item.transaction->commit_lsn.to_string());
+    }
+
+    void rollback(pg::Connection& conn) noexcept {
+        try {
+            conn.exec("ROLLBACK");
+            // A PREPARE sent in a pipeline that failed may or may not have run.
+            conn.exec("DEALLOCATE ALL");
+            a_.prepared_.clear();
+        } catch (...) {
+            a_.forget_session();
+        }
+    }
+
+    static constexpr std::size_t kSyncEvery = 1000;
+    static constexpr std::size_t kNoItem = static_cast<std::size_t>(-1);
+
+    PostgresApplier& a_;
+    const transport::ChangeBatch& batch_;
+    const ConflictResolver& resolver_;
+    std::vector<Item> items_;
+    std::vector<KeyState> keys_;
+    std::vector<std::size_t> statement_items_;  // item of each write statement, by index
+    struct {
+        std::uint64_t inserted = 0, updated = 0, deleted = 0, skipped = 0, conflicts = 0,
+                      pending_conflicts = 0;
+    } counts_;  // added to the applier's stats once the batch has committed
+};
+
+PostgresApplier::PostgresApplier(ApplierOptions options, ConflictRules rules)
+    : options_(std::move(options)),
+      resolver_(std::make_shared<ConflictResolver>(std::move(rules), options_.target_side)) {}
+
+PostgresApplier::~PostgresApplier() = default;
+
+void PostgresApplier::set_rules(ConflictRules rules) {
+    auto next = std::make_shared<ConflictResolver>(std::move(rules), options_.target_side);
+    const std::lock_guard lock(rules_mutex_);
+    resolver_ = std::move(next);
+}
+
+pg::Connection& PostgresApplier::connection() {
+    if (!connection_) {
+        pg::Connection conn = pg::Connection::open(options_.target);
+        // Everything this session commits is marked as coming from the source side, which is
+        // what keeps the target's capture from sending it back (SPEC guarantee 3).
+        conn.exec("SELECT pg_catalog.pg_replication_origin_session_setup($1)",
+                  {names::origin(options_.bridge, options_.source_side)});
+        // The version trigger stands aside: the applier writes the versions itself.
+        conn.exec("SET pgbridge.applying = on");
+        connection_ = std::move(conn);
+        prepared_.clear();
+    }
+    return *connection_;
+}
+
+void PostgresApplier::forget_session() noexcept {
+    connection_.reset();
+    prepared_.clear();
+}
+
+const TargetTable& PostgresApplier::target_for(const TableInfo& source_table) {
+    const QualifiedName name{source_table.schema, source_table.name};
+    for (const auto& t : options_.tables) {
+        if (t.name_on(options_.source_side) != name) {
+            continue;
+        }
+        auto it = targets_.find(t.name);
+        if (it == targets_.end()) {
+            it = targets_.emplace(t.name, load_target_table(connection(), t, options_.target_side))
+                     .first;
+        }
+        return it->second;
+    }
+    throw Error(ErrorKind::Setup, "change of a table that is not synced by this bridge")
+        .with("table", name.display())
+        .with("source", options_.source_side);
+}
+
+void PostgresApplier::apply(const transport::ChangeBatch& batch) {
+    std::shared_ptr<const ConflictResolver> resolver;
+    {
+        const std::lock_guard lock(rules_mutex_);
+        resolver = resolver_;
+    }
+    for (int attempt = 1;; ++attempt) {
+        try {
+            Attempt(*this, batch, *resolver).run();
+            return;
+        } catch (Error& e) {
+            if (pg::is_connection_failure(e)) {
+                forget_session();
+                throw;
+            }
+            const std::string_view sqlstate = e.context_value("sqlstate");
+            if (sqlstate == "42P01" || sqlstate == "42703" || sqlstate == "26000") {
+                // The target's tables changed under us: describe them again next time.
+                targets_.clear();
+            }
+            if (!is_transient(e) || attempt >= options_.transient_attempts) {
+                throw;
+            }
+            stats_.transient_retries++;
+            log::info("apply", "transient failure; applying the batch again",
+                      {{"source", batch.source_side},
+                       {"last_lsn", batch.last_end_lsn().to_string()},
+                       {"error", e.what()}});
+        }
+    }
+}
+
+}  // namespace pgbridge::apply

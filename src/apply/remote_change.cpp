@@ -1,0 +1,96 @@
+#include <nlohmann/json.hpp>
+
+#include <pgbridge/apply/remote_change.hpp>
+#include <pgbridge/core/error.hpp>
+
+namespace pgbridge::apply {
+namespace {
+
+Error change_error(ErrorKind kind, std::string message, const TargetTable& target,
+                   const SourceTransaction& transaction) {
+    Error error(kind, std::move(message));
+    error.with("table", target.name.display())
+        .with("source", transaction.source_side)
+        .with("lsn", transaction.commit_lsn.to_string());
+    return error;
+}
+
+Row place(const Row& source_row, const std::vector<std::size_t>& positions, std::size_t width) {
+    Row out(width, Value{Value::Kind::UnchangedToast, {}});
+    for (std::size_t j = 0; j < source_row.size() && j < positions.size(); ++j) {
+        out[positions[j]] = source_row[j];
+    }
+    return out;
+}
+
+}  // namespace
+
+MappedChange map_change(const ChangeEvent& event, const SourceTransaction& transaction,
+                        const TableConfig& table, const TargetTable& target) {
+    const std::string& source = transaction.source_side;
+    const auto& source_columns = event.table->columns;
+    const std::size_t width = target.columns.size();
+
+    // Where each source column goes on the target.
+    std::vector<std::size_t> positions(source_columns.size());
+    std::map<std::string, std::size_t> position_of;  // by the source's column name
+    for (std::size_t j = 0; j < source_columns.size(); ++j) {
+        const std::string canonical = table.canonical_column(source, source_columns[j].name);
+        const std::size_t index = target.find(table.column_on(target.side, canonical));
+        if (index == std::string::npos) {
+            throw change_error(ErrorKind::Setup,
+                               "a column of the source table is missing on the target", target,
+                               transaction)
+                .with("column", source_columns[j].name);
+        }
+        positions[j] = index;
+        position_of.emplace(source_columns[j].name, index);
+    }
+
+    MappedChange out;
+    RemoteChange& c = out.change;
+    c.side = source;
+    c.commit_lsn = transaction.commit_lsn;
+    c.commit_time = transaction.commit_time;
+    c.op = event.op;
+    c.old_is_key_only = event.old_is_key_only;
+    if (event.old_row) {
+        c.old_row = place(*event.old_row, positions, width);
+    }
+    if (event.new_row) {
+        c.new_row = place(*event.new_row, positions, width);
+    }
+    if (event.versions) {
+        c.seen_row = event.versions->row.seen;
+        c.sender_row = event.versions->row.own;
+        c.seen_columns.assign(width, 0);
+        c.sender_columns.assign(width, 0);
+        for (const auto& [name, vector] : event.versions->columns) {
+            if (const auto it = position_of.find(name); it != position_of.end()) {
+                c.seen_columns[it->second] = vector.seen;
+                c.sender_columns[it->second] = vector.own;
+            }
+        }
+    }
+
+    const Row* keyed = c.new_row ? &*c.new_row : (c.old_row ? &*c.old_row : nullptr);
+    for (const std::size_t k : target.key) {
+        if (keyed == nullptr || (*keyed)[k].kind != Value::Kind::Text) {
+            throw change_error(ErrorKind::Protocol, "the change carries no usable primary key",
+                               target, transaction)
+                .with("column", target.columns[k].name);
+        }
+        out.key.push_back((*keyed)[k].data);
+    }
+    return out;
+}
+
+std::string key_json(const TargetTable& target, const std::vector<std::string>& key) {
+    nlohmann::json doc = nlohmann::json::object();
+    for (std::size_t k = 0; k < target.key.size() && k < key.size(); ++k) {
+        doc[target.columns[target.key[k]].name] = key[k];
+    }
+    return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace pgbridge::apply
