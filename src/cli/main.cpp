@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
         "pgbridge: two-way PostgreSQL sync through RabbitMQ, built on logical "
         "replication"};
     app.require_subcommand(0, 1);
+    // Global flags are accepted after the command too: `pgbridge slots --json`.
+    app.fallthrough();
     GlobalOptions global;
     global.config_path = std::string(kDefaultConfigPath);
     bool show_version = false;
@@ -100,7 +102,23 @@ int main(int argc, char** argv) {
     auto* status =
         app.add_subcommand("status", "health summary; exit 0 healthy, 1 degraded, 2 down");
     auto* conflicts = app.add_subcommand("conflicts", "the conflict log and manual resolution");
-    conflicts->allow_extras();
+    conflicts->require_subcommand(1);
+    conflicts->fallthrough();
+    ConflictsCommandOptions conflicts_options;
+    auto* conflicts_list =
+        conflicts->add_subcommand("list", "conflicts of both sides, newest first");
+    conflicts_list->add_flag("--pending", conflicts_options.pending, "only pending ones");
+    conflicts_list->add_option("--table", conflicts_options.table,
+                               "only this table (schema.table as the side names it)");
+    conflicts_list->add_option("--limit", conflicts_options.limit, "per side")
+        ->capture_default_str();
+    auto* conflicts_show = conflicts->add_subcommand("show", "one conflict with both values");
+    conflicts_show->add_option("ID", conflicts_options.id, "SIDE:NUMBER")->required();
+    auto* conflicts_resolve = conflicts->add_subcommand(
+        "resolve", "settle a pending conflict: write the chosen side's values on both sides");
+    conflicts_resolve->add_option("ID", conflicts_options.id, "SIDE:NUMBER")->required();
+    conflicts_resolve->add_option("--take", conflicts_options.take, "the side whose values stay")
+        ->required();
     auto* tail = app.add_subcommand(
         "tail", "print decoded changes of one side as they stream, acknowledging nothing");
     tail->add_option("--side", tail_options.side, "side to follow")->required();
@@ -142,7 +160,15 @@ int main(int argc, char** argv) {
         if (*slots) {
             return slots_command(global);
         }
-        for (auto* command : {run, lag, status, conflicts}) {
+        if (*conflicts) {
+            for (auto* action : {conflicts_list, conflicts_show, conflicts_resolve}) {
+                if (*action) {
+                    conflicts_options.action = action->get_name();
+                }
+            }
+            return conflicts_command(global, conflicts_options);
+        }
+        for (auto* command : {run, lag, status}) {
             if (*command) {
                 return not_built_yet(command->get_name());
             }

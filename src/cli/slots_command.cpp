@@ -49,12 +49,8 @@ int slots_command(const GlobalOptions& global) {
                      "LAG", "RETAINED WAL", "WAL STATUS", "SAFE WAL SIZE"});
     std::vector<std::string> unreachable;
     for (const auto& side : config.sides) {
-        pg::ConnectOptions connect;
-        connect.conninfo = side.conninfo;
-        connect.password = side.password;
-        connect.side = side.name;
-        connect.connect_timeout_ms = config.engine.timeout_ms;
-        connect.application_name = "pgbridge slots";
+        const auto connect =
+            pg::ConnectOptions::for_side(side, config.engine.timeout_ms, "pgbridge slots");
         nlohmann::json slots = nlohmann::json::array();
         try {
             auto conn = pg::Connection::open(connect);

@@ -352,11 +352,30 @@ default_strategy = "manual"
             CHECK(log[0]["status"] == "pending");
             CHECK(log[0]["winner"].is_null());
         }
-        // A later write on one side, made after seeing the other's, is no longer a conflict.
-        h.app(1).exec("UPDATE hr.candidates SET status = 'agreed' WHERE id = 1");
+        // The DBA sees both records and takes A's value.
+        const auto listed = h.scratch.pgbridge({"conflicts", "list", "--pending", "--json"});
+        REQUIRE(listed.exit_code == 0);
+        const auto records = nlohmann::json::parse(listed.out);
+        REQUIRE(records.size() == 2);
+        const std::string id = records[0]["id"];
+        const auto shown = h.scratch.pgbridge({"conflicts", "show", id});
+        CHECK(shown.exit_code == 0);
+        CHECK(shown.out.find("manual") != std::string::npos);
+        const auto resolved = h.scratch.pgbridge({"conflicts", "resolve", id, "--take", "a"});
+        REQUIRE_MESSAGE(resolved.exit_code == 0, resolved.err);
+        // B now holds A's value as its own write, made after seeing A's: delivered to A it is
+        // no conflict, and both sides agree.
+        CHECK(h.talents(1).at("1")[3] == "sa");
         h.deliver(1, 1);
         CHECK(h.talents(0) == h.talents(1));
         CHECK(h.conflicts(0).size() == 1);
+        for (int side = 0; side < 2; ++side) {
+            CHECK(h.conflicts(side)[0]["status"] == "resolved");
+            CHECK(h.conflicts(side)[0]["winner"] == "a");
+        }
+        CHECK(h.scratch.pgbridge({"conflicts", "list", "--pending"}).out.find("no pending") !=
+              std::string::npos);
+        CHECK(h.scratch.pgbridge({"conflicts", "resolve", id, "--take", "a"}).exit_code == 2);
     }
 
     TEST_CASE("a change the target refuses names table, key and LSN; the next one applies") {

@@ -24,12 +24,22 @@ struct TailCommandOptions {
     int count = 0;            // stop after this many transactions (0: never)
 };
 
+struct ConflictsCommandOptions {
+    std::string action;  // list, show, resolve
+    std::string id;      // show, resolve: SIDE:NUMBER
+    std::string take;    // resolve: the side whose values stay
+    bool pending = false;
+    std::string table;  // list: only this table (as named on the side)
+    int limit = 100;
+};
+
 // Each returns the process exit code; errors propagate as pgbridge::Error.
 int check_config_command(const GlobalOptions& global);
 int setup_command(const GlobalOptions& global, const SetupCommandOptions& options);
 int teardown_command(const GlobalOptions& global, const SetupCommandOptions& options);
 // Exit 1 when a side cannot be reached (the others are still listed).
 int slots_command(const GlobalOptions& global);
+int conflicts_command(const GlobalOptions& global, const ConflictsCommandOptions& options);
 int tail_command(const GlobalOptions& global, const TailCommandOptions& options);
 int version_command(const GlobalOptions& global);
 
