@@ -69,7 +69,8 @@ CREATE INDEX IF NOT EXISTS dead_letters_new_idx
     ON pgbridge.dead_letters (recorded_at) WHERE status = 'new';
 
 -- Column versions of every synced row, for the conflict rules (docs/apply-design.md).
--- One row per key of a synced table. `columns` maps a column name to
+-- One row per key of a synced table. `columns` maps a column name (or '' for every column
+-- not listed: no column can be named '') to
 --   {"w": "l" | "r", "x": xid of the last local write, "t": commit time of the last remote
 --    write (µs), "n": local writes, "s": remote writes processed, "m": highest remote commit
 --    LSN applied}
@@ -152,7 +153,7 @@ BEGIN
              WHERE new_row -> k IS DISTINCT FROM old_row -> k;
         END IF;
         FOREACH col IN ARRAY coalesce(changed, '{}') LOOP
-            entry := coalesce(v.columns -> col, '{"n": 0, "s": 0}');
+            entry := coalesce(v.columns -> col, v.columns -> '', '{"n": 0, "s": 0}');
             v.columns := jsonb_set(v.columns, ARRAY[col],
                 entry || jsonb_build_object('w', 'l', 'x', xid, 'n', (entry ->> 'n')::bigint + 1));
         END LOOP;

@@ -40,8 +40,12 @@ BEGIN
         END IF;
         -- Column versions for the conflict rules (01_metadata_schema.sql defines the function).
         IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = 'pgbridge_row_versions') THEN
+            -- The WHEN condition keeps the applier's own writes (it records their versions
+            -- itself) from calling the function at all.
             EXECUTE format('CREATE TRIGGER pgbridge_row_versions AFTER INSERT OR UPDATE OR DELETE ON %s '
-                           'FOR EACH ROW EXECUTE FUNCTION pgbridge.track_row_versions(%s)', t,
+                           'FOR EACH ROW WHEN (current_setting(''pgbridge.applying'', true) '
+                           'IS DISTINCT FROM ''on'') '
+                           'EXECUTE FUNCTION pgbridge.track_row_versions(%s)', t,
                            (SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY k.ord)
                               FROM pg_index i
                              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)

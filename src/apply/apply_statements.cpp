@@ -65,18 +65,21 @@ std::string delete_statement(const TargetTable& table) {
     return "DELETE FROM " + table.name.quoted() + " WHERE " + key_condition(table, 1);
 }
 
+// Each key is looked up on its own (a LATERAL subquery with its own lock), which keeps the
+// plan an index lookup per key: joined with the keys as a set, the planner may hash the whole
+// table instead, which grows with the table rather than with the batch.
 std::string lock_rows_statement(const TargetTable& table) {
-    std::string select = "SELECT k.ord";
+    std::string columns;
     for (const auto& c : table.columns) {
-        select += ", t." + quote_identifier(c.name);
+        columns += (columns.empty() ? "" : ", ") + quote_identifier(c.name);
     }
-    std::string join;
+    std::string match;
     for (std::size_t k = 0; k < table.key.size(); ++k) {
-        join += (k > 0 ? " AND " : "") + std::string("t.") +
-                quote_identifier(table.columns[table.key[k]].name) + " = " + typed_key(table, k);
+        match += (k > 0 ? " AND " : "") + quote_identifier(table.columns[table.key[k]].name) +
+                 " = " + typed_key(table, k);
     }
-    return select + " FROM " + keys_source(table, 1) + " JOIN " + table.name.quoted() +
-           " AS t ON " + join + " ORDER BY k.ord FOR UPDATE OF t";
+    return "SELECT k.ord, t.* FROM " + keys_source(table, 1) + " CROSS JOIN LATERAL (SELECT " +
+           columns + " FROM " + table.name.quoted() + " WHERE " + match + " FOR UPDATE) AS t";
 }
 
 std::string lock_versions_statement(const TargetTable& table) {
@@ -88,11 +91,12 @@ std::string lock_versions_statement(const TargetTable& table) {
            "          UNION SELECT v.deleted ->> 'x' WHERE v.deleted ? 'x') AS x(xid))::text"
            " FROM " +
            keys_source(table, 2) +
-           " JOIN pgbridge.row_versions AS v ON v.table_name = $1 AND v.key = " +
-           versions_key(table) + " ORDER BY k.ord FOR UPDATE OF v";
+           " CROSS JOIN LATERAL (SELECT * FROM pgbridge.row_versions WHERE table_name = $1"
+           " AND key = " +
+           versions_key(table) + " FOR UPDATE) AS v";
 }
 
-std::string store_versions_statement(const TargetTable& table) {
+std::string insert_versions_statement(const TargetTable& table) {
     const std::size_t n = table.key.size();
     std::string args;
     std::string names;
@@ -104,17 +108,29 @@ std::string store_versions_statement(const TargetTable& table) {
     args += param(p) + "::text[], " + param(p + 1) + "::int8[], " + param(p + 2) + "::int8[], " +
             param(p + 3) + "::int8[], " + param(p + 4) + "::text[], " + param(p + 5) + "::text[]";
     names += "columns, lw, sw, dw, deleted, da";
-    return "INSERT INTO pgbridge.row_versions AS r (table_name, key, columns, local_row_writes,"
+    return "INSERT INTO pgbridge.row_versions (table_name, key, columns, local_row_writes,"
            " seen_remote_row_writes, local_delete_writes, deleted, deleted_applied_remote)"
            " SELECT $1, " +
            versions_key(table) +
            ", k.columns::jsonb, k.lw, k.sw, k.dw, k.deleted::jsonb, k.da::pg_lsn FROM unnest(" +
-           args + ") AS k(" + names +
-           ") ON CONFLICT (table_name, key) DO UPDATE SET columns = EXCLUDED.columns,"
-           " local_row_writes = EXCLUDED.local_row_writes,"
-           " seen_remote_row_writes = EXCLUDED.seen_remote_row_writes,"
-           " local_delete_writes = EXCLUDED.local_delete_writes, deleted = EXCLUDED.deleted,"
-           " deleted_applied_remote = EXCLUDED.deleted_applied_remote";
+           args + ") AS k(" + names + ")";
+}
+
+std::string update_versions_statement(const TargetTable& table) {
+    const std::size_t n = table.key.size();
+    std::string key = "jsonb_build_array(";
+    for (std::size_t k = 0; k < n; ++k) {
+        key += (k > 0 ? ", " : "") + std::string("CAST(") + param(2 + k) + "::text AS " +
+               table.columns[table.key[k]].type + ")";
+    }
+    key += ")";
+    const std::size_t p = 2 + n;
+    return "UPDATE pgbridge.row_versions SET columns = " + param(p) +
+           "::jsonb, local_row_writes = " + param(p + 1) +
+           "::int8, seen_remote_row_writes = " + param(p + 2) +
+           "::int8, local_delete_writes = " + param(p + 3) + "::int8, deleted = " + param(p + 4) +
+           "::jsonb, deleted_applied_remote = " + param(p + 5) +
+           "::pg_lsn WHERE table_name = $1 AND key = " + key;
 }
 
 const char* const kRecordConflictStatement =

@@ -180,26 +180,30 @@ class PostgresApplier::Attempt {
     void read_local_state(pg::Connection& conn) {
         const SourceTransaction& last = batch_.transactions.back();
         std::vector<pg::Result> results;
+        std::vector<std::pair<std::size_t, std::size_t>> reads;  // (rows, versions) per table
         {
             pg::Pipeline pipeline(conn);
             pipeline.send("BEGIN");
             if (last.commit_time != 0) {
-                pipeline.send("SELECT pg_catalog.pg_replication_origin_xact_setup($1, $2)",
+                send_prepared(pipeline,
+                              "SELECT pg_catalog.pg_replication_origin_xact_setup($1, $2)",
                               {last.end_lsn.to_string(), format_timestamp(last.commit_time)});
             }
             for (const TargetTable* table : tables()) {
                 const pg::Params keys = key_arrays(*table);
-                pipeline.send(lock_rows_statement(*table), keys);
+                const std::size_t rows = send_prepared(pipeline, lock_rows_statement(*table), keys);
                 pg::Params versions{table->versions_name};
                 versions.insert(versions.end(), keys.begin(), keys.end());
-                pipeline.send(lock_versions_statement(*table), versions);
+                reads.emplace_back(
+                    rows, send_prepared(pipeline, lock_versions_statement(*table), versions));
             }
             results = pipeline.sync();
         }
-        std::size_t r = last.commit_time != 0 ? 2 : 1;
+        std::size_t t = 0;
         for (const TargetTable* table : tables()) {
-            read_rows(*table, results[r++]);
-            read_versions(results[r++]);
+            read_rows(*table, results.at(reads[t].first));
+            read_versions(results.at(reads[t].second));
+            ++t;
         }
         for (auto& k : keys_) {
             k.local = to_local_row(k.stored, k.values, k.table->column_names(), k.commit_times);
@@ -242,17 +246,25 @@ class PostgresApplier::Attempt {
         }
     }
 
-    std::size_t send_write(pg::Pipeline& pipeline, const std::string& sql, const pg::Params& params,
-                           std::size_t item) {
+    // Sends a statement prepared once per connection (prepared on first use, in the same
+    // pipeline), so that the server parses and plans it once.
+    std::size_t send_prepared(pg::Pipeline& pipeline, const std::string& sql,
+                              const pg::Params& params) {
         auto it = a_.prepared_.find(sql);
         if (it == a_.prepared_.end()) {
             const std::string name = "pgbridge_apply_" + std::to_string(a_.prepared_.size() + 1);
             pipeline.prepare(name, sql);
-            statement_items_.push_back(item);
             it = a_.prepared_.emplace(sql, name).first;
         }
-        statement_items_.push_back(item);
         return pipeline.send_prepared(it->second, params);
+    }
+
+    // A statement of the write phase, remembering which change it belongs to (for errors).
+    void send_write(pg::Pipeline& pipeline, const std::string& sql, const pg::Params& params,
+                    std::size_t item) {
+        const std::size_t before = pipeline.queued();
+        send_prepared(pipeline, sql, params);
+        statement_items_.resize(statement_items_.size() + (pipeline.queued() - before), item);
     }
 
     void write(pg::Connection& conn) {
@@ -417,40 +429,44 @@ class PostgresApplier::Attempt {
         record({}, local_values, remote_values, local_time, "delete_wins", r.row_winner);
     }
 
+    // New version rows go in one statement per table; existing ones (locked at the start)
+    // are overwritten one prepared statement each.
     void store_versions(pg::Pipeline& pipeline) {
         for (const TargetTable* table : tables()) {
-            std::vector<std::vector<std::optional<std::string>>> key_columns(table->key.size());
-            std::vector<std::optional<std::string>> columns, lw, sw, dw, deleted, da;
+            const std::string update = update_versions_statement(*table);
+            std::vector<pg::Params> inserts(table->key.size() + 6);
             for (const auto& k : keys_) {
                 if (k.table != table || !k.versions_changed) {
                     continue;
                 }
                 const StoredRowVersions s = to_stored(k.local, k.stored, table->column_names());
-                for (std::size_t c = 0; c < table->key.size(); ++c) {
-                    key_columns[c].push_back(k.key[c]);
+                pg::Params values(k.key.begin(), k.key.end());
+                values.push_back(column_versions_document(s.columns));
+                values.push_back(std::to_string(s.local_row_writes));
+                values.push_back(std::to_string(s.seen_remote_row_writes));
+                values.push_back(std::to_string(s.local_delete_writes));
+                values.push_back(s.deleted ? std::optional(stamp_document(*s.deleted))
+                                           : std::nullopt);
+                values.push_back(s.deleted_applied_remote.valid()
+                                     ? std::optional(s.deleted_applied_remote.to_string())
+                                     : std::nullopt);
+                if (k.stored.found) {
+                    values.insert(values.begin(), table->versions_name);
+                    send_write(pipeline, update, values, kNoItem);
+                    continue;
                 }
-                columns.push_back(column_versions_document(s.columns));
-                lw.push_back(std::to_string(s.local_row_writes));
-                sw.push_back(std::to_string(s.seen_remote_row_writes));
-                dw.push_back(std::to_string(s.local_delete_writes));
-                deleted.push_back(s.deleted ? std::optional(stamp_document(*s.deleted))
-                                            : std::nullopt);
-                da.push_back(s.deleted_applied_remote.valid()
-                                 ? std::optional(s.deleted_applied_remote.to_string())
-                                 : std::nullopt);
+                for (std::size_t i = 0; i < values.size(); ++i) {
+                    inserts[i].push_back(std::move(values[i]));
+                }
             }
-            if (columns.empty()) {
+            if (inserts.front().empty()) {
                 continue;
             }
             pg::Params params{table->versions_name};
-            for (const auto& c : key_columns) {
-                params.push_back(pg::array_literal(c));
+            for (const auto& column : inserts) {
+                params.push_back(pg::array_literal(column));
             }
-            for (const auto* array : {&columns, &lw, &sw, &dw, &deleted, &da}) {
-                params.push_back(pg::array_literal(*array));
-            }
-            statement_items_.push_back(kNoItem);
-            pipeline.send(store_versions_statement(*table), params);
+            send_write(pipeline, insert_versions_statement(*table), params, kNoItem);
         }
     }
 

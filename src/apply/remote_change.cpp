@@ -63,8 +63,14 @@ MappedChange map_change(const ChangeEvent& event, const SourceTransaction& trans
     if (event.versions) {
         c.seen_row = event.versions->row.seen;
         c.sender_row = event.versions->row.own;
-        c.seen_columns.assign(width, 0);
-        c.sender_columns.assign(width, 0);
+        // The sender's default entry (kDefaultColumnEntry) stands for every column it does
+        // not list.
+        VersionVector fallback;
+        if (const auto it = event.versions->columns.find(""); it != event.versions->columns.end()) {
+            fallback = it->second;
+        }
+        c.seen_columns.assign(width, fallback.seen);
+        c.sender_columns.assign(width, fallback.own);
         for (const auto& [name, vector] : event.versions->columns) {
             if (const auto it = position_of.find(name); it != position_of.end()) {
                 c.seen_columns[it->second] = vector.seen;

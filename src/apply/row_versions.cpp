@@ -137,6 +137,58 @@ std::string stamp_document(const StoredStamp& stamp) {
     return entry.dump();
 }
 
+namespace {
+
+bool same_version(const StoredColumnVersion& a, const StoredColumnVersion& b) {
+    return a.last_write.writer == b.last_write.writer &&
+           a.last_write.local_xid == b.last_write.local_xid &&
+           a.last_write.remote_time == b.last_write.remote_time &&
+           a.local_writes == b.local_writes && a.seen_remote_writes == b.seen_remote_writes &&
+           a.applied_remote == b.applied_remote;
+}
+
+// The entry of a column: its own, else the row's default entry, else nothing yet.
+StoredColumnVersion entry_of(const std::map<std::string, StoredColumnVersion>& columns,
+                             const std::string& name) {
+    if (const auto it = columns.find(name); it != columns.end()) {
+        return it->second;
+    }
+    if (const auto it = columns.find(std::string(kDefaultColumnEntry)); it != columns.end()) {
+        return it->second;
+    }
+    return {};
+}
+
+// Stores the most common entry once, as the default, and only the columns that differ from
+// it: a row written whole (an insert, initial sync) keeps one entry instead of one per column.
+std::map<std::string, StoredColumnVersion> compact(
+    const std::vector<std::string>& names, const std::vector<StoredColumnVersion>& entries) {
+    std::size_t best = 0;
+    std::size_t best_count = 0;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        std::size_t count = 0;
+        for (const auto& e : entries) {
+            count += same_version(e, entries[i]) ? 1 : 0;
+        }
+        if (count > best_count) {
+            best = i;
+            best_count = count;
+        }
+    }
+    std::map<std::string, StoredColumnVersion> out;
+    if (best_count > 1) {
+        out.emplace(std::string(kDefaultColumnEntry), entries[best]);
+    }
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (best_count <= 1 || !same_version(entries[i], entries[best])) {
+            out.emplace(names[i], entries[i]);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
 LocalRow to_local_row(const StoredRowVersions& stored, const std::optional<Row>& values,
                       const std::vector<std::string>& columns, const CommitTimes& commit_times) {
     LocalRow row;
@@ -153,12 +205,11 @@ LocalRow to_local_row(const StoredRowVersions& stored, const std::optional<Row>&
         for (std::size_t i = 0; i < columns.size(); ++i) {
             LocalColumn c;
             c.value = (*values)[i];
-            if (const auto it = stored.columns.find(columns[i]); it != stored.columns.end()) {
-                c.last_write = resolve_stamp(it->second.last_write, commit_times);
-                c.applied_remote = it->second.applied_remote;
-                c.local_writes = it->second.local_writes;
-                c.seen_remote_writes = it->second.seen_remote_writes;
-            }
+            const StoredColumnVersion v = entry_of(stored.columns, columns[i]);
+            c.last_write = resolve_stamp(v.last_write, commit_times);
+            c.applied_remote = v.applied_remote;
+            c.local_writes = v.local_writes;
+            c.seen_remote_writes = v.seen_remote_writes;
             row.columns.push_back(std::move(c));
         }
     }
@@ -175,14 +226,17 @@ StoredRowVersions to_stored(const LocalRow& after, const StoredRowVersions& befo
     out.deleted_applied_remote = after.deleted_applied_remote;
     if (after.exists) {
         out.deleted.reset();
+        std::vector<StoredColumnVersion> entries;
         for (std::size_t i = 0; i < columns.size() && i < after.columns.size(); ++i) {
             const LocalColumn& c = after.columns[i];
-            StoredColumnVersion& v = out.columns[columns[i]];
+            StoredColumnVersion v = entry_of(before.columns, columns[i]);
             v.last_write = store_stamp(c.last_write, v.last_write);
             v.local_writes = c.local_writes;
             v.seen_remote_writes = c.seen_remote_writes;
             v.applied_remote = c.applied_remote;
+            entries.push_back(std::move(v));
         }
+        out.columns = compact(columns, entries);
     } else {
         // Gone: what the columns knew of the other side survives in deleted_applied_remote.
         out.columns.clear();

@@ -19,6 +19,10 @@ using Outcome = SetupStep::Outcome;
 
 constexpr int kMinServerVersion = 150000;
 constexpr std::string_view kVersionTrigger = "pgbridge_row_versions";
+// The version trigger's condition: the applier records its own writes, and a condition checked
+// when the row is written costs far less than calling the trigger function to return at once.
+constexpr std::string_view kNotApplying =
+    "current_setting('pgbridge.applying', true) IS DISTINCT FROM 'on'";
 
 // The functions the apply session calls to tag its transactions with a replication origin.
 // PostgreSQL revokes them from PUBLIC; they can be granted since version 14.
@@ -338,8 +342,9 @@ class SideSetupRun {
                 {local.quoted()});
             change("version trigger on " + local.display(), "created",
                    fmt::format("CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH "
-                               "ROW EXECUTE FUNCTION pgbridge.track_row_versions({})",
-                               quote_identifier(kVersionTrigger), local.quoted(), key.value(0, 0)));
+                               "ROW WHEN ({}) EXECUTE FUNCTION pgbridge.track_row_versions({})",
+                               quote_identifier(kVersionTrigger), local.quoted(),
+                               kNotApplying, key.value(0, 0)));
         }
     }
 

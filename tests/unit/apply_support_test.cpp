@@ -64,15 +64,19 @@ TEST_SUITE("apply support") {
         const std::string lock = lock_rows_statement(t);
         CHECK(lock.find("unnest($1::int4[], $2::text[], $3::text[]) AS k(ord, k0, k1)") !=
               std::string::npos);
-        CHECK(lock.find(R"(t."id" = CAST(k.k0 AS bigint) AND t."region" = CAST(k.k1 AS text))") !=
-              std::string::npos);
-        CHECK(lock.ends_with("FOR UPDATE OF t"));
+        CHECK(
+            lock.find(
+                R"(WHERE "id" = CAST(k.k0 AS bigint) AND "region" = CAST(k.k1 AS text) FOR UPDATE)") !=
+            std::string::npos);
         CHECK(lock_versions_statement(t).find(
                   "jsonb_build_array(CAST(k.k0 AS bigint), CAST(k.k1 AS text))") !=
               std::string::npos);
-        const std::string store = store_versions_statement(t);
-        CHECK(store.find("$2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], "
-                         "$8::text[], $9::text[]") != std::string::npos);
+        CHECK(insert_versions_statement(t).find(
+                  "$2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], "
+                  "$8::text[], $9::text[]") != std::string::npos);
+        CHECK(update_versions_statement(t).ends_with(
+            "WHERE table_name = $1 AND key = jsonb_build_array(CAST($2::text AS bigint), "
+            "CAST($3::text AS text))"));
     }
 
     TEST_CASE("a source change lands on the target's columns through the mapping") {
@@ -163,6 +167,53 @@ TEST_SUITE("apply support") {
         REQUIRE(tomb.deleted);
         CHECK(parse_stamp(stamp_document(*tomb.deleted)).remote_time == 1900);
         CHECK(tomb.deleted_applied_remote == Lsn(0xEF));
+    }
+
+    TEST_CASE("a row written whole keeps one default entry; a column that differs its own") {
+        const std::vector<std::string> names{"id", "email", "note"};
+        LocalRow inserted;
+        inserted.exists = true;
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            inserted.columns.push_back(
+                LocalColumn{text("v"), {WriteStamp::Writer::Remote, 100}, Lsn(0x10), 0, 1});
+        }
+        StoredRowVersions stored = to_stored(inserted, StoredRowVersions{}, names);
+        REQUIRE(stored.columns.size() == 1);
+        CHECK(stored.columns.count(std::string(kDefaultColumnEntry)) == 1);
+        // Read back, every column has the default's version.
+        const LocalRow back = to_local_row(stored, Row(3, text("v")), names, {});
+        CHECK(back.columns[2].last_write == WriteStamp{WriteStamp::Writer::Remote, 100});
+        CHECK(back.columns[2].seen_remote_writes == 1);
+
+        // A later change of one column lists that column alone.
+        LocalRow updated = back;
+        updated.columns[1].last_write = {WriteStamp::Writer::Remote, 200};
+        updated.columns[1].applied_remote = Lsn(0x20);
+        stored = to_stored(updated, stored, names);
+        CHECK(stored.columns.size() == 2);
+        CHECK(stored.columns.at("email").applied_remote == Lsn(0x20));
+        CHECK(to_local_row(stored, Row(3, text("v")), names, {}).columns[0].applied_remote ==
+              Lsn(0x10));
+    }
+
+    TEST_CASE("the sender's default entry stands for every column it does not list") {
+        const TargetTable target = candidates();
+        auto source = std::make_shared<TableInfo>();
+        source->schema = "public";
+        source->name = "talents";
+        source->columns = {{"id", 20}, {"email", 25}, {"note", 25}, {"region", 25}};
+        SourceTransaction txn;
+        txn.source_side = "a";
+        ChangeEvent e;
+        e.op = ChangeOp::Insert;
+        e.table = source;
+        e.new_row = Row{text("1"), text("e"), text("n"), text("eu")};
+        e.versions = RowVersions{{1, 0}, {{"", {1, 2}}, {"email", {3, 4}}}};
+        const MappedChange m = map_change(e, txn, talents_config(), target);
+        CHECK(m.change.sender_column(0) == 1);
+        CHECK(m.change.seen_column(2) == 2);
+        CHECK(m.change.sender_column(1) == 3);
+        CHECK(m.change.seen_column(1) == 4);
     }
 
     TEST_CASE("malformed row_versions documents are errors, not crashes") {

@@ -27,11 +27,13 @@ std::string lock_rows_statement(const TargetTable& table);
 // seen_remote_row_writes, local_delete_writes, deleted, deleted_applied_remote, commit times
 // as a JSON object xid -> microseconds).
 std::string lock_versions_statement(const TargetTable& table);
-// Writes the row_versions of many keys at once (insert or overwrite). Parameters: $1 table
-// name, one text[] per key column, then text[] columns, int8[] local_row_writes, int8[]
-// seen_remote_row_writes, int8[] local_delete_writes, text[] deleted, text[]
-// deleted_applied_remote.
-std::string store_versions_statement(const TargetTable& table);
+// Inserts the row_versions of many keys that had none. Parameters: $1 table name, one text[]
+// per key column, then text[] columns, int8[] local_row_writes, int8[] seen_remote_row_writes,
+// int8[] local_delete_writes, text[] deleted, text[] deleted_applied_remote.
+std::string insert_versions_statement(const TargetTable& table);
+// Overwrites the row_versions of one key (locked by lock_versions_statement). Parameters as
+// for the insert, one value each instead of arrays.
+std::string update_versions_statement(const TargetTable& table);
 
 // Records one conflict in pgbridge.conflicts (parameters in this order): bridge, table_name,
 // key, kind, columns (text[]), local_side, remote_side, local_values, remote_values,

@@ -27,10 +27,15 @@ struct StoredColumnVersion {
     Lsn applied_remote;                    // "m"
 };
 
+// The name under which a row_versions document keeps the entry of every column not listed on
+// its own. No column can have it: PostgreSQL identifiers are never empty.
+inline constexpr std::string_view kDefaultColumnEntry = "";
+
 // One row of pgbridge.row_versions (sql/01_metadata_schema.sql documents the layout).
 struct StoredRowVersions {
     bool found = false;  // false: no row yet (the key was never written since setup)
-    std::map<std::string, StoredColumnVersion> columns;  // by column name on this side
+    // By column name on this side; kDefaultColumnEntry for the columns not listed.
+    std::map<std::string, StoredColumnVersion> columns;
     std::uint64_t local_row_writes = 0;
     std::uint64_t seen_remote_row_writes = 0;
     std::uint64_t local_delete_writes = 0;
