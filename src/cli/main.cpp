@@ -160,6 +160,9 @@ int main(int argc, char** argv) {
         if (*slots) {
             return slots_command(global);
         }
+        if (*run) {
+            return run_command(global);
+        }
         if (*conflicts) {
             for (auto* action : {conflicts_list, conflicts_show, conflicts_resolve}) {
                 if (*action) {
@@ -168,7 +171,7 @@ int main(int argc, char** argv) {
             }
             return conflicts_command(global, conflicts_options);
         }
-        for (auto* command : {run, lag, status}) {
+        for (auto* command : {lag, status}) {
             if (*command) {
                 return not_built_yet(command->get_name());
             }

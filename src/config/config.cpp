@@ -526,8 +526,17 @@ class ConfigParser {
             return;
         }
         TableReader reader(*engine, "[engine]", diag_,
-                           {"batch_size", "max_retries", "retry_delay_ms", "timeout_ms"});
+                           {"batch_size", "max_retries", "retry_delay_ms", "timeout_ms",
+                            "log_level"});
         auto& e = config_.engine;
+        if (const auto level = reader.string("log_level", false)) {
+            if (const auto parsed = log::parse_level(*level)) {
+                e.log_level = *parsed;
+            } else {
+                diag_.error(reader.source_of("log_level"),
+                            "engine.log_level must be debug, info, warning or error");
+            }
+        }
         e.batch_size = reader.integer("batch_size", false, 1, 100000).value_or(e.batch_size);
         e.max_retries = reader.integer("max_retries", false, 0, 1000).value_or(e.max_retries);
         e.retry_delay_ms =

@@ -11,20 +11,6 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(Level::Info)};
 std::mutex g_mutex;
 
-std::string_view level_name(Level level) {
-    switch (level) {
-        case Level::Debug:
-            return "debug";
-        case Level::Info:
-            return "info";
-        case Level::Warning:
-            return "warning";
-        case Level::Error:
-            return "error";
-    }
-    return "info";
-}
-
 // logfmt: quote values with spaces, quotes or '=' so a line stays machine-splittable.
 void append_value(std::string& line, std::string_view value) {
     const bool quote = value.empty() || value.find_first_of(" \"=\t\n") != std::string_view::npos;
@@ -44,6 +30,29 @@ void append_value(std::string& line, std::string_view value) {
 
 }  // namespace
 
+std::string_view to_string(Level level) {
+    switch (level) {
+        case Level::Debug:
+            return "debug";
+        case Level::Info:
+            return "info";
+        case Level::Warning:
+            return "warning";
+        case Level::Error:
+            return "error";
+    }
+    return "info";
+}
+
+std::optional<Level> parse_level(std::string_view text) {
+    for (const Level l : {Level::Debug, Level::Info, Level::Warning, Level::Error}) {
+        if (text == to_string(l)) {
+            return l;
+        }
+    }
+    return std::nullopt;
+}
+
 void set_level(Level level) {
     g_level = static_cast<int>(level);
 }
@@ -61,7 +70,7 @@ void write(Level level, std::string_view component, std::string_view message,
     }
     std::string line = format_timestamp(now_unix_micros());
     line += ' ';
-    line += level_name(level);
+    line += to_string(level);
     line += ' ';
     line += component;
     line += ": ";

@@ -40,6 +40,8 @@ int teardown_command(const GlobalOptions& global, const SetupCommandOptions& opt
 // Exit 1 when a side cannot be reached (the others are still listed).
 int slots_command(const GlobalOptions& global);
 int conflicts_command(const GlobalOptions& global, const ConflictsCommandOptions& options);
+// The daemon: until SIGTERM (exit 0) or a failure it cannot retry (exit 1).
+int run_command(const GlobalOptions& global);
 int tail_command(const GlobalOptions& global, const TailCommandOptions& options);
 int version_command(const GlobalOptions& global);
 

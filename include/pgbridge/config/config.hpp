@@ -10,6 +10,7 @@
 #include <pgbridge/config/amqp_url.hpp>
 #include <pgbridge/config/qualified_name.hpp>
 #include <pgbridge/config/secret.hpp>
+#include <pgbridge/core/log.hpp>
 
 namespace pgbridge {
 
@@ -48,6 +49,8 @@ struct EngineConfig {
     int max_retries = 3;
     int retry_delay_ms = 1000;
     int timeout_ms = 30000;
+    // What the daemon logs; -v on the command line lowers it, SIGHUP re-reads it.
+    log::Level log_level = log::Level::Info;
 };
 
 // How one side names a synced table and its columns, when it differs from the table's own

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -15,6 +16,8 @@ enum class Level { Debug = 0, Info = 1, Warning = 2, Error = 3 };
 using Field = std::pair<std::string_view, std::string>;
 
 void set_level(Level level);
+std::optional<Level> parse_level(std::string_view text);
+std::string_view to_string(Level level);
 Level level();
 bool enabled(Level level);
 void write(Level level, std::string_view component, std::string_view message,

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <pgbridge/apply/dead_letter_writer.hpp>
+#include <pgbridge/apply/postgres_applier.hpp>
+#include <pgbridge/config/config.hpp>
+#include <pgbridge/config/conflict_rules.hpp>
+#include <pgbridge/source/capture.hpp>
+#include <pgbridge/transport/consumer.hpp>
+#include <pgbridge/transport/publisher.hpp>
+
+namespace pgbridge::run {
+
+// What one direction has done so far, for the status line and the metrics.
+struct DirectionCounters {
+    std::uint64_t captured_changes = 0;
+    std::uint64_t published_messages = 0;
+    std::uint64_t applied_batches = 0;
+    std::uint64_t applied_changes = 0;
+    std::uint64_t skipped_changes = 0;
+    std::uint64_t conflicts = 0;
+    std::uint64_t dead_lettered = 0;
+    std::uint64_t retries = 0;
+    bool streaming = false;
+    bool consuming = false;
+};
+
+// One direction of the bridge, SOURCE → TARGET: the capture of SOURCE's slot publishing to
+// RabbitMQ on one thread, and the consumer of pgbridge.NAME.to.TARGET applying on TARGET on
+// another. Each part retries what is worth retrying on its own (a server or the broker away);
+// what is not (a slot that does not exist, say) ends its thread and is reported by failure().
+class Direction {
+  public:
+    Direction(const Config& config, const std::string& source, const std::string& target);
+    ~Direction();
+    Direction(const Direction&) = delete;
+    Direction& operator=(const Direction&) = delete;
+
+    void start();
+    // Asks both parts to stop, without waiting: the capture waits up to its settle timeout for
+    // the broker to confirm what it published and confirms the slot that far; the consumer
+    // finishes the message in hand or leaves it unacknowledged, to come again. Nothing is lost
+    // either way.
+    void request_stop();
+    // request_stop(), then waits for both threads.
+    void stop();
+
+    void set_rules(ConflictRules rules) { applier_.set_rules(std::move(rules)); }
+
+    const std::string& source() const { return source_; }
+    const std::string& target() const { return target_; }
+    DirectionCounters counters() const;
+    std::optional<std::string> failure() const;
+
+  private:
+    void record_failure(const std::string& part, const std::exception& e);
+
+    std::string source_;
+    std::string target_;
+    transport::Publisher publisher_;
+    source::Capture capture_;
+    apply::PostgresApplier applier_;
+    apply::DeadLetterWriter dead_letters_;
+    transport::Consumer consumer_;
+    std::thread capture_thread_;
+    std::thread consumer_thread_;
+    mutable std::mutex mutex_;
+    std::optional<std::string> failure_;
+};
+
+}  // namespace pgbridge::run

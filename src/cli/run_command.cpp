@@ -1,0 +1,153 @@
+// pgbridge run: the daemon. Both directions of the bridge, systemd notifications, SIGTERM to
+// stop without losing anything, SIGHUP to reload the conflict rules and the log level.
+
+#include <csignal>
+#include <ctime>
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <pgbridge/cli/commands.hpp>
+#include <pgbridge/config/config.hpp>
+#include <pgbridge/config/conflict_rules.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/core/log.hpp>
+#include <pgbridge/run/direction.hpp>
+#include <pgbridge/run/systemd_notify.hpp>
+
+namespace pgbridge::cli {
+namespace {
+
+void apply_log_level(const Config& config, const GlobalOptions& global) {
+    // -v lowers the configured level by one step per flag.
+    const int level = std::max(0, static_cast<int>(config.engine.log_level) - global.verbosity);
+    log::set_level(static_cast<log::Level>(level));
+}
+
+sigset_t daemon_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    return set;
+}
+
+std::string status_line(const std::vector<std::unique_ptr<run::Direction>>& directions) {
+    std::string line;
+    for (const auto& d : directions) {
+        const run::DirectionCounters c = d->counters();
+        line += fmt::format("{}{}->{}: {}, captured {}, applied {}, conflicts {}, dead {}",
+                            line.empty() ? "" : "; ", d->source(), d->target(),
+                            c.streaming && c.consuming ? "streaming" : "connecting",
+                            c.captured_changes, c.applied_changes, c.conflicts, c.dead_lettered);
+    }
+    return line;
+}
+
+// Re-reads the file; what can change while running (rules, log level) takes effect, the rest
+// is reported as needing a restart. A file that does not load changes nothing.
+void reload(const GlobalOptions& global, const Config& running,
+            const std::vector<std::unique_ptr<run::Direction>>& directions) {
+    run::notify_systemd("RELOADING=1");
+    try {
+        const Config next = load_config(global.config_path);
+        apply_log_level(next, global);
+        for (const auto& d : directions) {
+            d->set_rules(ConflictRules(next));
+        }
+        const bool same_shape = next.bridge_name == running.bridge_name &&
+                                next.tables.size() == running.tables.size() &&
+                                next.sides.size() == running.sides.size();
+        log::info("run", "configuration reloaded: conflict rules and log level",
+                  {{"file", global.config_path},
+                   {"log_level", std::string(log::to_string(next.engine.log_level))}});
+        if (!same_shape) {
+            log::warning("run", "sides, tables or the bridge name changed: restart to use them",
+                         {{"file", global.config_path}});
+        }
+    } catch (const Error& e) {
+        log::error("run", "configuration not reloaded; keeping the running one",
+                   {{"error", e.what()}});
+    }
+    run::notify_systemd("READY=1");
+}
+
+}  // namespace
+
+int run_command(const GlobalOptions& global) {
+    const Config config = load_config(global.config_path);
+    apply_log_level(config, global);
+    for (const auto& warning : config.warnings) {
+        log::warning("config", warning);
+    }
+    // Signals are taken by the main thread only, synchronously (sigtimedwait): every thread
+    // started from here inherits the blocked mask.
+    const sigset_t signals = daemon_signals();
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    std::vector<std::unique_ptr<run::Direction>> directions;
+    const std::string& a = config.sides[0].name;
+    const std::string& b = config.sides[1].name;
+    directions.push_back(std::make_unique<run::Direction>(config, a, b));
+    directions.push_back(std::make_unique<run::Direction>(config, b, a));
+    for (const auto& d : directions) {
+        d->start();
+    }
+    log::info("run", "started", {{"bridge", config.bridge_name}, {"sides", a + "," + b}});
+
+    bool ready = false;
+    int exit_code = 0;
+    auto next_status = std::chrono::steady_clock::now();
+    for (;;) {
+        timespec wait{0, 200'000'000};
+        const int signal = sigtimedwait(&signals, nullptr, &wait);
+        if (signal == SIGTERM || signal == SIGINT) {
+            log::info("run", "stopping", {{"signal", signal == SIGTERM ? "TERM" : "INT"}});
+            break;
+        }
+        if (signal == SIGHUP) {
+            reload(global, config, directions);
+        }
+        std::optional<std::string> failure;
+        for (const auto& d : directions) {
+            if (!failure) {
+                failure = d->failure();
+            }
+        }
+        if (failure) {
+            log::error("run", "a direction cannot go on; stopping", {{"error", *failure}});
+            exit_code = 1;
+            break;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (!ready) {
+            bool all = true;
+            for (const auto& d : directions) {
+                const run::DirectionCounters c = d->counters();
+                all = all && c.streaming && c.consuming;
+            }
+            if (all) {
+                ready = true;
+                run::notify_systemd("READY=1");
+                log::info("run", "streaming both directions", {{"bridge", config.bridge_name}});
+            }
+        }
+        if (now >= next_status) {
+            run::notify_systemd("STATUS=" + status_line(directions));
+            next_status = now + std::chrono::seconds(2);
+        }
+    }
+    run::notify_systemd("STOPPING=1");
+    for (const auto& d : directions) {
+        d->request_stop();
+    }
+    for (const auto& d : directions) {
+        d->stop();
+    }
+    log::info("run", "stopped", {{"status", status_line(directions)}});
+    return exit_code;
+}
+
+}  // namespace pgbridge::cli

@@ -1,0 +1,142 @@
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/log.hpp>
+#include <pgbridge/run/direction.hpp>
+
+namespace pgbridge::run {
+namespace {
+
+constexpr const char* kApplicationName = "pgbridge run";
+
+transport::PublisherOptions publisher_options(const Config& config, const std::string& source,
+                                              const std::string& target) {
+    transport::PublisherOptions o;
+    o.connect = transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
+    o.connect.connection_name = "pgbridge run: publish " + source + " to " + target;
+    o.topology = transport::Topology::of(config);
+    o.source_side = source;
+    o.target_side = target;
+    o.batch_size = static_cast<std::size_t>(config.engine.batch_size);
+    // A table's priority, found by the name the source gives it.
+    std::map<QualifiedName, int> priorities;
+    for (const auto& t : config.tables) {
+        priorities[t.name_on(source)] = t.priority;
+    }
+    o.priority_of = [priorities](const TableInfo& table) {
+        const auto it = priorities.find(QualifiedName{table.schema, table.name});
+        return it != priorities.end() ? it->second : 0;
+    };
+    return o;
+}
+
+source::CaptureOptions capture_options(const Config& config, const std::string& source) {
+    source::CaptureOptions o;
+    o.side = source;
+    o.connect = pg::ConnectOptions::for_side(config.side(source), config.engine.timeout_ms,
+                                             kApplicationName);
+    o.slot = names::slot(config.bridge_name, source);
+    o.publication = names::publication(config.bridge_name);
+    o.settle_timeout = std::chrono::milliseconds(config.engine.timeout_ms / 2);
+    return o;
+}
+
+apply::ApplierOptions applier_options(const Config& config, const std::string& source,
+                                      const std::string& target) {
+    apply::ApplierOptions o;
+    o.bridge = config.bridge_name;
+    o.source_side = source;
+    o.target_side = target;
+    o.target = pg::ConnectOptions::for_side(config.side(target), config.engine.timeout_ms,
+                                            kApplicationName);
+    o.tables = config.tables;
+    return o;
+}
+
+transport::ConsumerOptions consumer_options(const Config& config, const std::string& target) {
+    transport::ConsumerOptions o;
+    o.connect = transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
+    o.connect.connection_name = "pgbridge run: apply to " + target;
+    o.topology = transport::Topology::of(config);
+    o.target_side = target;
+    o.max_retries = config.engine.max_retries;
+    o.retry_delay_ms = config.engine.retry_delay_ms;
+    return o;
+}
+
+}  // namespace
+
+Direction::Direction(const Config& config, const std::string& source, const std::string& target)
+    : source_(source),
+      target_(target),
+      publisher_(publisher_options(config, source, target)),
+      capture_(capture_options(config, source), publisher_),
+      applier_(applier_options(config, source, target), ConflictRules(config)),
+      dead_letters_(pg::ConnectOptions::for_side(config.side(target), config.engine.timeout_ms,
+                                                 kApplicationName)),
+      consumer_(consumer_options(config, target), applier_, dead_letters_) {}
+
+Direction::~Direction() {
+    stop();
+}
+
+void Direction::record_failure(const std::string& part, const std::exception& e) {
+    log::error(part, "stopped", {{"source", source_}, {"target", target_}, {"error", e.what()}});
+    std::lock_guard lock(mutex_);
+    if (!failure_) {
+        failure_ = part + " " + source_ + " -> " + target_ + ": " + e.what();
+    }
+}
+
+void Direction::start() {
+    capture_thread_ = std::thread([this] {
+        try {
+            capture_.run();
+        } catch (const std::exception& e) {
+            record_failure("capture", e);
+        }
+    });
+    consumer_thread_ = std::thread([this] {
+        try {
+            consumer_.run();
+        } catch (const std::exception& e) {
+            record_failure("consumer", e);
+        }
+    });
+}
+
+void Direction::request_stop() {
+    capture_.stop();
+    consumer_.stop();
+}
+
+void Direction::stop() {
+    request_stop();
+    if (capture_thread_.joinable()) {
+        capture_thread_.join();
+    }
+    if (consumer_thread_.joinable()) {
+        consumer_thread_.join();
+    }
+}
+
+DirectionCounters Direction::counters() const {
+    DirectionCounters c;
+    c.captured_changes = capture_.stats().changes;
+    c.published_messages = publisher_.stats().messages_confirmed;
+    const apply::ApplierStats& a = applier_.stats();
+    c.applied_batches = a.batches;
+    c.applied_changes = a.inserted + a.updated + a.deleted;
+    c.skipped_changes = a.skipped;
+    c.conflicts = a.conflicts;
+    c.dead_lettered = consumer_.stats().dead_lettered;
+    c.retries = consumer_.stats().retries;
+    c.streaming = capture_.stats().streaming;
+    c.consuming = consumer_.stats().consuming;
+    return c;
+}
+
+std::optional<std::string> Direction::failure() const {
+    std::lock_guard lock(mutex_);
+    return failure_;
+}
+
+}  // namespace pgbridge::run
