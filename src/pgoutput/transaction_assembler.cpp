@@ -1,7 +1,9 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
+#include <pgbridge/config/qualified_name.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/pgoutput/decoder.hpp>
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
@@ -97,7 +99,78 @@ void TransactionAssembler::add_change(ChangeEvent change, std::optional<std::uin
     if (stream_block_xid_) {
         t.change_xids.push_back(xid.value_or(*stream_block_xid_));
     }
+    if (change.op != ChangeOp::Truncate) {
+        t.awaiting_versions[{change.table->schema, change.table->name}].push_back(
+            t.txn.changes.size());
+    }
     t.txn.changes.push_back(std::move(change));
+}
+
+namespace {
+
+// Whether the key of a versions message ({"key": [1, "x"]}, the primary key values in key
+// order as to_jsonb() writes them) can be the key of this change. Only strings and integers
+// are compared (their JSON and text forms agree); anything else is taken on trust.
+bool key_may_match(const nlohmann::json& key, const ChangeEvent& change,
+                   const std::vector<std::string>& key_columns) {
+    const Row* row =
+        change.new_row ? &*change.new_row : (change.old_row ? &*change.old_row : nullptr);
+    if (row == nullptr || !key.is_array() || key.size() != key_columns.size()) {
+        return true;
+    }
+    const auto& columns = change.table->columns;
+    for (std::size_t k = 0; k < key_columns.size(); ++k) {
+        const auto it = std::find_if(columns.begin(), columns.end(),
+                                     [&](const ColumnInfo& c) { return c.name == key_columns[k]; });
+        if (it == columns.end()) {
+            return true;
+        }
+        const Value& value = (*row)[static_cast<std::size_t>(it - columns.begin())];
+        if (value.kind != Value::Kind::Text) {
+            continue;
+        }
+        if (key[k].is_string() && key[k].get<std::string>() != value.data) {
+            return false;
+        }
+        if (key[k].is_number_integer() && key[k].dump() != value.data) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+void TransactionAssembler::attach_versions(OpenTransaction& t, std::string content) const {
+    const auto doc = nlohmann::json::parse(content, nullptr, /*allow_exceptions=*/false);
+    if (!doc.is_object() || !doc.contains("table") || !doc["table"].is_string()) {
+        return;  // not ours to read: the change travels without versions
+    }
+    const auto table = QualifiedName::parse(doc["table"].get<std::string>());
+    if (!table) {
+        return;
+    }
+    const auto awaiting = t.awaiting_versions.find({table->schema, table->name});
+    if (awaiting == t.awaiting_versions.end()) {
+        return;
+    }
+    auto& queue = awaiting->second;
+    const nlohmann::json key = doc.contains("key") ? doc["key"] : nlohmann::json();
+    while (!queue.empty()) {
+        const std::size_t index = queue.front();
+        queue.pop_front();
+        if (index >= t.txn.changes.size()) {
+            continue;
+        }
+        ChangeEvent& change = t.txn.changes[index];
+        const auto keys = primary_keys_.find(change.table->relation_oid);
+        if (keys == primary_keys_.end() || key_may_match(key, change, keys->second)) {
+            change.versions_message = std::move(content);
+            return;
+        }
+        // A change whose message never came (written while the trigger stood aside): it
+        // travels without versions.
+    }
 }
 
 std::optional<SourceTransaction> TransactionAssembler::feed(std::string_view payload) {
@@ -189,11 +262,10 @@ std::optional<SourceTransaction> TransactionAssembler::apply(Message message) {
                     return;  // not part of any transaction; nothing downstream uses them
                 }
                 OpenTransaction& t = current("Message");
-                if (m.prefix == kVersionsMessagePrefix && !t.txn.changes.empty()) {
-                    // The version trigger fires after its row change: the message belongs to
-                    // the change before it (and is dropped with it if its subtransaction
-                    // aborts).
-                    t.txn.changes.back().versions_message = std::move(m.content);
+                if (m.prefix == kVersionsMessagePrefix) {
+                    // The version trigger's message for a row change logged before it (and
+                    // dropped with it if its subtransaction aborts).
+                    attach_versions(t, std::move(m.content));
                     return;
                 }
                 if (stream_block_xid_) {
@@ -250,6 +322,14 @@ std::optional<SourceTransaction> TransactionAssembler::apply(Message message) {
                 OpenTransaction& t = it->second;
                 erase_subtransaction(t.txn.changes, t.change_xids, m.subxid);
                 erase_subtransaction(t.txn.messages, t.message_xids, m.subxid);
+                // Positions moved: wait again for the changes still without a message.
+                t.awaiting_versions.clear();
+                for (std::size_t i = 0; i < t.txn.changes.size(); ++i) {
+                    const ChangeEvent& c = t.txn.changes[i];
+                    if (c.op != ChangeOp::Truncate && c.versions_message.empty()) {
+                        t.awaiting_versions[{c.table->schema, c.table->name}].push_back(i);
+                    }
+                }
             }
         },
         std::move(message));

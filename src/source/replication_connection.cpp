@@ -85,7 +85,8 @@ ReplicationConnection::publication_primary_keys(const std::string& publication) 
         " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename"
         " JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary"
         " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey)"
-        " WHERE pt.pubname = {}",
+        " WHERE pt.pubname = {}"
+        " ORDER BY c.oid, array_position(i.indkey::int2[], a.attnum)",  // in key order
         quote_literal(publication)));
     std::unordered_map<std::uint32_t, std::vector<std::string>> keys;
     for (int row = 0; row < r.rows(); ++row) {

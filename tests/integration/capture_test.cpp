@@ -395,6 +395,26 @@ INSERT INTO public.typed VALUES
                 CHECK(change.versions->columns.empty());  // a delete ends the incarnation
             }
         }
+        // One statement writing many rows logs the rows first and the messages after them;
+        // each change still gets its own row's versions.
+        app.exec("INSERT INTO public.other SELECT g, 'n' FROM generate_series(10, 14) g");
+        app.exec("UPDATE public.other SET note = 'm' WHERE id IN (11, 13)");
+        app.exec("UPDATE public.other SET note = 'k' WHERE id BETWEEN 10 AND 14");
+        REQUIRE(wait_for_count(sink, 7));
+        const auto many = sink.delivered();
+        std::map<std::string, std::uint64_t> writes;
+        for (std::size_t t = 4; t < 7; ++t) {
+            for (const ChangeEvent& change : many[t].changes) {
+                REQUIRE(change.versions);
+                const std::string id = (*change.new_row)[0].data;
+                CAPTURE(id);
+                CHECK(change.versions->row.own == ++writes[id]);
+                CHECK(change.versions->columns.at("note").own == writes[id]);
+            }
+        }
+        CHECK(writes["11"] == 3);
+        CHECK(writes["12"] == 2);
+
         // Writes by pgbridge's apply session are left to the applier.
         app.exec("SET pgbridge.applying = 'on'");
         app.exec("INSERT INTO public.other VALUES (2, 'applied')");

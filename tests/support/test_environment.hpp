@@ -64,6 +64,8 @@ class ScratchBridge {
 
     const std::string& name() const { return name_; }
     const std::string& config_path() const { return config_path_; }
+    // A scratch directory of this bridge (config, password files), removed with it.
+    const std::string& dir() const { return dir_; }
     const std::string& role() const { return role_; }
     const std::string& password() const { return password_; }
     std::string side_name(int side) const { return side == 0 ? "a" : "b"; }

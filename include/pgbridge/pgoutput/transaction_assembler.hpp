@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,12 +57,19 @@ class TransactionAssembler {
         // subtransaction abort drops exactly its changes.
         std::vector<std::uint32_t> change_xids;
         std::vector<std::uint32_t> message_xids;
+        // Row changes still waiting for their pgbridge.versions message, per table (schema,
+        // name), oldest first. The version trigger runs AFTER ... FOR EACH ROW, so a statement
+        // that writes many rows logs all its rows first and then their messages, in the same
+        // order.
+        std::map<std::pair<std::string, std::string>, std::deque<std::size_t>> awaiting_versions;
     };
 
     std::shared_ptr<const TableInfo> relation(std::uint32_t oid, std::string_view message) const;
     Row checked_row(Row row, const TableInfo& table, std::string_view message) const;
     OpenTransaction& current(std::string_view message);
     void add_change(ChangeEvent change, std::optional<std::uint32_t> xid, std::string_view what);
+    // Gives a pgbridge.versions message to the change it was written for.
+    void attach_versions(OpenTransaction& t, std::string content) const;
 
     std::string side_;
     std::unordered_map<std::uint32_t, std::shared_ptr<const TableInfo>> relations_;

@@ -1,0 +1,82 @@
+#include "daemon_process.hpp"
+
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+
+namespace pgbridge::test {
+
+DaemonProcess::DaemonProcess(const std::vector<std::string>& argv, std::string log_path)
+    : log_path_(std::move(log_path)) {
+    REQUIRE(!argv.empty());
+    const int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    REQUIRE(fd >= 0);
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+        ::dup2(fd, STDOUT_FILENO);
+        ::dup2(fd, STDERR_FILENO);
+        std::vector<char*> args;
+        for (const auto& a : argv) {
+            args.push_back(const_cast<char*>(a.c_str()));
+        }
+        args.push_back(nullptr);
+        ::execvp(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(fd);
+}
+
+DaemonProcess::~DaemonProcess() {
+    if (running()) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status_, 0);
+    }
+}
+
+void DaemonProcess::signal(int signal_number) {
+    if (running()) {
+        ::kill(pid_, signal_number);
+    }
+}
+
+bool DaemonProcess::running() {
+    if (status_ != -1 || pid_ <= 0) {
+        return false;
+    }
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        status_ = status;
+        return false;
+    }
+    return true;
+}
+
+int DaemonProcess::wait(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (running()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (WIFEXITED(status_)) {
+        return WEXITSTATUS(status_);
+    }
+    return WIFSIGNALED(status_) ? 128 + WTERMSIG(status_) : -1;
+}
+
+std::string DaemonProcess::output() const {
+    std::ifstream in(log_path_);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+}  // namespace pgbridge::test
