@@ -191,10 +191,10 @@ int main(int argc, char** argv) {
             "pgbridge apply: {} transactions ({} changes) in {:.2f} s: {:.0f} transactions/s, "
             "{} inserted, {} updated, {} deleted, {} skipped, {} conflicts; peak RSS {:.1f} MB\n",
             sink.transactions_.load(), sink.changes_, seconds,
-            static_cast<double>(sink.transactions_.load()) / seconds, applier.stats().inserted.load(),
-            applier.stats().updated.load(), applier.stats().deleted.load(),
-            applier.stats().skipped.load(), applier.stats().conflicts.load(),
-            static_cast<double>(usage.ru_maxrss) / 1024.0);
+            static_cast<double>(sink.transactions_.load()) / seconds,
+            applier.stats().inserted.load(), applier.stats().updated.load(),
+            applier.stats().deleted.load(), applier.stats().skipped.load(),
+            applier.stats().conflicts.load(), static_cast<double>(usage.ru_maxrss) / 1024.0);
     } catch (const Error& e) {
         std::cerr << "apply_bench: " << e.what() << '\n';
         return 1;

@@ -68,6 +68,18 @@ CREATE TABLE IF NOT EXISTS pgbridge.dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_new_idx
     ON pgbridge.dead_letters (recorded_at) WHERE status = 'new';
 
+-- Where each direction's apply stands on this side: the newest source transaction committed
+-- here, written in the same transaction as each applied batch. `pgbridge lag` and `status`
+-- read it (seconds behind = now - last_commit_time while changes are waiting).
+CREATE TABLE IF NOT EXISTS pgbridge.apply_progress (
+    bridge           text        NOT NULL,
+    source_side      text        NOT NULL,
+    last_end_lsn     pg_lsn      NOT NULL,  -- on the source side
+    last_commit_time timestamptz,           -- commit time on the source side
+    applied_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bridge, source_side)
+);
+
 -- Column versions of every synced row, for the conflict rules (docs/apply-design.md).
 -- One row per key of a synced table. `columns` maps a column name (or '' for every column
 -- not listed: no column can be named '') to

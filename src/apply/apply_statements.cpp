@@ -141,4 +141,12 @@ const char* const kRecordConflictStatement =
     " $10::timestamptz, $11::timestamptz, $12::pg_lsn, $13, $14, $15,"
     " CASE WHEN $15 = 'resolved' THEN now() END, CASE WHEN $15 = 'resolved' THEN 'pgbridge' END)";
 
+const char* const kRecordProgressStatement =
+    "INSERT INTO pgbridge.apply_progress AS p (bridge, source_side, last_end_lsn,"
+    " last_commit_time) VALUES ($1, $2, $3::pg_lsn, $4::timestamptz)"
+    " ON CONFLICT (bridge, source_side) DO UPDATE SET"
+    " last_end_lsn = greatest(p.last_end_lsn, EXCLUDED.last_end_lsn),"
+    " last_commit_time = greatest(p.last_commit_time, EXCLUDED.last_commit_time),"
+    " applied_at = now()";
+
 }  // namespace pgbridge::apply

@@ -299,6 +299,11 @@ class PostgresApplier::Attempt {
             }
         }
         store_versions(pipeline);
+        const SourceTransaction& last = batch_.transactions.back();
+        send_write(pipeline, kRecordProgressStatement,
+                   {a_.options_.bridge, batch_.source_side, last.end_lsn.to_string(),
+                    time_param(batch_.last_commit_time())},
+                   kNoItem);
         statement_items_.push_back(kNoItem);
         pipeline.send("COMMIT");
         pipeline.sync();

@@ -34,12 +34,6 @@ int version_command(const GlobalOptions& global) {
 
 namespace {
 
-// Commands of the spec that later work will build; they say so instead of pretending.
-int not_built_yet(std::string_view command) {
-    std::cerr << fmt::format("pgbridge {}: not built yet in this version\n", command);
-    return 2;
-}
-
 void parse_admin_conninfo(const std::vector<std::string>& items, SetupCommandOptions& options) {
     for (const auto& item : items) {
         const auto eq = item.find('=');
@@ -163,6 +157,12 @@ int main(int argc, char** argv) {
         if (*run) {
             return run_command(global);
         }
+        if (*lag) {
+            return lag_command(global);
+        }
+        if (*status) {
+            return status_command(global);
+        }
         if (*conflicts) {
             for (auto* action : {conflicts_list, conflicts_show, conflicts_resolve}) {
                 if (*action) {
@@ -170,11 +170,6 @@ int main(int argc, char** argv) {
                 }
             }
             return conflicts_command(global, conflicts_options);
-        }
-        for (auto* command : {lag, status}) {
-            if (*command) {
-                return not_built_yet(command->get_name());
-            }
         }
         std::cout << app.help();
         return 2;

@@ -331,12 +331,14 @@ class ConfigParser {
             diag_.error(e.source(), fmt::format("invalid TOML: {}", e.description()));
             diag_.throw_if_any();
         }
-        TableReader reader(root, "the top level", diag_,
-                           {"bridge", "sides", "rabbitmq", "engine", "tables", "conflicts"});
+        TableReader reader(
+            root, "the top level", diag_,
+            {"bridge", "sides", "rabbitmq", "engine", "tables", "conflicts", "status"});
         read_bridge(reader);
         read_sides(reader);
         read_rabbitmq(reader);
         read_engine(reader);
+        read_status(reader);
         read_tables(reader);
         read_conflicts(reader);
         diag_.throw_if_any();
@@ -525,9 +527,9 @@ class ConfigParser {
         if (engine == nullptr) {
             return;
         }
-        TableReader reader(*engine, "[engine]", diag_,
-                           {"batch_size", "max_retries", "retry_delay_ms", "timeout_ms",
-                            "log_level"});
+        TableReader reader(
+            *engine, "[engine]", diag_,
+            {"batch_size", "max_retries", "retry_delay_ms", "timeout_ms", "log_level"});
         auto& e = config_.engine;
         if (const auto level = reader.string("log_level", false)) {
             if (const auto parsed = log::parse_level(*level)) {
@@ -542,6 +544,22 @@ class ConfigParser {
         e.retry_delay_ms =
             reader.integer("retry_delay_ms", false, 0, 3600000).value_or(e.retry_delay_ms);
         e.timeout_ms = reader.integer("timeout_ms", false, 100, 3600000).value_or(e.timeout_ms);
+    }
+
+    void read_status(TableReader& root) {
+        const toml::table* status = root.subtable("status", false);
+        if (status == nullptr) {
+            return;
+        }
+        TableReader reader(*status, "[status]", diag_,
+                           {"max_lag_seconds", "max_queued_messages", "max_slot_lag_mb"});
+        auto& s = config_.status;
+        s.max_lag_seconds =
+            reader.integer("max_lag_seconds", false, 1, 86400 * 7).value_or(s.max_lag_seconds);
+        s.max_queued_messages = reader.integer("max_queued_messages", false, 1, 1000000000)
+                                    .value_or(s.max_queued_messages);
+        s.max_slot_lag_mb =
+            reader.integer("max_slot_lag_mb", false, 1, 100000000).value_or(s.max_slot_lag_mb);
     }
 
     bool is_side(std::string_view name) const {

@@ -343,8 +343,8 @@ class SideSetupRun {
             change("version trigger on " + local.display(), "created",
                    fmt::format("CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH "
                                "ROW WHEN ({}) EXECUTE FUNCTION pgbridge.track_row_versions({})",
-                               quote_identifier(kVersionTrigger), local.quoted(),
-                               kNotApplying, key.value(0, 0)));
+                               quote_identifier(kVersionTrigger), local.quoted(), kNotApplying,
+                               key.value(0, 0)));
         }
     }
 

@@ -581,4 +581,71 @@ status = "a"
         CHECK(run.daemon->running());
         run.stop();
     }
+
+    TEST_CASE(
+        "lag and status: a stopped bridge shows its backlog and is degraded; resumed, "
+        "it catches up and is healthy") {
+        BridgeRun run("");
+        run.start();
+        run.stop();
+        run.scratch.admin(0).exec(
+            "INSERT INTO public.notes SELECT g, 'backlog', true FROM generate_series(1, 1000) g");
+        const auto lag = run.scratch.pgbridge({"lag", "--json"});
+        REQUIRE_MESSAGE(lag.exit_code == 0, lag.err);
+        const auto directions = nlohmann::json::parse(lag.out);
+        REQUIRE(directions.size() == 2);
+        CHECK(directions[0]["source"] == "a");
+        const std::uint64_t waiting = directions[0]["wal_bytes_not_captured"];
+        CHECK(waiting > 64 * 1024);
+        // The table shows the same numbers.
+        const auto table = run.scratch.pgbridge({"lag"});
+        CHECK(table.out.find(fmt::format("{} B", waiting)) != std::string::npos);
+        const auto degraded = run.scratch.pgbridge({"status"});
+        INFO(degraded.out);
+        CHECK(degraded.exit_code == 1);
+        CHECK(degraded.out.find("not in use") != std::string::npos);
+
+        run.start();
+        CHECK(eventually([&] {
+            const auto now = run.scratch.pgbridge({"lag", "--json"});
+            const auto d = nlohmann::json::parse(now.out);
+            return d[0]["queued_messages"] == 0 && d[0]["seconds_behind"] == 0.0 &&
+                   d[1]["seconds_behind"] == 0.0;
+        }));
+        CHECK(eventually([&] { return run.scratch.pgbridge({"status"}).exit_code == 0; }));
+        const auto healthy = run.scratch.pgbridge({"status", "--json"});
+        const auto verdict = nlohmann::json::parse(healthy.out);
+        CHECK(verdict["health"] == "healthy");
+        CHECK(verdict["problems"].empty());
+        CHECK(run.differences().empty());
+        run.stop();
+    }
+
+    TEST_CASE("with one PostgreSQL down, slots, lag and status answer in time and say so") {
+        BridgeRun run("");
+        const std::string testenv = testenv_script();
+        REQUIRE(run_command({testenv, "pg-stop", "b"}, std::chrono::seconds(60)).exit_code == 0);
+        struct Restart {
+            std::string script;
+            ~Restart() { run_command({script, "pg-start", "b"}, std::chrono::seconds(60)); }
+        } restart{testenv};
+        // engine.timeout_ms is 10 s in the test config: each must answer well within it.
+        const auto deadline = std::chrono::seconds(10);
+        const auto slots = run_command({TestEnvironment::get().pgbridge_binary, "--config",
+                                        run.scratch.config_path(), "slots"},
+                                       deadline);
+        CHECK(slots.exit_code == 1);
+        const auto lag = run_command(
+            {TestEnvironment::get().pgbridge_binary, "--config", run.scratch.config_path(), "lag"},
+            deadline);
+        CHECK(lag.exit_code == 1);
+        CHECK(lag.err.find("side b cannot be reached") != std::string::npos);
+        const auto status = run_command({TestEnvironment::get().pgbridge_binary, "--config",
+                                         run.scratch.config_path(), "status", "--json"},
+                                        deadline);
+        CHECK(status.exit_code == 2);
+        const auto verdict = nlohmann::json::parse(status.out);
+        CHECK(verdict["health"] == "down");
+        CHECK(verdict["sides"][1]["reachable"] == false);
+    }
 }

@@ -40,4 +40,8 @@ std::string update_versions_statement(const TargetTable& table);
 // local_commit_time, remote_commit_time, remote_lsn, strategy, winner, status.
 extern const char* const kRecordConflictStatement;
 
+// Moves pgbridge.apply_progress of (bridge $1, source side $2) forward to end LSN $3 and
+// commit time $4 (never back: batches of different priorities commit out of order).
+extern const char* const kRecordProgressStatement;
+
 }  // namespace pgbridge::apply

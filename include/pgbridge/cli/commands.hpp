@@ -40,6 +40,10 @@ int teardown_command(const GlobalOptions& global, const SetupCommandOptions& opt
 // Exit 1 when a side cannot be reached (the others are still listed).
 int slots_command(const GlobalOptions& global);
 int conflicts_command(const GlobalOptions& global, const ConflictsCommandOptions& options);
+// Exit 1 when a side or the broker cannot be reached (what can be read is still shown).
+int lag_command(const GlobalOptions& global);
+// Exit 0 healthy, 1 degraded, 2 down.
+int status_command(const GlobalOptions& global);
 // The daemon: until SIGTERM (exit 0) or a failure it cannot retry (exit 1).
 int run_command(const GlobalOptions& global);
 int tail_command(const GlobalOptions& global, const TailCommandOptions& options);

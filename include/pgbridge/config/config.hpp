@@ -53,6 +53,13 @@ struct EngineConfig {
     log::Level log_level = log::Level::Info;
 };
 
+// When `pgbridge status` calls the bridge degraded rather than healthy.
+struct StatusConfig {
+    int max_lag_seconds = 60;         // seconds behind, per direction
+    int max_queued_messages = 10000;  // waiting in a direction's queue (and its retry queue)
+    int max_slot_lag_mb = 1024;       // WAL a slot holds that pgbridge has not confirmed
+};
+
 // How one side names a synced table and its columns, when it differs from the table's own
 // (canonical) names. Columns not listed keep their canonical name.
 struct TableSideConfig {
@@ -100,6 +107,7 @@ struct Config {
     std::vector<SideConfig> sides;  // exactly two, in the order the file declares them
     RabbitConfig rabbitmq;
     EngineConfig engine;
+    StatusConfig status;
     std::vector<TableConfig> tables;
     ConflictsConfig conflicts;
     // Things that load but that a DBA should fix (world-readable password file, password

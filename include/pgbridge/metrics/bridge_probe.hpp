@@ -1,0 +1,89 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pgbridge/config/config.hpp>
+#include <pgbridge/core/lsn.hpp>
+
+namespace pgbridge::metrics {
+
+// What one side's server says about the bridge, read in one short session.
+struct SideProbe {
+    std::string side;
+    bool reachable = false;
+    std::string error;  // when not reachable
+    bool slot_exists = false;
+    bool slot_active = false;
+    std::string wal_status;
+    std::optional<std::uint64_t> slot_lag_bytes;  // WAL end minus the slot's confirmed position
+    std::uint64_t pending_conflicts = 0;
+    std::uint64_t new_dead_letters = 0;
+    // The apply of the other side's changes into this side (pgbridge.apply_progress).
+    std::optional<Lsn> applied_end_lsn;
+    std::optional<UnixMicros> applied_commit_time;
+};
+
+struct QueueDepth {
+    std::optional<std::uint32_t> ready;  // messages waiting (queue.declare passive)
+    std::optional<std::uint32_t> retrying;
+    std::optional<std::uint32_t> dead;
+    std::uint32_t consumers = 0;
+};
+
+struct BrokerProbe {
+    bool reachable = false;
+    std::string error;
+    std::vector<std::pair<std::string, QueueDepth>> queues;  // by target side
+};
+
+struct BridgeProbe {
+    std::vector<SideProbe> sides;  // in config order
+    BrokerProbe broker;
+    UnixMicros taken_at = 0;
+
+    const SideProbe& side(const std::string& name) const;
+    const QueueDepth* queue_to(const std::string& target) const;
+};
+
+// Reads both sides and the broker, each within engine.timeout_ms; what cannot be reached is
+// marked so, never thrown.
+BridgeProbe probe_bridge(const Config& config);
+
+// One direction SOURCE -> TARGET as `pgbridge lag` shows it.
+struct DirectionLag {
+    std::string source;
+    std::string target;
+    std::optional<std::uint64_t> wal_bytes;  // on the source, not yet confirmed by capture
+    std::optional<std::uint32_t> queued;     // ready in the target's queue and its retry queue
+    std::optional<std::uint32_t> dead;       // in the target's dead-letter queue
+    // Now minus the source commit time of the newest change applied on the target, while
+    // changes are waiting; 0 when nothing waits (caught up).
+    std::optional<double> seconds_behind;
+    std::optional<std::uint64_t> pending_conflicts;  // on the target
+    std::optional<std::uint64_t> new_dead_letters;   // pgbridge.dead_letters on the target
+};
+
+// Pure: the lag of each direction from a probe. Nothing waits when the queue is empty and the
+// slot holds less than `idle_wal_bytes` (the WAL that other databases and keepalives write
+// between two status updates).
+std::vector<DirectionLag> lag_of(const Config& config, const BridgeProbe& probe,
+                                 std::uint64_t idle_wal_bytes = 64 * 1024);
+
+enum class Health { Healthy = 0, Degraded = 1, Down = 2 };
+std::string_view to_string(Health health) noexcept;
+
+struct HealthReport {
+    Health health = Health::Healthy;
+    std::vector<std::string> problems;  // why it is not healthy, in words
+};
+
+// Pure: the verdict of `pgbridge status`: down when a side or the broker cannot be reached;
+// degraded when a slot is missing, inactive or losing WAL, a direction is behind its
+// thresholds ([status]), or dead letters or pending conflicts wait for the DBA.
+HealthReport assess(const Config& config, const BridgeProbe& probe,
+                    const std::vector<DirectionLag>& lag);
+
+}  // namespace pgbridge::metrics

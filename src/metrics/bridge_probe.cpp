@@ -1,0 +1,231 @@
+#include <fmt/format.h>
+
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/metrics/bridge_probe.hpp>
+#include <pgbridge/pg/connection.hpp>
+#include <pgbridge/transport/amqp_connection.hpp>
+
+namespace pgbridge::metrics {
+namespace {
+
+SideProbe probe_side(const Config& config, const SideConfig& side) {
+    SideProbe p;
+    p.side = side.name;
+    try {
+        auto conn = pg::Connection::open(
+            pg::ConnectOptions::for_side(side, config.engine.timeout_ms, "pgbridge status"));
+        conn.exec(fmt::format("SET statement_timeout = {}", config.engine.timeout_ms));
+        p.reachable = true;
+        const auto slot = conn.exec(
+            "SELECT active, wal_status, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)"
+            "  FROM pg_replication_slots WHERE slot_name = $1",
+            {names::slot(config.bridge_name, side.name)});
+        if (slot.rows() == 1) {
+            p.slot_exists = true;
+            p.slot_active = slot.value(0, 0) == "t";
+            p.wal_status = std::string(slot.value(0, 1));
+            if (!slot.is_null(0, 2)) {
+                p.slot_lag_bytes = static_cast<std::uint64_t>(
+                    std::max(0.0, std::stod(std::string(slot.value(0, 2)))));
+            }
+        }
+        const auto counts = conn.exec(
+            "SELECT (SELECT count(*) FROM pgbridge.conflicts WHERE status = 'pending'),"
+            "       (SELECT count(*) FROM pgbridge.dead_letters WHERE status = 'new')");
+        p.pending_conflicts = std::stoull(std::string(counts.value(0, 0)));
+        p.new_dead_letters = std::stoull(std::string(counts.value(0, 1)));
+        const auto progress = conn.exec(
+            "SELECT last_end_lsn::text,"
+            "       (extract(epoch FROM last_commit_time) * 1000000)::int8"
+            "  FROM pgbridge.apply_progress WHERE bridge = $1 AND source_side = $2",
+            {config.bridge_name, config.other_side(side.name).name});
+        if (progress.rows() == 1) {
+            p.applied_end_lsn = Lsn::parse(progress.value(0, 0));
+            if (!progress.is_null(0, 1)) {
+                p.applied_commit_time = std::stoll(std::string(progress.value(0, 1)));
+            }
+        }
+    } catch (const Error& e) {
+        // Unreachable, or reachable but not set up (no schema pgbridge, say).
+        p.error = e.what();
+    }
+    return p;
+}
+
+BrokerProbe probe_broker(const Config& config) {
+    BrokerProbe b;
+    try {
+        auto options =
+            transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
+        options.connection_name = "pgbridge status";
+        transport::AmqpConnection conn(options);
+        b.reachable = true;
+        for (const auto& side : config.sides) {
+            QueueDepth q;
+            if (auto s = conn.inspect_queue(1, names::queue(config.bridge_name, side.name))) {
+                q.ready = s->messages;
+                q.consumers = s->consumers;
+            }
+            if (auto s = conn.inspect_queue(1, names::retry_queue(config.bridge_name, side.name))) {
+                q.retrying = s->messages;
+            }
+            if (auto s = conn.inspect_queue(
+                    1, names::dead_letter_queue(config.bridge_name, side.name))) {
+                q.dead = s->messages;
+            }
+            b.queues.emplace_back(side.name, q);
+        }
+    } catch (const Error& e) {
+        b.error = e.what();
+    }
+    return b;
+}
+
+}  // namespace
+
+const SideProbe& BridgeProbe::side(const std::string& name) const {
+    for (const auto& s : sides) {
+        if (s.side == name) {
+            return s;
+        }
+    }
+    throw Error(ErrorKind::Internal, "no such side in the probe").with("side", name);
+}
+
+const QueueDepth* BridgeProbe::queue_to(const std::string& target) const {
+    for (const auto& [side, depth] : broker.queues) {
+        if (side == target) {
+            return &depth;
+        }
+    }
+    return nullptr;
+}
+
+BridgeProbe probe_bridge(const Config& config) {
+    BridgeProbe p;
+    for (const auto& side : config.sides) {
+        p.sides.push_back(probe_side(config, side));
+    }
+    p.broker = probe_broker(config);
+    p.taken_at = now_unix_micros();
+    return p;
+}
+
+std::vector<DirectionLag> lag_of(const Config& config, const BridgeProbe& probe,
+                                 std::uint64_t idle_wal_bytes) {
+    std::vector<DirectionLag> out;
+    for (const auto& source_config : config.sides) {
+        const std::string& source = source_config.name;
+        const std::string& target = config.other_side(source).name;
+        const SideProbe& from = probe.side(source);
+        const SideProbe& to = probe.side(target);
+        DirectionLag d;
+        d.source = source;
+        d.target = target;
+        d.wal_bytes = from.slot_lag_bytes;
+        if (const QueueDepth* q = probe.queue_to(target); q != nullptr && q->ready) {
+            d.queued = *q->ready + q->retrying.value_or(0);
+            d.dead = q->dead;
+        }
+        if (to.reachable && to.error.empty()) {
+            d.pending_conflicts = to.pending_conflicts;
+            d.new_dead_letters = to.new_dead_letters;
+        }
+        if (d.wal_bytes && d.queued) {
+            if (*d.wal_bytes < idle_wal_bytes && *d.queued == 0) {
+                d.seconds_behind = 0.0;
+            } else if (to.applied_commit_time) {
+                d.seconds_behind = std::max(
+                    0.0, static_cast<double>(probe.taken_at - *to.applied_commit_time) / 1e6);
+            }
+        }
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+std::string_view to_string(Health health) noexcept {
+    switch (health) {
+        case Health::Healthy:
+            return "healthy";
+        case Health::Degraded:
+            return "degraded";
+        case Health::Down:
+            return "down";
+    }
+    return "down";
+}
+
+HealthReport assess(const Config& config, const BridgeProbe& probe,
+                    const std::vector<DirectionLag>& lag) {
+    HealthReport r;
+    const auto problem = [&](Health level, std::string text) {
+        r.health = std::max(r.health, level);
+        r.problems.push_back(std::move(text));
+    };
+    for (const auto& s : probe.sides) {
+        if (!s.reachable) {
+            problem(Health::Down, fmt::format("side {} cannot be reached: {}", s.side, s.error));
+            continue;
+        }
+        if (!s.error.empty()) {
+            problem(Health::Degraded, fmt::format("side {}: {}", s.side, s.error));
+        }
+        if (!s.slot_exists) {
+            problem(Health::Degraded,
+                    fmt::format("side {}: slot {} does not exist (run pgbridge setup)", s.side,
+                                names::slot(config.bridge_name, s.side)));
+        } else {
+            if (!s.slot_active) {
+                problem(Health::Degraded,
+                        fmt::format("side {}: slot {} is not in use (is pgbridge run running?)",
+                                    s.side, names::slot(config.bridge_name, s.side)));
+            }
+            if (s.wal_status == "unreserved" || s.wal_status == "lost") {
+                problem(Health::Degraded,
+                        fmt::format("side {}: slot wal_status is {}", s.side, s.wal_status));
+            }
+        }
+        if (s.pending_conflicts > 0) {
+            problem(Health::Degraded, fmt::format("side {}: {} pending conflicts (pgbridge "
+                                                  "conflicts list --pending)",
+                                                  s.side, s.pending_conflicts));
+        }
+        if (s.new_dead_letters > 0) {
+            problem(Health::Degraded,
+                    fmt::format("side {}: {} dead letters in pgbridge.dead_letters", s.side,
+                                s.new_dead_letters));
+        }
+    }
+    if (!probe.broker.reachable) {
+        problem(Health::Down, fmt::format("RabbitMQ cannot be reached: {}", probe.broker.error));
+    }
+    for (const auto& d : lag) {
+        const std::string direction = d.source + " -> " + d.target;
+        if (d.wal_bytes &&
+            *d.wal_bytes >
+                static_cast<std::uint64_t>(config.status.max_slot_lag_mb) * 1024 * 1024) {
+            problem(Health::Degraded, fmt::format("{}: the slot holds {} MB not yet captured "
+                                                  "(limit {} MB)",
+                                                  direction, *d.wal_bytes / 1024 / 1024,
+                                                  config.status.max_slot_lag_mb));
+        }
+        if (d.queued && *d.queued > static_cast<std::uint32_t>(config.status.max_queued_messages)) {
+            problem(Health::Degraded, fmt::format("{}: {} messages queued (limit {})", direction,
+                                                  *d.queued, config.status.max_queued_messages));
+        }
+        if (d.seconds_behind && *d.seconds_behind > config.status.max_lag_seconds) {
+            problem(Health::Degraded,
+                    fmt::format("{}: {:.0f} s behind (limit {} s)", direction, *d.seconds_behind,
+                                config.status.max_lag_seconds));
+        }
+        if (d.dead && *d.dead > 0) {
+            problem(Health::Degraded,
+                    fmt::format("{}: {} messages in the dead-letter queue", direction, *d.dead));
+        }
+    }
+    return r;
+}
+
+}  // namespace pgbridge::metrics
