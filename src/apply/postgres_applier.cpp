@@ -282,6 +282,30 @@ class PostgresApplier::Attempt {
         stats.skipped += counts_.skipped;
         stats.conflicts += counts_.conflicts;
         stats.pending_conflicts += counts_.pending_conflicts;
+        if (a_.options_.observer != nullptr) {
+            const UnixMicros committed = now_unix_micros();
+            observed_.source = batch_.source_side;
+            observed_.target = a_.options_.target_side;
+            observed_.last_commit_time = batch_.last_commit_time();
+            for (const auto& txn : batch_.transactions) {
+                if (txn.commit_time != 0) {
+                    observed_.latencies.push_back(static_cast<double>(committed - txn.commit_time) /
+                                                  1e6);
+                }
+            }
+            a_.options_.observer->batch_applied(observed_);
+        }
+    }
+
+    AppliedBatch::TableCounts& table_counts(const TargetTable& table) {
+        const std::string name = table.name.display();
+        for (auto& t : observed_.tables) {
+            if (t.table == name) {
+                return t;
+            }
+        }
+        observed_.tables.push_back({name});
+        return observed_.tables.back();
     }
 
     void write_all(pg::Connection& conn) {
@@ -345,6 +369,7 @@ class PostgresApplier::Attempt {
                 }
                 send_write(pipeline, insert_statement(table, columns), params, index);
                 counts_.inserted++;
+                table_counts(table).inserted++;
                 break;
             }
             case Resolution::Action::Update: {
@@ -358,14 +383,17 @@ class PostgresApplier::Attempt {
                 params.insert(params.end(), key_params.begin(), key_params.end());
                 send_write(pipeline, update_statement(table, r.write_columns), params, index);
                 counts_.updated++;
+                table_counts(table).updated++;
                 break;
             }
             case Resolution::Action::Delete:
                 send_write(pipeline, delete_statement(table), key_params, index);
                 counts_.deleted++;
+                table_counts(table).deleted++;
                 break;
             case Resolution::Action::Skip:
                 counts_.skipped++;
+                table_counts(table).skipped++;
                 break;
             case Resolution::Action::None:
                 break;
@@ -398,6 +426,9 @@ class PostgresApplier::Attempt {
                  time_param(change.commit_time), change.commit_lsn.to_string(), strategy, winner,
                  winner ? "resolved" : "pending"});
             counts_.conflicts++;
+            observed_.conflicts.push_back({table.name.display(),
+                                           columns.empty() ? std::string() : *columns.front(),
+                                           strategy});
             if (!winner) {
                 counts_.pending_conflicts++;
             }
@@ -519,7 +550,8 @@ class PostgresApplier::Attempt {
     struct {
         std::uint64_t inserted = 0, updated = 0, deleted = 0, skipped = 0, conflicts = 0,
                       pending_conflicts = 0;
-    } counts_;  // added to the applier's stats once the batch has committed
+    } counts_;               // added to the applier's stats once the batch has committed
+    AppliedBatch observed_;  // for the observer, once the batch has committed
 };
 
 PostgresApplier::PostgresApplier(ApplierOptions options, ConflictRules rules)

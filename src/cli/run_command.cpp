@@ -1,9 +1,12 @@
 // pgbridge run: the daemon. Both directions of the bridge, systemd notifications, SIGTERM to
 // stop without losing anything, SIGHUP to reload the conflict rules and the log level.
 
+#include <condition_variable>
 #include <csignal>
 #include <ctime>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -13,6 +16,8 @@
 #include <pgbridge/config/conflict_rules.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/metrics/bridge_metrics.hpp>
+#include <pgbridge/metrics/bridge_probe.hpp>
 #include <pgbridge/run/direction.hpp>
 #include <pgbridge/run/systemd_notify.hpp>
 
@@ -74,6 +79,54 @@ void reload(const GlobalOptions& global, const Config& running,
     run::notify_systemd("READY=1");
 }
 
+// Reads the servers for the metrics' gauges (slot lag, queue depth, seconds behind) every few
+// seconds on its own thread, so a slow or absent server never holds up the daemon.
+class MetricsProbe {
+  public:
+    MetricsProbe(const Config& config, metrics::BridgeMetrics& metrics)
+        : config_(config), metrics_(metrics), thread_([this] { loop(); }) {}
+    ~MetricsProbe() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        thread_.join();
+    }
+
+  private:
+    void loop() {
+        std::unique_lock lock(mutex_);
+        while (!stopping_) {
+            lock.unlock();
+            const metrics::BridgeProbe probe = metrics::probe_bridge(config_);
+            metrics_.update_probe(probe, metrics::lag_of(config_, probe));
+            lock.lock();
+            wake_.wait_for(lock, std::chrono::seconds(5), [&] { return stopping_; });
+        }
+    }
+
+    const Config& config_;
+    metrics::BridgeMetrics& metrics_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+void update_totals(metrics::BridgeMetrics* metrics,
+                   const std::vector<std::unique_ptr<run::Direction>>& directions) {
+    if (metrics == nullptr) {
+        return;
+    }
+    for (const auto& d : directions) {
+        const run::DirectionCounters c = d->counters();
+        metrics->update_totals(
+            d->source(), d->target(),
+            {c.captured_changes, c.published_messages, c.dead_lettered, c.retries});
+    }
+}
+
 }  // namespace
 
 int run_command(const GlobalOptions& global) {
@@ -87,11 +140,19 @@ int run_command(const GlobalOptions& global) {
     const sigset_t signals = daemon_signals();
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+    std::unique_ptr<metrics::BridgeMetrics> metrics;
+    std::unique_ptr<MetricsProbe> probe;
+    if (config.metrics_listen) {
+        metrics =
+            std::make_unique<metrics::BridgeMetrics>(*config.metrics_listen, config.bridge_name);
+        probe = std::make_unique<MetricsProbe>(config, *metrics);
+        log::info("run", "serving metrics", {{"listen", *config.metrics_listen}});
+    }
     std::vector<std::unique_ptr<run::Direction>> directions;
     const std::string& a = config.sides[0].name;
     const std::string& b = config.sides[1].name;
-    directions.push_back(std::make_unique<run::Direction>(config, a, b));
-    directions.push_back(std::make_unique<run::Direction>(config, b, a));
+    directions.push_back(std::make_unique<run::Direction>(config, a, b, metrics.get()));
+    directions.push_back(std::make_unique<run::Direction>(config, b, a, metrics.get()));
     for (const auto& d : directions) {
         d->start();
     }
@@ -135,6 +196,7 @@ int run_command(const GlobalOptions& global) {
             }
         }
         if (now >= next_status) {
+            update_totals(metrics.get(), directions);
             run::notify_systemd("STATUS=" + status_line(directions));
             next_status = now + std::chrono::seconds(2);
         }

@@ -333,12 +333,13 @@ class ConfigParser {
         }
         TableReader reader(
             root, "the top level", diag_,
-            {"bridge", "sides", "rabbitmq", "engine", "tables", "conflicts", "status"});
+            {"bridge", "sides", "rabbitmq", "engine", "tables", "conflicts", "status", "metrics"});
         read_bridge(reader);
         read_sides(reader);
         read_rabbitmq(reader);
         read_engine(reader);
         read_status(reader);
+        read_metrics(reader);
         read_tables(reader);
         read_conflicts(reader);
         diag_.throw_if_any();
@@ -544,6 +545,28 @@ class ConfigParser {
         e.retry_delay_ms =
             reader.integer("retry_delay_ms", false, 0, 3600000).value_or(e.retry_delay_ms);
         e.timeout_ms = reader.integer("timeout_ms", false, 100, 3600000).value_or(e.timeout_ms);
+    }
+
+    void read_metrics(TableReader& root) {
+        const toml::table* metrics = root.subtable("metrics", false);
+        if (metrics == nullptr) {
+            return;
+        }
+        TableReader reader(*metrics, "[metrics]", diag_, {"listen"});
+        const auto listen = reader.string("listen", false);
+        if (!listen) {
+            return;
+        }
+        const auto colon = listen->rfind(':');
+        const std::string port = colon == std::string::npos ? "" : listen->substr(colon + 1);
+        if (colon == std::string::npos || colon == 0 || port.empty() ||
+            port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+            std::stoi(port) < 1 || std::stoi(port) > 65535) {
+            diag_.error(reader.source_of("listen"),
+                        "metrics.listen must be HOST:PORT, like \"127.0.0.1:9187\"");
+            return;
+        }
+        config_.metrics_listen = *listen;
     }
 
     void read_status(TableReader& root) {

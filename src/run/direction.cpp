@@ -40,8 +40,9 @@ source::CaptureOptions capture_options(const Config& config, const std::string& 
 }
 
 apply::ApplierOptions applier_options(const Config& config, const std::string& source,
-                                      const std::string& target) {
+                                      const std::string& target, apply::ApplyObserver* observer) {
     apply::ApplierOptions o;
+    o.observer = observer;
     o.bridge = config.bridge_name;
     o.source_side = source;
     o.target_side = target;
@@ -64,12 +65,13 @@ transport::ConsumerOptions consumer_options(const Config& config, const std::str
 
 }  // namespace
 
-Direction::Direction(const Config& config, const std::string& source, const std::string& target)
+Direction::Direction(const Config& config, const std::string& source, const std::string& target,
+                     apply::ApplyObserver* observer)
     : source_(source),
       target_(target),
       publisher_(publisher_options(config, source, target)),
       capture_(capture_options(config, source), publisher_),
-      applier_(applier_options(config, source, target), ConflictRules(config)),
+      applier_(applier_options(config, source, target, observer), ConflictRules(config)),
       dead_letters_(pg::ConnectOptions::for_side(config.side(target), config.engine.timeout_ms,
                                                  kApplicationName)),
       consumer_(consumer_options(config, target), applier_, dead_letters_) {}

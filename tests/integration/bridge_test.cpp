@@ -4,13 +4,18 @@
 // compared on both sides, a ledger of committed writes checked on the other side, and nothing
 // left bouncing.
 
+#include <arpa/inet.h>
 #include <atomic>
 #include <csignal>
 #include <map>
 #include <mutex>
+#include <netinet/in.h>
 #include <random>
 #include <set>
+#include <sstream>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -437,6 +442,56 @@ class BridgeRun {
     int starts_ = 0;
 };
 
+// A TCP port nobody listens on now (the kernel's pick for a socket bound to port 0).
+int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    socklen_t length = sizeof address;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    ::close(fd);
+    return ntohs(address.sin_port);
+}
+
+// The body of GET path on 127.0.0.1:port, or empty when nothing answers.
+std::string http_get(int port, const std::string& path) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string response;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+        const std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+        if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+            char buffer[8192];
+            ssize_t n = 0;
+            while ((n = ::read(fd, buffer, sizeof buffer)) > 0) {
+                response.append(buffer, static_cast<std::size_t>(n));
+            }
+        }
+    }
+    ::close(fd);
+    const auto body = response.find("\r\n\r\n");
+    return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+// The value of the sample whose line starts with `series` (name and labels as exposed).
+std::optional<double> sample(const std::string& exposition, const std::string& series) {
+    std::istringstream lines(exposition);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.starts_with(series + " ")) {
+            return std::stod(line.substr(series.size() + 1));
+        }
+    }
+    return std::nullopt;
+}
+
 int soak_seconds(int fallback) {
     const char* text = std::getenv("PGBRIDGE_SOAK_SECONDS");
     return text != nullptr ? std::max(1, std::atoi(text)) : fallback;
@@ -647,5 +702,49 @@ status = "a"
         const auto verdict = nlohmann::json::parse(status.out);
         CHECK(verdict["health"] == "down");
         CHECK(verdict["sides"][1]["reachable"] == false);
+    }
+
+    TEST_CASE("the metrics endpoint counts what was actually written") {
+        const int port = free_port();
+        BridgeRun run(fmt::format("\n[metrics]\nlisten = \"127.0.0.1:{}\"\n", port));
+        run.start();
+        auto a = run.scratch.admin(0);
+        a.exec(
+            "INSERT INTO public.talents SELECT g, 'n', 'e', NULL, 'new', 1 "
+            "FROM generate_series(1, 40) g");
+        a.exec("UPDATE public.talents SET status = 'x' WHERE id <= 15");
+        run.scratch.admin(1).exec("DELETE FROM public.notes");  // nothing there: no change
+        run.scratch.admin(1).exec(
+            "INSERT INTO public.notes SELECT g, 'b', true "
+            "FROM generate_series(1, 7) g");
+        REQUIRE(eventually([&] { return run.differences().empty(); }));
+        const std::string bridge = run.scratch.name();
+        std::string text;
+        const auto applied = [&](const std::string& direction, const std::string& table,
+                                 const std::string& op) {
+            return sample(text, fmt::format("pgbridge_changes_applied_total{{bridge=\"{}\","
+                                            "direction=\"{}\",op=\"{}\",table=\"{}\"}}",
+                                            bridge, direction, op, table));
+        };
+        CHECK(eventually([&] {
+            text = http_get(port, "/metrics");
+            return applied("a->b", "hr.candidates", "update") == 15.0 &&
+                   sample(text, fmt::format("pgbridge_changes_captured_total{{bridge=\"{}\","
+                                            "direction=\"a->b\"}}",
+                                            bridge)) == 55.0;
+        }));
+        INFO(text);
+        CHECK(applied("a->b", "hr.candidates", "insert") == 40.0);
+        CHECK(applied("b->a", "public.notes", "insert") == 7.0);
+        CHECK(sample(text, fmt::format("pgbridge_apply_latency_seconds_count{{bridge=\"{}\","
+                                       "direction=\"a->b\"}}",
+                                       bridge)) == 2.0);
+        CHECK(eventually([&] {
+            text = http_get(port, "/metrics");
+            return sample(text, fmt::format("pgbridge_side_up{{bridge=\"{}\",side=\"b\"}}",
+                                            bridge)) == 1.0;
+        }));
+        CHECK(text.find("'n'") == std::string::npos);
+        run.stop();
     }
 }

@@ -151,6 +151,22 @@ name = "s.t"
     CHECK(c.conflicts.source_priority_as_written.empty());
 }
 
+TEST_CASE("status thresholds, metrics and log level load") {
+    const Config c =
+        parse_config(std::string(kValid) +
+                         "\n[status]\nmax_lag_seconds = 5\nmax_queued_messages = 9\n"
+                         "max_slot_lag_mb = 7\n[metrics]\nlisten = \"127.0.0.1:9187\"\n",
+                     "test.toml");
+    CHECK(c.status.max_lag_seconds == 5);
+    CHECK(c.status.max_queued_messages == 9);
+    CHECK(c.status.max_slot_lag_mb == 7);
+    CHECK(c.metrics_listen == "127.0.0.1:9187");
+    CHECK(parse_config(replace(kValid, "max_retries = 3", "max_retries = 3\nlog_level = \"debug\""),
+                       "test.toml")
+              .engine.log_level == log::Level::Debug);
+    CHECK_FALSE(parse_config(kValid, "test.toml").metrics_listen);
+}
+
 TEST_CASE("invalid configurations name the line of the mistake") {
     SUBCASE("TOML syntax error") {
         CHECK(error_line(replace(kValid, "batch_size = 100", "batch_size = = 100")) == 15);
@@ -160,6 +176,18 @@ TEST_CASE("invalid configurations name the line of the mistake") {
         const Error e = parse_error(text);
         CHECK(std::string(e.what()).find("unknown key 'metricz'") != std::string::npos);
         CHECK(e.context_value("line") == "40");
+    }
+    SUBCASE("metrics.listen without a port") {
+        const std::string text = std::string(kValid) + "\n[metrics]\nlisten = \"127.0.0.1\"\n";
+        const Error e = parse_error(text);
+        CHECK(std::string(e.what()).find("HOST:PORT") != std::string::npos);
+        CHECK(e.context_value("line") == "41");
+    }
+    SUBCASE("a status threshold out of range, and an unknown log level") {
+        const std::string text = std::string(kValid) + "\n[status]\nmax_lag_seconds = 0\n";
+        CHECK(parse_error(text).context_value("line") == "41");
+        CHECK(error_line(replace(kValid, "max_retries = 3",
+                                 "max_retries = 3\nlog_level = \"loud\"")) == 17);
     }
     SUBCASE("unknown key in [engine]") {
         const Error e = parse_error(replace(kValid, "max_retries = 3", "max_retry = 3"));

@@ -327,9 +327,10 @@ TEST_CASE("hand-built messages: type, binary values, relation in a stream") {
     CHECK_FALSE(assembler.holds_partial_data());
 }
 
-TEST_CASE("a pgbridge.versions message belongs to the row change before it") {
+TEST_CASE("pgbridge.versions messages go to their own rows, also after a multi-row statement") {
     TransactionAssembler assembler("a");
-    assembler.feed(relation_msg(7));
+    assembler.set_primary_keys({{7, {"id"}}});
+    assembler.feed(relation_msg(7));  // pg_catalog.t (sent as schema "")
     auto message = [](const std::string& prefix, const std::string& content) {
         return Bytes()
                    .ch('M')
@@ -340,18 +341,34 @@ TEST_CASE("a pgbridge.versions message belongs to the row change before it") {
                    .bytes() +
                content;
     };
+    const auto versions = [](int id) {
+        return "{\"table\": \"pg_catalog.t\", \"key\": [" + std::to_string(id) + "], \"row\": [" +
+               std::to_string(id) + ", 0], \"columns\": {}}";
+    };
     assembler.feed(begin_msg(3));
-    assembler.feed(message("pgbridge.versions", "{\"orphan\": true}"));  // no change yet
+    assembler.feed(message("pgbridge.versions", versions(9)));  // no change waits for it
+    // One statement writing three rows: the rows are logged first, then their messages.
     assembler.feed(insert_msg(7, "1"));
-    assembler.feed(message("pgbridge.versions", "{\"row\": [1, 0]}"));
     assembler.feed(insert_msg(7, "2"));
+    assembler.feed(insert_msg(7, "3"));
+    assembler.feed(message("pgbridge.versions", versions(1)));
+    assembler.feed(message("pgbridge.versions", versions(2)));
+    assembler.feed(message("pgbridge.versions", versions(3)));
+    // A row whose message never comes is passed over by the next row's message.
+    assembler.feed(insert_msg(7, "4"));
+    assembler.feed(insert_msg(7, "5"));
+    assembler.feed(message("pgbridge.versions", versions(5)));
+    assembler.feed(message("other.prefix", "kept"));
     auto txn = assembler.feed(commit_msg(0x200, 0x210));
     REQUIRE(txn);
-    REQUIRE(txn->changes.size() == 2);
-    CHECK(txn->changes[0].versions_message == "{\"row\": [1, 0]}");
-    CHECK(txn->changes[1].versions_message.empty());
+    REQUIRE(txn->changes.size() == 5);
+    CHECK(txn->changes[0].versions_message == versions(1));
+    CHECK(txn->changes[1].versions_message == versions(2));
+    CHECK(txn->changes[2].versions_message == versions(3));
+    CHECK(txn->changes[3].versions_message.empty());
+    CHECK(txn->changes[4].versions_message == versions(5));
     REQUIRE(txn->messages.size() == 1);
-    CHECK(txn->messages[0].content == "{\"orphan\": true}");
+    CHECK(txn->messages[0].content == "kept");
 }
 
 TEST_CASE("messages out of order are protocol errors naming the problem") {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include <pgbridge/apply/apply_observer.hpp>
 #include <pgbridge/apply/conflict_resolver.hpp>
 #include <pgbridge/apply/target_table.hpp>
 #include <pgbridge/config/config.hpp>
@@ -26,6 +27,8 @@ struct ApplierOptions {
     // (deadlock, serialization, a key inserted locally between our read and our write), before
     // the consumer counts a failed attempt.
     int transient_attempts = 3;
+    // Told about each committed batch (metrics); may be null.
+    ApplyObserver* observer = nullptr;
 };
 
 struct ApplierStats {

@@ -108,6 +108,8 @@ struct Config {
     RabbitConfig rabbitmq;
     EngineConfig engine;
     StatusConfig status;
+    // [metrics] listen: where `pgbridge run` serves Prometheus metrics; off when unset.
+    std::optional<std::string> metrics_listen;
     std::vector<TableConfig> tables;
     ConflictsConfig conflicts;
     // Things that load but that a DBA should fix (world-readable password file, password

@@ -36,7 +36,9 @@ struct DirectionCounters {
 // what is not (a slot that does not exist, say) ends its thread and is reported by failure().
 class Direction {
   public:
-    Direction(const Config& config, const std::string& source, const std::string& target);
+    // observer (may be null) hears of every batch applied on TARGET.
+    Direction(const Config& config, const std::string& source, const std::string& target,
+              apply::ApplyObserver* observer = nullptr);
     ~Direction();
     Direction(const Direction&) = delete;
     Direction& operator=(const Direction&) = delete;

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <pgbridge/apply/apply_observer.hpp>
+#include <pgbridge/metrics/bridge_probe.hpp>
+
+namespace prometheus {
+class Exposer;
+class Registry;
+}  // namespace prometheus
+
+namespace pgbridge::metrics {
+
+// What one direction has counted since the daemon started (read from its parts' counters).
+struct DirectionTotals {
+    std::uint64_t captured = 0;
+    std::uint64_t published_messages = 0;
+    std::uint64_t dead_lettered = 0;
+    std::uint64_t retries = 0;
+};
+
+// The Prometheus endpoint of `pgbridge run` ([metrics] listen), served by prometheus-cpp:
+//   pgbridge_changes_captured_total{direction}          changes read from the source slot
+//   pgbridge_messages_published_total{direction}        messages confirmed by the broker
+//   pgbridge_changes_applied_total{direction,table,op}  insert / update / delete / skip
+//   pgbridge_messages_dead_lettered_total{direction}
+//   pgbridge_apply_retries_total{direction}
+//   pgbridge_conflicts_total{direction,table,column,strategy}
+//   pgbridge_apply_latency_seconds{direction}           histogram: source commit -> target commit
+//   pgbridge_slot_lag_bytes{side}, pgbridge_queue_messages{direction,queue}
+//   pgbridge_last_applied_commit_timestamp_seconds{direction}, pgbridge_seconds_behind{direction}
+//   pgbridge_side_up{side}, pgbridge_broker_up
+// A direction's label is "SOURCE->TARGET". No row value is ever a label.
+class BridgeMetrics final : public apply::ApplyObserver {
+  public:
+    BridgeMetrics(const std::string& listen, const std::string& bridge);
+    ~BridgeMetrics() override;
+    BridgeMetrics(const BridgeMetrics&) = delete;
+    BridgeMetrics& operator=(const BridgeMetrics&) = delete;
+
+    void batch_applied(const apply::AppliedBatch& batch) override;
+    // Brings the counters up to the totals (they only move forward).
+    void update_totals(const std::string& source, const std::string& target,
+                       const DirectionTotals& totals);
+    // The gauges read from the servers (every few seconds, off the apply path).
+    void update_probe(const BridgeProbe& probe, const std::vector<DirectionLag>& lag);
+
+  private:
+    struct Families;
+    std::shared_ptr<prometheus::Registry> registry_;
+    std::unique_ptr<Families> families_;
+    std::unique_ptr<prometheus::Exposer> exposer_;
+    std::mutex mutex_;
+    std::map<std::string, DirectionTotals> seen_;  // totals already counted, by direction
+};
+
+}  // namespace pgbridge::metrics
