@@ -80,6 +80,18 @@ CREATE TABLE IF NOT EXISTS pgbridge.apply_progress (
     PRIMARY KEY (bridge, source_side)
 );
 
+-- The initial copy of each synced table of this side (pgbridge run copies a table once, from
+-- a snapshot, the first time it runs with it; docs/initial-sync.md). Delete a row to have
+-- that table copied again on the next start.
+CREATE TABLE IF NOT EXISTS pgbridge.sync_state (
+    bridge       text        NOT NULL,
+    table_name   text        NOT NULL,  -- schema-qualified, as named on this side
+    snapshot_lsn pg_lsn      NOT NULL,  -- the copy holds what committed before this position
+    rows_copied  bigint      NOT NULL,
+    copied_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bridge, table_name)
+);
+
 -- Column versions of every synced row, for the conflict rules (docs/apply-design.md).
 -- One row per key of a synced table. `columns` maps a column name (or '' for every column
 -- not listed: no column can be named '') to

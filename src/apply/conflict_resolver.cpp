@@ -320,7 +320,9 @@ LocalRow apply_resolution(const LocalRow& local, const RemoteChange& change,
         case Resolution::Action::Skip:
             break;
         case Resolution::Action::Insert: {
-            const Lsn floor = std::max(local.row_applied_remote(), change.commit_lsn);
+            const Lsn floor = change.backfill
+                                  ? local.row_applied_remote()
+                                  : std::max(local.row_applied_remote(), change.commit_lsn);
             next.exists = true;
             next.columns.clear();
             for (std::size_t i = 0; i < resolution.row.size(); ++i) {
@@ -335,8 +337,10 @@ LocalRow apply_resolution(const LocalRow& local, const RemoteChange& change,
         }
         case Resolution::Action::Update:
             for (std::size_t i : resolution.changed_columns) {
-                next.columns[i].applied_remote =
-                    std::max(next.columns[i].applied_remote, change.commit_lsn);
+                if (!change.backfill) {
+                    next.columns[i].applied_remote =
+                        std::max(next.columns[i].applied_remote, change.commit_lsn);
+                }
             }
             for (std::size_t i = 0; i < next.columns.size(); ++i) {
                 next.columns[i].seen_remote_writes =

@@ -131,6 +131,7 @@ class PostgresApplier::Attempt {
                 const TableConfig& config = config_for(*event.table);
                 const TargetTable& target = a_.target_for(*event.table);
                 item.mapped = map_change(event, txn, config, target);
+                item.mapped.change.backfill = batch_.kind == transport::BatchKind::Backfill;
                 const auto [it, added] =
                     known.try_emplace({&target, item.mapped.key}, keys_.size());
                 if (added) {
@@ -323,11 +324,14 @@ class PostgresApplier::Attempt {
             }
         }
         store_versions(pipeline);
-        const SourceTransaction& last = batch_.transactions.back();
-        send_write(pipeline, kRecordProgressStatement,
-                   {a_.options_.bridge, batch_.source_side, last.end_lsn.to_string(),
-                    time_param(batch_.last_commit_time())},
-                   kNoItem);
+        // The initial copy's positions are not the stream's: it moves no progress.
+        if (batch_.kind == transport::BatchKind::Live) {
+            const SourceTransaction& last = batch_.transactions.back();
+            send_write(pipeline, kRecordProgressStatement,
+                       {a_.options_.bridge, batch_.source_side, last.end_lsn.to_string(),
+                        time_param(batch_.last_commit_time())},
+                       kNoItem);
+        }
         statement_items_.push_back(kNoItem);
         pipeline.send("COMMIT");
         pipeline.sync();

@@ -7,9 +7,11 @@ namespace {
 
 constexpr const char* kApplicationName = "pgbridge run";
 
-transport::PublisherOptions publisher_options(const Config& config, const std::string& source,
-                                              const std::string& target) {
+transport::PublisherOptions publisher_options(
+    const Config& config, const std::string& source, const std::string& target,
+    transport::BatchKind kind = transport::BatchKind::Live) {
     transport::PublisherOptions o;
+    o.kind = kind;
     o.connect = transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
     o.connect.connection_name = "pgbridge run: publish " + source + " to " + target;
     o.topology = transport::Topology::of(config);
@@ -25,6 +27,17 @@ transport::PublisherOptions publisher_options(const Config& config, const std::s
         const auto it = priorities.find(QualifiedName{table.schema, table.name});
         return it != priorities.end() ? it->second : 0;
     };
+    return o;
+}
+
+source::InitialCopyOptions copy_options(const Config& config, const std::string& source) {
+    source::InitialCopyOptions o;
+    o.bridge = config.bridge_name;
+    o.side = source;
+    o.connect = pg::ConnectOptions::for_side(config.side(source), config.engine.timeout_ms,
+                                             "pgbridge run: initial copy");
+    o.tables = config.tables;
+    o.rows_per_transaction = static_cast<std::size_t>(config.engine.batch_size);
     return o;
 }
 
@@ -71,6 +84,9 @@ Direction::Direction(const Config& config, const std::string& source, const std:
       target_(target),
       publisher_(publisher_options(config, source, target)),
       capture_(capture_options(config, source), publisher_),
+      backfill_publisher_(
+          publisher_options(config, source, target, transport::BatchKind::Backfill)),
+      initial_copy_(copy_options(config, source), backfill_publisher_),
       applier_(applier_options(config, source, target, observer), ConflictRules(config)),
       dead_letters_(pg::ConnectOptions::for_side(config.side(target), config.engine.timeout_ms,
                                                  kApplicationName)),
@@ -96,6 +112,28 @@ void Direction::start() {
             record_failure("capture", e);
         }
     });
+    copy_thread_ = std::thread([this] {
+        // Retried until it succeeds: a side or the broker away only delays it.
+        auto backoff = std::chrono::milliseconds(500);
+        while (!stopping_) {
+            try {
+                initial_copy_.run(stopping_);
+                copy_done_ = !stopping_;
+                return;
+            } catch (const std::exception& e) {
+                log::warning("copy", "initial copy interrupted; trying again",
+                             {{"source", source_},
+                              {"retry_in_ms", std::to_string(backoff.count())},
+                              {"error", e.what()}});
+                backfill_publisher_.rewind(Lsn());
+            }
+            const auto until = std::chrono::steady_clock::now() + backoff;
+            while (!stopping_ && std::chrono::steady_clock::now() < until) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
+        }
+    });
     consumer_thread_ = std::thread([this] {
         try {
             consumer_.run();
@@ -106,12 +144,16 @@ void Direction::start() {
 }
 
 void Direction::request_stop() {
+    stopping_ = true;
     capture_.stop();
     consumer_.stop();
 }
 
 void Direction::stop() {
     request_stop();
+    if (copy_thread_.joinable()) {
+        copy_thread_.join();
+    }
     if (capture_thread_.joinable()) {
         capture_thread_.join();
     }
@@ -132,6 +174,7 @@ DirectionCounters Direction::counters() const {
     c.dead_lettered = consumer_.stats().dead_lettered;
     c.retries = consumer_.stats().retries;
     c.streaming = capture_.stats().streaming;
+    c.copy_done = copy_done_;
     c.consuming = consumer_.stats().consuming;
     return c;
 }

@@ -75,6 +75,14 @@ Lsn ReplicationConnection::create_temporary_slot(const std::string& name) {
     return Lsn::parse(r.value(0, 1)).value_or(Lsn());
 }
 
+ReplicationConnection::ExportedSnapshot ReplicationConnection::create_temporary_slot_with_snapshot(
+    const std::string& slot) {
+    auto r = conn_.exec(
+        fmt::format("CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')",
+                    quote_identifier(slot)));
+    return {Lsn::parse(r.value(0, 1)).value_or(Lsn()), std::string(r.value(0, 2))};
+}
+
 std::unordered_map<std::uint32_t, std::vector<std::string>>
 ReplicationConnection::publication_primary_keys(const std::string& publication) {
     // Walsender connections speak only the simple query protocol: no parameters, so the

@@ -70,6 +70,10 @@ struct RemoteChange {
     std::vector<std::uint64_t> sender_columns;
     std::uint64_t seen_row = 0;
     std::uint64_t sender_row = 0;
+    // Initial-copy data (docs/initial-sync.md): the row's state at the copy's snapshot. It
+    // marks nothing as applied, so the live changes of the same rows still apply whatever
+    // order they arrive in, and the last of them leaves the row as the source has it.
+    bool backfill = false;
 
     std::uint64_t seen_column(std::size_t i) const {
         return i < seen_columns.size() ? seen_columns[i] : 0;

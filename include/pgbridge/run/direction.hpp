@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/conflict_rules.hpp>
 #include <pgbridge/source/capture.hpp>
+#include <pgbridge/source/initial_copy.hpp>
 #include <pgbridge/transport/consumer.hpp>
 #include <pgbridge/transport/publisher.hpp>
 
@@ -26,6 +28,7 @@ struct DirectionCounters {
     std::uint64_t conflicts = 0;
     std::uint64_t dead_lettered = 0;
     std::uint64_t retries = 0;
+    bool copy_done = false;  // the initial copy of every table is confirmed (or not needed)
     bool streaming = false;
     bool consuming = false;
 };
@@ -66,6 +69,11 @@ class Direction {
     std::string target_;
     transport::Publisher publisher_;
     source::Capture capture_;
+    // The initial copy of tables never copied, at the lowest priority, beside the live stream.
+    transport::Publisher backfill_publisher_;
+    source::InitialCopy initial_copy_;
+    std::atomic<bool> stopping_{false};
+    std::thread copy_thread_;
     apply::PostgresApplier applier_;
     apply::DeadLetterWriter dead_letters_;
     transport::Consumer consumer_;
@@ -73,6 +81,7 @@ class Direction {
     std::thread consumer_thread_;
     mutable std::mutex mutex_;
     std::optional<std::string> failure_;
+    std::atomic<bool> copy_done_{false};
 };
 
 }  // namespace pgbridge::run

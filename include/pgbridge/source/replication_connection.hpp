@@ -41,6 +41,14 @@ class ReplicationConnection {
     // A pgoutput slot that lives as long as this connection (pgbridge tail). Returns the
     // position it starts at.
     Lsn create_temporary_slot(const std::string& name);
+    // The same, exporting the snapshot of its starting point: a transaction on another
+    // connection that imports it (SET TRANSACTION SNAPSHOT) sees exactly what was committed
+    // before the position returned. Valid while this connection stays open and idle.
+    struct ExportedSnapshot {
+        Lsn consistent_point;
+        std::string name;
+    };
+    ExportedSnapshot create_temporary_slot_with_snapshot(const std::string& slot);
     // Primary key columns of every table in the publication (relation oid -> names). Runs as
     // plain SQL on the walsender connection, so only before start_replication().
     std::unordered_map<std::uint32_t, std::vector<std::string>> publication_primary_keys(

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <pgbridge/config/config.hpp>
+#include <pgbridge/pg/connection.hpp>
+#include <pgbridge/source/transaction_sink.hpp>
+
+namespace pgbridge::source {
+
+struct InitialCopyOptions {
+    std::string bridge;
+    std::string side;
+    pg::ConnectOptions connect;  // the runtime role on the side
+    std::vector<TableConfig> tables;
+    std::size_t rows_per_transaction = 1000;
+};
+
+// Copies the synced tables of one side that were never copied (none recorded in
+// pgbridge.sync_state on that side) into the sink, as inserts with an unknown commit time,
+// from one snapshot taken together with a temporary slot:
+//   - the snapshot sees exactly what committed before the slot's consistent point C;
+//   - each copied row travels as a change with commit LSN C, so on the target a live change
+//     of the same row (commit LSN > C, from the bridge's own slot, which setup created
+//     earlier) is never overwritten by the older copy, and a copy that arrives first is
+//     overwritten by the live change;
+//   - changes committed between the bridge slot's start and C are in both the stream and the
+//     copy, and are recognised as already applied.
+// Each table is recorded as copied only once the sink has made all of it durable (the
+// broker confirmed it), so a copy cut short is done again on the next start.
+// docs/initial-sync.md says more.
+class InitialCopy {
+  public:
+    InitialCopy(InitialCopyOptions options, TransactionSink& sink);
+
+    // Returns the rows copied (0 when every table was copied before). Returns early, with
+    // nothing recorded for the table in hand, when `stopping` becomes true.
+    std::uint64_t run(const std::atomic<bool>& stopping);
+
+  private:
+    InitialCopyOptions options_;
+    TransactionSink& sink_;
+};
+
+}  // namespace pgbridge::source
