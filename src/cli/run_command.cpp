@@ -43,10 +43,11 @@ std::string status_line(const std::vector<std::unique_ptr<run::Direction>>& dire
     std::string line;
     for (const auto& d : directions) {
         const run::DirectionCounters c = d->counters();
-        line += fmt::format("{}{}->{}: {}, captured {}, applied {}, conflicts {}, dead {}",
+        line += fmt::format("{}{}->{}: {}{}, captured {}, applied {}, conflicts {}, dead {}",
                             line.empty() ? "" : "; ", d->source(), d->target(),
                             c.streaming && c.consuming ? "streaming" : "connecting",
-                            c.captured_changes, c.applied_changes, c.conflicts, c.dead_lettered);
+                            c.copy_done ? "" : " (initial copy running)", c.captured_changes,
+                            c.applied_changes, c.conflicts, c.dead_lettered);
     }
     return line;
 }

@@ -151,10 +151,10 @@ void BridgeMetrics::batch_applied(const apply::AppliedBatch& batch) {
 }
 
 void BridgeMetrics::update_totals(const std::string& source, const std::string& target,
-                                  const DirectionTotals& totals) {
+                                  const DirectionCounters& totals) {
     const std::string direction = direction_of(source, target);
     const std::lock_guard lock(mutex_);
-    DirectionTotals& seen = seen_[direction];
+    DirectionCounters& seen = seen_[direction];
     const auto advance = [&](prometheus::Family<prometheus::Counter>& family, std::uint64_t& was,
                              std::uint64_t now) {
         auto& counter = family.Add({{"direction", direction}});
@@ -164,7 +164,7 @@ void BridgeMetrics::update_totals(const std::string& source, const std::string& 
         }
     };
     Families& f = *families_;
-    advance(f.captured, seen.captured, totals.captured);
+    advance(f.captured, seen.captured_changes, totals.captured_changes);
     advance(f.published, seen.published_messages, totals.published_messages);
     advance(f.dead_lettered, seen.dead_lettered, totals.dead_lettered);
     advance(f.retries, seen.retries, totals.retries);

@@ -10,6 +10,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_environment.hpp"
+
 namespace pgbridge::test {
 
 DaemonProcess::DaemonProcess(const std::vector<std::string>& argv, std::string log_path)
@@ -20,15 +22,7 @@ DaemonProcess::DaemonProcess(const std::vector<std::string>& argv, std::string l
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
-        ::dup2(fd, STDOUT_FILENO);
-        ::dup2(fd, STDERR_FILENO);
-        std::vector<char*> args;
-        for (const auto& a : argv) {
-            args.push_back(const_cast<char*>(a.c_str()));
-        }
-        args.push_back(nullptr);
-        ::execvp(args[0], args.data());
-        ::_exit(127);
+        exec_with_output(argv, fd, fd);
     }
     ::close(fd);
 }

@@ -53,6 +53,18 @@ const TestEnvironment& TestEnvironment::get() {
     return env;
 }
 
+void exec_with_output(const std::vector<std::string>& argv, int out_fd, int err_fd) {
+    ::dup2(out_fd, STDOUT_FILENO);
+    ::dup2(err_fd, STDERR_FILENO);
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+        args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+}
+
 CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
     REQUIRE(!argv.empty());
     int out_pipe[2];
@@ -62,15 +74,7 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-        ::dup2(out_pipe[1], STDOUT_FILENO);
-        ::dup2(err_pipe[1], STDERR_FILENO);
-        std::vector<char*> args;
-        for (const auto& a : argv) {
-            args.push_back(const_cast<char*>(a.c_str()));
-        }
-        args.push_back(nullptr);
-        ::execvp(args[0], args.data());
-        ::_exit(127);
+        exec_with_output(argv, out_pipe[1], err_pipe[1]);
     }
     ::close(out_pipe[1]);
     ::close(err_pipe[1]);

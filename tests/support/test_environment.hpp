@@ -34,6 +34,10 @@ struct CommandResult {
     std::string err;
 };
 
+// In a forked child: stdout and stderr to the given descriptors, then argv[0] (from PATH) with
+// its arguments; exits 127 when it cannot be started.
+[[noreturn]] void exec_with_output(const std::vector<std::string>& argv, int out_fd, int err_fd);
+
 // Runs argv[0] with the given arguments and environment additions, capturing both streams.
 // Kills it and fails the test after timeout.
 CommandResult run_command(const std::vector<std::string>& argv,

@@ -15,12 +15,20 @@ class Registry;
 
 namespace pgbridge::metrics {
 
-// What one direction has counted since the daemon started (read from its parts' counters).
-struct DirectionTotals {
-    std::uint64_t captured = 0;
+// What one direction of the daemon has done since it started, for the status line and the
+// metrics.
+struct DirectionCounters {
+    std::uint64_t captured_changes = 0;
     std::uint64_t published_messages = 0;
+    std::uint64_t applied_batches = 0;
+    std::uint64_t applied_changes = 0;
+    std::uint64_t skipped_changes = 0;
+    std::uint64_t conflicts = 0;
     std::uint64_t dead_lettered = 0;
     std::uint64_t retries = 0;
+    bool copy_done = false;  // the initial copy of every table is confirmed (or not needed)
+    bool streaming = false;
+    bool consuming = false;
 };
 
 // The Prometheus endpoint of `pgbridge run` ([metrics] listen), served by prometheus-cpp:
@@ -45,7 +53,7 @@ class BridgeMetrics final : public apply::ApplyObserver {
     void batch_applied(const apply::AppliedBatch& batch) override;
     // Brings the counters up to the totals (they only move forward).
     void update_totals(const std::string& source, const std::string& target,
-                       const DirectionTotals& totals);
+                       const DirectionCounters& totals);
     // The gauges read from the servers (every few seconds, off the apply path).
     void update_probe(const BridgeProbe& probe, const std::vector<DirectionLag>& lag);
 
@@ -55,7 +63,7 @@ class BridgeMetrics final : public apply::ApplyObserver {
     std::unique_ptr<Families> families_;
     std::unique_ptr<prometheus::Exposer> exposer_;
     std::mutex mutex_;
-    std::map<std::string, DirectionTotals> seen_;  // totals already counted, by direction
+    std::map<std::string, DirectionCounters> seen_;  // totals already counted, by direction
 };
 
 }  // namespace pgbridge::metrics

@@ -11,6 +11,7 @@
 #include <pgbridge/apply/postgres_applier.hpp>
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/conflict_rules.hpp>
+#include <pgbridge/metrics/bridge_metrics.hpp>
 #include <pgbridge/source/capture.hpp>
 #include <pgbridge/source/initial_copy.hpp>
 #include <pgbridge/transport/consumer.hpp>
@@ -18,20 +19,7 @@
 
 namespace pgbridge::run {
 
-// What one direction has done so far, for the status line and the metrics.
-struct DirectionCounters {
-    std::uint64_t captured_changes = 0;
-    std::uint64_t published_messages = 0;
-    std::uint64_t applied_batches = 0;
-    std::uint64_t applied_changes = 0;
-    std::uint64_t skipped_changes = 0;
-    std::uint64_t conflicts = 0;
-    std::uint64_t dead_lettered = 0;
-    std::uint64_t retries = 0;
-    bool copy_done = false;  // the initial copy of every table is confirmed (or not needed)
-    bool streaming = false;
-    bool consuming = false;
-};
+using metrics::DirectionCounters;
 
 // One direction of the bridge, SOURCE → TARGET: the capture of SOURCE's slot publishing to
 // RabbitMQ on one thread, and the consumer of pgbridge.NAME.to.TARGET applying on TARGET on
