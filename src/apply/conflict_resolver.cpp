@@ -203,9 +203,16 @@ Resolution ConflictResolver::resolve_insert(const QualifiedName& table,
     r.reason = "insert of an existing key";
     r.changed_columns = all_columns(columns.size());
     for (std::size_t i = 0; i < columns.size(); ++i) {
-        if (incoming[i].kind != Value::Kind::UnchangedToast) {
-            settle_column(r, table, columns[i], i, local.columns[i], change, incoming[i]);
+        if (incoming[i].kind == Value::Kind::UnchangedToast) {
+            continue;
         }
+        // A copied row only settles what neither side wrote since setup: a column with a
+        // known write here is the live stream's to settle (the copy may even hold an old
+        // value that came from this very side).
+        if (change.backfill && local.columns[i].last_write.writer != WriteStamp::Writer::Unknown) {
+            continue;
+        }
+        settle_column(r, table, columns[i], i, local.columns[i], change, incoming[i]);
     }
     if (!r.column_conflicts.empty()) {
         r.conflict = ConflictKind::InsertInsert;
@@ -311,7 +318,10 @@ Resolution ConflictResolver::resolve_delete(const RemoteChange& change,
 
 LocalRow apply_resolution(const LocalRow& local, const RemoteChange& change,
                           const Resolution& resolution) {
-    const WriteStamp remote{WriteStamp::Writer::Remote, change.commit_time};
+    // Copied values are "older than pgbridge" as far as the rules go: a live write of either
+    // side later meets them as such.
+    const WriteStamp remote =
+        change.backfill ? WriteStamp{} : WriteStamp{WriteStamp::Writer::Remote, change.commit_time};
     LocalRow next = local;
     if (resolution.action != Resolution::Action::Skip) {
         next.seen_remote_row_writes = std::max(next.seen_remote_row_writes, change.sender_row);

@@ -142,7 +142,7 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
     // Recorded only once the broker has confirmed every message of the copy.
     sink_.flush();
     const Lsn last(snapshot.consistent_point.value + sequence);
-    while (sink_.durable_lsn() < last) {
+    while (sequence > 0 && sink_.durable_lsn() < last) {
         if (stopping) {
             return total;
         }

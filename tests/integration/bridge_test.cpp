@@ -347,7 +347,12 @@ class BridgeRun {
         const bool agreed = eventually(
             [&] {
                 diff = differences();
-                return manual ? diff.size() <= pending_columns().size() : diff.empty();
+                if (!manual) {
+                    return diff.empty();
+                }
+                const auto pending = pending_columns();
+                return std::all_of(diff.begin(), diff.end(),
+                                   [&](const auto& d) { return pending.contains(d); });
             },
             std::chrono::seconds(90));
         std::string listed;

@@ -600,3 +600,37 @@ TEST_CASE("the three-write example: per-column times converge, row times do not"
     }
     CHECK(diverged > 0);
 }
+
+TEST_CASE("a copied row (initial sync) settles only what nobody wrote since setup") {
+    const ConflictResolver at_b(rules(""), "b");
+    const std::vector<std::string> columns = kColumns;
+    // B's row: id and phone older than pgbridge; email and status written on B since setup.
+    LocalRow local = row({"1", "old@b", "555", "active"}, WriteStamp{});
+    local.columns[kEmail].last_write = local_at(50);
+    local.columns[kEmail].local_writes = 1;
+    local.columns[kStatus].last_write = remote_at(40);
+    RemoteChange copy = insert("a", 0x500, 0, {"1", "copy@a", "777", "stale"});
+    copy.backfill = true;
+    const Resolution r = at_b.resolve(kTable, columns, copy, local);
+    // Only phone is settled: both unknown, a tie, won by source_priority's first side (a).
+    CHECK(r.write_columns == std::vector<std::size_t>{kPhone});
+    REQUIRE(r.column_conflicts.size() == 1);
+    CHECK(r.column_conflicts[0].winner == "a");
+    const LocalRow after = apply_resolution(local, copy, r);
+    CHECK(after.columns[kPhone].value == text("777"));
+    // The copy marks nothing applied and leaves the value "older than pgbridge": the live
+    // change of a write made before the copy's snapshot still lands.
+    CHECK(after.columns[kPhone].last_write.writer == WriteStamp::Writer::Unknown);
+    CHECK(after.columns[kPhone].applied_remote == Lsn());
+    const Resolution live =
+        at_b.resolve(kTable, columns,
+                     update("a", 0x400, 30, {"1", "x", "777", "y"}, {"1", "x", "888", "y"}), after);
+    CHECK(std::find(live.write_columns.begin(), live.write_columns.end(), kPhone) !=
+          live.write_columns.end());
+
+    // A row B does not have is inserted whole, its values unknown-time too.
+    const Resolution fresh = at_b.resolve(kTable, columns, copy, LocalRow{});
+    CHECK(fresh.action == Resolution::Action::Insert);
+    CHECK(apply_resolution(LocalRow{}, copy, fresh).columns[kEmail].last_write.writer ==
+          WriteStamp::Writer::Unknown);
+}
