@@ -282,6 +282,41 @@ TEST_SUITE("transport") {
         }
     }
 
+    TEST_CASE("messages waiting together are applied together, in order, each once") {
+        Bridge bridge;
+        {
+            PublisherOptions options = bridge.publisher_options();
+            options.batch_size = 1;  // one message per transaction
+            Publisher publisher(options);
+            std::uint64_t lsn = 0x1000;
+            for (int i = 0; i < 30; ++i) {
+                publisher.deliver(one_row("other", i, lsn += 0x100));
+            }
+            publisher.flush();
+            publisher.settle(std::chrono::seconds(10));
+            REQUIRE(publisher.durable_lsn() == Lsn(lsn + 8));
+        }
+        RecordingHandler handler;
+        apply::DeadLetterWriter dead_letters(bridge.target());
+        RunnerThread<Consumer> consumer(bridge.consumer_options(), handler, dead_letters);
+        REQUIRE(eventually([&] { return handler.inserted_ids().size() == 30; }));
+        CHECK(eventually(
+            [&] { return bridge.queue_depth(names::queue(bridge.scratch.name(), "b")) == 0; }));
+        // Fewer apply calls than messages: one target transaction for many messages.
+        CHECK(handler.count() < 30);
+        std::vector<std::string> order;
+        for (const auto& b : handler.batches()) {
+            for (const auto& t : b.transactions) {
+                order.push_back((*t.changes.at(0).new_row)[0].data);
+            }
+        }
+        REQUIRE(order.size() == 30);
+        for (int i = 0; i < 30; ++i) {
+            CHECK(order[static_cast<std::size_t>(i)] == std::to_string(i));
+        }
+        CHECK(consumer.stats().messages_applied.load() == 30);
+    }
+
     TEST_CASE("a RabbitMQ restart in the middle of a 100,000-change stream loses nothing") {
         Bridge bridge;
         RecordingHandler handler;
