@@ -584,6 +584,21 @@ TEST_SUITE("bridge") {
         b.exec("COMMIT");
         CHECK(eventually([&] { return run.differences().empty() && run.conflicts() == 2; }));
         CHECK(all_rows(a, "public.talents", kTables[0].a_columns).at("1")[3] == "from b");
+
+        // SIGHUP re-reads the file: status now wins for a, whatever the times.
+        {
+            std::ofstream config(run.scratch.config_path(), std::ios::app);
+            config << "\n[conflicts.field_priority]\nstatus = \"a\"\n";
+        }
+        run.daemon->signal(SIGHUP);
+        REQUIRE(eventually([&] { return run.daemon->output_contains("configuration reloaded"); }));
+        b.exec("BEGIN");
+        b.exec("UPDATE hr.candidates SET status = 'b again' WHERE id = 1");
+        a.exec("UPDATE public.talents SET status = 'a again' WHERE id = 1");
+        b.exec("COMMIT");
+        CHECK(eventually([&] { return run.differences().empty() && run.conflicts() == 4; }));
+        CHECK(all_rows(b, "hr.candidates", kTables[0].b_columns).at("1")[3] == "a again");
+        CHECK(run.daemon->running());
         run.stop();
     }
 
