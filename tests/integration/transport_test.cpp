@@ -77,6 +77,8 @@ class RecordingHandler final : public BatchHandler {
     std::vector<ChangeBatch> batches_;
 };
 
+SourceTransaction one_row(const std::string& table, int id, std::uint64_t lsn);
+
 struct Bridge {
     ScratchBridge scratch{"transport", kSchema, kSchema, kTables};
 
@@ -93,6 +95,21 @@ struct Bridge {
         o.batch_size = 100;
         o.priority_of = [](const TableInfo& t) { return t.name == "high" ? 8 : 1; };
         return o;
+    }
+
+    // One message per transaction, one row each (ids 0, 1, ...), in the tables given; returns
+    // once the broker confirmed them all.
+    void publish_one_row_each(const std::vector<std::string>& tables) const {
+        PublisherOptions options = publisher_options();
+        options.batch_size = 1;
+        Publisher publisher(options);
+        std::uint64_t lsn = 0x1000;
+        for (std::size_t i = 0; i < tables.size(); ++i) {
+            publisher.deliver(one_row(tables[i], static_cast<int>(i), lsn += 0x100));
+        }
+        publisher.flush();
+        publisher.settle(std::chrono::seconds(10));
+        REQUIRE(publisher.durable_lsn() == Lsn(lsn + 8));
     }
 
     ConsumerOptions consumer_options() const {
@@ -241,21 +258,9 @@ TEST_SUITE("transport") {
 
     TEST_CASE("higher-priority messages are delivered first") {
         Bridge bridge;
-        {
-            PublisherOptions options = bridge.publisher_options();
-            options.batch_size = 1;  // one message per transaction
-            Publisher publisher(options);
-            std::uint64_t lsn = 0x1000;
-            for (int i = 0; i < 5; ++i) {
-                publisher.deliver(one_row("low", i, lsn += 0x100));
-            }
-            for (int i = 5; i < 10; ++i) {
-                publisher.deliver(one_row("high", i, lsn += 0x100));
-            }
-            publisher.flush();
-            publisher.settle(std::chrono::seconds(10));
-            REQUIRE(publisher.durable_lsn() == Lsn(lsn + 8));
-        }
+        std::vector<std::string> tables(5, "low");
+        tables.resize(10, "high");
+        bridge.publish_one_row_each(tables);
         const std::string queue = names::queue(bridge.scratch.name(), "b");
         REQUIRE(bridge.queue_depth(queue) == 10);
 
@@ -284,18 +289,7 @@ TEST_SUITE("transport") {
 
     TEST_CASE("messages waiting together are applied together, in order, each once") {
         Bridge bridge;
-        {
-            PublisherOptions options = bridge.publisher_options();
-            options.batch_size = 1;  // one message per transaction
-            Publisher publisher(options);
-            std::uint64_t lsn = 0x1000;
-            for (int i = 0; i < 30; ++i) {
-                publisher.deliver(one_row("other", i, lsn += 0x100));
-            }
-            publisher.flush();
-            publisher.settle(std::chrono::seconds(10));
-            REQUIRE(publisher.durable_lsn() == Lsn(lsn + 8));
-        }
+        bridge.publish_one_row_each(std::vector<std::string>(30, "other"));
         RecordingHandler handler;
         apply::DeadLetterWriter dead_letters(bridge.target());
         RunnerThread<Consumer> consumer(bridge.consumer_options(), handler, dead_letters);
