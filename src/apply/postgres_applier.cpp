@@ -102,18 +102,6 @@ class PostgresApplier::Attempt {
     }
 
   private:
-    const TableConfig& config_for(const TableInfo& source) {
-        const QualifiedName name{source.schema, source.name};
-        for (const auto& t : a_.options_.tables) {
-            if (t.name_on(batch_.source_side) == name) {
-                return t;
-            }
-        }
-        throw Error(ErrorKind::Setup, "change of a table that is not synced by this bridge")
-            .with("table", name.display())
-            .with("source", batch_.source_side);
-    }
-
     void collect() {
         std::map<std::pair<const TargetTable*, std::vector<std::string>>, std::size_t> known;
         for (const auto& txn : batch_.transactions) {
@@ -123,18 +111,21 @@ class PostgresApplier::Attempt {
                 item.event = &event;
                 if (event.op == ChangeOp::Truncate) {
                     for (const auto& t : event.truncated) {
-                        item.truncated.push_back(&a_.target_for(*t));
+                        item.truncated.push_back(&a_.target_for(a_.table_config_for(*t)));
                     }
                     items_.push_back(std::move(item));
                     continue;
                 }
-                const TableConfig& config = config_for(*event.table);
-                const TargetTable& target = a_.target_for(*event.table);
+                const TableConfig& config = a_.table_config_for(*event.table);
+                const TargetTable& target = a_.target_for(config);
                 item.mapped = map_change(event, txn, config, target);
                 item.mapped.change.backfill = batch_.kind == transport::BatchKind::Backfill;
                 const auto [it, added] =
                     known.try_emplace({&target, item.mapped.key}, keys_.size());
                 if (added) {
+                    if (std::find(tables_.begin(), tables_.end(), &target) == tables_.end()) {
+                        tables_.push_back(&target);
+                    }
                     KeyState state;
                     state.table = &target;
                     state.key = item.mapped.key;
@@ -167,16 +158,6 @@ class PostgresApplier::Attempt {
         return params;
     }
 
-    std::vector<const TargetTable*> tables() const {
-        std::vector<const TargetTable*> out;
-        for (const auto& k : keys_) {
-            if (std::find(out.begin(), out.end(), k.table) == out.end()) {
-                out.push_back(k.table);
-            }
-        }
-        return out;
-    }
-
     // BEGIN, bind the commit to the source, and lock and read every key the batch touches.
     void read_local_state(pg::Connection& conn) {
         const SourceTransaction& last = batch_.transactions.back();
@@ -190,7 +171,7 @@ class PostgresApplier::Attempt {
                               "SELECT pg_catalog.pg_replication_origin_xact_setup($1, $2)",
                               {last.end_lsn.to_string(), format_timestamp(last.commit_time)});
             }
-            for (const TargetTable* table : tables()) {
+            for (const TargetTable* table : tables_) {
                 const pg::Params keys = key_arrays(*table);
                 const std::size_t rows = send_prepared(pipeline, lock_rows_statement(*table), keys);
                 pg::Params versions{table->versions_name};
@@ -201,7 +182,7 @@ class PostgresApplier::Attempt {
             results = pipeline.sync();
         }
         std::size_t t = 0;
-        for (const TargetTable* table : tables()) {
+        for (const TargetTable* table : tables_) {
             read_rows(*table, results.at(reads[t].first));
             read_versions(results.at(reads[t].second));
             ++t;
@@ -277,12 +258,14 @@ class PostgresApplier::Attempt {
         }
         ApplierStats& stats = a_.stats_;
         stats.batches++;
-        stats.inserted += counts_.inserted;
-        stats.updated += counts_.updated;
-        stats.deleted += counts_.deleted;
-        stats.skipped += counts_.skipped;
-        stats.conflicts += counts_.conflicts;
-        stats.pending_conflicts += counts_.pending_conflicts;
+        for (const auto& t : observed_.tables) {
+            stats.inserted += t.inserted;
+            stats.updated += t.updated;
+            stats.deleted += t.deleted;
+            stats.skipped += t.skipped;
+        }
+        stats.conflicts += observed_.conflicts.size();
+        stats.pending_conflicts += pending_conflicts_;
         if (a_.options_.observer != nullptr) {
             const UnixMicros committed = now_unix_micros();
             observed_.source = batch_.source_side;
@@ -372,7 +355,6 @@ class PostgresApplier::Attempt {
                     }
                 }
                 send_write(pipeline, insert_statement(table, columns), params, index);
-                counts_.inserted++;
                 table_counts(table).inserted++;
                 break;
             }
@@ -386,17 +368,14 @@ class PostgresApplier::Attempt {
                 }
                 params.insert(params.end(), key_params.begin(), key_params.end());
                 send_write(pipeline, update_statement(table, r.write_columns), params, index);
-                counts_.updated++;
                 table_counts(table).updated++;
                 break;
             }
             case Resolution::Action::Delete:
                 send_write(pipeline, delete_statement(table), key_params, index);
-                counts_.deleted++;
                 table_counts(table).deleted++;
                 break;
             case Resolution::Action::Skip:
-                counts_.skipped++;
                 table_counts(table).skipped++;
                 break;
             case Resolution::Action::None:
@@ -429,12 +408,11 @@ class PostgresApplier::Attempt {
                  dump(local_values), dump(remote_values), time_param(local_time),
                  time_param(change.commit_time), change.commit_lsn.to_string(), strategy, winner,
                  winner ? "resolved" : "pending"});
-            counts_.conflicts++;
             observed_.conflicts.push_back({table.name.display(),
                                            columns.empty() ? std::string() : *columns.front(),
                                            strategy});
             if (!winner) {
-                counts_.pending_conflicts++;
+                pending_conflicts_++;
             }
         };
         if (!r.column_conflicts.empty()) {
@@ -472,7 +450,7 @@ class PostgresApplier::Attempt {
     // New version rows go in one statement per table; existing ones (locked at the start)
     // are overwritten one prepared statement each.
     void store_versions(pg::Pipeline& pipeline) {
-        for (const TargetTable* table : tables()) {
+        for (const TargetTable* table : tables_) {
             const std::string update = update_versions_statement(*table);
             std::vector<pg::Params> inserts(table->key.size() + 6);
             for (const auto& k : keys_) {
@@ -550,12 +528,12 @@ class PostgresApplier::Attempt {
     const ConflictResolver& resolver_;
     std::vector<Item> items_;
     std::vector<KeyState> keys_;
+    std::vector<const TargetTable*> tables_;    // every table a key belongs to, first seen first
     std::vector<std::size_t> statement_items_;  // item of each write statement, by index
-    struct {
-        std::uint64_t inserted = 0, updated = 0, deleted = 0, skipped = 0, conflicts = 0,
-                      pending_conflicts = 0;
-    } counts_;               // added to the applier's stats once the batch has committed
-    AppliedBatch observed_;  // for the observer, once the batch has committed
+    // What the batch did, added to the applier's stats (and told to the observer) once it has
+    // committed.
+    AppliedBatch observed_;
+    std::uint64_t pending_conflicts_ = 0;
 };
 
 PostgresApplier::PostgresApplier(ApplierOptions options, ConflictRules rules)
@@ -590,22 +568,26 @@ void PostgresApplier::forget_session() noexcept {
     prepared_.clear();
 }
 
-const TargetTable& PostgresApplier::target_for(const TableInfo& source_table) {
+const TableConfig& PostgresApplier::table_config_for(const TableInfo& source_table) const {
     const QualifiedName name{source_table.schema, source_table.name};
     for (const auto& t : options_.tables) {
-        if (t.name_on(options_.source_side) != name) {
-            continue;
+        if (t.name_on(options_.source_side) == name) {
+            return t;
         }
-        auto it = targets_.find(t.name);
-        if (it == targets_.end()) {
-            it = targets_.emplace(t.name, load_target_table(connection(), t, options_.target_side))
-                     .first;
-        }
-        return it->second;
     }
     throw Error(ErrorKind::Setup, "change of a table that is not synced by this bridge")
         .with("table", name.display())
         .with("source", options_.source_side);
+}
+
+const TargetTable& PostgresApplier::target_for(const TableConfig& table) {
+    auto it = targets_.find(table.name);
+    if (it == targets_.end()) {
+        it = targets_
+                 .emplace(table.name, load_target_table(connection(), table, options_.target_side))
+                 .first;
+    }
+    return it->second;
 }
 
 void PostgresApplier::apply(const transport::ChangeBatch& batch) {

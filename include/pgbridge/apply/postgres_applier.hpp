@@ -64,7 +64,11 @@ class PostgresApplier final : public transport::BatchHandler {
     class Attempt;
 
     pg::Connection& connection();
-    const TargetTable& target_for(const TableInfo& source_table);
+    // The config of the table a source change belongs to; throws Error(Setup) if none.
+    const TableConfig& table_config_for(const TableInfo& source_table) const;
+    // Its description on the target, read from the catalog on first use (and again after the
+    // target's tables changed).
+    const TargetTable& target_for(const TableConfig& table);
     void forget_session() noexcept;
 
     ApplierOptions options_;
