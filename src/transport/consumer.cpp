@@ -197,33 +197,44 @@ class Consumer::Session {
                 merged.transactions.push_back(std::move(txn));
             }
         }
+        try {
+            apply_waiting_for_target(merged);
+        } catch (const Error&) {
+            if (c_.stopping_) {
+                throw;
+            }
+            for (const auto& one : group) {
+                handle(one);
+            }
+            return;
+        }
+        for (const auto& e : group) {
+            ack(e.delivery_tag);
+        }
+        c_.stats_.messages_applied += group.size();
+        c_.stats_.changes_applied += merged.change_count();
+    }
+
+    // Applies, waiting in place while the target cannot be reached: the message stays
+    // unacknowledged, nothing is lost and no attempt is counted. Any other failure is the
+    // caller's; so is every failure once stopping (unacked, the broker gives the message to
+    // the next consumer).
+    void apply_waiting_for_target(const ChangeBatch& batch) {
         while (true) {
             try {
-                c_.handler_.apply(merged);
-            } catch (const Error& e) {
-                if (c_.stopping_) {
-                    throw;  // unacked: the broker gives them to the next consumer
-                }
-                if (is_target_unavailable(e)) {
-                    log::warning("consumer", "target unavailable; retrying in place",
-                                 {{"queue", queue_},
-                                  {"last_lsn", merged.last_end_lsn().to_string()},
-                                  {"error", e.what()}});
-                    std::this_thread::sleep_for(
-                        std::chrono::milliseconds(std::max(100, c_.options_.retry_delay_ms)));
-                    continue;
-                }
-                for (const auto& one : group) {
-                    handle(one);
-                }
+                c_.handler_.apply(batch);
                 return;
+            } catch (const Error& e) {
+                if (c_.stopping_ || !is_target_unavailable(e)) {
+                    throw;
+                }
+                log::warning("consumer", "target unavailable; retrying in place",
+                             {{"queue", queue_},
+                              {"last_lsn", batch.last_end_lsn().to_string()},
+                              {"error", e.what()}});
+                std::this_thread::sleep_for(
+                    std::chrono::milliseconds(std::max(100, c_.options_.retry_delay_ms)));
             }
-            for (const auto& e : group) {
-                ack(e.delivery_tag);
-            }
-            c_.stats_.messages_applied += group.size();
-            c_.stats_.changes_applied += merged.change_count();
-            return;
         }
     }
 
@@ -259,42 +270,29 @@ class Consumer::Session {
             return;
         }
 
-        while (true) {
-            try {
-                c_.handler_.apply(batch);
-                ack(envelope.delivery_tag);
-                ++c_.stats_.messages_applied;
-                c_.stats_.changes_applied += batch.change_count();
-                return;
-            } catch (const Error& e) {
-                if (c_.stopping_) {
-                    throw;  // unacked: the broker gives it to the next consumer
-                }
-                if (is_target_unavailable(e)) {
-                    // Keep the message and wait: nothing is lost, nothing counted.
-                    log::warning("consumer", "target unavailable; retrying in place",
-                                 {{"queue", queue_},
-                                  {"last_lsn", batch.last_end_lsn().to_string()},
-                                  {"error", e.what()}});
-                    std::this_thread::sleep_for(
-                        std::chrono::milliseconds(std::max(100, c_.options_.retry_delay_ms)));
-                    continue;
-                }
-                const int attempts = previous_attempts + 1;
-                DeadLetter letter = letter_for(id, body, e, attempts);
-                letter.source_side = batch.source_side;
-                letter.first_lsn = batch.first_commit_lsn();
-                letter.last_lsn = batch.last_end_lsn();
-                letter.commit_time = batch.last_commit_time();
-                if (attempts < std::max(1, c_.options_.max_retries)) {
-                    retry(props, body, attempts, e);
-                } else {
-                    dead_letter(props, body, letter);
-                }
-                ack(envelope.delivery_tag);
-                return;
+        try {
+            apply_waiting_for_target(batch);
+        } catch (const Error& e) {
+            if (c_.stopping_) {
+                throw;
             }
+            const int attempts = previous_attempts + 1;
+            DeadLetter letter = letter_for(id, body, e, attempts);
+            letter.source_side = batch.source_side;
+            letter.first_lsn = batch.first_commit_lsn();
+            letter.last_lsn = batch.last_end_lsn();
+            letter.commit_time = batch.last_commit_time();
+            if (attempts < std::max(1, c_.options_.max_retries)) {
+                retry(props, body, attempts, e);
+            } else {
+                dead_letter(props, body, letter);
+            }
+            ack(envelope.delivery_tag);
+            return;
         }
+        ack(envelope.delivery_tag);
+        ++c_.stats_.messages_applied;
+        c_.stats_.changes_applied += batch.change_count();
     }
 
     DeadLetter letter_for(const std::string& id, const std::string& body, const Error& e,
