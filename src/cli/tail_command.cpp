@@ -230,11 +230,8 @@ int tail_command(const GlobalOptions& global, const TailCommandOptions& options)
 
     source::CaptureOptions capture_options;
     capture_options.side = side.name;
-    capture_options.connect.conninfo = side.conninfo;
-    capture_options.connect.password = side.password;
-    capture_options.connect.side = side.name;
-    capture_options.connect.connect_timeout_ms = config.engine.timeout_ms;
-    capture_options.connect.application_name = "pgbridge tail";
+    capture_options.connect =
+        pg::ConnectOptions::for_side(side, config.engine.timeout_ms, "pgbridge tail");
     capture_options.publication = names::publication(config.bridge_name);
     capture_options.acknowledge = false;
     capture_options.deliver_echo = true;

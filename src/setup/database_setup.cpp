@@ -60,16 +60,11 @@ std::string join(const std::vector<std::string>& items) {
 std::vector<SideSetup> connect_sides(const Config& config, const DatabaseSetupOptions& options) {
     std::vector<SideSetup> sides;
     for (const auto& side : config.sides) {
-        pg::ConnectOptions connect;
-        connect.side = side.name;
-        connect.application_name = "pgbridge setup";
-        connect.connect_timeout_ms = options.timeout_ms;
-        auto admin = options.admin_conninfo.find(side.name);
+        auto connect = pg::ConnectOptions::for_side(side, options.timeout_ms, "pgbridge setup");
+        const auto admin = options.admin_conninfo.find(side.name);
         if (admin != options.admin_conninfo.end()) {
             connect.conninfo = admin->second;
-        } else {
-            connect.conninfo = side.conninfo;
-            connect.password = side.password;
+            connect.password = Secret();  // the admin conninfo brings its own authentication
         }
         std::string error;
         auto parts = pg::ConninfoParts::parse(side.conninfo, &error);
@@ -432,13 +427,8 @@ class SideSetupRun {
         if (dry_run_) {
             return;
         }
-        pg::ConnectOptions connect;
-        connect.conninfo = s_.side->conninfo;
-        connect.password = s_.side->password;
+        auto connect = pg::ConnectOptions::for_side(*s_.side, timeout_ms, "pgbridge setup check");
         connect.replication = true;
-        connect.side = side();
-        connect.connect_timeout_ms = timeout_ms;
-        connect.application_name = "pgbridge setup check";
         try {
             auto conn = pg::Connection::open(connect);
             conn.exec("IDENTIFY_SYSTEM");
