@@ -167,9 +167,7 @@ DirectionCounters Direction::counters() const {
     c.captured_changes = capture_.stats().changes;
     c.published_messages = publisher_.stats().messages_confirmed;
     const apply::ApplierStats& a = applier_.stats();
-    c.applied_batches = a.batches;
     c.applied_changes = a.inserted + a.updated + a.deleted;
-    c.skipped_changes = a.skipped;
     c.conflicts = a.conflicts;
     c.dead_lettered = consumer_.stats().dead_lettered;
     c.retries = consumer_.stats().retries;

@@ -35,13 +35,7 @@ CREATE TABLE "Odd Schema"."Mixed ""Case"" Table" ("Key Col" int PRIMARY KEY, "Va
 )";
 
 std::string tables_toml(const std::string& conflicts) {
-    return R"(
-[[tables]]
-name = "public.talents"
-priority = 8
-[tables.sides.b]
-name = "hr.candidates"
-columns = { email = "contact_email" }
+    return std::string(kMappedTalentsToml) + R"(
 
 [[tables]]
 name = '"Odd Schema"."Mixed ""Case"" Table"'

@@ -50,13 +50,7 @@ CREATE TABLE public.extra (id int PRIMARY KEY, v text);
 )";
 
 std::string tables_toml(const std::string& conflicts) {
-    return R"(
-[[tables]]
-name = "public.talents"
-priority = 8
-[tables.sides.b]
-name = "hr.candidates"
-columns = { email = "contact_email" }
+    return std::string(kMappedTalentsToml) + R"(
 
 [[tables]]
 name = "public.notes"

@@ -53,6 +53,17 @@ std::string unique_name(std::string_view prefix);
 bool eventually(const std::function<bool()>& condition,
                 std::chrono::milliseconds deadline = std::chrono::seconds(30));
 
+// The mapped table of the apply and bridge suites: public.talents on side a is hr.candidates
+// on side b, where email is called contact_email.
+inline constexpr std::string_view kMappedTalentsToml = R"(
+[[tables]]
+name = "public.talents"
+priority = 8
+[tables.sides.b]
+name = "hr.candidates"
+columns = { email = "contact_email" }
+)";
+
 // Two fresh databases, one per cluster (side "a" on cluster a, side "b" on cluster b), a
 // runtime role per cluster with a password in a password file, and a config file for a bridge
 // between them. The destructor drops slots, origins, databases and roles.

@@ -20,9 +20,7 @@ namespace pgbridge::metrics {
 struct DirectionCounters {
     std::uint64_t captured_changes = 0;
     std::uint64_t published_messages = 0;
-    std::uint64_t applied_batches = 0;
     std::uint64_t applied_changes = 0;
-    std::uint64_t skipped_changes = 0;
     std::uint64_t conflicts = 0;
     std::uint64_t dead_lettered = 0;
     std::uint64_t retries = 0;
