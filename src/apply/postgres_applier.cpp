@@ -188,7 +188,7 @@ class PostgresApplier::Attempt {
             ++t;
         }
         for (auto& k : keys_) {
-            k.local = to_local_row(k.stored, k.values, k.table->column_names(), k.commit_times);
+            k.local = to_local_row(k.stored, k.values, k.table->names, k.commit_times);
         }
     }
 
@@ -342,7 +342,7 @@ class PostgresApplier::Attempt {
         const TargetTable& table = *k.table;
         const RemoteChange& change = item.mapped.change;
         const Resolution r =
-            resolver_.resolve(table.canonical, table.canonical_columns(), change, k.local);
+            resolver_.resolve(table.canonical, table.canonical_names, change, k.local);
         pg::Params key_params(k.key.begin(), k.key.end());
         switch (r.action) {
             case Resolution::Action::Insert: {
@@ -457,7 +457,7 @@ class PostgresApplier::Attempt {
                 if (k.table != table || !k.versions_changed) {
                     continue;
                 }
-                const StoredRowVersions s = to_stored(k.local, k.stored, table->column_names());
+                const StoredRowVersions s = to_stored(k.local, k.stored, table->names);
                 pg::Params values(k.key.begin(), k.key.end());
                 values.push_back(column_versions_document(s.columns));
                 values.push_back(std::to_string(s.local_row_writes));

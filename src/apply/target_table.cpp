@@ -5,22 +5,6 @@
 
 namespace pgbridge::apply {
 
-std::vector<std::string> TargetTable::canonical_columns() const {
-    std::vector<std::string> out;
-    for (const auto& c : columns) {
-        out.push_back(c.canonical);
-    }
-    return out;
-}
-
-std::vector<std::string> TargetTable::column_names() const {
-    std::vector<std::string> out;
-    for (const auto& c : columns) {
-        out.push_back(c.name);
-    }
-    return out;
-}
-
 std::size_t TargetTable::find(const std::string& column) const {
     for (std::size_t i = 0; i < columns.size(); ++i) {
         if (columns[i].name == column) {
@@ -69,6 +53,8 @@ TargetTable load_target_table(pg::Connection& connection, const TableConfig& tab
         if (c.primary_key) {
             key_positions.emplace_back(position, out.columns.size());
         }
+        out.canonical_names.push_back(c.canonical);
+        out.names.push_back(c.name);
         out.columns.push_back(std::move(c));
     }
     std::sort(key_positions.begin(), key_positions.end());

@@ -26,8 +26,10 @@ struct TargetTable {
     std::vector<TargetColumn> columns;
     std::vector<std::size_t> key;  // indexes into columns, in primary key order
 
-    std::vector<std::string> canonical_columns() const;
-    std::vector<std::string> column_names() const;
+    // The columns' canonical names and names on this side, in the same order (filled with
+    // `columns`: the applier asks for them for every change).
+    std::vector<std::string> canonical_names;
+    std::vector<std::string> names;
     // Index of a column by its name on this side, or npos.
     std::size_t find(const std::string& name) const;
 };
