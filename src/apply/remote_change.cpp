@@ -33,7 +33,6 @@ MappedChange map_change(const ChangeEvent& event, const SourceTransaction& trans
 
     // Where each source column goes on the target.
     std::vector<std::size_t> positions(source_columns.size());
-    std::map<std::string, std::size_t> position_of;  // by the source's column name
     for (std::size_t j = 0; j < source_columns.size(); ++j) {
         const std::string canonical = table.canonical_column(source, source_columns[j].name);
         const std::size_t index = target.find(table.column_on(target.side, canonical));
@@ -44,7 +43,6 @@ MappedChange map_change(const ChangeEvent& event, const SourceTransaction& trans
                 .with("column", source_columns[j].name);
         }
         positions[j] = index;
-        position_of.emplace(source_columns[j].name, index);
     }
 
     MappedChange out;
@@ -71,10 +69,11 @@ MappedChange map_change(const ChangeEvent& event, const SourceTransaction& trans
         }
         c.seen_columns.assign(width, fallback.seen);
         c.sender_columns.assign(width, fallback.own);
-        for (const auto& [name, vector] : event.versions->columns) {
-            if (const auto it = position_of.find(name); it != position_of.end()) {
-                c.seen_columns[it->second] = vector.seen;
-                c.sender_columns[it->second] = vector.own;
+        for (std::size_t j = 0; j < source_columns.size(); ++j) {
+            const auto it = event.versions->columns.find(source_columns[j].name);
+            if (it != event.versions->columns.end()) {
+                c.seen_columns[positions[j]] = it->second.seen;
+                c.sender_columns[positions[j]] = it->second.own;
             }
         }
     }
