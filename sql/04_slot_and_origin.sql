@@ -1,5 +1,5 @@
--- The replication slot of one side and the replication origin for changes applied to it from
--- the other side. Run last (a slot holds WAL from the moment it exists), as a role with
+-- The replication slot of one side, the replication origin for changes applied to it from
+-- the other side, and the origin of `pgbridge repair`'s writes. Run last (a slot holds WAL from the moment it exists), as a role with
 -- REPLICATION (slot) and EXECUTE on pg_replication_origin_create (a superuser by default):
 --   psql "dbname=looma" -v ON_ERROR_STOP=1 -v bridge=crm -v side=looma_crm \
 --        -v other_side=zervigo -f 04_slot_and_origin.sql
@@ -18,4 +18,8 @@ SELECT pg_create_logical_replication_slot(slot, 'pgoutput')
 
 SELECT pg_replication_origin_create(origin)
   FROM (SELECT 'pgbridge_' || :'bridge' || '_from_' || :'other_side' AS origin) o
+ WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = o.origin);
+
+SELECT pg_replication_origin_create(origin)
+  FROM (SELECT 'pgbridge_' || :'bridge' || '_repair' AS origin) o
  WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = o.origin);

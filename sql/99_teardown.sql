@@ -19,7 +19,8 @@ SELECT pg_drop_replication_slot(slot_name)
 
 SELECT pg_replication_origin_drop(roname)
   FROM pg_replication_origin
- WHERE roname = 'pgbridge_' || :'bridge' || '_from_' || :'other_side';
+ WHERE roname IN ('pgbridge_' || :'bridge' || '_from_' || :'other_side',
+                 'pgbridge_' || :'bridge' || '_repair');
 
 SELECT set_config('pgbridge.bridge', :'bridge', false);
 DO $teardown$

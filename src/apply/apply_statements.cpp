@@ -82,18 +82,39 @@ std::string lock_rows_statement(const TargetTable& table) {
            columns + " FROM " + table.name.quoted() + " WHERE " + match + " FOR UPDATE) AS t";
 }
 
+// The row_versions columns as lock_versions_statement returns them, from alias v, with the
+// commit times of the local transactions the row names.
+const char* const kVersionsColumns =
+    "v.columns::text, v.local_row_writes, v.seen_remote_row_writes,"
+    " v.local_delete_writes, v.deleted::text, v.deleted_applied_remote::text,"
+    " (SELECT coalesce(jsonb_object_agg(x.xid, coalesce((extract(epoch FROM"
+    "   pg_xact_commit_timestamp(x.xid::xid8::xid)) * 1000000)::int8, 0)), '{}')"
+    "    FROM (SELECT e.value ->> 'x' FROM jsonb_each(v.columns) AS e WHERE e.value ? 'x'"
+    "          UNION SELECT v.deleted ->> 'x' WHERE v.deleted ? 'x') AS x(xid))::text";
+
 std::string lock_versions_statement(const TargetTable& table) {
-    return "SELECT k.ord, v.columns::text, v.local_row_writes, v.seen_remote_row_writes,"
-           " v.local_delete_writes, v.deleted::text, v.deleted_applied_remote::text,"
-           " (SELECT coalesce(jsonb_object_agg(x.xid, coalesce((extract(epoch FROM"
-           "   pg_xact_commit_timestamp(x.xid::xid8::xid)) * 1000000)::int8, 0)), '{}')"
-           "    FROM (SELECT e.value ->> 'x' FROM jsonb_each(v.columns) AS e WHERE e.value ? 'x'"
-           "          UNION SELECT v.deleted ->> 'x' WHERE v.deleted ? 'x') AS x(xid))::text"
-           " FROM " +
-           keys_source(table, 2) +
+    return std::string("SELECT k.ord, ") + kVersionsColumns + " FROM " + keys_source(table, 2) +
            " CROSS JOIN LATERAL (SELECT * FROM pgbridge.row_versions WHERE table_name = $1"
            " AND key = " +
            versions_key(table) + " FOR UPDATE) AS v";
+}
+
+std::string read_key_states_statement(const TargetTable& table) {
+    std::string columns;
+    for (const auto& c : table.columns) {
+        columns += ", t." + quote_identifier(c.name);
+    }
+    std::string match;
+    for (std::size_t k = 0; k < table.key.size(); ++k) {
+        match += (k > 0 ? " AND " : "") + quote_identifier(table.columns[table.key[k]].name) +
+                 " = " + typed_key(table, k);
+    }
+    return "SELECT k.ord, t.ctid IS NOT NULL" + columns + ", v.table_name IS NOT NULL, " +
+           kVersionsColumns + " FROM " + keys_source(table, 2) + " LEFT JOIN LATERAL (SELECT *, ctid FROM " +
+           table.name.quoted() + " WHERE " + match +
+           ") AS t ON true LEFT JOIN LATERAL (SELECT * FROM pgbridge.row_versions"
+           " WHERE table_name = $1 AND key = " +
+           versions_key(table) + ") AS v ON true ORDER BY k.ord";
 }
 
 std::string insert_versions_statement(const TargetTable& table) {

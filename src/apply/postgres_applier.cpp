@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/apply/apply_statements.hpp>
+#include <pgbridge/apply/local_state.hpp>
 #include <pgbridge/apply/postgres_applier.hpp>
 #include <pgbridge/apply/remote_change.hpp>
 #include <pgbridge/apply/row_versions.hpp>
@@ -88,7 +89,9 @@ class PostgresApplier::Attempt {
 
     void run() {
         collect();
-        if (items_.empty()) {
+        // A live transaction without row changes (verify's fence: docs/verify.md) still
+        // moves apply_progress and the origin, so that its arrival can be seen.
+        if (items_.empty() && batch_.kind != transport::BatchKind::Live) {
             return;
         }
         pg::Connection& conn = a_.connection();
@@ -195,36 +198,14 @@ class PostgresApplier::Attempt {
     void read_rows(const TargetTable& table, const pg::Result& rows) {
         for (int i = 0; i < rows.rows(); ++i) {
             KeyState& k = keys_.at(std::stoul(std::string(rows.value(i, 0))));
-            Row row;
-            for (std::size_t c = 0; c < table.columns.size(); ++c) {
-                const int column = static_cast<int>(c) + 1;
-                row.push_back(rows.is_null(i, column)
-                                  ? Value{}
-                                  : Value{Value::Kind::Text, std::string(rows.value(i, column))});
-            }
-            k.values = std::move(row);
+            k.values = row_from_result(rows, i, 1, table.columns.size());
         }
     }
 
     void read_versions(const pg::Result& rows) {
         for (int i = 0; i < rows.rows(); ++i) {
             KeyState& k = keys_.at(std::stoul(std::string(rows.value(i, 0))));
-            StoredRowVersions& s = k.stored;
-            s.found = true;
-            s.columns = parse_column_versions(rows.value(i, 1));
-            s.local_row_writes = std::stoull(std::string(rows.value(i, 2)));
-            s.seen_remote_row_writes = std::stoull(std::string(rows.value(i, 3)));
-            s.local_delete_writes = std::stoull(std::string(rows.value(i, 4)));
-            if (!rows.is_null(i, 5)) {
-                s.deleted = parse_stamp(rows.value(i, 5));
-            }
-            if (!rows.is_null(i, 6)) {
-                s.deleted_applied_remote = Lsn::parse(rows.value(i, 6)).value_or(Lsn());
-            }
-            const json times = json::parse(rows.value(i, 7));
-            for (const auto& [xid, time] : times.items()) {
-                k.commit_times[xid] = time.get<UnixMicros>();
-            }
+            versions_from_result(rows, i, 1, k.stored, k.commit_times);
         }
     }
 

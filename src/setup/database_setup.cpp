@@ -385,14 +385,18 @@ class SideSetupRun {
         }
     }
 
-    void origin() {
-        const std::string name = names::origin(config_.bridge_name, s_.other->name);
-        auto result = s_.conn.exec("SELECT 1 FROM pg_replication_origin WHERE roname = $1", {name});
-        if (result.rows() > 0) {
-            report_.add(side(), "origin " + name, Outcome::Unchanged, "present");
-        } else {
-            change("origin " + name, "created",
-                   fmt::format("SELECT pg_replication_origin_create({})", quote_literal(name)));
+    // The applier's origin, and repair's (names::repair_origin).
+    void origins() {
+        for (const std::string& name : {names::origin(config_.bridge_name, s_.other->name),
+                                         names::repair_origin(config_.bridge_name)}) {
+            auto result =
+                s_.conn.exec("SELECT 1 FROM pg_replication_origin WHERE roname = $1", {name});
+            if (result.rows() > 0) {
+                report_.add(side(), "origin " + name, Outcome::Unchanged, "present");
+            } else {
+                change("origin " + name, "created",
+                       fmt::format("SELECT pg_replication_origin_create({})", quote_literal(name)));
+            }
         }
     }
 
@@ -641,7 +645,7 @@ SetupReport run_setup(const Config& config, const DatabaseSetupOptions& options)
             run.replica_identity();
             run.version_triggers();
             run.publication();
-            run.origin();
+            run.origins();
         });
         run.slot();
         run.runtime_login(options.timeout_ms);
@@ -701,6 +705,11 @@ SetupReport run_teardown(const Config& config, const DatabaseSetupOptions& optio
         }
         record(s, "origin " + origin, state.value(0, 0) == "t",
                fmt::format("SELECT pg_replication_origin_drop('{}')", origin));
+        const std::string repair_origin = names::repair_origin(config.bridge_name);
+        record(s, "origin " + repair_origin,
+               s.conn.exec("SELECT 1 FROM pg_replication_origin WHERE roname = $1", {repair_origin})
+                       .rows() > 0,
+               fmt::format("SELECT pg_replication_origin_drop('{}')", repair_origin));
         record(s, "publication " + publication, state.value(0, 1) == "t",
                fmt::format("DROP PUBLICATION {}", quote_identifier(publication)));
         const std::string schema_object = fmt::format("schema {}", names::kMetadataSchema);

@@ -27,6 +27,11 @@ std::string lock_rows_statement(const TargetTable& table);
 // seen_remote_row_writes, local_delete_writes, deleted, deleted_applied_remote, commit times
 // as a JSON object xid -> microseconds).
 std::string lock_versions_statement(const TargetTable& table);
+// Reads, without locking anything, the rows and row_versions of many keys at once (verify).
+// Parameters as for lock_versions_statement. Returns, for every key in ordinal order:
+// ordinal, whether the row exists, every column, whether row_versions has the key, then the
+// row_versions columns of lock_versions_statement.
+std::string read_key_states_statement(const TargetTable& table);
 // Inserts the row_versions of many keys that had none. Parameters: $1 table name, one text[]
 // per key column, then text[] columns, int8[] local_row_writes, int8[] seen_remote_row_writes,
 // int8[] local_delete_writes, text[] deleted, text[] deleted_applied_remote.

@@ -22,6 +22,12 @@ inline std::string slot(std::string_view bridge, std::string_view side) {
 inline std::string origin(std::string_view bridge, std::string_view source_side) {
     return "pgbridge_" + std::string(bridge) + "_from_" + std::string(source_side);
 }
+// The origin of `pgbridge repair`'s writes on either side: a second origin, because the
+// applier's origin session is held by `pgbridge run` while repair writes (PostgreSQL 15 lets
+// one session at a time use an origin), and a pgbridge origin, so that capture drops them.
+inline std::string repair_origin(std::string_view bridge) {
+    return "pgbridge_" + std::string(bridge) + "_repair";
+}
 inline std::string exchange(std::string_view bridge) {
     return "pgbridge." + std::string(bridge);
 }

@@ -1,0 +1,209 @@
+#include <chrono>
+#include <future>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/core/log.hpp>
+#include <pgbridge/verify/fence.hpp>
+#include <pgbridge/verify/postgres_row_source.hpp>
+#include <pgbridge/verify/verifier.hpp>
+
+namespace pgbridge::verify {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The keys of the table's pending conflicts on one side, in key column order. The conflict
+// log keeps a key as {"column on this side": "value"}.
+std::set<Key> pending_conflict_keys(pg::Connection& connection, const std::string& bridge,
+                                    const apply::TargetTable& side) {
+    const pg::Result r = connection.exec(
+        "SELECT key::text FROM pgbridge.conflicts"
+        " WHERE bridge = $1 AND table_name = $2 AND status = 'pending'",
+        {bridge, side.name.display()});
+    std::set<Key> out;
+    for (int i = 0; i < r.rows(); ++i) {
+        const auto doc = nlohmann::json::parse(r.value(i, 0), nullptr, false);
+        if (!doc.is_object()) {
+            continue;
+        }
+        Key key;
+        for (const std::size_t k : side.key) {
+            const auto it = doc.find(side.columns[k].name);
+            if (it == doc.end() || !it->is_string()) {
+                break;
+            }
+            key.push_back(it->get<std::string>());
+        }
+        if (key.size() == side.key.size()) {
+            out.insert(std::move(key));
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+bool VerifyReport::identical() const {
+    for (const auto& t : tables) {
+        if (!t.differences.empty() || t.truncated) {
+            return false;
+        }
+    }
+    return true;
+}
+
+Verifier::Verifier(const Config& config, VerifyOptions options)
+    : config_(config), options_(std::move(options)) {}
+
+VerifyReport Verifier::run() {
+    const auto start = Clock::now();
+    VerifyReport report;
+    report.bridge = config_.bridge_name;
+    connections_.clear();
+    tables_.clear();
+    for (std::size_t i = 0; i < 2; ++i) {
+        report.sides[i] = config_.sides.at(i).name;
+        auto options = pg::ConnectOptions::for_side(config_.sides[i], config_.engine.timeout_ms,
+                                                    "pgbridge verify");
+        connections_.push_back(pg::Connection::open(options));
+    }
+    for (const auto& table : config_.tables) {
+        if (options_.table && table.name != *options_.table) {
+            continue;
+        }
+        tables_.push_back(describe_compared_table(table, connections_[0], report.sides[0],
+                                                  connections_[1], report.sides[1]));
+    }
+    if (options_.table && tables_.empty()) {
+        throw Error(ErrorKind::Usage, "no synced table has this name in the configuration")
+            .with("table", options_.table->display());
+    }
+    report.consistent = options_.fence;
+    if (options_.fence) {
+        fence_or_throw(&report);
+    }
+    for (const auto& table : tables_) {
+        report.tables.push_back(verify_table(table));
+    }
+    report.seconds = seconds_since(start);
+    return report;
+}
+
+void Verifier::fence_or_throw(VerifyReport* report) {
+    const FenceResult fence =
+        pass_fence(config_.bridge_name, {&connections_[0], config_.sides[0].name},
+                   {&connections_[1], config_.sides[1].name}, options_.fence_timeout);
+    if (!fence.passed) {
+        throw Error(ErrorKind::Setup,
+                    fmt::format("verify's fence was not applied within {} ms ({}): is `pgbridge "
+                                "run` running and keeping up? (--no-fence compares the sides "
+                                "as they are, changes in flight included)",
+                                options_.fence_timeout.count(), fmt::join(fence.waiting, ", ")))
+            .with("bridge", config_.bridge_name);
+    }
+    if (report) {
+        report->fence_wait = fence.took;
+    }
+}
+
+std::array<std::vector<RowState>, 2> Verifier::read_both(const ComparedTable& table,
+                                                         const std::vector<Key>& keys) {
+    auto from_a = std::async(std::launch::async,
+                             [&] { return read_row_states(connections_[0], table, 0, keys); });
+    auto from_b = read_row_states(connections_[1], table, 1, keys);
+    return {from_a.get(), std::move(from_b)};
+}
+
+TableReport Verifier::verify_table(const ComparedTable& table) {
+    const auto start = Clock::now();
+    TableReport report;
+    report.table = table.name();
+    for (const std::size_t k : table.key) {
+        report.key_columns.push_back(table.columns[k]);
+    }
+    report.not_compared = table.one_sided;
+
+    PostgresRowSource source_a(connections_[0], table, 0);
+    PostgresRowSource source_b(connections_[1], table, 1);
+    DifferResult found = find_differing_keys(source_a, source_b, options_.differ);
+    report.rows = {found.rows_a, found.rows_b};
+    report.ranges = found.ranges;
+    report.mismatched_ranges = found.mismatched_ranges;
+    report.candidates = found.keys.size();
+    report.truncated = found.truncated;
+
+    // Read the candidates on both sides, then again after each fence: a key whose sides
+    // differ and whose state did not move while everything committed before the previous
+    // read was applied is a real difference; one that moved is read again.
+    std::vector<Key> keys(found.keys.begin(), found.keys.end());
+    auto states = read_both(table, keys);
+    std::vector<std::size_t> open;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (states_differ(table, states[0][i], states[1][i])) {
+            open.push_back(i);
+        }
+    }
+    std::set<Key> pending;
+    if (!open.empty()) {
+        pending = pending_conflict_keys(connections_[0], config_.bridge_name, table.sides[0]);
+        pending.merge(
+            pending_conflict_keys(connections_[1], config_.bridge_name, table.sides[1]));
+    }
+    for (int round = 0; round < options_.rechecks && !open.empty(); ++round) {
+        if (options_.fence) {
+            fence_or_throw(nullptr);
+        }
+        std::vector<Key> again;
+        for (const std::size_t i : open) {
+            again.push_back(keys[i]);
+        }
+        auto now = read_both(table, again);
+        std::vector<std::size_t> still_open;
+        for (std::size_t j = 0; j < open.size(); ++j) {
+            const std::size_t i = open[j];
+            RowState& a = now[0][j];
+            RowState& b = now[1][j];
+            if (!states_differ(table, a, b)) {
+                continue;  // it was in flight and has arrived
+            }
+            if (a.fingerprint != states[0][i].fingerprint ||
+                b.fingerprint != states[1][i].fingerprint) {
+                states[0][i] = std::move(a);
+                states[1][i] = std::move(b);
+                still_open.push_back(i);
+                continue;
+            }
+            KeyDifference d;
+            d.key = keys[i];
+            d.kind = !b.exists   ? KeyDifference::Kind::OnlyOnA
+                     : !a.exists ? KeyDifference::Kind::OnlyOnB
+                                 : KeyDifference::Kind::Values;
+            d.columns = differing_columns(table, a, b);
+            d.states = {std::move(a), std::move(b)};
+            (pending.count(d.key) ? report.pending_conflicts : report.differences)
+                .push_back(std::move(d));
+        }
+        open = std::move(still_open);
+    }
+    report.in_flight = open.size();
+    report.seconds = seconds_since(start);
+    log::info("verify", "table compared",
+              {{"table", table.name().display()},
+               {"rows", std::to_string(report.rows[0])},
+               {"differences", std::to_string(report.differences.size())},
+               {"pending_conflicts", std::to_string(report.pending_conflicts.size())},
+               {"in_flight", std::to_string(report.in_flight)},
+               {"seconds", fmt::format("{:.2f}", report.seconds)}});
+    return report;
+}
+
+}  // namespace pgbridge::verify
