@@ -110,8 +110,8 @@ std::string read_key_states_statement(const TargetTable& table) {
                  " = " + typed_key(table, k);
     }
     return "SELECT k.ord, t.ctid IS NOT NULL" + columns + ", v.table_name IS NOT NULL, " +
-           kVersionsColumns + " FROM " + keys_source(table, 2) + " LEFT JOIN LATERAL (SELECT *, ctid FROM " +
-           table.name.quoted() + " WHERE " + match +
+           kVersionsColumns + " FROM " + keys_source(table, 2) +
+           " LEFT JOIN LATERAL (SELECT *, ctid FROM " + table.name.quoted() + " WHERE " + match +
            ") AS t ON true LEFT JOIN LATERAL (SELECT * FROM pgbridge.row_versions"
            " WHERE table_name = $1 AND key = " +
            versions_key(table) + ") AS v ON true ORDER BY k.ord";

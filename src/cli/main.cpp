@@ -121,6 +121,22 @@ int main(int argc, char** argv) {
                    "acknowledged) instead of a temporary slot from now on");
     tail->add_option("--count", tail_options.count, "stop after this many transactions");
 
+    VerifyCommandOptions verify_options;
+    auto* verify = app.add_subcommand(
+        "verify", "compare every synced table on both sides (exit 0 identical, 1 not)");
+    auto* repair = app.add_subcommand(
+        "repair", "verify, then write the winning version of each differing key on the other side");
+    for (auto* command : {verify, repair}) {
+        command->add_option("--table", verify_options.table,
+                            "only this synced table (schema.table, as the config names it)");
+        command->add_flag("--no-fence", verify_options.no_fence,
+                          "compare the sides as they are now, without waiting for the bridge "
+                          "to carry a fence (changes in flight show as differences)");
+        command->add_option("--wait", verify_options.wait_seconds, "seconds to wait for the fence")
+            ->check(CLI::PositiveNumber);
+    }
+    repair->add_flag("--dry-run", verify_options.dry_run, "show what would be written");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -163,6 +179,12 @@ int main(int argc, char** argv) {
         if (*status) {
             return status_command(global);
         }
+        if (*verify) {
+            return verify_command(global, verify_options);
+        }
+        if (*repair) {
+            return repair_command(global, verify_options);
+        }
         if (*conflicts) {
             for (auto* action : {conflicts_list, conflicts_show, conflicts_resolve}) {
                 if (*action) {
@@ -175,9 +197,10 @@ int main(int argc, char** argv) {
         return 2;
     } catch (const Error& e) {
         std::cerr << fmt::format("pgbridge: {} error: {}\n", to_string(e.kind()), e.what());
-        return exit_code_for(e.kind());
+        // verify and repair use 1 for "differences": a failure to compare is 2.
+        return *verify || *repair ? 2 : exit_code_for(e.kind());
     } catch (const std::exception& e) {
         std::cerr << fmt::format("pgbridge: internal error: {}\n", e.what());
-        return 1;
+        return *verify || *repair ? 2 : 1;
     }
 }

@@ -388,7 +388,7 @@ class SideSetupRun {
     // The applier's origin, and repair's (names::repair_origin).
     void origins() {
         for (const std::string& name : {names::origin(config_.bridge_name, s_.other->name),
-                                         names::repair_origin(config_.bridge_name)}) {
+                                        names::repair_origin(config_.bridge_name)}) {
             auto result =
                 s_.conn.exec("SELECT 1 FROM pg_replication_origin WHERE roname = $1", {name});
             if (result.rows() > 0) {

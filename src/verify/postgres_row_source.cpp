@@ -77,10 +77,10 @@ std::vector<Key> PostgresRowSource::boundaries(const KeyRange& range, std::uint6
     params.emplace_back(std::to_string(step * count));
     // Numbers the first step*count keys of the range in key order (an index-only scan of
     // the primary key) and keeps every step-th.
-    const std::string sql =
-        fmt::format("SELECT {0} FROM (SELECT {1}, row_number() OVER (ORDER BY {1}) AS n FROM {2}{3}"
-                    " ORDER BY {1} LIMIT ${4}) AS chunk WHERE n % ${5} = 0 ORDER BY n",
-                    key_text_, key_list_, table_, condition, params.size(), step_param);
+    const std::string sql = fmt::format(
+        "SELECT {0} FROM (SELECT {1}, row_number() OVER (ORDER BY {1}) AS n FROM {2}{3}"
+        " ORDER BY {1} LIMIT ${4}) AS chunk WHERE n % ${5} = 0 ORDER BY n",
+        key_text_, key_list_, table_, condition, params.size(), step_param);
     const pg::Result result = connection_.exec(sql, params);
     std::vector<Key> out;
     for (int r = 0; r < result.rows(); ++r) {
@@ -103,15 +103,15 @@ RangeDigest PostgresRowSource::digest(const KeyRange& range) {
 
 std::vector<KeyedRowHash> PostgresRowSource::row_hashes(const KeyRange& range) {
     pg::Params params;
-    const std::string sql = fmt::format("SELECT {}, {} FROM {}{} ORDER BY {}", key_text_,
-                                        row_hash_, table_, where(range, params), key_list_);
+    const std::string sql = fmt::format("SELECT {}, {} FROM {}{} ORDER BY {}", key_text_, row_hash_,
+                                        table_, where(range, params), key_list_);
     const pg::Result result = connection_.exec(sql, params);
     std::vector<KeyedRowHash> out;
     out.reserve(static_cast<std::size_t>(result.rows()));
     const int hash_column = static_cast<int>(key_columns_.size());
     for (int r = 0; r < result.rows(); ++r) {
-        out.push_back({key_at(result, r, key_columns_.size()),
-                       std::string(result.value(r, hash_column))});
+        out.push_back(
+            {key_at(result, r, key_columns_.size()), std::string(result.value(r, hash_column))});
     }
     return out;
 }

@@ -45,7 +45,8 @@ std::vector<RowState> read_row_states(pg::Connection& connection, const Compared
                                             state.commit_times);
             }
             for (int c = 1; c < result.columns(); ++c) {
-                state.fingerprint += result.is_null(r, c) ? std::string("\\N") : std::string(result.value(r, c));
+                state.fingerprint +=
+                    result.is_null(r, c) ? std::string("\\N") : std::string(result.value(r, c));
                 state.fingerprint += '\x1f';
             }
             out.push_back(std::move(state));

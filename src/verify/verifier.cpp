@@ -155,8 +155,7 @@ TableReport Verifier::verify_table(const ComparedTable& table) {
     std::set<Key> pending;
     if (!open.empty()) {
         pending = pending_conflict_keys(connections_[0], config_.bridge_name, table.sides[0]);
-        pending.merge(
-            pending_conflict_keys(connections_[1], config_.bridge_name, table.sides[1]));
+        pending.merge(pending_conflict_keys(connections_[1], config_.bridge_name, table.sides[1]));
     }
     for (int round = 0; round < options_.rechecks && !open.empty(); ++round) {
         if (options_.fence) {

@@ -2,9 +2,9 @@
 // differ, whatever their place (first, last, chunk edges), with either side empty, and with
 // sides that order keys differently.
 
-#include <doctest/doctest.h>
-
 #include <map>
+
+#include <doctest/doctest.h>
 
 #include <pgbridge/verify/range_differ.hpp>
 
@@ -122,9 +122,9 @@ TEST_SUITE("unit") {
         MemorySide a, b;
         fill(a, 1, 5000);
         fill(b, 1, 5000);
-        a.erase(key_of(1));     // first key
-        b.erase(key_of(100));   // a chunk's last key
-        b.erase(key_of(2345));  // inside a chunk
+        a.erase(key_of(1));            // first key
+        b.erase(key_of(100));          // a chunk's last key
+        b.erase(key_of(2345));         // inside a chunk
         a.put(key_of(5001), "h5001");  // beyond every cut
         b.put(key_of(777), "changed");
         b.put(key_of(5000), "changed");  // last key

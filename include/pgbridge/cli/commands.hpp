@@ -33,6 +33,13 @@ struct ConflictsCommandOptions {
     int limit = 100;
 };
 
+struct VerifyCommandOptions {
+    std::string table;  // only this synced table (canonical schema.table)
+    bool no_fence = false;
+    int wait_seconds = 60;  // for the fence
+    bool dry_run = false;   // repair only
+};
+
 // Each returns the process exit code; errors propagate as pgbridge::Error.
 int check_config_command(const GlobalOptions& global);
 int setup_command(const GlobalOptions& global, const SetupCommandOptions& options);
@@ -46,6 +53,10 @@ int lag_command(const GlobalOptions& global);
 int status_command(const GlobalOptions& global);
 // The daemon: until SIGTERM (exit 0) or a failure it cannot retry (exit 1).
 int run_command(const GlobalOptions& global);
+// Exit 0 identical, 1 differences; errors exit 2 (main).
+int verify_command(const GlobalOptions& global, const VerifyCommandOptions& options);
+// Exit 0 when every difference was mended, 1 when some were left.
+int repair_command(const GlobalOptions& global, const VerifyCommandOptions& options);
 int tail_command(const GlobalOptions& global, const TailCommandOptions& options);
 int version_command(const GlobalOptions& global);
 

@@ -27,9 +27,9 @@ class PostgresRowSource final : public RowSource {
     std::string where(const KeyRange& range, pg::Params& params) const;
 
     pg::Connection& connection_;
-    std::string table_;         // quoted name on this side
-    std::string key_list_;      // "k1", "k2" quoted, in key order
-    std::string key_text_;      // "k1"::text, ... for output
+    std::string table_;                     // quoted name on this side
+    std::string key_list_;                  // "k1", "k2" quoted, in key order
+    std::string key_text_;                  // "k1"::text, ... for output
     std::vector<std::string> key_columns_;  // quoted
     std::vector<std::string> key_types_;
     std::string row_hash_;  // md5(ROW(...)::text)

@@ -42,11 +42,11 @@ struct TableReport {
     std::array<std::uint64_t, 2> rows{0, 0};
     std::uint64_t ranges = 0;
     std::uint64_t mismatched_ranges = 0;
-    std::uint64_t candidates = 0;  // keys the range comparison pointed at
-    std::vector<KeyDifference> differences;       // drift
+    std::uint64_t candidates = 0;                  // keys the range comparison pointed at
+    std::vector<KeyDifference> differences;        // drift
     std::vector<KeyDifference> pending_conflicts;  // differences a pending conflict explains
-    std::uint64_t in_flight = 0;  // keys still changing at every re-read: not judged
-    bool truncated = false;       // more keys differ than max_keys
+    std::uint64_t in_flight = 0;            // keys still changing at every re-read: not judged
+    bool truncated = false;                 // more keys differ than max_keys
     std::vector<std::string> not_compared;  // columns only one side has
     double seconds = 0;
 };

@@ -1,0 +1,92 @@
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pgbridge/config/config.hpp>
+#include <pgbridge/config/conflict_rules.hpp>
+#include <pgbridge/pg/connection.hpp>
+#include <pgbridge/verify/verifier.hpp>
+
+namespace pgbridge::verify {
+
+// One write that brings the losing side of a difference to the winner's data.
+struct RepairWrite {
+    enum class Op { Insert, Update, Delete };
+    std::size_t side = 0;  // the side written (index into the config's sides)
+    Op op = Op::Update;
+    std::vector<std::string> columns;  // canonical: the columns written (Update, Insert)
+    std::string reason;                // how it was decided, in words
+};
+
+// What repair does for one differing key: decided by the same conflict rules as the live
+// path (docs/verify.md), column by column.
+struct RepairPlan {
+    Key key;
+    std::vector<RepairWrite> writes;  // at most one per side
+    // Columns whose rule is `manual`: recorded as pending conflicts, not written.
+    std::vector<std::string> undecided;
+};
+
+// A row on one side only is copied to the other, unless the other side's row_versions holds
+// its deletion (a tombstone): then the delete wins, as it wins over a concurrent update.
+// Differing columns: field_priority, else the default strategy (source_priority: the first
+// side; last_write_wins: the later write to that column by the row_versions of each side,
+// ties to source_priority; manual: left to a person).
+RepairPlan plan_repair(const ComparedTable& table, const KeyDifference& difference,
+                       const ConflictRules& rules, const std::array<std::string, 2>& sides);
+
+struct RepairOutcome {
+    RepairPlan plan;
+    bool written = false;
+    // Why nothing was written: the key changed since it was compared, or the server refused.
+    std::optional<std::string> skipped;
+};
+
+// Carries out repair plans, one key per transaction on the side written, in a session bound
+// to the repair origin (capture drops what it writes, so nothing echoes) with
+// pgbridge.applying on (the write is not a new local version). The row is locked and read
+// again first: if either side changed since verify compared it, the key is skipped. Every
+// repair is a row of pgbridge.conflicts on the side written (kind and strategy `repair`),
+// every undecided column a pending conflict on both sides.
+class RepairWriter {
+  public:
+    RepairWriter(const Config& config, Verifier& verifier);
+
+    RepairOutcome repair(const ComparedTable& table, const KeyDifference& difference,
+                         const RepairPlan& plan);
+
+  private:
+    pg::Connection& writer(std::size_t side);
+    bool unchanged(const ComparedTable& table, const KeyDifference& difference);
+    void write(const ComparedTable& table, const KeyDifference& difference, const RepairWrite& w);
+    void record(pg::Connection& conn, const ComparedTable& table, const KeyDifference& difference,
+                std::size_t side, const std::vector<std::string>& columns,
+                const std::optional<std::string>& winner, const std::string& note);
+
+    const Config& config_;
+    Verifier& verifier_;
+    std::array<std::optional<pg::Connection>, 2> writers_;
+};
+
+struct TableRepairs {
+    QualifiedName table;
+    std::vector<RepairOutcome> outcomes;
+};
+
+struct RepairReport {
+    VerifyReport verify;
+    std::vector<TableRepairs> tables;
+    bool dry_run = false;
+    std::size_t written = 0;    // keys written
+    std::size_t skipped = 0;    // keys that changed or failed
+    std::size_t undecided = 0;  // keys left to a person (manual)
+};
+
+// `pgbridge repair`: verify, then a plan per differing key and, unless dry_run, its writes.
+// Differences that a pending conflict already explains are left to `conflicts resolve`.
+RepairReport verify_and_repair(const Config& config, const VerifyOptions& options, bool dry_run);
+
+}  // namespace pgbridge::verify

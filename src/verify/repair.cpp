@@ -1,0 +1,291 @@
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <pgbridge/apply/apply_statements.hpp>
+#include <pgbridge/apply/remote_change.hpp>
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/core/log.hpp>
+#include <pgbridge/pg/array_literal.hpp>
+#include <pgbridge/verify/repair.hpp>
+
+namespace pgbridge::verify {
+namespace {
+
+using nlohmann::json;
+
+std::size_t other(std::size_t side) {
+    return 1 - side;
+}
+
+// The commit time of the last write to each compared column, on one side: what
+// last_write_wins compares (0 when unknown: older than pgbridge, or copied at initial sync).
+std::vector<UnixMicros> column_write_times(const ComparedTable& table, std::size_t side,
+                                           const RowState& state) {
+    const apply::LocalRow local =
+        apply::to_local_row(state.stored, state.row, table.sides[side].names, state.commit_times);
+    std::vector<UnixMicros> out;
+    for (const std::size_t p : table.positions[side]) {
+        out.push_back(p < local.columns.size() ? local.columns[p].last_write.time : 0);
+    }
+    return out;
+}
+
+std::size_t index_of(const std::array<std::string, 2>& sides, const std::string& name) {
+    return sides[0] == name ? 0 : 1;
+}
+
+std::string column_of(const ComparedTable& table, std::size_t side, const std::string& canonical) {
+    const auto it = std::find(table.columns.begin(), table.columns.end(), canonical);
+    return table.sides[side].columns[table.positions[side][it - table.columns.begin()]].name;
+}
+
+std::optional<std::string> param_of(const Value& value) {
+    return value.kind == Value::Kind::Null ? std::nullopt : std::optional(value.data);
+}
+
+const Value& value_of(const ComparedTable& table, std::size_t side, const RowState& state,
+                      const std::string& canonical) {
+    const auto it = std::find(table.columns.begin(), table.columns.end(), canonical);
+    return state.row.at(table.positions[side][it - table.columns.begin()]);
+}
+
+}  // namespace
+
+RepairPlan plan_repair(const ComparedTable& table, const KeyDifference& d,
+                       const ConflictRules& rules, const std::array<std::string, 2>& sides) {
+    RepairPlan plan;
+    plan.key = d.key;
+    if (d.kind != KeyDifference::Kind::Values) {
+        const std::size_t has = d.kind == KeyDifference::Kind::OnlyOnA ? 0 : 1;
+        const std::size_t lacks = other(has);
+        if (d.states[lacks].stored.deleted) {
+            plan.writes.push_back({has,
+                                   RepairWrite::Op::Delete,
+                                   {},
+                                   sides[lacks] + " deleted the row: the delete wins"});
+        } else {
+            plan.writes.push_back({lacks, RepairWrite::Op::Insert, table.columns,
+                                   "missing on " + sides[lacks] + ": copied from " + sides[has]});
+        }
+        return plan;
+    }
+    const std::array<std::vector<UnixMicros>, 2> times = {
+        column_write_times(table, 0, d.states[0]), column_write_times(table, 1, d.states[1])};
+    std::array<RepairWrite, 2> updates;
+    for (const std::string& column : d.columns) {
+        const std::size_t i = static_cast<std::size_t>(
+            std::find(table.columns.begin(), table.columns.end(), column) - table.columns.begin());
+        const ColumnRule rule = rules.for_column(table.name(), column);
+        std::size_t winner = 0;
+        std::string why;
+        if (rule.fixed_winner) {
+            winner = index_of(sides, *rule.fixed_winner);
+            why = rule.reason;
+        } else if (rule.strategy == ConflictStrategy::LastWriteWins) {
+            const UnixMicros ta = times[0][i];
+            const UnixMicros tb = times[1][i];
+            winner = ta > tb ? 0 : tb > ta ? 1 : index_of(sides, rule.tie_winner);
+            why = ta == tb ? "last_write_wins, equal write times: source_priority"
+                           : "last_write_wins: the later write";
+        } else {
+            plan.undecided.push_back(column);
+            continue;
+        }
+        RepairWrite& w = updates[other(winner)];
+        w.columns.push_back(column);
+        w.reason +=
+            fmt::format("{}{}: {} ({})", w.reason.empty() ? "" : "; ", column, sides[winner], why);
+    }
+    for (std::size_t side = 0; side < 2; ++side) {
+        if (!updates[side].columns.empty()) {
+            updates[side].side = side;
+            updates[side].op = RepairWrite::Op::Update;
+            plan.writes.push_back(std::move(updates[side]));
+        }
+    }
+    return plan;
+}
+
+RepairWriter::RepairWriter(const Config& config, Verifier& verifier)
+    : config_(config), verifier_(verifier) {}
+
+pg::Connection& RepairWriter::writer(std::size_t side) {
+    if (!writers_[side]) {
+        auto options = pg::ConnectOptions::for_side(config_.sides.at(side),
+                                                    config_.engine.timeout_ms, "pgbridge repair");
+        pg::Connection conn = pg::Connection::open(options);
+        const std::string origin = names::repair_origin(config_.bridge_name);
+        if (conn.exec("SELECT 1 FROM pg_replication_origin WHERE roname = $1", {origin}).rows() ==
+            0) {
+            throw Error(ErrorKind::Setup,
+                        "the repair origin is missing: run `pgbridge setup` again (it adds it)")
+                .with("side", config_.sides[side].name)
+                .with("origin", origin);
+        }
+        conn.exec("SELECT pg_catalog.pg_replication_origin_session_setup($1)", {origin});
+        writers_[side] = std::move(conn);
+    }
+    return *writers_[side];
+}
+
+RepairOutcome RepairWriter::repair(const ComparedTable& table, const KeyDifference& difference,
+                                   const RepairPlan& plan) {
+    RepairOutcome outcome;
+    outcome.plan = plan;
+    try {
+        for (const RepairWrite& w : plan.writes) {
+            pg::Connection& conn = writer(w.side);
+            const bool done = conn.transaction([&] {
+                conn.exec("SET LOCAL pgbridge.applying = 'on'");
+                // Lock the row about to be written, then check nothing moved since verify.
+                const apply::TargetTable& target = table.sides[w.side];
+                pg::Params lock{pg::array_literal(std::vector<std::optional<std::string>>{"0"})};
+                for (const auto& k : difference.key) {
+                    lock.push_back(pg::array_literal(std::vector<std::optional<std::string>>{k}));
+                }
+                conn.exec(apply::lock_rows_statement(target), lock);
+                const RowState now_written =
+                    read_row_states(conn, table, w.side, {difference.key}).at(0);
+                const RowState now_other = read_row_states(verifier_.connection(other(w.side)),
+                                                           table, other(w.side), {difference.key})
+                                               .at(0);
+                if (now_written.fingerprint != difference.states[w.side].fingerprint ||
+                    now_other.exists != difference.states[other(w.side)].exists ||
+                    (now_other.exists && w.op != RepairWrite::Op::Delete && [&] {
+                        for (const auto& c : w.columns) {
+                            const Value& before =
+                                value_of(table, other(w.side), difference.states[other(w.side)], c);
+                            const Value& after = value_of(table, other(w.side), now_other, c);
+                            if (before.kind != after.kind || before.data != after.data) {
+                                return true;
+                            }
+                        }
+                        return false;
+                    }())) {
+                    return false;
+                }
+                write(table, difference, w);
+                return true;
+            });
+            if (!done) {
+                outcome.skipped = "changed since it was compared: verify again";
+                return outcome;
+            }
+            outcome.written = true;
+        }
+        if (!plan.undecided.empty()) {
+            for (std::size_t side = 0; side < 2; ++side) {
+                record(writer(side), table, difference, side, plan.undecided, std::nullopt,
+                       "found by pgbridge repair; the manual strategy leaves it to a person");
+            }
+        }
+    } catch (const Error& e) {
+        if (pg::is_connection_failure(e)) {
+            throw;
+        }
+        outcome.skipped = e.what();
+        log::warning("repair", "key not repaired",
+                     {{"table", table.name().display()}, {"error", e.what()}});
+    }
+    return outcome;
+}
+
+void RepairWriter::write(const ComparedTable& table, const KeyDifference& d, const RepairWrite& w) {
+    pg::Connection& conn = writer(w.side);
+    const apply::TargetTable& target = table.sides[w.side];
+    const std::size_t source = other(w.side);
+    pg::Params params;
+    std::vector<std::size_t> positions;
+    for (const auto& c : w.columns) {
+        positions.push_back(target.find(column_of(table, w.side, c)));
+        params.push_back(param_of(value_of(table, source, d.states[source], c)));
+    }
+    switch (w.op) {
+        case RepairWrite::Op::Insert:
+            conn.exec(apply::insert_statement(target, positions), params);
+            break;
+        case RepairWrite::Op::Update:
+            params.insert(params.end(), d.key.begin(), d.key.end());
+            conn.exec(apply::update_statement(target, positions), params);
+            break;
+        case RepairWrite::Op::Delete:
+            conn.exec(apply::delete_statement(target), pg::Params(d.key.begin(), d.key.end()));
+            break;
+    }
+    record(conn, table, d, w.side, w.columns, config_.sides[source].name, w.reason);
+}
+
+void RepairWriter::record(pg::Connection& conn, const ComparedTable& table, const KeyDifference& d,
+                          std::size_t side, const std::vector<std::string>& columns,
+                          const std::optional<std::string>& winner, const std::string& note) {
+    const apply::TargetTable& target = table.sides[side];
+    std::vector<std::optional<std::string>> names;
+    json local = json::object();
+    json remote = json::object();
+    for (const auto& c : columns) {
+        const std::string name = column_of(table, side, c);
+        names.push_back(name);
+        const auto as_json = [&](std::size_t s) -> json {
+            if (!d.states[s].exists) {
+                return nullptr;
+            }
+            const Value& v = value_of(table, s, d.states[s], c);
+            return v.kind == Value::Kind::Null ? json() : json(v.data);
+        };
+        local[name] = as_json(side);
+        remote[name] = as_json(other(side));
+    }
+    const auto dump = [](const json& j) {
+        return j.dump(-1, ' ', false, json::error_handler_t::replace);
+    };
+    conn.exec(
+        "INSERT INTO pgbridge.conflicts (bridge, table_name, key, kind, columns, local_side,"
+        " remote_side, local_values, remote_values, strategy, winner, status, resolved_at,"
+        " resolved_by, note) VALUES ($1, $2, $3::jsonb, 'repair', $4::text[], $5, $6,"
+        " $7::jsonb, $8::jsonb, $9, $10, $11, CASE WHEN $11 = 'resolved' THEN now() END,"
+        " CASE WHEN $11 = 'resolved' THEN 'pgbridge repair' END, $12)",
+        {config_.bridge_name, target.name.display(), apply::key_json(target, d.key),
+         pg::array_literal(names), config_.sides[side].name, config_.sides[other(side)].name,
+         d.states[side].exists ? std::optional(dump(local)) : std::nullopt,
+         d.states[other(side)].exists ? std::optional(dump(remote)) : std::nullopt,
+         winner ? "repair" : "manual", winner, winner ? "resolved" : "pending", note});
+}
+
+RepairReport verify_and_repair(const Config& config, const VerifyOptions& options, bool dry_run) {
+    RepairReport report;
+    report.dry_run = dry_run;
+    Verifier verifier(config, options);
+    report.verify = verifier.run();
+    const ConflictRules rules(config);
+    RepairWriter writer(config, verifier);
+    for (std::size_t t = 0; t < report.verify.tables.size(); ++t) {
+        const TableReport& found = report.verify.tables[t];
+        const ComparedTable& table = verifier.table(t);
+        TableRepairs repairs{found.table, {}};
+        for (const KeyDifference& d : found.differences) {
+            const RepairPlan plan = plan_repair(table, d, rules, report.verify.sides);
+            RepairOutcome outcome;
+            if (dry_run) {
+                outcome.plan = plan;
+            } else {
+                outcome = writer.repair(table, d, plan);
+            }
+            report.written += outcome.written ? 1 : 0;
+            report.skipped += outcome.skipped ? 1 : 0;
+            report.undecided += plan.undecided.empty() ? 0 : 1;
+            if (outcome.written) {
+                log::info("repair", "key repaired",
+                          {{"table", found.table.display()},
+                           {"writes", std::to_string(plan.writes.size())}});
+            }
+            repairs.outcomes.push_back(std::move(outcome));
+        }
+        report.tables.push_back(std::move(repairs));
+    }
+    return report;
+}
+
+}  // namespace pgbridge::verify
