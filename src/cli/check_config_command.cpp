@@ -103,6 +103,10 @@ nlohmann::json config_json(const Config& config) {
           {"max_retries", config.engine.max_retries},
           {"retry_delay_ms", config.engine.retry_delay_ms},
           {"timeout_ms", config.engine.timeout_ms}}},
+        {"verify",
+         {{"schedule", config.verify.schedule ? nlohmann::json(config.verify.schedule->text())
+                                              : nlohmann::json()},
+          {"auto_repair", config.verify.auto_repair}}},
         {"conflicts",
          {{"default_strategy", to_string(config.conflicts.default_strategy)},
           {"source_priority", config.conflicts.source_priority}}},
@@ -134,6 +138,12 @@ void print_text(const Config& config, std::ostream& out) {
     out << fmt::format(
         "  engine: batch_size {}, max_retries {}, retry_delay_ms {}, timeout_ms {}\n", e.batch_size,
         e.max_retries, e.retry_delay_ms, e.timeout_ms);
+    if (config.verify.schedule) {
+        out << fmt::format("  verify: on schedule \"{}\" (UTC){}\n", config.verify.schedule->text(),
+                           config.verify.auto_repair ? ", then repair" : ", report only");
+    } else {
+        out << "  verify: not scheduled (run `pgbridge verify` by hand or from cron)\n";
+    }
 
     out << "\ntables and conflict rules\n";
     for (const auto& table : config.tables) {

@@ -19,6 +19,7 @@
 #include <pgbridge/metrics/bridge_metrics.hpp>
 #include <pgbridge/metrics/bridge_probe.hpp>
 #include <pgbridge/run/direction.hpp>
+#include <pgbridge/run/scheduled_verify.hpp>
 #include <pgbridge/run/systemd_notify.hpp>
 
 namespace pgbridge::cli {
@@ -158,6 +159,13 @@ int run_command(const GlobalOptions& global) {
         d->start();
     }
     log::info("run", "started", {{"bridge", config.bridge_name}, {"sides", a + "," + b}});
+    std::unique_ptr<run::ScheduledVerify> scheduled_verify;
+    if (config.verify.schedule) {
+        scheduled_verify = std::make_unique<run::ScheduledVerify>(config, metrics.get());
+        log::info("run", "verify scheduled",
+                  {{"schedule", config.verify.schedule->text()},
+                   {"auto_repair", config.verify.auto_repair ? "true" : "false"}});
+    }
 
     bool ready = false;
     int exit_code = 0;
@@ -203,6 +211,7 @@ int run_command(const GlobalOptions& global) {
         }
     }
     run::notify_systemd("STOPPING=1");
+    scheduled_verify.reset();  // cancels a run in progress
     for (const auto& d : directions) {
         d->request_stop();
     }

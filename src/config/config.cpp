@@ -331,15 +331,16 @@ class ConfigParser {
             diag_.error(e.source(), fmt::format("invalid TOML: {}", e.description()));
             diag_.throw_if_any();
         }
-        TableReader reader(
-            root, "the top level", diag_,
-            {"bridge", "sides", "rabbitmq", "engine", "tables", "conflicts", "status", "metrics"});
+        TableReader reader(root, "the top level", diag_,
+                           {"bridge", "sides", "rabbitmq", "engine", "tables", "conflicts",
+                            "status", "metrics", "verify"});
         read_bridge(reader);
         read_sides(reader);
         read_rabbitmq(reader);
         read_engine(reader);
         read_status(reader);
         read_metrics(reader);
+        read_verify(reader);
         read_tables(reader);
         read_conflicts(reader);
         diag_.throw_if_any();
@@ -567,6 +568,33 @@ class ConfigParser {
             return;
         }
         config_.metrics_listen = *listen;
+    }
+
+    void read_verify(TableReader& root) {
+        const toml::table* verify = root.subtable("verify", false);
+        if (verify == nullptr) {
+            return;
+        }
+        TableReader reader(*verify, "[verify]", diag_, {"schedule", "auto_repair"});
+        if (const auto schedule = reader.string("schedule", false)) {
+            std::string error;
+            config_.verify.schedule = CronSchedule::parse(*schedule, &error);
+            if (!config_.verify.schedule) {
+                diag_.error(reader.source_of("schedule"), "verify.schedule: " + error);
+            }
+        }
+        if (const toml::node* repair = reader.get("auto_repair", false)) {
+            if (!repair->is_boolean()) {
+                diag_.error(repair->source(), "verify.auto_repair must be true or false");
+            } else {
+                config_.verify.auto_repair = repair->as_boolean()->get();
+            }
+        }
+        if (config_.verify.auto_repair && !reader.get("schedule", false)) {
+            diag_.error(reader.source_of("auto_repair"),
+                        "verify.auto_repair needs verify.schedule: repair runs after a "
+                        "scheduled verify");
+        }
     }
 
     void read_status(TableReader& root) {

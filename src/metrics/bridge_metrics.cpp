@@ -86,7 +86,33 @@ struct BridgeMetrics::Families {
                         .Name("pgbridge_broker_up")
                         .Help("1 when RabbitMQ answered the last probe")
                         .Labels({{"bridge", bridge}})
-                        .Register(r)) {}
+                        .Register(r)),
+          verify_runs(prometheus::BuildCounter()
+                          .Name("pgbridge_verify_runs_total")
+                          .Help("Scheduled verify runs, by result: identical, differences, failed")
+                          .Labels({{"bridge", bridge}})
+                          .Register(r)),
+          verify_differences(prometheus::BuildGauge()
+                                 .Name("pgbridge_verify_differences")
+                                 .Help("Keys that differ between the sides (drift, after any "
+                                       "repair) at the last scheduled verify, by table")
+                                 .Labels({{"bridge", bridge}})
+                                 .Register(r)),
+          verify_last_run(prometheus::BuildGauge()
+                              .Name("pgbridge_verify_last_run_timestamp_seconds")
+                              .Help("When the last scheduled verify finished")
+                              .Labels({{"bridge", bridge}})
+                              .Register(r)),
+          verify_duration(prometheus::BuildGauge()
+                              .Name("pgbridge_verify_last_duration_seconds")
+                              .Help("How long the last scheduled verify took")
+                              .Labels({{"bridge", bridge}})
+                              .Register(r)),
+          repairs(prometheus::BuildCounter()
+                      .Name("pgbridge_repairs_total")
+                      .Help("Keys written by scheduled repair (verify.auto_repair), by table")
+                      .Labels({{"bridge", bridge}})
+                      .Register(r)) {}
 
     prometheus::Family<prometheus::Counter>& captured;
     prometheus::Family<prometheus::Counter>& published;
@@ -101,6 +127,11 @@ struct BridgeMetrics::Families {
     prometheus::Family<prometheus::Gauge>& behind;
     prometheus::Family<prometheus::Gauge>& side_up;
     prometheus::Family<prometheus::Gauge>& broker_up;
+    prometheus::Family<prometheus::Counter>& verify_runs;
+    prometheus::Family<prometheus::Gauge>& verify_differences;
+    prometheus::Family<prometheus::Gauge>& verify_last_run;
+    prometheus::Family<prometheus::Gauge>& verify_duration;
+    prometheus::Family<prometheus::Counter>& repairs;
 };
 
 BridgeMetrics::BridgeMetrics(const std::string& listen, const std::string& bridge)
@@ -195,6 +226,22 @@ void BridgeMetrics::update_probe(const BridgeProbe& probe, const std::vector<Dir
             f.behind.Add({{"direction", direction}}).Set(*d.seconds_behind);
         }
     }
+}
+
+void BridgeMetrics::verify_finished(const VerifyOutcome& outcome) {
+    Families& f = *families_;
+    std::uint64_t differences = 0;
+    for (const auto& [table, n] : outcome.differences) {
+        f.verify_differences.Add({{"table", table}}).Set(static_cast<double>(n));
+        differences += n;
+    }
+    for (const auto& [table, n] : outcome.repaired) {
+        f.repairs.Add({{"table", table}}).Increment(static_cast<double>(n));
+    }
+    const char* result = outcome.failed ? "failed" : differences > 0 ? "differences" : "identical";
+    f.verify_runs.Add({{"result", result}}).Increment();
+    f.verify_last_run.Add({}).SetToCurrentTime();
+    f.verify_duration.Add({}).Set(outcome.seconds);
 }
 
 }  // namespace pgbridge::metrics

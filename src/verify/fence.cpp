@@ -25,7 +25,7 @@ bool arrived(const std::string& bridge, FenceSide& target, const std::string& so
 }  // namespace
 
 FenceResult pass_fence(const std::string& bridge, FenceSide a, FenceSide b,
-                       std::chrono::milliseconds timeout) {
+                       std::chrono::milliseconds timeout, const std::function<bool()>& cancelled) {
     using Clock = std::chrono::steady_clock;
     const auto start = Clock::now();
     const std::string from_a = emit_fence(a);
@@ -42,7 +42,7 @@ FenceResult pass_fence(const std::string& bridge, FenceSide a, FenceSide b,
             result.passed = true;
             return result;
         }
-        if (Clock::now() - start >= timeout) {
+        if (Clock::now() - start >= timeout || (cancelled && cancelled())) {
             if (!a_to_b) {
                 result.waiting.push_back(a.side + " -> " + b.side);
             }

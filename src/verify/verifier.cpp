@@ -92,16 +92,24 @@ VerifyReport Verifier::run() {
         fence_or_throw(&report);
     }
     for (const auto& table : tables_) {
+        throw_if_cancelled();
         report.tables.push_back(verify_table(table));
     }
     report.seconds = seconds_since(start);
     return report;
 }
 
+void Verifier::throw_if_cancelled() const {
+    if (options_.cancelled && options_.cancelled()) {
+        throw Error(ErrorKind::Internal, "verify cancelled").with("bridge", config_.bridge_name);
+    }
+}
+
 void Verifier::fence_or_throw(VerifyReport* report) {
-    const FenceResult fence =
-        pass_fence(config_.bridge_name, {&connections_[0], config_.sides[0].name},
-                   {&connections_[1], config_.sides[1].name}, options_.fence_timeout);
+    const FenceResult fence = pass_fence(
+        config_.bridge_name, {&connections_[0], config_.sides[0].name},
+        {&connections_[1], config_.sides[1].name}, options_.fence_timeout, options_.cancelled);
+    throw_if_cancelled();
     if (!fence.passed) {
         throw Error(ErrorKind::Setup,
                     fmt::format("verify's fence was not applied within {} ms ({}): is `pgbridge "

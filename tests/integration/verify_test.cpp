@@ -239,4 +239,38 @@ TEST_SUITE("verify") {
         run.check_converged(ledgers, false);
         run.stop();
     }
+
+    TEST_CASE("scheduled verify with auto_repair mends drift inside pgbridge run and reports it") {
+        const int port = free_port();
+        BridgeRun run(
+            fmt::format("[verify]\nschedule = \"* * * * *\"\nauto_repair = true\n"
+                        "[metrics]\nlisten = \"127.0.0.1:{}\"\n",
+                        port));
+        run.start();
+        CHECK(run.daemon->output_contains("verify scheduled"));
+        run.scratch.admin(0).exec(
+            "INSERT INTO public.talents SELECT g, 'n', g || '@a', NULL,"
+            " 'new', g FROM generate_series(1, 20) g");
+        REQUIRE(eventually([&] { return run.differences().empty(); }));
+        write_behind_the_bridge(run.scratch, 1,
+                                "UPDATE hr.candidates SET contact_email = 'drift' WHERE id = 3");
+        write_behind_the_bridge(run.scratch, 1, "DELETE FROM hr.candidates WHERE id = 4");
+        REQUIRE(run.differences().size() == 2);
+        // The schedule fires every minute: the next run repairs both keys.
+        CHECK(eventually([&] { return run.differences().empty(); }, std::chrono::seconds(150)));
+        const auto repaired = [&] {
+            return sample(http_get(port, "/metrics"),
+                          fmt::format(
+                              "pgbridge_repairs_total{{bridge=\"{}\",table=\"public.talents\"}}",
+                              run.scratch.name()))
+                .value_or(0);
+        };
+        CHECK(eventually([&] { return repaired() == 2; }));
+        CHECK(eventually([&] { return run.daemon->output_contains("scheduled verify finished"); }));
+        CHECK(count(run.scratch, 1,
+                    "SELECT count(*) FROM pgbridge.conflicts WHERE kind = 'repair'") == 2);
+        INFO(run.daemon->output());
+        CHECK(run.daemon->running());
+        run.stop();
+    }
 }

@@ -167,6 +167,23 @@ TEST_CASE("status thresholds, metrics and log level load") {
     CHECK_FALSE(parse_config(kValid, "test.toml").metrics_listen);
 }
 
+TEST_CASE("the verify schedule loads; a bad cron expression names its line and field") {
+    const Config c = parse_config(
+        std::string(kValid) + "\n[verify]\nschedule = \"0 */6 * * *\"\nauto_repair = true\n",
+        "test.toml");
+    REQUIRE(c.verify.schedule.has_value());
+    CHECK(c.verify.schedule->text() == "0 */6 * * *");
+    CHECK(c.verify.auto_repair);
+    CHECK_FALSE(parse_config(kValid, "test.toml").verify.schedule);
+    Error e = parse_error(std::string(kValid) + "\n[verify]\nschedule = \"0 */6 * *\"\n");
+    CHECK(e.context_value("line") == "41");
+    CHECK(std::string(e.what()).find("five") != std::string::npos);
+    e = parse_error(std::string(kValid) + "\n[verify]\nschedule = \"0 25 * * *\"\n");
+    CHECK(std::string(e.what()).find("hour field") != std::string::npos);
+    e = parse_error(std::string(kValid) + "\n[verify]\nauto_repair = true\n");
+    CHECK(std::string(e.what()).find("needs verify.schedule") != std::string::npos);
+}
+
 TEST_CASE("invalid configurations name the line of the mistake") {
     SUBCASE("TOML syntax error") {
         CHECK(error_line(replace(kValid, "batch_size = 100", "batch_size = = 100")) == 15);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <pgbridge/config/amqp_url.hpp>
+#include <pgbridge/config/cron_schedule.hpp>
 #include <pgbridge/config/qualified_name.hpp>
 #include <pgbridge/config/secret.hpp>
 #include <pgbridge/core/log.hpp>
@@ -60,6 +61,12 @@ struct StatusConfig {
     int max_slot_lag_mb = 1024;       // WAL a slot holds that pgbridge has not confirmed
 };
 
+// [verify]: when `pgbridge run` compares the sides by itself (docs/verify.md).
+struct VerifyConfig {
+    std::optional<CronSchedule> schedule;  // off when unset
+    bool auto_repair = false;              // repair what the scheduled verify finds
+};
+
 // How one side names a synced table and its columns, when it differs from the table's own
 // (canonical) names. Columns not listed keep their canonical name.
 struct TableSideConfig {
@@ -108,6 +115,7 @@ struct Config {
     RabbitConfig rabbitmq;
     EngineConfig engine;
     StatusConfig status;
+    VerifyConfig verify;
     // [metrics] listen: where `pgbridge run` serves Prometheus metrics; off when unset.
     std::optional<std::string> metrics_listen;
     std::vector<TableConfig> tables;

@@ -29,6 +29,14 @@ struct DirectionCounters {
     bool consuming = false;
 };
 
+// What one scheduled verify (and repair) found, for the metrics.
+struct VerifyOutcome {
+    bool failed = false;  // could not compare (a side down, the fence not applied)
+    std::map<std::string, std::uint64_t> differences;  // by table: drift left after repair
+    std::map<std::string, std::uint64_t> repaired;     // by table: keys written by repair
+    double seconds = 0;
+};
+
 // The Prometheus endpoint of `pgbridge run` ([metrics] listen), served by prometheus-cpp:
 //   pgbridge_changes_captured_total{direction}          changes read from the source slot
 //   pgbridge_messages_published_total{direction}        messages confirmed by the broker
@@ -40,6 +48,10 @@ struct DirectionCounters {
 //   pgbridge_slot_lag_bytes{side}, pgbridge_queue_messages{direction,queue}
 //   pgbridge_last_applied_commit_timestamp_seconds{direction}, pgbridge_seconds_behind{direction}
 //   pgbridge_side_up{side}, pgbridge_broker_up
+//   pgbridge_verify_runs_total{result}                  identical / differences / failed
+//   pgbridge_verify_differences{table}                  drift the last scheduled verify left
+//   pgbridge_verify_last_run_timestamp_seconds, pgbridge_verify_last_duration_seconds
+//   pgbridge_repairs_total{table}                       keys written by scheduled repair
 // A direction's label is "SOURCE->TARGET". No row value is ever a label.
 class BridgeMetrics final : public apply::ApplyObserver {
   public:
@@ -54,6 +66,8 @@ class BridgeMetrics final : public apply::ApplyObserver {
                        const DirectionCounters& totals);
     // The gauges read from the servers (every few seconds, off the apply path).
     void update_probe(const BridgeProbe& probe, const std::vector<DirectionLag>& lag);
+
+    void verify_finished(const VerifyOutcome& outcome);
 
   private:
     struct Families;

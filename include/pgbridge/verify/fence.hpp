@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,9 @@ struct FenceResult {
 
 // Commits a fence on each side and waits until each has been applied on the other side:
 // from then on, each side has applied everything the other had committed before the call.
+// Gives up early (not passed) when `cancelled` says so.
 FenceResult pass_fence(const std::string& bridge, FenceSide a, FenceSide b,
-                       std::chrono::milliseconds timeout);
+                       std::chrono::milliseconds timeout,
+                       const std::function<bool()>& cancelled = {});
 
 }  // namespace pgbridge::verify

@@ -3,6 +3,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,9 @@ struct VerifyOptions {
     // Re-reads of the differing keys, each after a fence, before a key that keeps changing
     // is given up as "in flight".
     int rechecks = 5;
+    // Asked between steps; when it says so, run() stops with Error(Internal) "cancelled"
+    // (`pgbridge run` stopping in the middle of a scheduled verify).
+    std::function<bool()> cancelled;
 };
 
 // A key whose data differ and stayed the same across a fence: not in flight.
@@ -78,6 +82,7 @@ class Verifier {
   private:
     TableReport verify_table(const ComparedTable& table);
     void fence_or_throw(VerifyReport* report);
+    void throw_if_cancelled() const;
     std::array<std::vector<RowState>, 2> read_both(const ComparedTable& table,
                                                    const std::vector<Key>& keys);
 
