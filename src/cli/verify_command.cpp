@@ -102,13 +102,10 @@ json report_json(const verify::VerifyReport& r) {
                           {"not_compared", t.not_compared},
                           {"seconds", t.seconds}});
     }
-    return json{{"bridge", r.bridge},
-                {"sides", r.sides},
-                {"consistent", r.consistent},
-                {"fence_wait_ms", r.fence_wait.count()},
-                {"identical", r.identical()},
-                {"seconds", r.seconds},
-                {"tables", tables}};
+    return json{{"bridge", r.bridge},         {"sides", r.sides},
+                {"consistent", r.consistent}, {"fence_wait_ms", r.fence_wait.count()},
+                {"row_hash", r.row_hash},     {"identical", r.identical()},
+                {"seconds", r.seconds},       {"tables", tables}};
 }
 
 void print_report(const verify::VerifyReport& r) {

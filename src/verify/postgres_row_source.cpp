@@ -29,8 +29,18 @@ Key key_at(const pg::Result& result, int row, std::size_t columns) {
 
 }  // namespace
 
+RowHash common_row_hash(pg::Connection& a, pg::Connection& b) {
+    const std::string probe = "SELECT hashtextextended('pgbridge verify: byte order', 0)::text";
+    return a.exec(probe).value(0, 0) == b.exec(probe).value(0, 0) ? RowHash::HashTextExtended
+                                                                  : RowHash::Md5;
+}
+
+std::string_view to_string(RowHash hash) noexcept {
+    return hash == RowHash::Md5 ? "md5" : "hashtextextended";
+}
+
 PostgresRowSource::PostgresRowSource(pg::Connection& connection, const ComparedTable& table,
-                                     std::size_t side_index)
+                                     std::size_t side_index, RowHash hash)
     : connection_(connection) {
     const apply::TargetTable& side = table.sides.at(side_index);
     table_ = side.name.quoted();
@@ -46,7 +56,9 @@ PostgresRowSource::PostgresRowSource(pg::Connection& connection, const ComparedT
     for (const std::size_t p : table.positions.at(side_index)) {
         compared.push_back(quote_identifier(side.columns[p].name));
     }
-    row_hash_ = "md5(ROW(" + joined(compared, ", ") + ")::text)";
+    const std::string row = "ROW(" + joined(compared, ", ") + ")::text";
+    row_hash_ = hash == RowHash::Md5 ? "('x' || left(md5(" + row + "), 16))::bit(64)::int8"
+                                     : "hashtextextended(" + row + ", 0)";
 }
 
 std::string PostgresRowSource::where(const KeyRange& range, pg::Params& params) const {
@@ -91,11 +103,10 @@ std::vector<Key> PostgresRowSource::boundaries(const KeyRange& range, std::uint6
 
 RangeDigest PostgresRowSource::digest(const KeyRange& range) {
     pg::Params params;
-    // The first 64 bits of each row's md5, summed as numeric: independent of the order rows
-    // are read in, and no overflow.
-    const std::string sql = fmt::format(
-        "SELECT count(*), coalesce(sum(('x' || left({}, 16))::bit(64)::int8), 0)::text FROM {}{}",
-        row_hash_, table_, where(range, params));
+    // The rows' 64-bit hashes summed as numeric: independent of the order rows are read in,
+    // and no overflow.
+    const std::string sql = fmt::format("SELECT count(*), coalesce(sum({}), 0)::text FROM {}{}",
+                                        row_hash_, table_, where(range, params));
     const pg::Result result = connection_.exec(sql, params);
     return RangeDigest{std::stoull(std::string(result.value(0, 0))),
                        std::string(result.value(0, 1))};

@@ -87,6 +87,8 @@ VerifyReport Verifier::run() {
         throw Error(ErrorKind::Usage, "no synced table has this name in the configuration")
             .with("table", options_.table->display());
     }
+    row_hash_ = common_row_hash(connections_[0], connections_[1]);
+    report.row_hash = std::string(to_string(row_hash_));
     report.consistent = options_.fence;
     if (options_.fence) {
         fence_or_throw(&report);
@@ -140,8 +142,8 @@ TableReport Verifier::verify_table(const ComparedTable& table) {
     }
     report.not_compared = table.one_sided;
 
-    PostgresRowSource source_a(connections_[0], table, 0);
-    PostgresRowSource source_b(connections_[1], table, 1);
+    PostgresRowSource source_a(connections_[0], table, 0, row_hash_);
+    PostgresRowSource source_b(connections_[1], table, 1, row_hash_);
     DifferResult found = find_differing_keys(source_a, source_b, options_.differ);
     report.rows = {found.rows_a, found.rows_b};
     report.ranges = found.ranges;

@@ -6,16 +6,25 @@
 
 namespace pgbridge::verify {
 
+// How a row is hashed on the server. hashtextextended (64 bits, native) is three times
+// cheaper than md5 but its value depends on the server's byte order: verify uses it only when
+// both servers give the same hash for the same text, md5 otherwise.
+enum class RowHash { Md5, HashTextExtended };
+
+// Which of the two the two servers can share.
+RowHash common_row_hash(pg::Connection& a, pg::Connection& b);
+std::string_view to_string(RowHash hash) noexcept;
+
 // One side of a compared table on its server (docs/verify.md gives the queries). Every query
 // is one short autocommit statement over a primary-key range: it reads through the index,
 // takes no lock a writer waits for, and holds no snapshot between chunks. A row's hash is
-// md5 of the row constructor of the compared columns in canonical order, as text: the same
+// taken of the row constructor of the compared columns in canonical order, as text: the same
 // on both sides for the same values, whatever each side calls its columns.
 class PostgresRowSource final : public RowSource {
   public:
     // side_index: 0 or 1, which of table.sides this connection reaches.
     PostgresRowSource(pg::Connection& connection, const ComparedTable& table,
-                      std::size_t side_index);
+                      std::size_t side_index, RowHash hash);
 
     std::vector<Key> boundaries(const KeyRange& range, std::uint64_t step,
                                 std::size_t count) override;
@@ -32,7 +41,7 @@ class PostgresRowSource final : public RowSource {
     std::string key_text_;                  // "k1"::text, ... for output
     std::vector<std::string> key_columns_;  // quoted
     std::vector<std::string> key_types_;
-    std::string row_hash_;  // md5(ROW(...)::text)
+    std::string row_hash_;  // an int8 per row
 };
 
 }  // namespace pgbridge::verify

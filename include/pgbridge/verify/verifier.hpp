@@ -11,6 +11,7 @@
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/pg/connection.hpp>
 #include <pgbridge/verify/compared_table.hpp>
+#include <pgbridge/verify/postgres_row_source.hpp>
 #include <pgbridge/verify/range_differ.hpp>
 #include <pgbridge/verify/row_state.hpp>
 
@@ -59,6 +60,7 @@ struct VerifyReport {
     std::string bridge;
     std::array<std::string, 2> sides;
     bool consistent = true;  // a fence passed before the comparison
+    std::string row_hash;    // md5 or hashtextextended
     std::chrono::milliseconds fence_wait{0};
     std::vector<TableReport> tables;
     double seconds = 0;
@@ -90,6 +92,7 @@ class Verifier {
     VerifyOptions options_;
     std::vector<pg::Connection> connections_;
     std::vector<ComparedTable> tables_;
+    RowHash row_hash_ = RowHash::Md5;
 };
 
 }  // namespace pgbridge::verify
