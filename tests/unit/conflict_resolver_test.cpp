@@ -11,6 +11,8 @@
 #include <pgbridge/apply/conflict_resolver.hpp>
 #include <pgbridge/config/config.hpp>
 
+#include "../support/small_config.hpp"
+
 using namespace pgbridge;
 using namespace pgbridge::apply;
 
@@ -23,19 +25,7 @@ constexpr std::size_t kPhone = 2;
 constexpr std::size_t kStatus = 3;
 
 ConflictRules rules(std::string_view conflicts) {
-    std::string text = R"([bridge]
-name = "crm"
-[sides.a]
-conninfo = "dbname=a"
-[sides.b]
-conninfo = "dbname=b"
-[rabbitmq]
-url = "amqp://localhost"
-[[tables]]
-name = "public.talents"
-)";
-    text += conflicts;
-    return ConflictRules(parse_config(text, "test.toml"));
+    return ConflictRules(test::small_config(conflicts));
 }
 
 const std::vector<std::pair<std::string, std::string>> kStrategies{

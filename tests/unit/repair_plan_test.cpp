@@ -6,6 +6,8 @@
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/verify/repair.hpp>
 
+#include "../support/small_config.hpp"
+
 using namespace pgbridge;
 using namespace pgbridge::verify;
 using pgbridge::apply::WriteStamp;
@@ -36,22 +38,6 @@ ComparedTable talents(const TableConfig& config) {
     t.columns = {"id", "email", "status"};
     t.key = {0};
     return t;
-}
-
-Config config_with(const std::string& conflicts) {
-    std::string text = R"([bridge]
-name = "crm"
-[sides.a]
-conninfo = "dbname=a"
-[sides.b]
-conninfo = "dbname=b"
-[rabbitmq]
-url = "amqp://localhost"
-[[tables]]
-name = "public.talents"
-)";
-    text += conflicts;
-    return parse_config(text, "test.toml");
 }
 
 // A row as one side has it, each column last written at `times` (µs; 0 unknown) by an applied
@@ -86,7 +72,7 @@ KeyDifference values_differ(RowState a, RowState b, std::vector<std::string> col
 
 TEST_SUITE("unit") {
     TEST_CASE("repair: a row on one side only is copied, unless the other side deleted it") {
-        const Config config = config_with("");
+        const Config config = test::small_config("");
         const ComparedTable t = talents(config.tables[0]);
         const ConflictRules rules(config);
         KeyDifference d;
@@ -116,7 +102,7 @@ TEST_SUITE("unit") {
     }
 
     TEST_CASE("repair: last_write_wins per column by the versions, ties to source_priority") {
-        const Config config = config_with("");
+        const Config config = test::small_config("");
         const ComparedTable t = talents(config.tables[0]);
         const ConflictRules rules(config);
         // b wrote email later; a wrote status later: each side gets the other's newer column.
@@ -137,12 +123,13 @@ TEST_SUITE("unit") {
         REQUIRE(p2.writes.size() == 1);
         CHECK(p2.writes[0].side == 1);  // a wins, b is written
         CHECK(p2.writes[0].reason.find("source_priority") != std::string::npos);
-        const ConflictRules b_first(config_with("[conflicts]\nsource_priority = [\"b\", \"a\"]\n"));
+        const ConflictRules b_first(
+            test::small_config("[conflicts]\nsource_priority = [\"b\", \"a\"]\n"));
         CHECK(plan_repair(t, tie, b_first, kSides).writes.at(0).side == 0);
     }
 
     TEST_CASE("repair: field_priority decides its column whatever the times; manual decides none") {
-        const Config config = config_with(
+        const Config config = test::small_config(
             "[conflicts]\ndefault_strategy = \"manual\"\n"
             "[conflicts.field_priority]\nemail = \"b\"\n");
         const ComparedTable t = talents(config.tables[0]);
