@@ -200,13 +200,12 @@ void print_repairs(const verify::RepairReport& r) {
         for (const auto& o : r.tables[t].outcomes) {
             const std::string where = found.table.display() + " " + key_text(found, o.plan.key);
             for (const auto& w : o.plan.writes) {
-                std::cout << fmt::format(
-                    "{}: {} {} on {}{} ({})\n", where,
-                    r.dry_run ? "would " + std::string(op_name(w.op)) : std::string(op_name(w.op)),
-                    w.op == verify::RepairWrite::Op::Update
-                        ? fmt::format("{}", fmt::join(w.columns, ", "))
-                        : "the row",
-                    r.verify.sides[w.side], "", w.reason);
+                const std::string what = w.op == verify::RepairWrite::Op::Update
+                                             ? fmt::format("{}", fmt::join(w.columns, ", "))
+                                             : "the row";
+                std::cout << fmt::format("{}: {}{} {} on {} ({})\n", where,
+                                         r.dry_run ? "would " : "", op_name(w.op), what,
+                                         r.verify.sides[w.side], w.reason);
             }
             if (!o.plan.undecided.empty()) {
                 std::cout << fmt::format(

@@ -140,31 +140,7 @@ RepairOutcome RepairWriter::repair(const ComparedTable& table, const KeyDifferen
             pg::Connection& conn = writer(w.side);
             const bool done = conn.transaction([&] {
                 conn.exec("SET LOCAL pgbridge.applying = 'on'");
-                // Lock the row about to be written, then check nothing moved since verify.
-                const apply::TargetTable& target = table.sides[w.side];
-                pg::Params lock{pg::array_literal(std::vector<std::optional<std::string>>{"0"})};
-                for (const auto& k : difference.key) {
-                    lock.push_back(pg::array_literal(std::vector<std::optional<std::string>>{k}));
-                }
-                conn.exec(apply::lock_rows_statement(target), lock);
-                const RowState now_written =
-                    read_row_states(conn, table, w.side, {difference.key}).at(0);
-                const RowState now_other = read_row_states(verifier_.connection(other(w.side)),
-                                                           table, other(w.side), {difference.key})
-                                               .at(0);
-                if (now_written.fingerprint != difference.states[w.side].fingerprint ||
-                    now_other.exists != difference.states[other(w.side)].exists ||
-                    (now_other.exists && w.op != RepairWrite::Op::Delete && [&] {
-                        for (const auto& c : w.columns) {
-                            const Value& before =
-                                value_of(table, other(w.side), difference.states[other(w.side)], c);
-                            const Value& after = value_of(table, other(w.side), now_other, c);
-                            if (before.kind != after.kind || before.data != after.data) {
-                                return true;
-                            }
-                        }
-                        return false;
-                    }())) {
+                if (!still_as_compared(table, difference, w)) {
                     return false;
                 }
                 write(table, difference, w);
@@ -183,7 +159,8 @@ RepairOutcome RepairWriter::repair(const ComparedTable& table, const KeyDifferen
             }
         }
     } catch (const Error& e) {
-        if (pg::is_connection_failure(e)) {
+        // A server gone or a missing repair origin concerns every key: stop there.
+        if (pg::is_connection_failure(e) || e.kind() == ErrorKind::Setup) {
             throw;
         }
         outcome.skipped = e.what();
@@ -191,6 +168,39 @@ RepairOutcome RepairWriter::repair(const ComparedTable& table, const KeyDifferen
                      {{"table", table.name().display()}, {"error", e.what()}});
     }
     return outcome;
+}
+
+bool RepairWriter::still_as_compared(const ComparedTable& table, const KeyDifference& d,
+                                     const RepairWrite& w) {
+    pg::Connection& conn = writer(w.side);
+    const std::size_t source = other(w.side);
+    // Lock the row about to be written (when it exists), then read both sides again.
+    pg::Params lock{pg::array_literal(std::vector<std::optional<std::string>>{"0"})};
+    for (const auto& k : d.key) {
+        lock.push_back(pg::array_literal(std::vector<std::optional<std::string>>{k}));
+    }
+    conn.exec(apply::lock_rows_statement(table.sides[w.side]), lock);
+    const RowState written = read_row_states(conn, table, w.side, {d.key}).at(0);
+    if (written.fingerprint != d.states[w.side].fingerprint) {
+        return false;
+    }
+    // The winner may have moved on in columns this write does not copy.
+    const RowState winner =
+        read_row_states(verifier_.connection(source), table, source, {d.key}).at(0);
+    if (winner.exists != d.states[source].exists) {
+        return false;
+    }
+    if (!winner.exists) {
+        return true;
+    }
+    for (const auto& c : w.columns) {
+        const Value& before = value_of(table, source, d.states[source], c);
+        const Value& now = value_of(table, source, winner, c);
+        if (before.kind != now.kind || before.data != now.data) {
+            return false;
+        }
+    }
+    return true;
 }
 
 void RepairWriter::write(const ComparedTable& table, const KeyDifference& d, const RepairWrite& w) {

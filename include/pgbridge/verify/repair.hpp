@@ -60,7 +60,10 @@ class RepairWriter {
 
   private:
     pg::Connection& writer(std::size_t side);
-    bool unchanged(const ComparedTable& table, const KeyDifference& difference);
+    // Locks the row to be written and reads both sides again: false when the written side
+    // changed at all, or the winner changed what this write copies.
+    bool still_as_compared(const ComparedTable& table, const KeyDifference& difference,
+                           const RepairWrite& w);
     void write(const ComparedTable& table, const KeyDifference& difference, const RepairWrite& w);
     void record(pg::Connection& conn, const ComparedTable& table, const KeyDifference& difference,
                 std::size_t side, const std::vector<std::string>& columns,
