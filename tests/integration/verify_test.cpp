@@ -101,6 +101,20 @@ TEST_SUITE("verify") {
                                 "UPDATE public.talents SET status = 'drift' WHERE id = 40");
         write_behind_the_bridge(run.scratch, 0, "DELETE FROM public.notes WHERE id = 5");
         write_behind_the_bridge(run.scratch, 0, "UPDATE public.notes SET body = NULL WHERE id = 6");
+        // And an ordinary write, which waits in the slot while the bridge is stopped.
+        a.exec("UPDATE public.talents SET name = 'in the slot' WHERE id = 60");
+
+        // Without the bridge the fence cannot pass: verify says so (exit 2) instead of
+        // guessing; --no-fence compares the sides as they are, the waiting write included.
+        const CommandResult no_bridge = run.scratch.pgbridge({"verify", "--wait", "1"});
+        CHECK(no_bridge.exit_code == 2);
+        CHECK(no_bridge.err.find("fence") != std::string::npos);
+        CHECK(no_bridge.err.find("--no-fence") != std::string::npos);
+        std::tie(code, report) = run.pgbridge_json("verify", {"--no-fence"});
+        CHECK(code == 1);
+        CHECK(report["consistent"] == false);
+        CHECK(listed(report).count("public.talents 60 name") == 1);
+        CHECK(listed(report).size() == 9);
         run.start();
 
         std::tie(code, report) = run.pgbridge_json("verify");
