@@ -17,6 +17,12 @@ B="$PGBRIDGE_TEST_PG_B dbname=bench_verify"
 work=$(mktemp -d)
 
 cleanup() {
+    for admin in "$PGBRIDGE_TEST_PG_A" "$PGBRIDGE_TEST_PG_B"; do
+        psql "$admin" -X -q -c "SELECT pg_replication_origin_drop('pgbridge_benchverify_repair')
+                                 WHERE EXISTS (SELECT 1 FROM pg_replication_origin
+                                                WHERE roname = 'pgbridge_benchverify_repair')" \
+            >/dev/null 2>&1 || true
+    done
     psql "$PGBRIDGE_TEST_PG_A" -X -q -c "DROP DATABASE IF EXISTS bench_verify WITH (FORCE)" || true
     psql "$PGBRIDGE_TEST_PG_B" -X -q -c "DROP DATABASE IF EXISTS bench_verify WITH (FORCE)" || true
     rm -rf "$work"
@@ -91,3 +97,24 @@ psql "$B" -X -q -c "UPDATE public.customers SET email = 'changed' WHERE id IN (7
 echo "5 keys differ (3 changed, 1 missing, 1 extra):"
 verify
 copy_sort_md5
+
+# Repair: the origin `pgbridge setup` would create, then 9,989 rows lost on one side (with
+# the 5 keys above, within the 10,000 keys one run collects per table).
+for db in "$A" "$B"; do
+    psql "$db" -X -q -c "SELECT pg_replication_origin_create('pgbridge_benchverify_repair')" >/dev/null
+done
+psql "$B" -X -q -c "DELETE FROM public.customers WHERE id % 100 = 0 AND id < 999000"
+lost=$(psql "$A" -X -At -c "SELECT count(*) FROM public.customers WHERE id % 100 = 0 AND id < 999000")
+start=$(date +%s.%N)
+/usr/bin/time -f "%e %M" -o "$work/time" "$BUILD_DIR/src/pgbridge" --config "$work/bridge.toml" \
+    --json repair --no-fence >"$work/repair.json" || true
+end=$(date +%s.%N)
+read -r seconds rss < <(tail -n 1 "$work/time")
+python3 - "$work/repair.json" "$seconds" "$rss" "$lost" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+seconds = float(sys.argv[2])
+print(f"{sys.argv[4]} rows missing on b: pgbridge repair wrote {r['written']} keys in {seconds:.2f} s "
+      f"({r['written'] / seconds:.0f} keys/s, verify included), peak RSS {int(sys.argv[3]) / 1024:.1f} MB")
+PY
+verify

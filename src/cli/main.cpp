@@ -134,6 +134,11 @@ int main(int argc, char** argv) {
                           "to carry a fence (changes in flight show as differences)");
         command->add_option("--wait", verify_options.wait_seconds, "seconds to wait for the fence")
             ->check(CLI::PositiveNumber);
+        command
+            ->add_option("--max-keys", verify_options.max_keys,
+                         "differing keys collected per table (about 3 KB each); beyond it "
+                         "the report says it is truncated")
+            ->check(CLI::PositiveNumber);
     }
     repair->add_flag("--dry-run", verify_options.dry_run, "show what would be written");
 

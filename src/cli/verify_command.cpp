@@ -31,6 +31,7 @@ verify::VerifyOptions verify_options(const VerifyCommandOptions& o) {
         }
     }
     options.fence = !o.no_fence;
+    options.differ.max_keys = static_cast<std::size_t>(o.max_keys);
     options.fence_timeout = std::chrono::seconds(o.wait_seconds);
     return options;
 }

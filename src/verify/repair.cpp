@@ -52,6 +52,48 @@ const Value& value_of(const ComparedTable& table, std::size_t side, const RowSta
     return state.row.at(table.positions[side][it - table.columns.begin()]);
 }
 
+// Whether a write may go ahead, from both sides' rows read again under the lock: the side
+// written is exactly as verify saw it, and the winner still has what the write copies.
+bool still_as_compared(const ComparedTable& table, const KeyDifference& d, const RepairWrite& w,
+                       const RowState& written_now, const RowState& winner_now) {
+    const std::size_t source = other(w.side);
+    if (written_now.fingerprint != d.states[w.side].fingerprint ||
+        winner_now.exists != d.states[source].exists) {
+        return false;
+    }
+    if (!winner_now.exists) {
+        return true;
+    }
+    for (const auto& c : w.columns) {
+        const Value& before = value_of(table, source, d.states[source], c);
+        const Value& now = value_of(table, source, winner_now, c);
+        if (before.kind != now.kind || before.data != now.data) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// lock_rows_statement's parameters for these keys.
+pg::Params key_arrays(const std::vector<Key>& keys) {
+    std::vector<std::optional<std::string>> ordinals;
+    std::vector<std::vector<std::optional<std::string>>> columns(keys.empty() ? 0 : keys[0].size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        ordinals.push_back(std::to_string(i));
+        for (std::size_t k = 0; k < columns.size(); ++k) {
+            columns[k].push_back(keys[i].at(k));
+        }
+    }
+    pg::Params params{pg::array_literal(ordinals)};
+    for (const auto& c : columns) {
+        params.push_back(pg::array_literal(c));
+    }
+    return params;
+}
+
+// Keys written per transaction: one commit (one WAL flush) for many keys.
+constexpr std::size_t kKeysPerTransaction = 500;
+
 }  // namespace
 
 RepairPlan plan_repair(const ComparedTable& table, const KeyDifference& d,
@@ -131,80 +173,102 @@ pg::Connection& RepairWriter::writer(std::size_t side) {
     return *writers_[side];
 }
 
-RepairOutcome RepairWriter::repair(const ComparedTable& table, const KeyDifference& difference,
-                                   const RepairPlan& plan) {
-    RepairOutcome outcome;
-    outcome.plan = plan;
-    try {
-        for (const RepairWrite& w : plan.writes) {
-            pg::Connection& conn = writer(w.side);
-            const bool done = conn.transaction([&] {
-                conn.exec("SET LOCAL pgbridge.applying = 'on'");
-                if (!still_as_compared(table, difference, w)) {
-                    return false;
+std::vector<RepairOutcome> RepairWriter::repair(const ComparedTable& table,
+                                                const std::vector<KeyDifference>& differences,
+                                                std::vector<RepairPlan> plans) {
+    std::vector<RepairOutcome> outcomes(plans.size());
+    for (std::size_t i = 0; i < plans.size(); ++i) {
+        outcomes[i].plan = std::move(plans[i]);
+    }
+    // A server gone or a missing repair origin concerns every key: those errors propagate.
+    const auto concerns_all = [](const Error& e) {
+        return pg::is_connection_failure(e) || e.kind() == ErrorKind::Setup;
+    };
+    for (std::size_t side = 0; side < 2; ++side) {
+        std::vector<Job> jobs;
+        for (std::size_t i = 0; i < outcomes.size(); ++i) {
+            for (const RepairWrite& w : outcomes[i].plan.writes) {
+                if (w.side == side) {
+                    jobs.push_back({i, &w});
                 }
-                write(table, difference, w);
-                return true;
-            });
-            if (!done) {
-                outcome.skipped = "changed since it was compared: verify again";
-                return outcome;
             }
+        }
+        for (std::size_t first = 0; first < jobs.size(); first += kKeysPerTransaction) {
+            const std::vector<Job> batch(
+                jobs.begin() + static_cast<std::ptrdiff_t>(first),
+                jobs.begin() + static_cast<std::ptrdiff_t>(
+                                   std::min(jobs.size(), first + kKeysPerTransaction)));
+            try {
+                write_batch(table, side, differences, batch, outcomes);
+                continue;
+            } catch (const Error& e) {
+                if (concerns_all(e)) {
+                    throw;
+                }
+            }
+            for (const Job& job : batch) {
+                try {
+                    write_batch(table, side, differences, {job}, outcomes);
+                } catch (const Error& e) {
+                    if (concerns_all(e)) {
+                        throw;
+                    }
+                    outcomes[job.key].skipped = e.what();
+                    log::warning("repair", "key not repaired",
+                                 {{"table", table.name().display()}, {"error", e.what()}});
+                }
+            }
+        }
+    }
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+        const std::vector<std::string>& undecided = outcomes[i].plan.undecided;
+        if (undecided.empty()) {
+            continue;
+        }
+        for (std::size_t side = 0; side < 2; ++side) {
+            record(writer(side), table, differences[i], side, undecided, std::nullopt,
+                   "found by pgbridge repair; the manual strategy leaves it to a person");
+        }
+    }
+    return outcomes;
+}
+
+void RepairWriter::write_batch(const ComparedTable& table, std::size_t side,
+                               const std::vector<KeyDifference>& differences,
+                               const std::vector<Job>& jobs, std::vector<RepairOutcome>& outcomes) {
+    pg::Connection& conn = writer(side);
+    const std::size_t source = other(side);
+    std::vector<Key> keys;
+    for (const Job& job : jobs) {
+        keys.push_back(differences[job.key].key);
+    }
+    std::vector<bool> written(jobs.size(), false);
+    conn.transaction([&] {
+        conn.exec("SET LOCAL pgbridge.applying = 'on'");
+        conn.exec(apply::lock_rows_statement(table.sides[side]), key_arrays(keys));
+        const std::vector<RowState> here = read_row_states(conn, table, side, keys);
+        const std::vector<RowState> there =
+            read_row_states(verifier_.connection(source), table, source, keys);
+        for (std::size_t j = 0; j < jobs.size(); ++j) {
+            const KeyDifference& d = differences[jobs[j].key];
+            if (still_as_compared(table, d, *jobs[j].write, here.at(j), there.at(j))) {
+                write(conn, table, d, *jobs[j].write);
+                written[j] = true;
+            }
+        }
+    });
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+        RepairOutcome& outcome = outcomes[jobs[j].key];
+        if (written[j]) {
             outcome.written = true;
+        } else {
+            outcome.skipped = "changed since it was compared: verify again";
         }
-        if (!plan.undecided.empty()) {
-            for (std::size_t side = 0; side < 2; ++side) {
-                record(writer(side), table, difference, side, plan.undecided, std::nullopt,
-                       "found by pgbridge repair; the manual strategy leaves it to a person");
-            }
-        }
-    } catch (const Error& e) {
-        // A server gone or a missing repair origin concerns every key: stop there.
-        if (pg::is_connection_failure(e) || e.kind() == ErrorKind::Setup) {
-            throw;
-        }
-        outcome.skipped = e.what();
-        log::warning("repair", "key not repaired",
-                     {{"table", table.name().display()}, {"error", e.what()}});
     }
-    return outcome;
 }
 
-bool RepairWriter::still_as_compared(const ComparedTable& table, const KeyDifference& d,
-                                     const RepairWrite& w) {
-    pg::Connection& conn = writer(w.side);
-    const std::size_t source = other(w.side);
-    // Lock the row about to be written (when it exists), then read both sides again.
-    pg::Params lock{pg::array_literal(std::vector<std::optional<std::string>>{"0"})};
-    for (const auto& k : d.key) {
-        lock.push_back(pg::array_literal(std::vector<std::optional<std::string>>{k}));
-    }
-    conn.exec(apply::lock_rows_statement(table.sides[w.side]), lock);
-    const RowState written = read_row_states(conn, table, w.side, {d.key}).at(0);
-    if (written.fingerprint != d.states[w.side].fingerprint) {
-        return false;
-    }
-    // The winner may have moved on in columns this write does not copy.
-    const RowState winner =
-        read_row_states(verifier_.connection(source), table, source, {d.key}).at(0);
-    if (winner.exists != d.states[source].exists) {
-        return false;
-    }
-    if (!winner.exists) {
-        return true;
-    }
-    for (const auto& c : w.columns) {
-        const Value& before = value_of(table, source, d.states[source], c);
-        const Value& now = value_of(table, source, winner, c);
-        if (before.kind != now.kind || before.data != now.data) {
-            return false;
-        }
-    }
-    return true;
-}
-
-void RepairWriter::write(const ComparedTable& table, const KeyDifference& d, const RepairWrite& w) {
-    pg::Connection& conn = writer(w.side);
+void RepairWriter::write(pg::Connection& conn, const ComparedTable& table, const KeyDifference& d,
+                         const RepairWrite& w) {
     const apply::TargetTable& target = table.sides[w.side];
     const std::size_t source = other(w.side);
     pg::Params params;
@@ -275,23 +339,27 @@ RepairReport verify_and_repair(const Config& config, const VerifyOptions& option
         const TableReport& found = report.verify.tables[t];
         const ComparedTable& table = verifier.table(t);
         TableRepairs repairs{found.table, {}};
+        std::vector<RepairPlan> plans;
         for (const KeyDifference& d : found.differences) {
-            const RepairPlan plan = plan_repair(table, d, rules, report.verify.sides);
-            RepairOutcome outcome;
-            if (dry_run) {
-                outcome.plan = plan;
-            } else {
-                outcome = writer.repair(table, d, plan);
+            plans.push_back(plan_repair(table, d, rules, report.verify.sides));
+        }
+        if (dry_run) {
+            for (auto& plan : plans) {
+                repairs.outcomes.push_back(RepairOutcome{std::move(plan), false, std::nullopt});
             }
-            report.written += outcome.written ? 1 : 0;
+        } else {
+            repairs.outcomes = writer.repair(table, found.differences, std::move(plans));
+        }
+        std::size_t written = 0;
+        for (const RepairOutcome& outcome : repairs.outcomes) {
+            written += outcome.written ? 1 : 0;
             report.skipped += outcome.skipped ? 1 : 0;
-            report.undecided += plan.undecided.empty() ? 0 : 1;
-            if (outcome.written) {
-                log::info("repair", "key repaired",
-                          {{"table", found.table.display()},
-                           {"writes", std::to_string(plan.writes.size())}});
-            }
-            repairs.outcomes.push_back(std::move(outcome));
+            report.undecided += outcome.plan.undecided.empty() ? 0 : 1;
+        }
+        report.written += written;
+        if (written > 0) {
+            log::info("repair", "keys repaired",
+                      {{"table", found.table.display()}, {"keys", std::to_string(written)}});
         }
         report.tables.push_back(std::move(repairs));
     }

@@ -144,7 +144,8 @@ TEST_SUITE("unit") {
         fill(a, 1, 100000);
         fill(b, 1, 100000);
         b.put(key_of(54321), "changed");
-        DifferOptions o;  // the defaults pgbridge uses
+        DifferOptions o;
+        o.leaf_rows = 64;
         const auto r = find_differing_keys(a, b, o);
         CHECK(r.keys == std::set<Key>{key_of(54321)});
         CHECK(r.mismatched_ranges == 3);  // 10,000 -> 625 -> 40 rows, then row by row

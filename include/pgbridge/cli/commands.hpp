@@ -38,6 +38,7 @@ struct VerifyCommandOptions {
     bool no_fence = false;
     int wait_seconds = 60;  // for the fence
     bool dry_run = false;   // repair only
+    int max_keys = 10000;   // differing keys collected per table
 };
 
 // Each returns the process exit code; errors propagate as pgbridge::Error.

@@ -45,26 +45,36 @@ struct RepairOutcome {
     std::optional<std::string> skipped;
 };
 
-// Carries out repair plans, one key per transaction on the side written, in a session bound
-// to the repair origin (capture drops what it writes, so nothing echoes) with
-// pgbridge.applying on (the write is not a new local version). The row is locked and read
-// again first: if either side changed since verify compared it, the key is skipped. Every
-// repair is a row of pgbridge.conflicts on the side written (kind and strategy `repair`),
-// every undecided column a pending conflict on both sides.
+// Carries out repair plans in a session bound to the repair origin on each side (capture drops
+// what it writes, so nothing echoes) with pgbridge.applying on (the write is not a new local
+// version). The writes of each side go in transactions of up to 500 keys: the rows are locked
+// and both sides read again first, and a key that changed on either side since verify compared
+// it is skipped. A transaction the server refuses is done again key by key, so a bad key costs
+// only itself. Every repair is a row of pgbridge.conflicts on the side written (kind and
+// strategy `repair`), every undecided column a pending conflict on both sides.
 class RepairWriter {
   public:
     RepairWriter(const Config& config, Verifier& verifier);
 
-    RepairOutcome repair(const ComparedTable& table, const KeyDifference& difference,
-                         const RepairPlan& plan);
+    // plans[i] is the plan of differences[i].
+    std::vector<RepairOutcome> repair(const ComparedTable& table,
+                                      const std::vector<KeyDifference>& differences,
+                                      std::vector<RepairPlan> plans);
 
   private:
+    struct Job {
+        std::size_t key;  // index into differences
+        const RepairWrite* write;
+    };
+
     pg::Connection& writer(std::size_t side);
-    // Locks the row to be written and reads both sides again: false when the written side
-    // changed at all, or the winner changed what this write copies.
-    bool still_as_compared(const ComparedTable& table, const KeyDifference& difference,
-                           const RepairWrite& w);
-    void write(const ComparedTable& table, const KeyDifference& difference, const RepairWrite& w);
+    // One transaction on `side` for the jobs; marks the outcomes once it has committed.
+    // Throws when the server refuses any of it.
+    void write_batch(const ComparedTable& table, std::size_t side,
+                     const std::vector<KeyDifference>& differences, const std::vector<Job>& jobs,
+                     std::vector<RepairOutcome>& outcomes);
+    void write(pg::Connection& conn, const ComparedTable& table, const KeyDifference& difference,
+               const RepairWrite& w);
     void record(pg::Connection& conn, const ComparedTable& table, const KeyDifference& difference,
                 std::size_t side, const std::vector<std::string>& columns,
                 const std::optional<std::string>& winner, const std::string& note);
