@@ -142,6 +142,13 @@ TEST_SUITE("verify") {
         CHECK(text.out.find("id=30") != std::string::npos);
         CHECK(text.out.find("values differ: phone, score") != std::string::npos);
 
+        // --max-keys bounds what one run collects, and the report says so.
+        std::tie(code, report) =
+            run.pgbridge_json("verify", {"--table", "public.talents", "--max-keys", "2"});
+        CHECK(code == 1);
+        CHECK(report["tables"][0]["truncated"] == true);
+        CHECK(report["tables"][0]["differences"].size() <= 2);
+
         // A dry run writes nothing.
         std::tie(code, report) = run.pgbridge_json("repair", {"--dry-run"});
         CHECK(code == 1);
