@@ -167,7 +167,20 @@ pg::Connection& RepairWriter::writer(std::size_t side) {
                 .with("side", config_.sides[side].name)
                 .with("origin", origin);
         }
-        conn.exec("SELECT pg_catalog.pg_replication_origin_session_setup($1)", {origin});
+        try {
+            conn.exec("SELECT pg_catalog.pg_replication_origin_session_setup($1)", {origin});
+        } catch (const Error& e) {
+            if (pg::is_connection_failure(e)) {
+                throw;
+            }
+            // PostgreSQL 15 lets one session at a time use an origin.
+            throw Error(ErrorKind::Setup,
+                        fmt::format("cannot bind a session to the repair origin ({}): is another "
+                                    "pgbridge repair (or a scheduled auto_repair) running?",
+                                    e.message()))
+                .with("side", config_.sides[side].name)
+                .with("origin", origin);
+        }
         writers_[side] = std::move(conn);
     }
     return *writers_[side];
