@@ -11,11 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/verify/postgres_row_source.hpp>
+#include <pgbridge/verify/range_differ.hpp>
 
 #include "../support/bridge_run.hpp"
 
 using namespace pgbridge;
 using namespace pgbridge::test;
+using namespace pgbridge::verify;
 using nlohmann::json;
 
 namespace {
@@ -61,6 +64,48 @@ long count(const ScratchBridge& scratch, int side, const std::string& sql) {
 }  // namespace
 
 TEST_SUITE("verify") {
+    TEST_CASE(
+        "both row hashes, on real servers and through the mapping: equal rows, equal "
+        "digests; one changed value, found") {
+        ScratchBridge scratch("hashes", kSchemaA, kSchemaB, tables_toml(""));
+        // Values whose text forms are easy to get wrong: NULL and empty, quotes, commas,
+        // parentheses (the row constructor's own syntax), non-ASCII.
+        const std::string rows =
+            "SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE 'n' || g END,"
+            " CASE WHEN g % 5 = 0 THEN '' ELSE 'a,\"b\"(' || g || ')' END, 'ü' || g, 'new', g"
+            " FROM generate_series(1, 5000) g";
+        scratch.admin(0).exec("INSERT INTO public.talents " + rows);
+        scratch.admin(1).exec("INSERT INTO hr.candidates " + rows);
+        const Config config = load_config(scratch.config_path());
+        auto a = scratch.admin(0);
+        auto b = scratch.admin(1);
+        const ComparedTable table = describe_compared_table(config.tables[0], a, "a", b, "b");
+        CHECK(table.columns ==
+              std::vector<std::string>{"id", "name", "email", "phone", "status", "score"});
+        CHECK(common_row_hash(a, b) == RowHash::HashTextExtended);  // same byte order here
+        DifferOptions options;
+        options.chunk_rows = 1000;
+        options.leaf_rows = 50;
+        for (const RowHash hash : {RowHash::Md5, RowHash::HashTextExtended}) {
+            CAPTURE(to_string(hash));
+            PostgresRowSource source_a(a, table, 0, hash);
+            PostgresRowSource source_b(b, table, 1, hash);
+            CHECK(source_a.digest({}) == source_b.digest({}));
+            DifferResult found = find_differing_keys(source_a, source_b, options);
+            CHECK(found.keys.empty());
+            CHECK(found.rows_a == 5000);
+            // NULL and '' must not hash alike (10 has email '', 2345 has name NULL).
+            b.exec("UPDATE hr.candidates SET contact_email = NULL WHERE id = 10");
+            b.exec("UPDATE hr.candidates SET name = '' WHERE id = 2345");
+            found = find_differing_keys(source_a, source_b, options);
+            CHECK(found.keys == std::set<Key>{{"10"}, {"2345"}});
+            CHECK(found.mismatched_ranges >= 2);
+            b.exec("UPDATE hr.candidates SET contact_email = '' WHERE id = 10");
+            b.exec("UPDATE hr.candidates SET name = NULL WHERE id = 2345");
+            CHECK(find_differing_keys(source_a, source_b, options).keys.empty());
+        }
+    }
+
     TEST_CASE("drift behind the bridge's back is found exactly, repaired by the rules, no echo") {
         BridgeRun run("");
         run.start();
