@@ -1,6 +1,7 @@
 -- The replication slot of one side, the replication origin for changes applied to it from
--- the other side, and the origin of `pgbridge repair`'s writes. Run last (a slot holds WAL from the moment it exists), as a role with
--- REPLICATION (slot) and EXECUTE on pg_replication_origin_create (a superuser by default):
+-- the other side, and the origin of `pgbridge repair`'s writes. Run last (a slot holds WAL
+-- from the moment it exists), as a role with REPLICATION (slot) and EXECUTE on
+-- pg_replication_origin_create (a superuser by default):
 --   psql "dbname=looma" -v ON_ERROR_STOP=1 -v bridge=crm -v side=looma_crm \
 --        -v other_side=zervigo -f 04_slot_and_origin.sql
 -- Idempotent: existing objects are left as they are.
