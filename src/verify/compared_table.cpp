@@ -19,6 +19,16 @@ std::vector<std::string> key_names(const apply::TargetTable& t) {
 
 }  // namespace
 
+std::size_t ComparedTable::column_index(const std::string& canonical) const {
+    const auto it = std::find(columns.begin(), columns.end(), canonical);
+    if (it == columns.end()) {
+        throw Error(ErrorKind::Internal, "not a compared column")
+            .with("table", name().display())
+            .with("column", canonical);
+    }
+    return static_cast<std::size_t>(it - columns.begin());
+}
+
 ComparedTable describe_compared_table(const TableConfig& table, pg::Connection& a,
                                       const std::string& side_a, pg::Connection& b,
                                       const std::string& side_b) {

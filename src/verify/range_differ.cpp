@@ -1,7 +1,7 @@
 #include <algorithm>
-#include <future>
 #include <map>
 
+#include <pgbridge/verify/both_sides.hpp>
 #include <pgbridge/verify/range_differ.hpp>
 
 namespace pgbridge::verify {
@@ -12,14 +12,6 @@ namespace {
 constexpr int kMaxDepth = 12;
 // Top-level chunks whose digests are taken per round trip of boundaries.
 constexpr std::size_t kTopLevelWindow = 16;
-
-// Runs fn(a) on its own thread and fn(b) on this one, so that both servers work at once.
-template <typename Fn>
-auto on_both(RowSource& a, RowSource& b, Fn fn) {
-    auto from_a = std::async(std::launch::async, [&] { return fn(a); });
-    auto from_b = fn(b);
-    return std::pair{from_a.get(), std::move(from_b)};
-}
 
 // The ranges between consecutive cut points, from range.after; the last one reaches
 // range.up_to when with_tail, and ends at the last cut point otherwise.
@@ -58,7 +50,8 @@ class Differ {
 
   private:
     void compare(const std::vector<KeyRange>& ranges, int depth) {
-        const auto [digests_a, digests_b] = on_both(a_, b_, [&](RowSource& side) {
+        const auto [digests_a, digests_b] = on_both_sides([&](std::size_t i) {
+            RowSource& side = source(i);
             std::vector<RangeDigest> out;
             out.reserve(ranges.size());
             for (const auto& r : ranges) {
@@ -98,7 +91,7 @@ class Differ {
 
     void compare_rows(const KeyRange& range) {
         const auto [rows_a, rows_b] =
-            on_both(a_, b_, [&](RowSource& side) { return side.row_hashes(range); });
+            on_both_sides([&](std::size_t i) { return source(i).row_hashes(range); });
         std::map<Key, const std::string*> hashes_b;
         for (const auto& r : rows_b) {
             hashes_b.emplace(r.key, &r.hash);
@@ -116,6 +109,8 @@ class Differ {
             add(key);
         }
     }
+
+    RowSource& source(std::size_t i) { return i == 0 ? a_ : b_; }
 
     void add(const Key& key) {
         if (result_.keys.size() >= options_.max_keys) {

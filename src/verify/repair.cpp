@@ -38,8 +38,7 @@ std::size_t index_of(const std::array<std::string, 2>& sides, const std::string&
 }
 
 std::string column_of(const ComparedTable& table, std::size_t side, const std::string& canonical) {
-    const auto it = std::find(table.columns.begin(), table.columns.end(), canonical);
-    return table.sides[side].columns[table.positions[side][it - table.columns.begin()]].name;
+    return table.sides[side].columns[table.positions[side][table.column_index(canonical)]].name;
 }
 
 std::optional<std::string> param_of(const Value& value) {
@@ -48,8 +47,7 @@ std::optional<std::string> param_of(const Value& value) {
 
 const Value& value_of(const ComparedTable& table, std::size_t side, const RowState& state,
                       const std::string& canonical) {
-    const auto it = std::find(table.columns.begin(), table.columns.end(), canonical);
-    return state.row.at(table.positions[side][it - table.columns.begin()]);
+    return state.row.at(table.positions[side][table.column_index(canonical)]);
 }
 
 // Whether a write may go ahead, from both sides' rows read again under the lock: the side
@@ -65,30 +63,12 @@ bool still_as_compared(const ComparedTable& table, const KeyDifference& d, const
         return true;
     }
     for (const auto& c : w.columns) {
-        const Value& before = value_of(table, source, d.states[source], c);
-        const Value& now = value_of(table, source, winner_now, c);
-        if (before.kind != now.kind || before.data != now.data) {
+        if (value_of(table, source, d.states[source], c) !=
+            value_of(table, source, winner_now, c)) {
             return false;
         }
     }
     return true;
-}
-
-// lock_rows_statement's parameters for these keys.
-pg::Params key_arrays(const std::vector<Key>& keys) {
-    std::vector<std::optional<std::string>> ordinals;
-    std::vector<std::vector<std::optional<std::string>>> columns(keys.empty() ? 0 : keys[0].size());
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-        ordinals.push_back(std::to_string(i));
-        for (std::size_t k = 0; k < columns.size(); ++k) {
-            columns[k].push_back(keys[i].at(k));
-        }
-    }
-    pg::Params params{pg::array_literal(ordinals)};
-    for (const auto& c : columns) {
-        params.push_back(pg::array_literal(c));
-    }
-    return params;
 }
 
 // Keys written per transaction: one commit (one WAL flush) for many keys.
@@ -118,8 +98,7 @@ RepairPlan plan_repair(const ComparedTable& table, const KeyDifference& d,
         column_write_times(table, 0, d.states[0]), column_write_times(table, 1, d.states[1])};
     std::array<RepairWrite, 2> updates;
     for (const std::string& column : d.columns) {
-        const std::size_t i = static_cast<std::size_t>(
-            std::find(table.columns.begin(), table.columns.end(), column) - table.columns.begin());
+        const std::size_t i = table.column_index(column);
         const ColumnRule rule = rules.for_column(table.name(), column);
         std::size_t winner = 0;
         std::string why;
@@ -258,7 +237,7 @@ void RepairWriter::write_batch(const ComparedTable& table, std::size_t side,
     std::vector<bool> written(jobs.size(), false);
     conn.transaction([&] {
         conn.exec("SET LOCAL pgbridge.applying = 'on'");
-        conn.exec(apply::lock_rows_statement(table.sides[side]), key_arrays(keys));
+        conn.exec(apply::lock_rows_statement(table.sides[side]), key_array_params(keys));
         const std::vector<RowState> here = read_row_states(conn, table, side, keys);
         const std::vector<RowState> there =
             read_row_states(verifier_.connection(source), table, source, keys);

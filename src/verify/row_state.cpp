@@ -11,6 +11,22 @@ constexpr std::size_t kKeysPerRead = 1000;
 
 }  // namespace
 
+pg::Params key_array_params(const std::vector<Key>& keys) {
+    std::vector<std::optional<std::string>> ordinals;
+    std::vector<std::vector<std::optional<std::string>>> columns(keys.empty() ? 0 : keys[0].size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        ordinals.push_back(std::to_string(i));
+        for (std::size_t k = 0; k < columns.size(); ++k) {
+            columns[k].push_back(keys[i].at(k));
+        }
+    }
+    pg::Params params{pg::array_literal(ordinals)};
+    for (const auto& c : columns) {
+        params.push_back(pg::array_literal(c));
+    }
+    return params;
+}
+
 std::vector<RowState> read_row_states(pg::Connection& connection, const ComparedTable& table,
                                       std::size_t side_index, const std::vector<Key>& keys) {
     const apply::TargetTable& side = table.sides.at(side_index);
@@ -20,18 +36,11 @@ std::vector<RowState> read_row_states(pg::Connection& connection, const Compared
     out.reserve(keys.size());
     for (std::size_t first = 0; first < keys.size(); first += kKeysPerRead) {
         const std::size_t last = std::min(keys.size(), first + kKeysPerRead);
-        std::vector<std::optional<std::string>> ordinals;
-        std::vector<std::vector<std::optional<std::string>>> columns(side.key.size());
-        for (std::size_t i = first; i < last; ++i) {
-            ordinals.push_back(std::to_string(i - first));
-            for (std::size_t k = 0; k < side.key.size(); ++k) {
-                columns[k].push_back(keys[i].at(k));
-            }
-        }
-        pg::Params params{side.versions_name, pg::array_literal(ordinals)};
-        for (const auto& c : columns) {
-            params.push_back(pg::array_literal(c));
-        }
+        pg::Params params{side.versions_name};
+        const pg::Params keys_here =
+            key_array_params({keys.begin() + static_cast<std::ptrdiff_t>(first),
+                              keys.begin() + static_cast<std::ptrdiff_t>(last)});
+        params.insert(params.end(), keys_here.begin(), keys_here.end());
         const pg::Result result = connection.exec(sql, params);
         const int versions_flag = 2 + static_cast<int>(width);
         for (int r = 0; r < result.rows(); ++r) {
@@ -64,7 +73,7 @@ std::vector<std::string> differing_columns(const ComparedTable& table, const Row
     for (std::size_t i = 0; i < table.columns.size(); ++i) {
         const Value& va = a.row.at(table.positions[0][i]);
         const Value& vb = b.row.at(table.positions[1][i]);
-        if (va.kind != vb.kind || va.data != vb.data) {
+        if (va != vb) {
             out.push_back(table.columns[i]);
         }
     }

@@ -1,5 +1,4 @@
 #include <chrono>
-#include <future>
 #include <set>
 
 #include <fmt/format.h>
@@ -8,6 +7,7 @@
 
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/verify/both_sides.hpp>
 #include <pgbridge/verify/fence.hpp>
 #include <pgbridge/verify/postgres_row_source.hpp>
 #include <pgbridge/verify/verifier.hpp>
@@ -127,10 +127,8 @@ void Verifier::fence_or_throw(VerifyReport* report) {
 
 std::array<std::vector<RowState>, 2> Verifier::read_both(const ComparedTable& table,
                                                          const std::vector<Key>& keys) {
-    auto from_a = std::async(std::launch::async,
-                             [&] { return read_row_states(connections_[0], table, 0, keys); });
-    auto from_b = read_row_states(connections_[1], table, 1, keys);
-    return {from_a.get(), std::move(from_b)};
+    return on_both_sides(
+        [&](std::size_t i) { return read_row_states(connections_.at(i), table, i, keys); });
 }
 
 TableReport Verifier::verify_table(const ComparedTable& table) {

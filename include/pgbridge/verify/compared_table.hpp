@@ -24,6 +24,8 @@ struct ComparedTable {
     std::vector<std::size_t> key;
 
     const QualifiedName& name() const { return config->name; }
+    // Position in `columns` of a compared column (canonical name); Error(Internal) if none.
+    std::size_t column_index(const std::string& canonical) const;
 };
 
 // Reads both sides' catalogs. Throws Error(Setup) naming the table when it is missing on a

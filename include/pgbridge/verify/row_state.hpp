@@ -22,6 +22,10 @@ struct RowState {
     std::string fingerprint;
 };
 
+// The keys as the apply statements take them (apply_statements.hpp): an int4[] of ordinals
+// 0..n-1, then one text[] per key column.
+pg::Params key_array_params(const std::vector<Key>& keys);
+
 // Reads the keys' states on one side, without locking (verify never makes a writer wait).
 std::vector<RowState> read_row_states(pg::Connection& connection, const ComparedTable& table,
                                       std::size_t side_index, const std::vector<Key>& keys);
