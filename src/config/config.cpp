@@ -463,8 +463,8 @@ class ConfigParser {
             return;
         }
         TableReader reader(*rabbit, "[rabbitmq]", diag_,
-                           {"url", "password_file", "max_priority", "ca_file", "cert_file",
-                            "key_file", "verify_peer"});
+                           {"url", "password_file", "max_priority", "max_message_bytes", "ca_file",
+                            "cert_file", "key_file", "verify_peer"});
         if (auto url = reader.string("url", true)) {
             std::string expected;
             if (auto parsed = AmqpUrl::parse(*url, &expected)) {
@@ -488,6 +488,11 @@ class ConfigParser {
         // costs an internal queue.
         if (auto max = reader.integer("max_priority", false, 1, 255)) {
             config_.rabbitmq.max_priority = *max;
+        }
+        // At least 64 KiB, so that one row fits a chunk; at most RabbitMQ's own ceiling for
+        // max_message_size (512 MiB; its default is 128 MiB).
+        if (auto bytes = reader.integer("max_message_bytes", false, 64 * 1024, 512 * 1024 * 1024)) {
+            config_.rabbitmq.max_message_bytes = static_cast<std::size_t>(*bytes);
         }
         read_tls_files(reader);
     }

@@ -96,6 +96,7 @@ TEST_CASE("the spec's full example loads into typed structs") {
     CHECK(c.rabbitmq.url.vhost == "/");
     CHECK(c.rabbitmq.url.user == "pgbridge");
     CHECK(c.rabbitmq.max_priority == 10);
+    CHECK(c.rabbitmq.max_message_bytes == 8 * 1024 * 1024);
     CHECK(c.engine.batch_size == 100);
     CHECK(c.engine.timeout_ms == 30000);
     REQUIRE(c.tables.size() == 2);
@@ -292,6 +293,10 @@ TEST_CASE("invalid configurations name the line of the mistake") {
     }
     SUBCASE("max_priority out of RabbitMQ's range") {
         CHECK(error_line(replace(kValid, "max_priority = 10", "max_priority = 300")) == 12);
+    }
+    SUBCASE("max_message_bytes below one chunk's minimum") {
+        CHECK(error_line(replace(kValid, "max_priority = 10",
+                                 "max_priority = 10\nmax_message_bytes = 1000")) == 13);
     }
     SUBCASE("TLS files without an amqps:// URL") {
         CHECK(error_line(replace(kValid, "max_priority = 10",

@@ -37,6 +37,10 @@ struct RabbitConfig {
     AmqpUrl url;
     std::optional<std::filesystem::path> password_file;
     int max_priority = 10;
+    // The largest message pgbridge publishes, and the largest body a consumer reads: a
+    // larger one is dead-lettered unread. A source transaction larger than this travels in
+    // chunks (docs/message-format.md, "Large transactions").
+    std::size_t max_message_bytes = 8 * 1024 * 1024;
     // TLS (amqps://): the CA that signed the broker's certificate, and optionally a client
     // certificate and key. Peer and host name verification stay on unless turned off.
     std::optional<std::filesystem::path> ca_file;
