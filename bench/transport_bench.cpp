@@ -4,14 +4,13 @@
 //
 //   transport_bench CONNINFO SLOT PUBLICATION UNTIL_LSN CHANGES AMQP_URL AMQP_PASSWORD
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <iostream>
 #include <sys/resource.h>
 #include <thread>
 
-#include <amqp.h>
-#include <amqp_framing.h>
 #include <fmt/format.h>
 
 #include <pgbridge/config/object_names.hpp>
@@ -87,40 +86,26 @@ double broker_ceiling(const AmqpConnectOptions& options, std::uint64_t count, st
         c.qos(1, 64);
         c.consume(1, queue);
         while (consumed < count) {
-            amqp_maybe_release_buffers(c.native());
-            amqp_envelope_t envelope;
-            timeval timeout{5, 0};
-            auto reply = amqp_consume_message(c.native(), &envelope, &timeout, 0);
-            if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+            auto delivery = c.next_delivery(std::chrono::seconds(5), size);
+            if (!delivery) {
                 break;
             }
-            amqp_basic_ack(c.native(), 1, envelope.delivery_tag, 0);
-            amqp_destroy_envelope(&envelope);
+            c.ack(1, delivery->delivery_tag);
             ++consumed;
         }
     });
     {
         AmqpConnection p(options);
         p.confirm_select(1);
-        amqp_basic_properties_t props{};
-        props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG;
-        props.delivery_mode = 2;
-        props.priority = 5;
+        OutgoingMessage message{exchange, "y", {}, body};
+        message.properties.priority = 5;
         std::uint64_t confirmed = 0;
         auto read_acks = [&](bool block) {
-            amqp_maybe_release_buffers(p.native());
-            timeval zero{0, 0};
-            timeval wait{5, 0};
-            amqp_frame_t frame;
-            bool first = true;
-            while (amqp_simple_wait_frame_noblock(
-                       p.native(), &frame, block && first ? &wait : &zero) == AMQP_STATUS_OK) {
-                first = false;
-                if (frame.frame_type == AMQP_FRAME_METHOD &&
-                    frame.payload.method.id == AMQP_BASIC_ACK_METHOD) {
-                    confirmed =
-                        static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded)->delivery_tag;
-                }
+            auto confirm = p.next_confirm(block ? std::optional(std::chrono::milliseconds(5000))
+                                                : std::nullopt);
+            while (confirm) {
+                confirmed = std::max(confirmed, confirm->delivery_tag);
+                confirm = p.next_confirm(std::nullopt);
             }
         };
         for (std::uint64_t i = 1; i <= count; ++i) {
@@ -128,9 +113,7 @@ double broker_ceiling(const AmqpConnectOptions& options, std::uint64_t count, st
             while (i - confirmed > 256) {
                 read_acks(true);
             }
-            amqp_basic_publish(p.native(), 1, amqp_cstring_bytes(exchange.c_str()),
-                               amqp_cstring_bytes("y"), 0, 0, &props,
-                               amqp_bytes_t{body.size(), const_cast<char*>(body.data())});
+            p.publish(1, message);
         }
         while (confirmed < count) {
             read_acks(true);

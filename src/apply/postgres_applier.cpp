@@ -9,7 +9,9 @@
 #include <pgbridge/apply/row_versions.hpp>
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/pg/pipeline.hpp>
 
@@ -47,14 +49,6 @@ json value_json(const Value& value) {
 
 std::string dump(const json& doc) {
     return doc.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-// Failures worth another immediate try of the whole batch: the server rolled back because of
-// a concurrent transaction, or a key appeared between our read and our insert.
-bool is_transient(const Error& error) {
-    const std::string_view sqlstate = error.context_value("sqlstate");
-    return error.kind() == ErrorKind::Database && (sqlstate == "40001" || sqlstate == "40P01" ||
-                                                   sqlstate == "23505" || sqlstate == "55P03");
 }
 
 // One key of one table touched by the batch, with its local state as the batch goes.
@@ -582,16 +576,17 @@ void PostgresApplier::apply(const transport::ChangeBatch& batch) {
             Attempt(*this, batch, *resolver).run();
             return;
         } catch (Error& e) {
-            if (pg::is_connection_failure(e)) {
+            if (is_connection_failure(e)) {
                 forget_session();
                 throw;
             }
-            const std::string_view sqlstate = e.context_value("sqlstate");
-            if (sqlstate == "42P01" || sqlstate == "42703" || sqlstate == "26000") {
+            const std::string_view state = e.context_value("sqlstate");
+            if (state == sqlstate::kUndefinedTable || state == sqlstate::kUndefinedColumn ||
+                state == sqlstate::kInvalidSqlStatementName) {
                 // The target's tables changed under us: describe them again next time.
                 targets_.clear();
             }
-            if (!is_transient(e) || attempt >= options_.transient_attempts) {
+            if (!is_transient_conflict(e) || attempt >= options_.transient_attempts) {
                 throw;
             }
             stats_.transient_retries++;

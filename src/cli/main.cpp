@@ -3,7 +3,6 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
-#include <amqp.h>
 #include <fmt/format.h>
 #include <libpq-fe.h>
 #include <nlohmann/json.hpp>
@@ -11,6 +10,7 @@
 #include <pgbridge/cli/commands.hpp>
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/transport/amqp_connection.hpp>
 
 #include "pgbridge_version.hpp"
 
@@ -22,12 +22,12 @@ int version_command(const GlobalOptions& global) {
     if (global.json) {
         std::cout << nlohmann::json{{"pgbridge", PGBRIDGE_VERSION},
                                     {"libpq", libpq_version},
-                                    {"rabbitmq_c", amqp_version()}}
+                                    {"rabbitmq_c", transport::rabbitmq_c_version()}}
                          .dump()
                   << '\n';
     } else {
         std::cout << fmt::format("pgbridge {} (libpq {}, rabbitmq-c {})\n", PGBRIDGE_VERSION,
-                                 libpq_version, amqp_version());
+                                 libpq_version, transport::rabbitmq_c_version());
     }
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
 #include <pgbridge/source/capture.hpp>
 
@@ -262,14 +263,14 @@ int tail_command(const GlobalOptions& global, const TailCommandOptions& options)
         capture.run();
     } catch (const Error& e) {
         g_capture = nullptr;
-        if (e.context_value("sqlstate") == "55006") {
+        if (e.context_value("sqlstate") == sqlstate::kObjectInUse) {
             throw Error(ErrorKind::Setup,
                         fmt::format("slot {} is in use (pgbridge run?); tail without "
                                     "--from-start uses a temporary slot",
                                     capture_options.slot))
                 .with("side", side.name);
         }
-        if (e.context_value("sqlstate") == "42704") {
+        if (e.context_value("sqlstate") == sqlstate::kUndefinedObject) {
             Error hinted(ErrorKind::Setup, e.message() + "; run pgbridge setup first");
             hinted.with("side", side.name);
             throw hinted;

@@ -28,19 +28,6 @@ std::string trimmed_message(const char* text) {
     return out;
 }
 
-bool is_connection_failure(const Error& error) {
-    if (error.kind() != ErrorKind::Database) {
-        return false;
-    }
-    const std::string_view sqlstate = error.context_value("sqlstate");
-    return sqlstate.empty()               // failed before the server answered
-           || sqlstate.starts_with("08")  // connection exception
-           || sqlstate == "57P01"         // admin shutdown
-           || sqlstate == "57P02"         // crash shutdown
-           || sqlstate == "57P03"         // cannot connect now (starting up)
-           || sqlstate == "53300";        // too many connections
-}
-
 Result::Result(pg_result* result) : result_(result, &PQclear) {}
 
 int Result::rows() const {

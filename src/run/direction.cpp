@@ -73,6 +73,8 @@ transport::ConsumerOptions consumer_options(const Config& config, const std::str
     o.target_side = target;
     o.max_retries = config.engine.max_retries;
     o.retry_delay_ms = config.engine.retry_delay_ms;
+    o.max_message_bytes = config.rabbitmq.max_message_bytes;
+    o.max_group_bytes = config.rabbitmq.max_message_bytes;
     return o;
 }
 

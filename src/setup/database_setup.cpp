@@ -6,6 +6,7 @@
 
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/pg/connection.hpp>
 #include <pgbridge/pg/conninfo.hpp>
 #include <pgbridge/setup/database_setup.hpp>
@@ -602,7 +603,8 @@ SetupReport with_privilege_hint(std::string_view command, Fn&& fn) {
     try {
         return fn();
     } catch (Error& e) {
-        if (e.kind() == ErrorKind::Database && e.context_value("sqlstate") == "42501") {
+        if (e.kind() == ErrorKind::Database &&
+            e.context_value("sqlstate") == sqlstate::kInsufficientPrivilege) {
             Error hinted(e.kind(),
                          e.message() + fmt::format("; {} needs a role that owns the synced "
                                                    "tables and may manage replication origins: "

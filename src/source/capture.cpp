@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
 #include <pgbridge/source/capture.hpp>
@@ -16,9 +17,7 @@
 namespace pgbridge::source {
 
 bool is_retryable(const Error& error) {
-    return error.kind() == ErrorKind::Broker  // the sink's broker went away
-           || pg::is_connection_failure(error) ||
-           error.context_value("sqlstate") == "55006";  // slot still held by a previous process
+    return classify_session_failure(error) == FailureAction::Reconnect;
 }
 
 namespace {

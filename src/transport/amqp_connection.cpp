@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <sys/time.h>
 
 #include <amqp.h>
@@ -9,6 +11,7 @@
 
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 
 namespace pgbridge::transport {
@@ -18,8 +21,7 @@ timeval to_timeval(int ms) {
     return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
 }
 
-}  // namespace
-
+// rabbitmq-c's byte views: of a string (valid while it lives), and back to a string.
 amqp_bytes_t amqp_bytes(const std::string& s) {
     return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
 }
@@ -27,6 +29,137 @@ amqp_bytes_t amqp_bytes(const std::string& s) {
 std::string to_string(amqp_bytes_t bytes) {
     return bytes.bytes == nullptr ? std::string()
                                   : std::string(static_cast<const char*>(bytes.bytes), bytes.len);
+}
+
+// rabbitmq-c's view of an AmqpTable, for method arguments and message headers; valid while
+// both live.
+class AmqpTableView {
+  public:
+    explicit AmqpTableView(const AmqpTable& table);
+    AmqpTableView(const AmqpTableView&) = delete;
+    AmqpTableView& operator=(const AmqpTableView&) = delete;
+    const amqp_table_t& get() const { return table_; }
+
+  private:
+    std::vector<amqp_table_entry_t> entries_;
+    amqp_table_t table_{};
+};
+
+// A received table. Integers of every width are kept (an unsigned 64-bit value beyond the
+// signed range saturates); strings keep their bytes, whatever they are; other kinds are
+// dropped: pgbridge reads none.
+AmqpTable table_from_native(const amqp_table_t& table) {
+    AmqpTable out;
+    for (int i = 0; i < table.num_entries; ++i) {
+        const amqp_table_entry_t& e = table.entries[i];
+        const std::string key = to_string(e.key);
+        switch (e.value.kind) {
+            case AMQP_FIELD_KIND_UTF8:
+            case AMQP_FIELD_KIND_BYTES:
+                out.set(key, to_string(e.value.value.bytes));
+                break;
+            case AMQP_FIELD_KIND_I64:
+                out.set(key, e.value.value.i64);
+                break;
+            case AMQP_FIELD_KIND_U64:
+                out.set(key, static_cast<std::int64_t>(std::min<std::uint64_t>(
+                                 e.value.value.u64, static_cast<std::uint64_t>(INT64_MAX))));
+                break;
+            case AMQP_FIELD_KIND_I32:
+                out.set(key, std::int64_t{e.value.value.i32});
+                break;
+            case AMQP_FIELD_KIND_U32:
+                out.set(key, std::int64_t{e.value.value.u32});
+                break;
+            case AMQP_FIELD_KIND_I16:
+                out.set(key, std::int64_t{e.value.value.i16});
+                break;
+            case AMQP_FIELD_KIND_U16:
+                out.set(key, std::int64_t{e.value.value.u16});
+                break;
+            case AMQP_FIELD_KIND_I8:
+                out.set(key, std::int64_t{e.value.value.i8});
+                break;
+            case AMQP_FIELD_KIND_U8:
+                out.set(key, std::int64_t{e.value.value.u8});
+                break;
+            case AMQP_FIELD_KIND_BOOLEAN:
+                out.set(key, e.value.value.boolean != 0);
+                break;
+            default:
+                break;
+        }
+    }
+    return out;
+}
+
+MessageProperties properties_from_native(const amqp_basic_properties_t& p) {
+    MessageProperties out;
+    const auto text = [&](amqp_flags_t flag, amqp_bytes_t bytes) {
+        return (p._flags & flag) != 0 ? std::optional(to_string(bytes)) : std::nullopt;
+    };
+    out.content_type = text(AMQP_BASIC_CONTENT_TYPE_FLAG, p.content_type);
+    out.type = text(AMQP_BASIC_TYPE_FLAG, p.type);
+    out.message_id = text(AMQP_BASIC_MESSAGE_ID_FLAG, p.message_id);
+    out.app_id = text(AMQP_BASIC_APP_ID_FLAG, p.app_id);
+    out.expiration = text(AMQP_BASIC_EXPIRATION_FLAG, p.expiration);
+    if ((p._flags & AMQP_BASIC_PRIORITY_FLAG) != 0) {
+        out.priority = p.priority;
+    }
+    if ((p._flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0) {
+        out.timestamp = p.timestamp;
+    }
+    out.persistent = (p._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) != 0 && p.delivery_mode == 2;
+    if ((p._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
+        out.headers = table_from_native(p.headers);
+    }
+    return out;
+}
+
+// rabbitmq-c's view of MessageProperties; valid while both live.
+class PropertiesView {
+  public:
+    explicit PropertiesView(const MessageProperties& p) : headers_(p.headers) {
+        const auto text = [&](amqp_flags_t flag, const std::optional<std::string>& value,
+                              amqp_bytes_t& field) {
+            if (value) {
+                props_._flags |= flag;
+                field = amqp_bytes(*value);
+            }
+        };
+        text(AMQP_BASIC_CONTENT_TYPE_FLAG, p.content_type, props_.content_type);
+        text(AMQP_BASIC_TYPE_FLAG, p.type, props_.type);
+        text(AMQP_BASIC_MESSAGE_ID_FLAG, p.message_id, props_.message_id);
+        text(AMQP_BASIC_APP_ID_FLAG, p.app_id, props_.app_id);
+        text(AMQP_BASIC_EXPIRATION_FLAG, p.expiration, props_.expiration);
+        if (p.priority) {
+            props_._flags |= AMQP_BASIC_PRIORITY_FLAG;
+            props_.priority = *p.priority;
+        }
+        if (p.timestamp) {
+            props_._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+            props_.timestamp = *p.timestamp;
+        }
+        props_._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+        props_.delivery_mode = p.persistent ? 2 : 1;
+        if (!p.headers.empty()) {
+            props_._flags |= AMQP_BASIC_HEADERS_FLAG;
+            props_.headers = headers_.get();
+        }
+    }
+    PropertiesView(const PropertiesView&) = delete;
+    PropertiesView& operator=(const PropertiesView&) = delete;
+    const amqp_basic_properties_t* get() const { return &props_; }
+
+  private:
+    AmqpTableView headers_;
+    amqp_basic_properties_t props_{};
+};
+
+}  // namespace
+
+std::string rabbitmq_c_version() {
+    return amqp_version();
 }
 
 AmqpConnectOptions AmqpConnectOptions::from(const RabbitConfig& config, int timeout_ms) {
@@ -72,47 +205,6 @@ AmqpTable& AmqpTable::set(std::string key, FieldValue value) {
     return *this;
 }
 
-AmqpTable AmqpTable::from_native(const amqp_table_t_& table) {
-    AmqpTable out;
-    for (int i = 0; i < table.num_entries; ++i) {
-        const amqp_table_entry_t& e = table.entries[i];
-        const std::string key = to_string(e.key);
-        switch (e.value.kind) {
-            case AMQP_FIELD_KIND_UTF8:
-            case AMQP_FIELD_KIND_BYTES:
-                out.set(key, to_string(e.value.value.bytes));
-                break;
-            case AMQP_FIELD_KIND_I64:
-                out.set(key, e.value.value.i64);
-                break;
-            case AMQP_FIELD_KIND_I32:
-                out.set(key, std::int64_t{e.value.value.i32});
-                break;
-            case AMQP_FIELD_KIND_U32:
-                out.set(key, std::int64_t{e.value.value.u32});
-                break;
-            case AMQP_FIELD_KIND_I16:
-                out.set(key, std::int64_t{e.value.value.i16});
-                break;
-            case AMQP_FIELD_KIND_U16:
-                out.set(key, std::int64_t{e.value.value.u16});
-                break;
-            case AMQP_FIELD_KIND_I8:
-                out.set(key, std::int64_t{e.value.value.i8});
-                break;
-            case AMQP_FIELD_KIND_U8:
-                out.set(key, std::int64_t{e.value.value.u8});
-                break;
-            case AMQP_FIELD_KIND_BOOLEAN:
-                out.set(key, e.value.value.boolean != 0);
-                break;
-            default:
-                break;
-        }
-    }
-    return out;
-}
-
 std::optional<std::string> AmqpTable::get_string(std::string_view key) const {
     for (const auto& [k, v] : entries_) {
         if (k == key) {
@@ -138,7 +230,8 @@ std::optional<std::int64_t> AmqpTable::get_int(std::string_view key) const {
 AmqpConnection::AmqpConnection(const AmqpConnectOptions& o)
     : state_(amqp_new_connection()),
       server_(fmt::format("{}:{}{}", o.url.host, o.url.port,
-                          o.url.vhost == "/" ? "" : "/" + o.url.vhost)) {
+                          o.url.vhost == "/" ? "" : "/" + o.url.vhost)),
+      timeout_ms_(o.timeout_ms) {
     if (state_ == nullptr) {
         throw Error(ErrorKind::Broker, "out of memory creating an AMQP connection");
     }
@@ -348,7 +441,7 @@ std::optional<QueueState> AmqpConnection::inspect_queue(std::uint16_t channel,
     try {
         check_reply(fmt::format("inspecting queue {}", name), channel);
     } catch (const Error& e) {
-        if (e.context_value("reply_code") == "404") {
+        if (e.context_value("reply_code") == amqp_reply::kNotFound) {
             return std::nullopt;
         }
         throw;
@@ -362,7 +455,7 @@ bool AmqpConnection::exchange_exists(std::uint16_t channel, const std::string& n
     try {
         check_reply(fmt::format("inspecting exchange {}", name), channel);
     } catch (const Error& e) {
-        if (e.context_value("reply_code") == "404") {
+        if (e.context_value("reply_code") == amqp_reply::kNotFound) {
             return false;
         }
         throw;
@@ -402,6 +495,157 @@ void AmqpConnection::consume(std::uint16_t channel, const std::string& queue) {
     amqp_basic_consume(state_, channel, amqp_bytes(queue), amqp_empty_bytes, 0, /*no_ack=*/0, 0,
                        amqp_empty_table);
     check_reply(fmt::format("consuming from queue {}", queue), channel);
+}
+
+void AmqpConnection::publish(std::uint16_t channel, const OutgoingMessage& message) {
+    const PropertiesView properties(message.properties);
+    const int status =
+        amqp_basic_publish(state_, channel, amqp_bytes(message.exchange),
+                           amqp_bytes(message.routing_key), /*mandatory=*/1,
+                           /*immediate=*/0, properties.get(), amqp_bytes(message.body));
+    if (status != AMQP_STATUS_OK) {
+        throw Error(ErrorKind::Broker,
+                    fmt::format("publishing to {} failed: {}",
+                                message.exchange.empty() ? message.routing_key : message.exchange,
+                                amqp_error_string2(status)))
+            .with("broker", server_);
+    }
+}
+
+void AmqpConnection::read_content(std::uint16_t channel, Delivery& delivery, std::size_t max_body) {
+    timeval timeout = to_timeval(timeout_ms_);
+    const auto next_frame = [&](std::uint8_t expected) {
+        amqp_frame_t frame;
+        const int rc = amqp_simple_wait_frame_noblock(state_, &frame, &timeout);
+        if (rc != AMQP_STATUS_OK) {
+            throw Error(ErrorKind::Broker,
+                        fmt::format("connection to RabbitMQ lost: {}", amqp_error_string2(rc)))
+                .with("broker", server_);
+        }
+        if (frame.frame_type != expected || frame.channel != channel) {
+            throw Error(ErrorKind::Broker, "RabbitMQ sent a message's frames out of order")
+                .with("broker", server_);
+        }
+        return frame;
+    };
+    const amqp_frame_t header = next_frame(AMQP_FRAME_HEADER);
+    delivery.body_size = header.payload.properties.body_size;
+    delivery.properties = properties_from_native(
+        *static_cast<const amqp_basic_properties_t*>(header.payload.properties.decoded));
+    delivery.body.reserve(
+        static_cast<std::size_t>(std::min<std::uint64_t>(delivery.body_size, max_body)));
+    std::uint64_t received = 0;
+    while (received < delivery.body_size) {
+        // Each frame's bytes are released once copied, so an oversized body never
+        // accumulates in rabbitmq-c's buffers either.
+        amqp_maybe_release_buffers_on_channel(state_, channel);
+        const amqp_frame_t body = next_frame(AMQP_FRAME_BODY);
+        const amqp_bytes_t fragment = body.payload.body_fragment;
+        received += fragment.len;
+        if (delivery.body.size() < max_body) {
+            const std::size_t keep = std::min(fragment.len, max_body - delivery.body.size());
+            delivery.body.append(static_cast<const char*>(fragment.bytes), keep);
+        }
+    }
+    if (received != delivery.body_size) {
+        throw Error(ErrorKind::Broker, "RabbitMQ sent more body bytes than the message declared")
+            .with("broker", server_);
+    }
+    amqp_maybe_release_buffers_on_channel(state_, channel);
+}
+
+std::optional<Delivery> AmqpConnection::next_delivery(std::chrono::milliseconds wait,
+                                                      std::size_t max_body) {
+    timeval timeout = to_timeval(static_cast<int>(wait.count()));
+    while (true) {
+        amqp_maybe_release_buffers(state_);
+        amqp_frame_t frame;
+        const int rc = amqp_simple_wait_frame_noblock(state_, &frame, &timeout);
+        if (rc == AMQP_STATUS_TIMEOUT) {
+            return std::nullopt;
+        }
+        if (rc != AMQP_STATUS_OK) {
+            throw Error(ErrorKind::Broker,
+                        fmt::format("connection to RabbitMQ lost: {}", amqp_error_string2(rc)))
+                .with("broker", server_);
+        }
+        if (frame.frame_type != AMQP_FRAME_METHOD) {
+            continue;  // content of something not delivered to us; nothing to keep
+        }
+        switch (frame.payload.method.id) {
+            case AMQP_BASIC_DELIVER_METHOD: {
+                const auto* m =
+                    static_cast<const amqp_basic_deliver_t*>(frame.payload.method.decoded);
+                Delivery delivery;
+                delivery.delivery_tag = m->delivery_tag;
+                delivery.redelivered = m->redelivered != 0;
+                delivery.exchange = to_string(m->exchange);
+                delivery.routing_key = to_string(m->routing_key);
+                read_content(frame.channel, delivery, max_body);
+                return delivery;
+            }
+            case AMQP_BASIC_CANCEL_METHOD:
+                throw Error(ErrorKind::Broker,
+                            "RabbitMQ cancelled the consumer (was its queue deleted?)")
+                    .with("broker", server_);
+            case AMQP_CHANNEL_CLOSE_METHOD: {
+                const auto* close =
+                    static_cast<const amqp_channel_close_t*>(frame.payload.method.decoded);
+                throw Error(ErrorKind::Broker, fmt::format("the broker closed the channel: {}",
+                                                           to_string(close->reply_text)))
+                    .with("broker", server_)
+                    .with("reply_code", std::to_string(close->reply_code));
+            }
+            case AMQP_CONNECTION_CLOSE_METHOD: {
+                const auto* close =
+                    static_cast<const amqp_connection_close_t*>(frame.payload.method.decoded);
+                throw Error(ErrorKind::Broker, fmt::format("the broker closed the connection: {}",
+                                                           to_string(close->reply_text)))
+                    .with("broker", server_)
+                    .with("reply_code", std::to_string(close->reply_code));
+            }
+            case AMQP_CONNECTION_BLOCKED_METHOD:
+                log::warning("amqp", "RabbitMQ blocks publishing (a resource alarm)",
+                             {{"broker", server_}});
+                break;
+            case AMQP_CONNECTION_UNBLOCKED_METHOD:
+                log::info("amqp", "RabbitMQ accepts publishing again", {{"broker", server_}});
+                break;
+            default:
+                break;
+        }
+    }
+}
+
+void AmqpConnection::ack(std::uint16_t channel, std::uint64_t delivery_tag) {
+    if (amqp_basic_ack(state_, channel, delivery_tag, 0) != AMQP_STATUS_OK) {
+        throw Error(ErrorKind::Broker, "acknowledging a message failed").with("broker", server_);
+    }
+}
+
+void AmqpConnection::reject(std::uint16_t channel, std::uint64_t delivery_tag) {
+    if (amqp_basic_reject(state_, channel, delivery_tag, /*requeue=*/0) != AMQP_STATUS_OK) {
+        throw Error(ErrorKind::Broker, "rejecting a message failed").with("broker", server_);
+    }
+}
+
+std::optional<Delivery> AmqpConnection::get(std::uint16_t channel, const std::string& queue,
+                                            bool acknowledge) {
+    amqp_maybe_release_buffers(state_);
+    amqp_basic_get(state_, channel, amqp_bytes(queue), /*no_ack=*/acknowledge ? 1 : 0);
+    check_reply(fmt::format("getting a message from {}", queue), channel);
+    const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_);
+    if (reply.reply.id != AMQP_BASIC_GET_OK_METHOD) {
+        return std::nullopt;  // basic.get-empty
+    }
+    const auto* ok = static_cast<const amqp_basic_get_ok_t*>(reply.reply.decoded);
+    Delivery delivery;
+    delivery.delivery_tag = ok->delivery_tag;
+    delivery.redelivered = ok->redelivered != 0;
+    delivery.exchange = to_string(ok->exchange);
+    delivery.routing_key = to_string(ok->routing_key);
+    read_content(channel, delivery, std::numeric_limits<std::size_t>::max());
+    return delivery;
 }
 
 }  // namespace pgbridge::transport

@@ -1,13 +1,15 @@
 #include <algorithm>
+#include <iterator>
+#include <limits>
 #include <thread>
+#include <variant>
 
-#include <amqp.h>
-#include <amqp_framing.h>
 #include <fmt/format.h>
 
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
-#include <pgbridge/pg/connection.hpp>
+#include <pgbridge/core/utf8.hpp>
 #include <pgbridge/transport/consumer.hpp>
 #include <pgbridge/transport/message_codec.hpp>
 
@@ -16,32 +18,38 @@ namespace {
 
 constexpr std::uint16_t kChannel = 1;
 
-// Publishes one message and waits for the broker to confirm it. For the rare paths (retry,
-// dead letter), on a connection of its own so no delivery frame is read by mistake.
-class ConfirmedPublisher {
+// Thrown out of a wait when the consumer is asked to stop: the message in hand stays
+// unacknowledged, to come again.
+struct StopRequested {};
+
+// Two AMQP connections: one consumes, the other publishes the retry and dead-letter copies in
+// confirm mode, so that no delivery frame is ever read while waiting for a confirm.
+class AmqpConsumerChannel final : public ConsumerChannel {
   public:
-    explicit ConfirmedPublisher(const AmqpConnectOptions& options) : connection_(options) {
-        connection_.confirm_select(kChannel);
+    explicit AmqpConsumerChannel(const ConsumerOptions& o)
+        : consuming_(o.connect), publishing_(o.connect), timeout_(o.connect.timeout_ms) {
+        declare_topology(consuming_, o.topology);
+        consuming_.qos(kChannel, o.prefetch);
+        consuming_.consume(kChannel, names::queue(o.topology.bridge, o.target_side));
+        publishing_.confirm_select(kChannel);
     }
 
-    void publish(const std::string& exchange, const std::string& routing_key,
-                 const amqp_basic_properties_t& properties, const std::string& body,
-                 int timeout_ms) {
-        const int status = amqp_basic_publish(connection_.native(), kChannel, amqp_bytes(exchange),
-                                              amqp_bytes(routing_key),
-                                              /*mandatory=*/1, 0, &properties, amqp_bytes(body));
-        if (status != AMQP_STATUS_OK) {
-            throw Error(ErrorKind::Broker, fmt::format("publishing to {} failed: {}",
-                                                       exchange.empty() ? routing_key : exchange,
-                                                       amqp_error_string2(status)));
-        }
-        const std::uint64_t sequence = ++sequence_;
+    std::optional<Delivery> receive(std::chrono::milliseconds wait, std::size_t max_body) override {
+        return consuming_.next_delivery(wait, max_body);
+    }
+    void ack(std::uint64_t tag) override { consuming_.ack(kChannel, tag); }
+    void reject(std::uint64_t tag) override { consuming_.reject(kChannel, tag); }
+
+    void publish(const OutgoingMessage& message) override {
+        publishing_.publish(kChannel, message);
+        const std::uint64_t sequence = ++published_;
         while (true) {
-            auto confirm = connection_.next_confirm(std::chrono::milliseconds(timeout_ms));
+            auto confirm = publishing_.next_confirm(timeout_);
             if (!confirm) {
                 throw Error(ErrorKind::Broker,
                             "no confirm for a republished message within "
-                            "timeout_ms");
+                            "timeout_ms")
+                    .with("broker", publishing_.server());
             }
             if (confirm->delivery_tag >= sequence) {
                 return;
@@ -49,254 +57,275 @@ class ConfirmedPublisher {
         }
     }
 
-  private:
-    AmqpConnection connection_;
-    std::uint64_t sequence_ = 0;
-};
-
-// The message's properties, copied with extra headers (for retry and dead-letter copies).
-class PropertiesCopy {
-  public:
-    PropertiesCopy(const amqp_basic_properties_t& original, const AmqpTable& extra)
-        : props_(original), headers_(merged(original, extra)), view_(headers_) {
-        props_._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-        props_._flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
-        props_.delivery_mode = 2;
-        props_.headers = view_.get();
-    }
-    void set_expiration(std::string ms) {
-        expiration_ = std::move(ms);
-        props_._flags |= AMQP_BASIC_EXPIRATION_FLAG;
-        props_.expiration = amqp_bytes(expiration_);
-    }
-    const amqp_basic_properties_t& get() const { return props_; }
+    const std::string& server() const { return consuming_.server(); }
 
   private:
-    static AmqpTable merged(const amqp_basic_properties_t& original, const AmqpTable& extra) {
-        AmqpTable headers;
-        if ((original._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
-            headers = AmqpTable::from_native(original.headers);
-        }
-        for (const auto& [key, value] : extra.entries()) {
-            headers.set(key, value);
-        }
-        return headers;
-    }
-
-    amqp_basic_properties_t props_;
-    AmqpTable headers_;
-    AmqpTableView view_;
-    std::string expiration_;
+    AmqpConnection consuming_;
+    AmqpConnection publishing_;
+    std::chrono::milliseconds timeout_;
+    std::uint64_t published_ = 0;
 };
+
+std::uint64_t saturating_increment(std::uint64_t n) {
+    return n == std::numeric_limits<std::uint64_t>::max() ? n : n + 1;
+}
+
+// Failed attempts so far, as the retry copies count them; anything else (absent, negative,
+// not an integer) counts as none.
+std::uint64_t attempts_of(const Delivery& d) {
+    const auto n = d.properties.headers.get_int("x-pgbridge-attempts");
+    return n && *n > 0 ? static_cast<std::uint64_t>(*n) : 0;
+}
+
+// The header value of a count: AMQP carries signed 64-bit integers.
+std::int64_t header_count(std::uint64_t n) {
+    return static_cast<std::int64_t>(std::min<std::uint64_t>(
+        n, static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())));
+}
+
+Error refusal(std::string_view kind, std::string message) {
+    return Error(ErrorKind::Protocol, std::move(message)).with("refused", std::string(kind));
+}
 
 }  // namespace
 
-bool is_target_unavailable(const Error& error) {
-    // A serialization failure or deadlock is also worth another try in place.
-    const std::string_view sqlstate = error.context_value("sqlstate");
-    return pg::is_connection_failure(error) ||
-           (error.kind() == ErrorKind::Database && (sqlstate == "40001" || sqlstate == "40P01"));
+std::unique_ptr<ConsumerChannel> open_amqp_consumer_channel(const ConsumerOptions& options) {
+    return std::make_unique<AmqpConsumerChannel>(options);
 }
 
 class Consumer::Session {
   public:
-    explicit Session(Consumer& c)
+    Session(Consumer& c, ConsumerChannel& channel)
         : c_(c),
-          connection_(c.options_.connect),
-          republisher_(c.options_.connect),
-          queue_(names::queue(c.options_.topology.bridge, c.options_.target_side)) {
-        declare_topology(connection_, c.options_.topology);
-        connection_.qos(kChannel, c.options_.prefetch);
-        connection_.consume(kChannel, queue_);
-        c_.stats_.consuming = true;
-        log::info("consumer", "consuming", {{"queue", queue_}, {"broker", connection_.server()}});
-    }
-    ~Session() { c_.stats_.consuming = false; }
+          channel_(channel),
+          queue_(names::queue(c.options_.topology.bridge, c.options_.target_side)) {}
 
     void run() {
-        amqp_connection_state_t state = connection_.native();
+        const ConsumerOptions& o = c_.options_;
         while (!c_.stopping_) {
-            amqp_maybe_release_buffers(state);
-            amqp_envelope_t envelope;
-            timeval timeout{0, 200 * 1000};
-            const amqp_rpc_reply_t reply = amqp_consume_message(state, &envelope, &timeout, 0);
-            if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-                reply.library_error == AMQP_STATUS_TIMEOUT) {
+            auto first = channel_.receive(std::chrono::milliseconds(200), o.max_message_bytes);
+            if (!first) {
                 continue;
             }
-            if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
-                connection_.check_reply("consuming", kChannel);
-                throw Error(ErrorKind::Broker, "consuming failed")
-                    .with("broker", connection_.server());
-            }
-            // Whatever else the broker has already sent (up to the prefetch window) is applied
-            // with it in one target transaction: one commit for many messages when they come
-            // faster than one commit each can take.
-            Envelopes group;
-            group.items.push_back(envelope);
-            while (group.items.size() < std::max<std::size_t>(1, c_.options_.prefetch)) {
-                amqp_envelope_t next;
-                timeval now{0, 0};
-                const amqp_rpc_reply_t more = amqp_consume_message(state, &next, &now, 0);
-                if (more.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-                    more.library_error == AMQP_STATUS_TIMEOUT) {
+            // Whatever else the broker has already sent is applied with it in one target
+            // transaction (one commit for many messages when they come faster than one commit
+            // each can take), up to the prefetch window and max_group_bytes of bodies.
+            std::vector<Delivery> group;
+            std::size_t bytes = first->body.size();
+            group.push_back(std::move(*first));
+            while (group.size() < std::max<std::size_t>(1, o.prefetch) &&
+                   bytes < o.max_group_bytes) {
+                auto next = channel_.receive(std::chrono::milliseconds(0), o.max_message_bytes);
+                if (!next) {
                     break;
                 }
-                if (more.reply_type != AMQP_RESPONSE_NORMAL) {
-                    connection_.check_reply("consuming", kChannel);
-                    throw Error(ErrorKind::Broker, "consuming failed")
-                        .with("broker", connection_.server());
-                }
-                group.items.push_back(next);
+                bytes += next->body.size();
+                group.push_back(std::move(*next));
             }
-            handle_group(group.items);
+            handle_group(group);
         }
     }
 
   private:
-    // Received messages, released however the loop ends.
-    struct Envelopes {
-        std::vector<amqp_envelope_t> items;
-        Envelopes() = default;
-        Envelopes(const Envelopes&) = delete;
-        Envelopes& operator=(const Envelopes&) = delete;
-        ~Envelopes() {
-            for (auto& e : items) {
-                amqp_destroy_envelope(&e);
-            }
-        }
+    // A delivery and what it holds: its batch, or why it is refused without an attempt.
+    struct Inspected {
+        Delivery* delivery = nullptr;
+        std::variant<ChangeBatch, Error> content;
+        bool ok() const { return std::holds_alternative<ChangeBatch>(content); }
+        ChangeBatch& batch() { return std::get<ChangeBatch>(content); }
     };
 
-    // Several messages of one kind: applied together, acknowledged together after the commit.
-    // If the whole fails for a reason other than an unreachable target, each is applied on its
-    // own, so that only the message at fault goes to the retry queue or the dead letters.
-    void handle_group(const std::vector<amqp_envelope_t>& group) {
-        std::vector<ChangeBatch> batches;
-        try {
-            for (const auto& e : group) {
-                batches.push_back(decode_body(to_string(e.message.body)));
-            }
-        } catch (const Error&) {
-            batches.clear();  // an unparseable one among them: the one-by-one path says which
+    // Refuses, without an attempt, what cannot be applied whatever the target holds.
+    Inspected inspect(Delivery& d) const {
+        const ConsumerOptions& o = c_.options_;
+        Inspected out{&d, Error(ErrorKind::Internal, "not inspected")};
+        if (!d.body_complete()) {
+            out.content = refusal(dead_kind::kOversized,
+                                  fmt::format("message body of {} bytes is over "
+                                              "rabbitmq.max_message_bytes ({}); not read",
+                                              d.body_size, o.max_message_bytes));
+            return out;
         }
-        const bool same_kind =
-            batches.size() == group.size() &&
-            std::all_of(batches.begin(), batches.end(), [&](const ChangeBatch& b) {
-                return b.kind == batches.front().kind &&
-                       b.source_side == batches.front().source_side;
-            });
-        if (group.size() == 1 || !same_kind) {
-            for (const auto& e : group) {
-                handle(e);
+        if (d.properties.type != kMessageType) {
+            out.content = refusal(
+                dead_kind::kUnsupported,
+                d.properties.type
+                    ? fmt::format("message type '{}' is not {}", to_valid_text(*d.properties.type),
+                                  kMessageType)
+                    : fmt::format("message has no type property; pgbridge reads {}", kMessageType));
+            return out;
+        }
+        try {
+            ChangeBatch batch = decode_body(d.body);
+            if (batch.bridge != o.topology.bridge) {
+                throw refusal(dead_kind::kMisrouted,
+                              fmt::format("message of bridge '{}' in a queue of bridge '{}'",
+                                          to_valid_text(batch.bridge), o.topology.bridge));
             }
+            const auto& sides = o.topology.sides;
+            if (batch.source_side == o.target_side ||
+                std::find(sides.begin(), sides.end(), batch.source_side) == sides.end()) {
+                throw refusal(dead_kind::kMisrouted,
+                              fmt::format("message from side '{}' in the queue of side '{}', "
+                                          "which only the other side of the bridge feeds",
+                                          to_valid_text(batch.source_side), o.target_side));
+            }
+            out.content = std::move(batch);
+        } catch (...) {
+            out.content = as_error(std::current_exception());
+        }
+        return out;
+    }
+
+    // Applies a group: each run of consecutive valid messages of one source and kind in one
+    // target transaction, acknowledged together after the commit. If a run fails for a
+    // reason other than waiting, each of its messages is applied on its own, so that only the
+    // message at fault is retried or dead-lettered.
+    void handle_group(std::vector<Delivery>& group) {
+        std::vector<Inspected> items;
+        items.reserve(group.size());
+        for (auto& d : group) {
+            items.push_back(inspect(d));
+        }
+        std::size_t i = 0;
+        while (i < items.size()) {
+            if (!items[i].ok()) {
+                refuse(*items[i].delivery, std::get<Error>(items[i].content));
+                ++i;
+                continue;
+            }
+            std::size_t end = i + 1;
+            while (end < items.size() && items[end].ok() &&
+                   items[end].batch().kind == items[i].batch().kind &&
+                   items[end].batch().source_side == items[i].batch().source_side) {
+                ++end;
+            }
+            handle_run(items, i, end);
+            i = end;
+        }
+    }
+
+    void handle_run(std::vector<Inspected>& items, std::size_t begin, std::size_t end) {
+        if (end - begin == 1) {
+            handle_one(*items[begin].delivery, items[begin].batch());
             return;
         }
-        ChangeBatch merged = std::move(batches.front());
-        for (std::size_t i = 1; i < batches.size(); ++i) {
-            for (auto& txn : batches[i].transactions) {
-                merged.transactions.push_back(std::move(txn));
-            }
+        // The transactions move into one batch and, if it fails, back to their messages.
+        ChangeBatch merged;
+        merged.bridge = items[begin].batch().bridge;
+        merged.source_side = items[begin].batch().source_side;
+        merged.kind = items[begin].batch().kind;
+        std::vector<std::size_t> counts;
+        for (std::size_t k = begin; k < end; ++k) {
+            auto& txns = items[k].batch().transactions;
+            counts.push_back(txns.size());
+            std::move(txns.begin(), txns.end(), std::back_inserter(merged.transactions));
+            txns.clear();
         }
+        bool applied = false;
         try {
             apply_waiting_for_target(merged);
-        } catch (const Error&) {
-            if (c_.stopping_) {
-                throw;
+            applied = true;
+        } catch (const StopRequested&) {
+            throw;
+        } catch (...) {
+            // Which message is at fault is found one by one below.
+        }
+        if (!applied) {
+            auto next = merged.transactions.begin();
+            for (std::size_t k = begin; k < end; ++k) {
+                const auto count = static_cast<std::ptrdiff_t>(counts[k - begin]);
+                auto& txns = items[k].batch().transactions;
+                std::move(next, next + count, std::back_inserter(txns));
+                next += count;
             }
-            for (const auto& one : group) {
-                handle(one);
+            merged.transactions.clear();
+            for (std::size_t k = begin; k < end; ++k) {
+                handle_one(*items[k].delivery, items[k].batch());
             }
             return;
         }
-        for (const auto& e : group) {
-            ack(e.delivery_tag);
+        for (std::size_t k = begin; k < end; ++k) {
+            channel_.ack(items[k].delivery->delivery_tag);
         }
-        c_.stats_.messages_applied += group.size();
+        c_.stats_.messages_applied += end - begin;
         c_.stats_.changes_applied += merged.change_count();
     }
 
-    // Applies, waiting in place while the target cannot be reached: the message stays
-    // unacknowledged, nothing is lost and no attempt is counted. Any other failure is the
-    // caller's; so is every failure once stopping (unacked, the broker gives the message to
-    // the next consumer).
+    void handle_one(const Delivery& d, const ChangeBatch& batch) {
+        try {
+            apply_waiting_for_target(batch);
+        } catch (const StopRequested&) {
+            throw;
+        } catch (...) {
+            const Error e = as_error(std::current_exception());
+            const std::uint64_t attempts = saturating_increment(attempts_of(d));
+            const bool retry =
+                classify_apply_failure(e) == FailureAction::Retry &&
+                attempts < static_cast<std::uint64_t>(std::max(1, c_.options_.max_retries));
+            if (retry) {
+                send_to_retry(d, attempts, e);
+            } else {
+                DeadLetter letter = letter_for(d, e, attempts);
+                letter.source_side = batch.source_side;
+                letter.first_lsn = batch.first_commit_lsn();
+                letter.last_lsn = batch.last_end_lsn();
+                letter.commit_time = batch.last_commit_time();
+                dead_letter(d, letter);
+            }
+            return;
+        }
+        channel_.ack(d.delivery_tag);
+        ++c_.stats_.messages_applied;
+        c_.stats_.changes_applied += batch.change_count();
+    }
+
+    // A message refused without an attempt.
+    void refuse(const Delivery& d, const Error& e) {
+        DeadLetter letter = letter_for(d, e, attempts_of(d));
+        const std::string_view kind = e.context_value("refused");
+        letter.error_kind = kind.empty() ? std::string(dead_kind::kUnparseable) : std::string(kind);
+        letter.source_side = d.properties.headers.get_string("x-pgbridge-source").value_or("");
+        dead_letter(d, letter);
+    }
+
+    // Applies, waiting in place while the policy says so (the target unreachable or refusing
+    // for a moment): the message stays unacknowledged, no attempt is counted. Any other
+    // failure is the caller's.
     void apply_waiting_for_target(const ChangeBatch& batch) {
         while (true) {
             try {
                 c_.handler_.apply(batch);
                 return;
-            } catch (const Error& e) {
-                if (c_.stopping_ || !is_target_unavailable(e)) {
-                    throw;
+            } catch (...) {
+                const Error e = as_error(std::current_exception());
+                if (c_.stopping_) {
+                    throw StopRequested{};
+                }
+                if (classify_apply_failure(e) != FailureAction::WaitInPlace) {
+                    throw e;
                 }
                 log::warning("consumer", "target unavailable; retrying in place",
                              {{"queue", queue_},
                               {"last_lsn", batch.last_end_lsn().to_string()},
                               {"error", e.what()}});
-                std::this_thread::sleep_for(
-                    std::chrono::milliseconds(std::max(100, c_.options_.retry_delay_ms)));
+                pause();
             }
         }
     }
 
-    void ack(std::uint64_t tag) {
-        if (amqp_basic_ack(connection_.native(), kChannel, tag, 0) != AMQP_STATUS_OK) {
-            throw Error(ErrorKind::Broker, "acknowledging a message failed")
-                .with("broker", connection_.server());
-        }
-    }
-
-    void handle(const amqp_envelope_t& envelope) {
-        const amqp_basic_properties_t& props = envelope.message.properties;
-        const std::string body = to_string(envelope.message.body);
-        AmqpTable headers;
-        if ((props._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
-            headers = AmqpTable::from_native(props.headers);
-        }
-        const int previous_attempts =
-            static_cast<int>(headers.get_int("x-pgbridge-attempts").value_or(0));
-        const std::string id = (props._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0
-                                   ? to_string(props.message_id)
-                                   : std::string();
-
-        ChangeBatch batch;
-        try {
-            batch = decode_body(body);
-        } catch (const Error& e) {
-            DeadLetter letter = letter_for(id, body, e, previous_attempts);
-            letter.error_kind = "unparseable";
-            letter.source_side = headers.get_string("x-pgbridge-source").value_or("");
-            dead_letter(props, body, letter);
-            ack(envelope.delivery_tag);
-            return;
-        }
-
-        try {
-            apply_waiting_for_target(batch);
-        } catch (const Error& e) {
+    void pause() const {
+        const auto until = std::chrono::steady_clock::now() +
+                           std::chrono::milliseconds(std::max(100, c_.options_.retry_delay_ms));
+        while (std::chrono::steady_clock::now() < until) {
             if (c_.stopping_) {
-                throw;
+                throw StopRequested{};
             }
-            const int attempts = previous_attempts + 1;
-            DeadLetter letter = letter_for(id, body, e, attempts);
-            letter.source_side = batch.source_side;
-            letter.first_lsn = batch.first_commit_lsn();
-            letter.last_lsn = batch.last_end_lsn();
-            letter.commit_time = batch.last_commit_time();
-            if (attempts < std::max(1, c_.options_.max_retries)) {
-                retry(props, body, attempts, e);
-            } else {
-                dead_letter(props, body, letter);
-            }
-            ack(envelope.delivery_tag);
-            return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
-        ack(envelope.delivery_tag);
-        ++c_.stats_.messages_applied;
-        c_.stats_.changes_applied += batch.change_count();
     }
 
-    DeadLetter letter_for(const std::string& id, const std::string& body, const Error& e,
-                          int attempts) {
+    DeadLetter letter_for(const Delivery& d, const Error& e, std::uint64_t attempts) const {
         DeadLetter letter;
         letter.bridge = c_.options_.topology.bridge;
         letter.error_kind = std::string(to_string(e.kind()));
@@ -305,55 +334,99 @@ class Consumer::Session {
         letter.table = std::string(e.context_value("table"));
         letter.key = std::string(e.context_value("key"));
         letter.attempts = attempts;
-        letter.message_id = id;
-        letter.body = body;
+        letter.message_id = d.properties.message_id.value_or("");
+        letter.body = d.body;
+        letter.body_size = d.body_size;
         return letter;
     }
 
-    void retry(const amqp_basic_properties_t& props, const std::string& body, int attempts,
-               const Error& e) {
-        PropertiesCopy copy(props, AmqpTable()
-                                       .set("x-pgbridge-attempts", std::int64_t{attempts})
-                                       .set("x-pgbridge-last-error", e.what()));
-        copy.set_expiration(std::to_string(std::max(0, c_.options_.retry_delay_ms)));
-        // Through the default exchange straight into the retry queue; when the TTL expires the
-        // broker dead-letters it back to pgbridge.NAME with the side as routing key.
-        republisher_.publish(
-            "", names::retry_queue(c_.options_.topology.bridge, c_.options_.target_side),
-            copy.get(), body, c_.options_.connect.timeout_ms);
+    // A copy of the delivery with extra headers, for the retry and dead-letter queues.
+    static OutgoingMessage copy_of(const Delivery& d, std::string exchange, std::string routing_key,
+                                   const AmqpTable& extra) {
+        OutgoingMessage m{std::move(exchange), std::move(routing_key), d.properties, d.body};
+        m.properties.persistent = true;
+        m.properties.expiration.reset();
+        for (const auto& [key, value] : extra.entries()) {
+            m.properties.headers.set(key, value);
+        }
+        return m;
+    }
+
+    void send_to_retry(const Delivery& d, std::uint64_t attempts, const Error& e) {
+        const ConsumerOptions& o = c_.options_;
+        OutgoingMessage m = copy_of(d, "", names::retry_queue(o.topology.bridge, o.target_side),
+                                    AmqpTable()
+                                        .set("x-pgbridge-attempts", header_count(attempts))
+                                        .set("x-pgbridge-last-error", to_valid_text(e.what())));
+        // When the TTL expires the broker dead-letters it back to pgbridge.NAME with the side
+        // as routing key.
+        m.properties.expiration = std::to_string(std::max(0, o.retry_delay_ms));
+        channel_.publish(m);
+        channel_.ack(d.delivery_tag);
         ++c_.stats_.retries;
         log::warning("consumer", "apply failed; message will be retried",
                      {{"queue", queue_},
                       {"attempt", std::to_string(attempts)},
-                      {"retry_in_ms", std::to_string(c_.options_.retry_delay_ms)},
-                      {"table", std::string(e.context_value("table"))},
-                      {"error", e.what()}});
+                      {"retry_in_ms", std::to_string(o.retry_delay_ms)},
+                      {"table", to_valid_text(e.context_value("table"))},
+                      {"error", to_valid_text(e.what())}});
     }
 
-    void dead_letter(const amqp_basic_properties_t& props, const std::string& body,
-                     const DeadLetter& letter) {
-        // The database row first: if the target is down this throws and the message stays.
-        c_.dead_letters_.record(letter);
-        PropertiesCopy copy(props, AmqpTable()
-                                       .set("x-pgbridge-attempts", std::int64_t{letter.attempts})
-                                       .set("x-pgbridge-dead-kind", letter.error_kind)
-                                       .set("x-pgbridge-dead-reason", letter.reason));
-        republisher_.publish(names::dead_letter_exchange(c_.options_.topology.bridge),
-                             c_.options_.target_side, copy.get(), body,
-                             c_.options_.connect.timeout_ms);
+    void dead_letter(const Delivery& d, const DeadLetter& letter) {
+        record(letter);
+        if (d.body_complete()) {
+            channel_.publish(
+                copy_of(d, names::dead_letter_exchange(c_.options_.topology.bridge),
+                        c_.options_.target_side,
+                        AmqpTable()
+                            .set("x-pgbridge-attempts", header_count(letter.attempts))
+                            .set("x-pgbridge-dead-kind", letter.error_kind)
+                            .set("x-pgbridge-dead-reason", to_valid_text(letter.reason))));
+            channel_.ack(d.delivery_tag);
+        } else {
+            // Never read whole, so it cannot be copied: the broker moves it, unchanged.
+            channel_.reject(d.delivery_tag);
+        }
         ++c_.stats_.dead_lettered;
         log::error("consumer", "message dead-lettered",
                    {{"queue", queue_},
                     {"kind", letter.error_kind},
                     {"attempts", std::to_string(letter.attempts)},
-                    {"table", letter.table},
-                    {"message_id", letter.message_id},
-                    {"reason", letter.reason}});
+                    {"table", to_valid_text(letter.table)},
+                    {"message_id", to_valid_text(letter.message_id)},
+                    {"reason", to_valid_text(letter.reason)}});
+    }
+
+    // The row in pgbridge.dead_letters: waits in place while the target is unreachable; if
+    // it cannot be written for any other reason, the message still goes to the dead-letter
+    // queue, where nothing is lost, and the failure is logged and counted.
+    void record(const DeadLetter& letter) {
+        while (true) {
+            try {
+                c_.dead_letters_.record(letter);
+                return;
+            } catch (...) {
+                const Error e = as_error(std::current_exception());
+                if (c_.stopping_) {
+                    throw StopRequested{};
+                }
+                if (classify_apply_failure(e) != FailureAction::WaitInPlace) {
+                    ++c_.stats_.dead_letter_records_failed;
+                    log::error("consumer",
+                               "could not record a dead letter in pgbridge.dead_letters; the "
+                               "message is in the dead-letter queue",
+                               {{"queue", queue_}, {"error", to_valid_text(e.what())}});
+                    return;
+                }
+                log::warning("consumer", "target unavailable for a dead letter; retrying in place",
+                             {{"queue", queue_}, {"error", e.what()}});
+                pause();
+            }
+        }
     }
 
     Consumer& c_;
-    AmqpConnection connection_;
-    ConfirmedPublisher republisher_;
+    ConsumerChannel& channel_;
     std::string queue_;
 };
 
@@ -371,16 +444,26 @@ void Consumer::run() {
     while (!stopping_) {
         bool worked = false;
         try {
-            Session session(*this);
+            auto channel = options_.open_channel ? options_.open_channel(options_)
+                                                 : open_amqp_consumer_channel(options_);
             worked = true;
-            session.run();
+            stats_.consuming = true;
+            log::info("consumer", "consuming",
+                      {{"queue", names::queue(options_.topology.bridge, options_.target_side)}});
+            Session(*this, *channel).run();
+            stats_.consuming = false;
             return;
-        } catch (const Error& e) {
+        } catch (const StopRequested&) {
+            stats_.consuming = false;
+            return;
+        } catch (...) {
+            stats_.consuming = false;
+            const Error e = as_error(std::current_exception());
             if (stopping_) {
                 return;
             }
-            if (e.kind() != ErrorKind::Broker && !is_target_unavailable(e)) {
-                throw;
+            if (classify_session_failure(e) == FailureAction::Fatal) {
+                throw e;
             }
             if (worked) {
                 backoff = options_.reconnect_min;

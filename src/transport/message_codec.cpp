@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/utf8.hpp>
 #include <pgbridge/transport/message_codec.hpp>
 
 namespace pgbridge::transport {
@@ -133,48 +134,6 @@ std::optional<std::string> base64_decode(std::string_view in) {
         }
     }
     return out;
-}
-
-bool is_valid_utf8(std::string_view s) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        std::size_t extra = 0;
-        std::uint32_t code = 0;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            extra = 1;
-            code = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            extra = 2;
-            code = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            extra = 3;
-            code = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + extra >= s.size()) {
-            return false;
-        }
-        for (std::size_t k = 1; k <= extra; ++k) {
-            const auto cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xC0) != 0x80) {
-                return false;
-            }
-            code = (code << 6) | (cc & 0x3F);
-        }
-        // Overlong forms, surrogates and values beyond Unicode are not UTF-8.
-        if ((extra == 1 && code < 0x80) || (extra == 2 && code < 0x800) ||
-            (extra == 3 && code < 0x10000) || code > 0x10FFFF ||
-            (code >= 0xD800 && code <= 0xDFFF)) {
-            return false;
-        }
-        i += extra + 1;
-    }
-    return true;
 }
 
 json encode_value(const Value& v) {
@@ -440,16 +399,75 @@ std::string encode_body(const ChangeBatch& batch) {
     return body.dump();
 }
 
+namespace {
+
+// Deeper than any valid message (root, transactions, a transaction, changes, a change,
+// versions, columns, a pair): refused before parsing, so no input can make the parser or the
+// document's destruction recurse without bound.
+constexpr int kMaxNesting = 16;
+
+bool nested_too_deep(std::string_view body) {
+    int depth = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        const char c = body[i];
+        if (in_string) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > kMaxNesting) {
+                return true;
+            }
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+    return false;
+}
+
+ChangeBatch decode_document(const json& root);
+
+}  // namespace
+
 ChangeBatch decode_body(std::string_view body) {
+    if (nested_too_deep(body)) {
+        throw Error(
+            ErrorKind::Protocol,
+            fmt::format("malformed pgbridge message: nested deeper than {} levels", kMaxNesting));
+    }
     json root;
     try {
         root = json::parse(body);
     } catch (const json::parse_error& e) {
+        // Not e.what(): it quotes the bytes around the error, which may be row values.
         throw Error(ErrorKind::Protocol,
-                    fmt::format("malformed pgbridge message: not JSON ({})", e.what()));
+                    fmt::format("malformed pgbridge message: not JSON (error at byte {})", e.byte));
+    } catch (const json::exception& e) {
+        throw Error(ErrorKind::Protocol,
+                    fmt::format("malformed pgbridge message: not JSON pgbridge can read (json "
+                                "error {}, a number out of range or the like)",
+                                e.id));
     }
+    try {
+        return decode_document(root);
+    } catch (const json::exception& e) {
+        throw Error(ErrorKind::Protocol,
+                    fmt::format("malformed pgbridge message: a field of the wrong type (json "
+                                "error {})",
+                                e.id));
+    }
+}
+
+namespace {
+
+ChangeBatch decode_document(const json& root) {
     const std::string top = "message";
-    if (!root.is_object() || root.value("format", "") != "pgbridge.changes") {
+    if (!root.is_object() || !root.contains("format") || root["format"] != "pgbridge.changes") {
         malformed(top + ".format", "\"pgbridge.changes\"");
     }
     const int version = int_field<int>(root, "version", top);
@@ -457,7 +475,8 @@ ChangeBatch decode_body(std::string_view body) {
         throw Error(ErrorKind::Protocol,
                     fmt::format("pgbridge message format version {} is not supported (this "
                                 "pgbridge reads version {})",
-                                version, kMessageFormatVersion));
+                                version, kMessageFormatVersion))
+            .with("refused", std::string(dead_kind::kUnsupported));
     }
     ChangeBatch batch;
     batch.bridge = string_field(root, "bridge", top);
@@ -565,6 +584,8 @@ ChangeBatch decode_body(std::string_view body) {
     }
     return batch;
 }
+
+}  // namespace
 
 std::string message_id(const ChangeBatch& batch) {
     return fmt::format("{}:{}:{}", batch.bridge, batch.source_side,

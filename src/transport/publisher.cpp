@@ -1,7 +1,5 @@
 #include <algorithm>
 
-#include <amqp.h>
-#include <amqp_framing.h>
 #include <fmt/format.h>
 
 #include <pgbridge/config/object_names.hpp>
@@ -87,43 +85,25 @@ void Publisher::publish_pending() {
             read_confirms(std::chrono::milliseconds(options_.connect.timeout_ms));
         }
 
-        const std::string body = encode_body(pending_);
-        const std::string id = message_id(pending_);
-        AmqpTable headers;
-        for (auto& [key, value] : message_headers(pending_)) {
-            headers.set(std::move(key), std::move(value));
-        }
-        const AmqpTableView header_view(headers);
-        amqp_basic_properties_t props{};
-        props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-                       AMQP_BASIC_PRIORITY_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
-                       AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_APP_ID_FLAG |
-                       AMQP_BASIC_HEADERS_FLAG;
-        const std::string content_type(kContentType);
-        const std::string type(kMessageType);
-        const std::string app_id = "pgbridge";
-        props.content_type = amqp_bytes(content_type);
-        props.delivery_mode = 2;  // persistent
+        OutgoingMessage message;
+        message.exchange = names::exchange(options_.topology.bridge);
+        message.routing_key = options_.target_side;
+        message.body = encode_body(pending_);
+        MessageProperties& props = message.properties;
+        props.content_type = std::string(kContentType);
+        props.type = std::string(kMessageType);
+        props.app_id = "pgbridge";
+        props.message_id = message_id(pending_);
         props.priority = static_cast<std::uint8_t>(pending_priority_);
-        props.message_id = amqp_bytes(id);
         props.timestamp = static_cast<std::uint64_t>(pending_.last_commit_time() / 1000000);
-        props.type = amqp_bytes(type);
-        props.app_id = amqp_bytes(app_id);
-        props.headers = header_view.get();
-
-        const std::string exchange = names::exchange(options_.topology.bridge);
-        const int status = amqp_basic_publish(connection_->native(), kChannel, amqp_bytes(exchange),
-                                              amqp_bytes(options_.target_side), /*mandatory=*/1,
-                                              /*immediate=*/0, &props, amqp_bytes(body));
-        if (status != AMQP_STATUS_OK) {
-            throw Error(ErrorKind::Broker,
-                        fmt::format("publishing failed: {}", amqp_error_string2(status)))
-                .with("broker", connection_->server());
+        for (auto& [key, value] : message_headers(pending_)) {
+            props.headers.set(std::move(key), std::move(value));
         }
+        connection_->publish(kChannel, message);
         in_flight_.push_back(InFlight{next_sequence_++, pending_.last_end_lsn()});
         ++stats_.messages_published;
         stats_.changes_published += pending_changes_;
-        stats_.bytes_published += body.size();
+        stats_.bytes_published += message.body.size();
     } catch (Error& e) {
         fail(std::move(e));
         throw_if_failed();

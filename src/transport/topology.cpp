@@ -2,6 +2,7 @@
 
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/transport/topology.hpp>
 
 namespace pgbridge::transport {
@@ -77,7 +78,7 @@ void declare_topology(AmqpConnection& connection, const Topology& topology, Setu
                 // declaration that differs (406 PRECONDITION_FAILED).
                 connection.declare_queue(kChannel, queue.name, queue.arguments);
             } catch (const Error& e) {
-                if (e.context_value("reply_code") == "406") {
+                if (e.context_value("reply_code") == amqp_reply::kPreconditionFailed) {
                     throw Error(ErrorKind::Broker,
                                 fmt::format("queue {} exists with other settings than this "
                                             "configuration gives it ({}); delete it or align "

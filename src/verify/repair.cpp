@@ -7,6 +7,7 @@
 #include <pgbridge/apply/remote_change.hpp>
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/verify/repair.hpp>
@@ -149,7 +150,7 @@ pg::Connection& RepairWriter::writer(std::size_t side) {
         try {
             conn.exec("SELECT pg_catalog.pg_replication_origin_session_setup($1)", {origin});
         } catch (const Error& e) {
-            if (pg::is_connection_failure(e)) {
+            if (is_connection_failure(e)) {
                 throw;
             }
             // PostgreSQL 15 lets one session at a time use an origin.
@@ -174,7 +175,7 @@ std::vector<RepairOutcome> RepairWriter::repair(const ComparedTable& table,
     }
     // A server gone or a missing repair origin concerns every key: those errors propagate.
     const auto concerns_all = [](const Error& e) {
-        return pg::is_connection_failure(e) || e.kind() == ErrorKind::Setup;
+        return is_connection_failure(e) || e.kind() == ErrorKind::Setup;
     };
     for (std::size_t side = 0; side < 2; ++side) {
         std::vector<Job> jobs;

@@ -6,8 +6,6 @@
 #include <mutex>
 #include <set>
 
-#include <amqp.h>
-#include <amqp_framing.h>
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -173,37 +171,26 @@ struct Fetched {
 
 std::optional<Fetched> fetch_one(const std::string& queue) {
     AmqpConnection broker(amqp_options());
-    amqp_basic_get(broker.native(), 1, amqp_cstring_bytes(queue.c_str()), /*no_ack=*/0);
-    amqp_rpc_reply_t reply = amqp_get_rpc_reply(broker.native());
-    REQUIRE(reply.reply_type == AMQP_RESPONSE_NORMAL);
-    if (reply.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) {
+    // Not acked: closing the connection puts it back.
+    auto d = broker.get(1, queue, /*acknowledge=*/false);
+    if (!d) {
         return std::nullopt;
     }
-    amqp_message_t message;
-    REQUIRE(amqp_read_message(broker.native(), 1, &message, 0).reply_type == AMQP_RESPONSE_NORMAL);
     Fetched f;
-    f.body.assign(static_cast<const char*>(message.body.bytes), message.body.len);
-    const auto& p = message.properties;
-    f.priority = (p._flags & AMQP_BASIC_PRIORITY_FLAG) ? p.priority : -1;
-    f.content_type.assign(static_cast<const char*>(p.content_type.bytes), p.content_type.len);
-    f.message_id.assign(static_cast<const char*>(p.message_id.bytes), p.message_id.len);
-    f.headers = AmqpTable::from_native(p.headers);
-    amqp_destroy_message(&message);
-    // Not acked: closing the connection puts it back.
+    f.body = d->body;
+    f.priority = d->properties.priority ? *d->properties.priority : -1;
+    f.content_type = d->properties.content_type.value_or("");
+    f.message_id = d->properties.message_id.value_or("");
+    f.headers = d->properties.headers;
     return f;
 }
 
-void publish_raw(const Topology& topology, const std::string& routing_key,
-                 const std::string& body) {
+// Publishes a message as a stray publisher would: persistent, with only the properties given.
+void publish_raw(const Topology& topology, const std::string& routing_key, const std::string& body,
+                 MessageProperties properties = {}) {
     AmqpConnection broker(amqp_options());
-    amqp_basic_properties_t props{};
-    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
-    props.delivery_mode = 2;
-    const std::string exchange = names::exchange(topology.bridge);
-    REQUIRE(amqp_basic_publish(broker.native(), 1, amqp_cstring_bytes(exchange.c_str()),
-                               amqp_cstring_bytes(routing_key.c_str()), 0, 0, &props,
-                               amqp_bytes_t{body.size(), const_cast<char*>(body.data())}) ==
-            AMQP_STATUS_OK);
+    broker.publish(1, OutgoingMessage{names::exchange(topology.bridge), routing_key,
+                                      std::move(properties), body});
 }
 
 }  // namespace
@@ -376,7 +363,9 @@ TEST_SUITE("transport") {
 
     TEST_CASE("poison is dead-lettered with its reason while the messages behind it apply") {
         Bridge bridge;
-        publish_raw(bridge.topology(), "b", "this is not a pgbridge message");
+        MessageProperties typed;
+        typed.type = std::string(kMessageType);
+        publish_raw(bridge.topology(), "b", "this is not a pgbridge message", typed);
         {
             PublisherOptions options = bridge.publisher_options();
             options.batch_size = 1;

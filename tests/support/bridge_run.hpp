@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 
 #include "daemon_process.hpp"
@@ -203,7 +204,7 @@ class Workload {
             } catch (const Error& e) {
                 // A restarting server refuses writes for a moment; the ledger only holds what
                 // committed.
-                if (!pg::is_connection_failure(e)) {
+                if (!is_connection_failure(e)) {
                     std::lock_guard lock(mutex_);
                     failure_ = e.what();
                     return;

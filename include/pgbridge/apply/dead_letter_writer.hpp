@@ -9,7 +9,9 @@
 namespace pgbridge::apply {
 
 // Records dead letters in pgbridge.dead_letters on the target side, where the DBA looks for
-// them (SPEC guarantee 6). Connects on first use and again after a failure.
+// them (SPEC guarantee 6): every text made valid, the payload as bytea; a row that is still
+// refused goes in again with only the essentials. Connects on first use and again after a
+// lost connection.
 class DeadLetterWriter final : public transport::DeadLetterRecorder {
   public:
     explicit DeadLetterWriter(pg::ConnectOptions target);
@@ -18,6 +20,8 @@ class DeadLetterWriter final : public transport::DeadLetterRecorder {
     void record(const transport::DeadLetter& letter) override;
 
   private:
+    void insert(const pg::Params& params);
+
     pg::ConnectOptions target_;
     std::optional<pg::Connection> connection_;
 };

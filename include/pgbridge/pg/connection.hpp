@@ -25,11 +25,6 @@ std::string trimmed_message(const char* text);
 // The first line of a statement, enough to tell which one failed without printing values.
 std::string statement_summary(std::string_view sql);
 
-// Whether an error means "the server cannot be reached right now" (connection lost or refused,
-// server shutting down or starting, too many connections) rather than "the request is wrong":
-// the first is worth retrying.
-bool is_connection_failure(const Error& error);
-
 // The rows of one query, with text-format values.
 class Result {
   public:

@@ -5,14 +5,15 @@
 #include <filesystem>
 #include <optional>
 #include <string>
-#include <utility>
-#include <variant>
 #include <vector>
-
-#include <amqp.h>
 
 #include <pgbridge/config/amqp_url.hpp>
 #include <pgbridge/config/config.hpp>
+#include <pgbridge/transport/amqp_table.hpp>
+#include <pgbridge/transport/message.hpp>
+
+// rabbitmq-c's connection state; only src/transport/*.cpp sees its definition.
+struct amqp_connection_state_t_;
 
 namespace pgbridge::transport {
 
@@ -29,41 +30,8 @@ struct AmqpConnectOptions {
     static AmqpConnectOptions from(const RabbitConfig& config, int timeout_ms);
 };
 
-// rabbitmq-c's byte views: of a string (valid while it lives), and back to a string.
-amqp_bytes_t amqp_bytes(const std::string& s);
-std::string to_string(amqp_bytes_t bytes);
-
-// Arguments and headers of AMQP methods and messages: a field table.
-class AmqpTable {
-  public:
-    using FieldValue = std::variant<std::string, std::int64_t, bool>;
-
-    AmqpTable& set(std::string key, FieldValue value);
-    bool empty() const { return entries_.empty(); }
-    const std::vector<std::pair<std::string, FieldValue>>& entries() const { return entries_; }
-
-    // Reads a received table (message headers). Values of other types are skipped.
-    static AmqpTable from_native(const amqp_table_t_& table);
-    std::optional<std::string> get_string(std::string_view key) const;
-    std::optional<std::int64_t> get_int(std::string_view key) const;
-
-  private:
-    std::vector<std::pair<std::string, FieldValue>> entries_;
-};
-
-// rabbitmq-c's view of an AmqpTable, for method arguments and message headers; valid while
-// both live.
-class AmqpTableView {
-  public:
-    explicit AmqpTableView(const AmqpTable& table);
-    AmqpTableView(const AmqpTableView&) = delete;
-    AmqpTableView& operator=(const AmqpTableView&) = delete;
-    const amqp_table_t& get() const { return table_; }
-
-  private:
-    std::vector<amqp_table_entry_t> entries_;
-    amqp_table_t table_{};
-};
+// The version of rabbitmq-c pgbridge runs with.
+std::string rabbitmq_c_version();
 
 // The broker's confirm of messages published on a channel in confirm mode: every message up
 // to delivery_tag when `multiple`, else that one.
@@ -87,7 +55,6 @@ class AmqpConnection {
     AmqpConnection(const AmqpConnection&) = delete;
     AmqpConnection& operator=(const AmqpConnection&) = delete;
 
-    amqp_connection_state_t_* native() const { return state_; }
     void open_channel(std::uint16_t channel);
 
     void declare_exchange(std::uint16_t channel, const std::string& name, const std::string& type);
@@ -105,6 +72,24 @@ class AmqpConnection {
     void qos(std::uint16_t channel, std::uint16_t prefetch_count);
     void consume(std::uint16_t channel, const std::string& queue);
 
+    // Publishes (mandatory: an unroutable message comes back as an error from
+    // next_confirm). On a channel in confirm mode the broker's confirm follows.
+    void publish(std::uint16_t channel, const OutgoingMessage& message);
+
+    // The next message delivered to a consumer of this connection, waiting at most `wait`;
+    // nullopt when none came. A body larger than max_body is read from the socket and
+    // dropped past its first max_body bytes, never held whole (Delivery::body_complete).
+    // The broker cancelling the consumer (its queue deleted), a closed channel or connection
+    // and a lost socket throw Error(Broker).
+    std::optional<Delivery> next_delivery(std::chrono::milliseconds wait, std::size_t max_body);
+    void ack(std::uint16_t channel, std::uint64_t delivery_tag);
+    // Refuses a delivery without requeueing: the broker dead-letters it as it is, through the
+    // queue's x-dead-letter-exchange.
+    void reject(std::uint16_t channel, std::uint64_t delivery_tag);
+    // basic.get: one message of the queue without a consumer (tests, tools); with
+    // acknowledge=false it goes back to the queue when the connection closes.
+    std::optional<Delivery> get(std::uint16_t channel, const std::string& queue, bool acknowledge);
+
     // The next publisher confirm, waiting at most `wait` (nullopt: only what has arrived).
     // nullopt when none came. A nack, a message returned as unroutable, a closed channel or
     // connection and a lost socket throw Error(Broker); resource-alarm notices are logged.
@@ -117,8 +102,12 @@ class AmqpConnection {
     const std::string& server() const { return server_; }
 
   private:
+    // Reads the header and body frames that follow a basic.deliver or basic.get-ok.
+    void read_content(std::uint16_t channel, Delivery& delivery, std::size_t max_body);
+
     amqp_connection_state_t_* state_ = nullptr;
     std::string server_;  // host:port/vhost, for messages
+    int timeout_ms_ = 30000;
     std::vector<std::uint16_t> open_channels_;
 };
 

@@ -3,12 +3,16 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 #include <pgbridge/transport/change_batch.hpp>
+#include <pgbridge/transport/consumer_channel.hpp>
+#include <pgbridge/transport/message_codec.hpp>
 #include <pgbridge/transport/topology.hpp>
 
 namespace pgbridge::transport {
@@ -22,18 +26,20 @@ class BatchHandler {
     virtual void apply(const ChangeBatch& batch) = 0;
 };
 
-// A message that will not be applied, for pgbridge.dead_letters on the target.
+// A message that will not be applied, for pgbridge.dead_letters on the target. Text fields
+// may hold anything the message held; the recorder makes them valid text.
 struct DeadLetter {
     std::string bridge;
     std::string source_side;
-    std::string error_kind;  // unparseable, or the ErrorKind of the last failure
+    std::string error_kind;  // a dead_kind, or the ErrorKind of the last failure
     std::string reason;
     std::string sqlstate;
     std::string table;
     std::string key;  // JSON of the key, when the error named one
-    int attempts = 0;
+    std::uint64_t attempts = 0;
     std::string message_id;
-    std::string body;  // the message as published, for replay
+    std::string body;  // the message as published (its first max_message_bytes if larger)
+    std::uint64_t body_size = 0;
     std::optional<Lsn> first_lsn;
     std::optional<Lsn> last_lsn;
     std::optional<UnixMicros> commit_time;
@@ -42,7 +48,9 @@ struct DeadLetter {
 class DeadLetterRecorder {
   public:
     virtual ~DeadLetterRecorder() = default;
-    // Records durably; throws Error if it cannot (the message then stays in its queue).
+    // Records durably; throws Error if it cannot. The consumer waits in place while the
+    // target is unreachable; for any other failure the message still goes to the dead-letter
+    // queue, and the failure is logged.
     virtual void record(const DeadLetter& letter) = 0;
 };
 
@@ -54,8 +62,16 @@ struct ConsumerOptions {
     // Attempts before a message is dead-lettered, and the wait between them (engine.*).
     int max_retries = 3;
     int retry_delay_ms = 1000;
+    // A body over this is dead-lettered unread ([rabbitmq] max_message_bytes).
+    std::size_t max_message_bytes = 8 * 1024 * 1024;
+    // Messages already delivered are applied together up to this many body bytes (and
+    // `prefetch` messages): what bounds the memory of one apply group.
+    std::size_t max_group_bytes = 8 * 1024 * 1024;
     std::chrono::milliseconds reconnect_min{100};
     std::chrono::milliseconds reconnect_max{10000};
+    // Opens the broker side; unset: AMQP connections from `connect`. Unit tests give an
+    // in-memory one.
+    std::function<std::unique_ptr<ConsumerChannel>(const ConsumerOptions&)> open_channel;
 };
 
 struct ConsumerStats {
@@ -63,18 +79,23 @@ struct ConsumerStats {
     std::atomic<std::uint64_t> changes_applied{0};
     std::atomic<std::uint64_t> retries{0};
     std::atomic<std::uint64_t> dead_lettered{0};
+    std::atomic<std::uint64_t> dead_letter_records_failed{0};
     std::atomic<std::uint64_t> reconnects{0};
     std::atomic<bool> consuming{false};
 };
 
-// Consumes pgbridge.NAME.to.SIDE with a prefetch window and acknowledges a message only after
-// the handler has committed it, or after it has been durably moved on:
-// - an unparseable message goes to the dead-letter queue at once;
-// - a message the handler rejects goes to the retry queue, back after retry_delay_ms, and
-//   after max_retries failed attempts to the dead-letter queue (reason in its headers) and to
-//   pgbridge.dead_letters, while the messages behind it keep flowing;
-// - when the target is unreachable (a connection-level error), the message stays unacked and
-//   is tried again in place: a side that is down makes its direction wait, it loses nothing.
+// Consumes pgbridge.NAME.to.SIDE and acknowledges a message only after the handler has
+// committed it, or after it has been durably moved on. Whatever a message holds, it never
+// stops the consumer (SPEC guarantees 6 and 10); what happens to it is decided by the error
+// policy (core/error_policy.hpp):
+// - refused unread or unapplied (over max_message_bytes, not a valid body, another type or
+//   format version, another bridge or a source that does not feed this queue): to the
+//   dead-letter queue at once, with a row in pgbridge.dead_letters;
+// - a message the handler rejects: to the retry queue, back after retry_delay_ms, and after
+//   max_retries failed attempts to the dead-letter queue and pgbridge.dead_letters, while the
+//   messages behind it keep flowing;
+// - the target unreachable or refusing for a moment: the message stays unacked and is tried
+//   again in place: a side that is down makes its direction wait, it loses nothing.
 // Reconnects with backoff after the broker goes away; unacked messages come again.
 class Consumer {
   public:
@@ -98,8 +119,7 @@ class Consumer {
     std::atomic<bool> stopping_{false};
 };
 
-// Whether an apply failure means "the target is unreachable right now" (wait and retry in
-// place) rather than "this message cannot be applied" (count an attempt).
-bool is_target_unavailable(const Error& error);
+// The AMQP ConsumerChannel: consumes options.target_side's queue with options.prefetch.
+std::unique_ptr<ConsumerChannel> open_amqp_consumer_channel(const ConsumerOptions& options);
 
 }  // namespace pgbridge::transport

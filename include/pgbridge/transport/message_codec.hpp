@@ -17,10 +17,20 @@ inline constexpr int kMessageFormatVersion = 1;
 inline constexpr std::string_view kContentType = "application/json";
 inline constexpr std::string_view kMessageType = "pgbridge.changes.v1";
 
+// Why a message was dead-lettered without being applied (x-pgbridge-dead-kind and
+// pgbridge.dead_letters.error_kind); an apply that kept failing gives its ErrorKind instead.
+namespace dead_kind {
+inline constexpr std::string_view kOversized = "oversized";      // over max_message_bytes
+inline constexpr std::string_view kUnparseable = "unparseable";  // not a valid message body
+inline constexpr std::string_view kUnsupported = "unsupported";  // another type or version
+inline constexpr std::string_view kMisrouted = "misrouted";      // another bridge or source
+}  // namespace dead_kind
+
 std::string encode_body(const ChangeBatch& batch);
 
 // Throws Error(ErrorKind::Protocol) naming the offending field when the body is not a valid
-// version-1 message.
+// version-1 message (with context refused=unsupported for another format version), and
+// nothing else, whatever the bytes.
 ChangeBatch decode_body(std::string_view body);
 
 // "bridge:source:last end LSN": the same for a message published again after a replay, so a
