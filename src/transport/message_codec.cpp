@@ -194,12 +194,21 @@ const json& field(const json& object, const char* key, const std::string& where)
     return *it;
 }
 
+// PostgreSQL's text, names included, never holds a NUL; libpq would cut such a value short.
+void check_no_nul(const std::string& s, const std::string& where) {
+    if (s.find('\0') != std::string::npos) {
+        malformed(where, "text without NUL characters");
+    }
+}
+
 std::string string_field(const json& object, const char* key, const std::string& where) {
     const json& v = field(object, key, where);
     if (!v.is_string()) {
         malformed(where + "." + key, "a string");
     }
-    return v.get<std::string>();
+    std::string s = v.get<std::string>();
+    check_no_nul(s, where + "." + key);
+    return s;
 }
 
 template <typename Int>
@@ -240,7 +249,9 @@ Value decode_value(const json& v, const std::string& where) {
         return Value{Value::Kind::Null, {}};
     }
     if (v.is_string()) {
-        return Value{Value::Kind::Text, v.get<std::string>()};
+        std::string s = v.get<std::string>();
+        check_no_nul(s, where);
+        return Value{Value::Kind::Text, std::move(s)};
     }
     if (v.is_object() && v.size() == 1) {
         if (auto it = v.find("unchanged_toast"); it != v.end() && *it == true) {
@@ -252,6 +263,9 @@ Value decode_value(const json& v, const std::string& where) {
                 auto bytes = base64_decode(it->get<std::string>());
                 if (!bytes) {
                     malformed(where, "valid base64");
+                }
+                if (kind == Value::Kind::Text) {
+                    check_no_nul(*bytes, where);
                 }
                 return Value{kind, std::move(*bytes)};
             }

@@ -156,6 +156,25 @@ TEST_CASE("malformed messages are protocol errors naming the field") {
     CHECK(error_of(mutate([](auto& j) {
               j["relations"][0]["columns"][0]["type"] = -1;
           })).find("type") != std::string::npos);
+    // Fields of the wrong JSON type, numbers beyond any range, NUL in text (libpq would cut
+    // it short), ill-formed UTF-8, nesting deeper than any message: errors, never a crash.
+    CHECK(error_of(R"({"format": 1})").find("format") != std::string::npos);
+    CHECK(error_of("1e400").find("not JSON") != std::string::npos);
+    CHECK(error_of(mutate([](auto& j) { j["version"] = 1e300; })).find("version") !=
+          std::string::npos);
+    CHECK(error_of(mutate([](auto& j) {
+              j["bridge"] = nlohmann::json::object();
+          })).find("bridge") != std::string::npos);
+    CHECK(error_of(mutate([](auto& j) {
+              j["transactions"][0]["changes"][0]["new"][0] = std::string("a\0b", 3);
+          })).find("NUL") != std::string::npos);
+    CHECK(error_of(mutate([](auto& j) {
+              j["relations"][0]["name"] = std::string("t\0", 2);
+          })).find("NUL") != std::string::npos);
+    CHECK(error_of(std::string("{\"format\": \"\xff\"}")).find("not JSON") != std::string::npos);
+    CHECK(error_of(std::string(100, '[')).find("nested") != std::string::npos);
+    // An error never quotes the body's bytes: they may be row values.
+    CHECK(error_of("{\"secret-value\" oops}").find("secret") == std::string::npos);
     // Every truncation of a real body fails cleanly.
     for (std::size_t n = 0; n < good.size(); n += 7) {
         CHECK_THROWS_AS(decode_body(good.substr(0, n)), Error);

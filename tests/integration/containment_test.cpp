@@ -1,0 +1,177 @@
+// No input stops a direction (SPEC guarantees 6 and 10), against `pgbridge run` as a process,
+// real clusters and a real broker: crafted messages of every bad kind in a direction's queue
+// are dead-lettered with their reason while the changes behind them are applied, and the
+// process never exits.
+
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/transport/amqp_connection.hpp>
+#include <pgbridge/transport/message_codec.hpp>
+
+#include "../support/bridge_run.hpp"
+
+using namespace pgbridge;
+using namespace pgbridge::test;
+using namespace pgbridge::transport;
+
+namespace {
+
+// Rewrites the bridge's config: `after` inserted after the line `anchor`.
+void insert_config(const ScratchBridge& scratch, const std::string& anchor,
+                   const std::string& after) {
+    std::ifstream in(scratch.config_path());
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string config = text.str();
+    const auto at = config.find(anchor);
+    REQUIRE(at != std::string::npos);
+    config.insert(at + anchor.size(), "\n" + after);
+    std::ofstream(scratch.config_path()) << config;
+}
+
+// A message from side a for public.notes (id, body, flag) of bridge `bridge`.
+ChangeBatch notes_batch(const std::string& bridge, const std::string& table, std::uint64_t lsn,
+                        Row row) {
+    auto info = std::make_shared<TableInfo>();
+    info->schema = "public";
+    info->name = table;
+    info->replica_identity = 'f';
+    info->columns = {ColumnInfo{"id", 20, -1, true, true}, ColumnInfo{"body", 25, -1, true, false},
+                     ColumnInfo{"flag", 16, -1, true, false}};
+    ChangeEvent c;
+    c.op = ChangeOp::Insert;
+    c.table = info;
+    c.new_row = std::move(row);
+    SourceTransaction t;
+    t.source_side = "a";
+    t.xid = 7;
+    t.commit_lsn = Lsn(lsn);
+    t.end_lsn = Lsn(lsn + 8);
+    t.commit_time = now_unix_micros();
+    t.changes.push_back(std::move(c));
+    ChangeBatch b;
+    b.bridge = bridge;
+    b.source_side = "a";
+    b.transactions.push_back(std::move(t));
+    return b;
+}
+
+Value text(std::string s) {
+    return Value{Value::Kind::Text, std::move(s)};
+}
+
+}  // namespace
+
+TEST_SUITE("containment") {
+    TEST_CASE("no message stops pgbridge run: each bad one is dead-lettered, the rest applied") {
+        BridgeRun run("");
+        insert_config(run.scratch, "password_file = \"rabbit.pass\"", "max_message_bytes = 65536");
+        insert_config(run.scratch, "timeout_ms = 10000", "max_retries = 2\nretry_delay_ms = 200");
+        run.start();
+        const std::string bridge = run.scratch.name();
+
+        MessageProperties typed;
+        typed.type = std::string(kMessageType);
+        MessageProperties forged = typed;
+        forged.headers.set("x-pgbridge-attempts", std::numeric_limits<std::int64_t>::max())
+            .set("x-pgbridge-source", std::string("\xff\0\xfe", 3))
+            .set("x-pgbridge-last-error", true);
+        MessageProperties wrong_type;
+        wrong_type.type = "orders.created";
+        const std::string valid_id = "1000";
+        struct Bad {
+            std::string body;
+            MessageProperties properties;
+            std::string kind;
+        };
+        // Values no PostgreSQL text holds: a NUL (refused unread: libpq would cut the value
+        // short), and bytes that are not UTF-8 (the target refuses them).
+        const Row nul_row{text("901"), text(std::string("a\0b", 3)), text("true")};
+        const Row latin1_row{text("902"), text("caf\xe9"), text("true")};
+        std::string wrong_version = encode_body(notes_batch(bridge, "notes", 0x10000, latin1_row));
+        wrong_version.replace(wrong_version.find("\"version\":1"), 11, "\"version\":9");
+        const std::vector<Bad> bad{
+            {R"({"format": 1})", typed, "unparseable"},
+            {"1e400", typed, "unparseable"},
+            {std::string("{\"format\": \"pgbridge.changes\", \"bridge\": \"\xff\"}"), typed,
+             "unparseable"},
+            {std::string(200, '['), typed, "unparseable"},
+            {std::string(100 * 1024, ' '), typed, "oversized"},
+            {wrong_version, typed, "unsupported"},
+            {encode_body(notes_batch(bridge, "notes", 0x10000, latin1_row)), wrong_type,
+             "unsupported"},
+            {encode_body(notes_batch("another_bridge", "notes", 0x10000, latin1_row)), typed,
+             "misrouted"},
+            {encode_body(notes_batch(bridge, "not_synced", 0x10000, latin1_row)), forged, "setup"},
+            {encode_body(notes_batch(bridge, std::string("no\0tes", 6), 0x10100, latin1_row)),
+             typed, "unparseable"},
+            {encode_body(notes_batch(bridge, "notes", 0x10100, nul_row)), typed, "unparseable"},
+            {encode_body(notes_batch(bridge, "notes", 0x10200, latin1_row)), typed, "database"},
+        };
+        {
+            AmqpConnection broker(amqp_options());
+            for (const auto& b : bad) {
+                broker.publish(1,
+                               OutgoingMessage{names::exchange(bridge), "b", b.properties, b.body});
+            }
+        }
+        // A real change behind them all.
+        auto a = run.scratch.admin(0);
+        auto b = run.scratch.admin(1);
+        a.exec("INSERT INTO public.notes VALUES ($1, 'after the poison', true)", {valid_id});
+        REQUIRE(eventually([&] {
+            return b.exec("SELECT count(*) FROM public.notes WHERE id = " + valid_id).value(0, 0) ==
+                   "1";
+        }));
+        const std::string dead_queue = names::dead_letter_queue(bridge, "b");
+        REQUIRE(eventually([&] { return run.queued(dead_queue) == bad.size(); }));
+        CHECK(run.daemon->running());
+
+        const auto rows = b.exec(
+            "SELECT error_kind, attempts, reason, length(payload), coalesce(source_side, '') "
+            "FROM pgbridge.dead_letters ORDER BY id");
+        INFO(run.daemon->output());
+        REQUIRE(rows.rows() == static_cast<int>(bad.size()));
+        std::multiset<std::string> kinds;
+        for (int i = 0; i < rows.rows(); ++i) {
+            kinds.insert(std::string(rows.value(i, 0)));
+            CAPTURE(rows.value(i, 2));
+            if (rows.value(i, 0) == "oversized") {
+                // Never read whole: its first bytes are kept, the broker moved the message.
+                CHECK(rows.value(i, 3) == "65536");
+                CHECK(std::string(rows.value(i, 2)).find("102400") != std::string::npos);
+            }
+            if (rows.value(i, 0) == "setup") {
+                // The forged attempts header does not wrap around: dead at the first failure,
+                // the count stored as the largest integer the column holds.
+                CHECK(rows.value(i, 1) == "2147483647");
+                CHECK(std::string(rows.value(i, 2)).find("not synced") != std::string::npos);
+            }
+            if (rows.value(i, 0) == "database") {
+                CHECK(rows.value(i, 1) == "2");
+            }
+        }
+        std::multiset<std::string> expected;
+        for (const auto& x : bad) {
+            expected.insert(x.kind);
+        }
+        INFO("dead-letter kinds: " << fmt::format("{}", fmt::join(kinds, ",")));
+        CHECK(kinds == expected);
+        CHECK(run.queued(names::queue(bridge, "b")) == 0);
+        CHECK(run.queued(names::retry_queue(bridge, "b")) == 0);
+
+        // Still flowing both ways, and the process stops cleanly.
+        b.exec("INSERT INTO public.notes VALUES (1001, 'from b', false)");
+        CHECK(eventually([&] {
+            return a.exec("SELECT count(*) FROM public.notes WHERE id = 1001").value(0, 0) == "1";
+        }));
+        CHECK(run.daemon->running());
+        run.stop();
+    }
+}
