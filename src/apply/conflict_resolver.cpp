@@ -5,10 +5,19 @@
 
 namespace pgbridge::apply {
 
-Lsn LocalRow::row_applied_remote() const {
-    Lsn max = deleted_applied_remote;
+namespace {
+
+void set_deleted_applied(LocalRow& row, ChangePosition p) {
+    row.deleted_applied_remote = p.commit_lsn;
+    row.deleted_applied_remote_sequence = p.sequence;
+}
+
+}  // namespace
+
+ChangePosition LocalRow::row_applied_position() const {
+    ChangePosition max = deleted_applied_position();
     for (const auto& c : columns) {
-        max = std::max(max, c.applied_remote);
+        max = std::max(max, c.applied_position());
     }
     return max;
 }
@@ -175,7 +184,7 @@ Resolution ConflictResolver::resolve_insert(const QualifiedName& table,
                                             const LocalRow& local) const {
     const Row& incoming = *change.new_row;
     if (!local.exists) {
-        if (local.deleted_applied_remote >= change.commit_lsn) {
+        if (local.deleted_applied_position() >= change.position()) {
             return skip("superseded by a later delete from the same side");
         }
         if (local.deleted && local.deleted->writer == WriteStamp::Writer::Local &&
@@ -191,7 +200,7 @@ Resolution ConflictResolver::resolve_insert(const QualifiedName& table,
         r.changed_columns = all_columns(columns.size());
         return r;
     }
-    if (local.row_applied_remote() >= change.commit_lsn) {
+    if (local.row_applied_position() >= change.position()) {
         return skip("duplicate");
     }
     if (local.local_delete_writes > change.seen_row) {
@@ -227,7 +236,7 @@ Resolution ConflictResolver::resolve_update(const QualifiedName& table,
     const Row& incoming = *change.new_row;
     const bool full_old = change.old_row.has_value() && !change.old_is_key_only;
     if (!local.exists) {
-        if (local.deleted_applied_remote >= change.commit_lsn) {
+        if (local.deleted_applied_position() >= change.position()) {
             return skip("superseded by a later delete from the same side");
         }
         if (local.deleted && local.deleted->writer == WriteStamp::Writer::Local) {
@@ -266,7 +275,7 @@ Resolution ConflictResolver::resolve_update(const QualifiedName& table,
             continue;  // the source did not change this column
         }
         const LocalColumn& mine = local.columns[i];
-        if (mine.applied_remote >= change.commit_lsn) {
+        if (mine.applied_position() >= change.position()) {
             continue;  // this column already has this change or a later one from that side
         }
         r.changed_columns.push_back(i);
@@ -284,7 +293,7 @@ Resolution ConflictResolver::resolve_update(const QualifiedName& table,
 Resolution ConflictResolver::resolve_delete(const RemoteChange& change,
                                             const LocalRow& local) const {
     if (!local.exists) {
-        if (local.deleted_applied_remote >= change.commit_lsn) {
+        if (local.deleted_applied_position() >= change.position()) {
             return skip("duplicate");
         }
         // Deleted here too, or not here yet (the insert may still come; the tombstone makes
@@ -294,7 +303,7 @@ Resolution ConflictResolver::resolve_delete(const RemoteChange& change,
         r.reason = "row already absent";
         return r;
     }
-    if (local.row_applied_remote() >= change.commit_lsn) {
+    if (local.row_applied_position() >= change.position()) {
         return skip("superseded by a later change from the same side");
     }
     Resolution r;
@@ -330,16 +339,16 @@ LocalRow apply_resolution(const LocalRow& local, const RemoteChange& change,
         case Resolution::Action::Skip:
             break;
         case Resolution::Action::Insert: {
-            const Lsn floor = change.backfill
-                                  ? local.row_applied_remote()
-                                  : std::max(local.row_applied_remote(), change.commit_lsn);
+            const ChangePosition floor =
+                change.backfill ? local.row_applied_position()
+                                : std::max(local.row_applied_position(), change.position());
             next.exists = true;
             next.columns.clear();
             for (std::size_t i = 0; i < resolution.row.size(); ++i) {
                 const std::uint64_t own =
                     i < local.columns.size() ? local.columns[i].local_writes : 0;
-                next.columns.push_back(
-                    LocalColumn{resolution.row[i], remote, floor, own, change.sender_column(i)});
+                next.columns.push_back(LocalColumn{resolution.row[i], remote, floor.commit_lsn, own,
+                                                   change.sender_column(i), floor.sequence});
             }
             next.deleted.reset();
             next.deleted_applied_remote = Lsn();
@@ -348,8 +357,10 @@ LocalRow apply_resolution(const LocalRow& local, const RemoteChange& change,
         case Resolution::Action::Update:
             for (std::size_t i : resolution.changed_columns) {
                 if (!change.backfill) {
-                    next.columns[i].applied_remote =
-                        std::max(next.columns[i].applied_remote, change.commit_lsn);
+                    const ChangePosition p =
+                        std::max(next.columns[i].applied_position(), change.position());
+                    next.columns[i].applied_remote = p.commit_lsn;
+                    next.columns[i].applied_remote_sequence = p.sequence;
                 }
             }
             for (std::size_t i = 0; i < next.columns.size(); ++i) {
@@ -364,14 +375,14 @@ LocalRow apply_resolution(const LocalRow& local, const RemoteChange& change,
         case Resolution::Action::Delete:
             next.exists = false;
             next.deleted = remote;
-            next.deleted_applied_remote = std::max(local.row_applied_remote(), change.commit_lsn);
             next.columns.clear();
+            set_deleted_applied(next, std::max(local.row_applied_position(), change.position()));
             break;
         case Resolution::Action::None:
             if (!next.deleted) {
                 next.deleted = remote;
             }
-            next.deleted_applied_remote = std::max(next.deleted_applied_remote, change.commit_lsn);
+            set_deleted_applied(next, std::max(next.deleted_applied_position(), change.position()));
             break;
     }
     return next;

@@ -102,7 +102,9 @@ class PostgresApplier::Attempt {
     void collect() {
         std::map<std::pair<const TargetTable*, std::vector<std::string>>, std::size_t> known;
         for (const auto& txn : batch_.transactions) {
+            std::uint32_t sequence = 0;
             for (const auto& event : txn.changes) {
+                ++sequence;
                 Item item;
                 item.transaction = &txn;
                 item.event = &event;
@@ -117,6 +119,7 @@ class PostgresApplier::Attempt {
                 const TargetTable& target = a_.target_for(config);
                 item.mapped = map_change(event, txn, config, target);
                 item.mapped.change.backfill = batch_.kind == transport::BatchKind::Backfill;
+                item.mapped.change.sequence = sequence;
                 const auto [it, added] =
                     known.try_emplace({&target, item.mapped.key}, keys_.size());
                 if (added) {

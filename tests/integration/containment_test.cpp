@@ -174,4 +174,33 @@ TEST_SUITE("containment") {
         CHECK(run.daemon->running());
         run.stop();
     }
+
+    TEST_CASE("a key written several times in one transaction ends as the source left it") {
+        BridgeRun run("");
+        run.start();
+        auto a = run.scratch.admin(0);
+        auto b = run.scratch.admin(1);
+        a.exec("BEGIN");
+        a.exec("INSERT INTO public.notes VALUES (5, 'x', true)");
+        a.exec("UPDATE public.notes SET body = 'y' WHERE id = 5");
+        a.exec("UPDATE public.notes SET body = 'z', flag = false WHERE id = 5");
+        a.exec("INSERT INTO public.notes VALUES (6, 'gone', true)");
+        a.exec("DELETE FROM public.notes WHERE id = 6");
+        a.exec("INSERT INTO public.notes VALUES (6, 'back', true)");
+        a.exec("INSERT INTO public.notes VALUES (7, 'short-lived', true)");
+        a.exec("DELETE FROM public.notes WHERE id = 7");
+        a.exec("COMMIT");
+        a.exec("INSERT INTO public.notes VALUES (8, 'marker', true)");
+        REQUIRE(eventually([&] {
+            return b.exec("SELECT count(*) FROM public.notes WHERE id = 8").value(0, 0) == "1";
+        }));
+        const auto rows = b.exec("SELECT id, body, flag FROM public.notes ORDER BY id");
+        REQUIRE(rows.rows() == 3);
+        CHECK(rows.value(0, 1) == "z");
+        CHECK(rows.value(0, 2) == "f");
+        CHECK(rows.value(1, 1) == "back");
+        CHECK(rows.value(2, 0) == "8");
+        CHECK(run.differences().empty());
+        run.stop();
+    }
 }

@@ -252,6 +252,42 @@ TEST_CASE("delete of a missing row, duplicates and a redelivered insert after a 
     CHECK_FALSE(fresh.exists);
 }
 
+TEST_CASE("one transaction writing a key several times: each change applies, in its order") {
+    ConflictResolver b(rules(kStrategies[0].second), "b");
+    // INSERT, UPDATE, UPDATE, DELETE and INSERT again of one key, all in the transaction that
+    // commits at 0/100: one commit LSN, places 1 to 5.
+    auto at = [](RemoteChange c, std::uint32_t place) {
+        c.sequence = place;
+        return c;
+    };
+    const auto ins = at(insert("a", 0x100, 10, {"1", "e", "p", "s"}), 1);
+    const auto up1 = at(update("a", 0x100, 10, {"1", "e", "p", "s"}, {"1", "e1", "p", "s"}), 2);
+    const auto up2 = at(update("a", 0x100, 10, {"1", "e1", "p", "s"}, {"1", "e2", "p", "s2"}), 3);
+    const auto del = at(remove("a", 0x100, 10, {"1", "e2", "p", "s2"}), 4);
+    const auto again = at(insert("a", 0x100, 10, {"1", "e3", "p3", "s3"}), 5);
+    LocalRow local;
+    CHECK(resolve_and_apply(b, local, ins).action == Resolution::Action::Insert);
+    CHECK(resolve_and_apply(b, local, up1).action == Resolution::Action::Update);
+    CHECK(resolve_and_apply(b, local, up2).action == Resolution::Action::Update);
+    CHECK(value_of(local, kEmail) == "e2");
+    CHECK(value_of(local, kStatus) == "s2");
+    // A copy of a change already applied in this same target transaction is a duplicate.
+    CHECK(resolve_and_apply(b, local, up1).action == Resolution::Action::Skip);
+    CHECK(resolve_and_apply(b, local, del).action == Resolution::Action::Delete);
+    CHECK(resolve_and_apply(b, local, again).action == Resolution::Action::Insert);
+    CHECK(value_of(local, kPhone) == "p3");
+    // Committed, and read back from row_versions, the position covers the whole transaction:
+    // a redelivery of any of its changes changes nothing.
+    for (auto& c : local.columns) {
+        CHECK(c.applied_remote == Lsn(0x100));
+        c.applied_remote_sequence = kWholeTransaction;
+    }
+    for (const auto& c : {ins, up1, up2, del, again}) {
+        CHECK(resolve_and_apply(b, local, c).action == Resolution::Action::Skip);
+    }
+    CHECK(value_of(local, kEmail) == "e3");
+}
+
 TEST_CASE("a later transaction applied before an earlier one leaves what the later one says") {
     ConflictResolver b(rules(kStrategies[0].second), "b");
     LocalRow local = row({"1", "e0", "p0", "s0"}, remote_at(5), Lsn(50));

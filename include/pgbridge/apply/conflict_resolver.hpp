@@ -22,6 +22,20 @@ struct WriteStamp {
     bool operator==(const WriteStamp&) const = default;
 };
 
+// Where a remote change stands in the other side's history: its transaction's commit LSN, and
+// its place in that transaction (1, 2, ...). A source transaction is always applied whole, in
+// one target transaction, so a position read back from pgbridge.row_versions covers its whole
+// transaction (kWholeTransaction); only changes applied in the target transaction under way
+// have a place: a later change of the same transaction to the same key is not a duplicate.
+inline constexpr std::uint32_t kWholeTransaction = UINT32_MAX;
+
+struct ChangePosition {
+    Lsn commit_lsn;
+    std::uint32_t sequence = kWholeTransaction;
+
+    auto operator<=>(const ChangePosition&) const = default;
+};
+
 // One column of the local row, with its version (pgbridge.row_versions).
 struct LocalColumn {
     Value value;
@@ -36,6 +50,10 @@ struct LocalColumn {
     // return to an old value).
     std::uint64_t local_writes = 0;
     std::uint64_t seen_remote_writes = 0;
+    // The place of the change that set applied_remote in its transaction (ChangePosition).
+    std::uint32_t applied_remote_sequence = kWholeTransaction;
+
+    ChangePosition applied_position() const { return {applied_remote, applied_remote_sequence}; }
 };
 
 // The local state of one key, in canonical column order.
@@ -51,14 +69,20 @@ struct LocalRow {
     std::uint64_t local_row_writes = 0;
     std::uint64_t seen_remote_row_writes = 0;
     std::uint64_t local_delete_writes = 0;
+    std::uint32_t deleted_applied_remote_sequence = kWholeTransaction;
 
-    Lsn row_applied_remote() const;
+    Lsn row_applied_remote() const { return row_applied_position().commit_lsn; }
+    ChangePosition row_applied_position() const;
+    ChangePosition deleted_applied_position() const {
+        return {deleted_applied_remote, deleted_applied_remote_sequence};
+    }
 };
 
 // A row change from the other side, in canonical column order.
 struct RemoteChange {
     std::string side;
     Lsn commit_lsn;
+    std::uint32_t sequence = 1;  // place in its transaction, from 1
     UnixMicros commit_time = 0;  // 0: unknown (initial sync)
     ChangeOp op = ChangeOp::Insert;
     std::optional<Row> old_row;  // update, delete: the whole old row (REPLICA IDENTITY FULL)
@@ -81,6 +105,7 @@ struct RemoteChange {
     std::uint64_t sender_column(std::size_t i) const {
         return i < sender_columns.size() ? sender_columns[i] : 0;
     }
+    ChangePosition position() const { return {commit_lsn, sequence}; }
 };
 
 enum class ConflictKind {
