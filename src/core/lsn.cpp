@@ -1,9 +1,11 @@
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <ctime>
 
 #include <fmt/format.h>
 
+#include <pgbridge/core/error.hpp>
 #include <pgbridge/core/lsn.hpp>
 
 namespace pgbridge {
@@ -35,7 +37,21 @@ UnixMicros now_unix_micros() {
         .count();
 }
 
+UnixMicros from_postgres_time(std::int64_t pg_micros, std::string_view what) {
+    // Compared before adding, so that the addition cannot overflow.
+    constexpr std::int64_t kMinPostgres = kMinUnixMicros - kPostgresEpochUnixMicros;
+    constexpr std::int64_t kMaxPostgres = kMaxUnixMicros - kPostgresEpochUnixMicros;
+    if (pg_micros < kMinPostgres || pg_micros > kMaxPostgres) {
+        throw Error(ErrorKind::Protocol,
+                    fmt::format("{} {} (microseconds since 2000-01-01) is not a time of the years "
+                                "0000 to 9999",
+                                what, pg_micros));
+    }
+    return pg_micros + kPostgresEpochUnixMicros;
+}
+
 std::string format_timestamp(UnixMicros micros) {
+    micros = std::clamp(micros, kMinUnixMicros, kMaxUnixMicros);
     std::int64_t seconds = micros / 1000000;
     std::int64_t fraction = micros % 1000000;
     if (fraction < 0) {
@@ -59,11 +75,14 @@ std::optional<UnixMicros> parse_timestamp(std::string_view text) {
         text[13] != ':' || text[16] != ':' || text[19] != '.' || text[26] != 'Z') {
         return std::nullopt;
     }
+    // Digits only: from_chars would take a sign.
     auto number = [&](std::size_t pos, std::size_t len) -> std::optional<int> {
         int value = 0;
-        auto [end, ec] = std::from_chars(text.data() + pos, text.data() + pos + len, value);
-        if (ec != std::errc{} || end != text.data() + pos + len) {
-            return std::nullopt;
+        for (std::size_t i = pos; i < pos + len; ++i) {
+            if (text[i] < '0' || text[i] > '9') {
+                return std::nullopt;
+            }
+            value = value * 10 + (text[i] - '0');
         }
         return value;
     };
@@ -75,7 +94,7 @@ std::optional<UnixMicros> parse_timestamp(std::string_view text) {
     auto second = number(17, 2);
     auto micros = number(20, 6);
     if (!year || !month || !day || !hour || !minute || !second || !micros || *month < 1 ||
-        *month > 12 || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
+        *month > 12 || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 59) {
         return std::nullopt;
     }
     std::tm utc{};
@@ -86,7 +105,13 @@ std::optional<UnixMicros> parse_timestamp(std::string_view text) {
     utc.tm_min = *minute;
     utc.tm_sec = *second;
     const std::time_t seconds = timegm(&utc);
-    return static_cast<UnixMicros>(seconds) * 1000000 + *micros;
+    const UnixMicros result = static_cast<UnixMicros>(seconds) * 1000000 + *micros;
+    // timegm normalises a day the month does not have (February 30 is March 2): only a
+    // date that format_timestamp writes back unchanged is one.
+    if (utc.tm_mday != *day || utc.tm_mon != *month - 1) {
+        return std::nullopt;
+    }
+    return result;
 }
 
 }  // namespace pgbridge

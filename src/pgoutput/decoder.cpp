@@ -11,8 +11,17 @@ Lsn read_lsn(ByteReader& r, std::string_view what) {
     return Lsn(r.u64(what));
 }
 
+// A time outside the years 0000..9999 is refused here: it could not travel (the message
+// format writes four-digit years) and no server clock gives one.
 UnixMicros read_time(ByteReader& r, std::string_view what) {
-    return from_postgres_time(r.i64(what));
+    const std::size_t offset = r.offset();
+    const std::int64_t pg_micros = r.i64(what);
+    try {
+        return from_postgres_time(pg_micros, what);
+    } catch (Error& e) {
+        e.with("offset", std::to_string(offset));
+        throw;
+    }
 }
 
 std::optional<std::uint32_t> read_stream_xid(ByteReader& r, bool in_stream_block) {

@@ -475,3 +475,28 @@ TEST_CASE("malformed bytes give a clear error, never a crash") {
         }
     }
 }
+
+TEST_CASE("a time no clock gives is a protocol error, not an overflow (found by fuzzing)") {
+    // 0x7fffffffffffffdb microseconds after 2000: adding the Unix epoch offset overflowed int64.
+    const std::string far = Bytes().ch('B').u64(0x100).u64(0x7fffffffffffffdbULL).u32(5).bytes();
+    const Error e = protocol_error_of([&] { decode_message(far, false); });
+    CHECK(e.message().find("commit time 9223372036854775771") != std::string::npos);
+    CHECK(e.context_value("offset") == "9");
+    CHECK(e.context_value("message_type") == "B");
+    // The same for the commit's and a stream commit's time, and for the far past.
+    CHECK_THROWS_AS(
+        decode_message(Bytes().ch('C').u8(0).u64(1).u64(2).u64(0x7fffffffffffffffULL).bytes(),
+                       false),
+        Error);
+    CHECK_THROWS_AS(
+        decode_message(Bytes().ch('c').u32(9).u8(0).u64(1).u64(2).u64(1ULL << 63).bytes(), false),
+        Error);
+    // The last microsecond of 9999 still decodes; the transaction assembler passes it on.
+    const std::int64_t last = kMaxUnixMicros - kPostgresEpochUnixMicros;
+    const auto begin = decode_message(
+        Bytes().ch('B').u64(0x100).u64(static_cast<std::uint64_t>(last)).u32(5).bytes(), false);
+    CHECK(std::get<BeginMessage>(begin).commit_time == kMaxUnixMicros);
+    TransactionAssembler assembler("a");
+    CHECK_THROWS_AS(assembler.feed(far), Error);
+    CHECK_FALSE(assembler.holds_partial_data());
+}

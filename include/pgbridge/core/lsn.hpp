@@ -28,16 +28,24 @@ inline constexpr std::int64_t kPostgresEpochUnixMicros = 946684800LL * 1000000LL
 // Microseconds since the Unix epoch, UTC.
 using UnixMicros = std::int64_t;
 
-constexpr UnixMicros from_postgres_time(std::int64_t pg_micros) {
-    return pg_micros + kPostgresEpochUnixMicros;
-}
+// The times pgbridge handles: years 0000 to 9999, the times format_timestamp writes and
+// parse_timestamp reads back (a commit time travels as that text).
+inline constexpr UnixMicros kMinUnixMicros = -62167219200000000LL;  // 0000-01-01T00:00:00Z
+inline constexpr UnixMicros kMaxUnixMicros = 253402300799999999LL;  // 9999-12-31T23:59:59.999999Z
+
+// A time as PostgreSQL's protocols send it. Throws Error(ErrorKind::Protocol) naming `what`
+// when it is outside the years 0000..9999: no server clock says so, the bytes were misread or
+// forged, and beyond the int64 range the conversion itself would overflow.
+UnixMicros from_postgres_time(std::int64_t pg_micros, std::string_view what = "timestamp");
 constexpr std::int64_t to_postgres_time(UnixMicros unix_micros) {
     return unix_micros - kPostgresEpochUnixMicros;
 }
 UnixMicros now_unix_micros();
-// ISO 8601 with microseconds and "Z": 2026-11-25T19:40:01.123456Z
+// ISO 8601 with microseconds and "Z": 2026-11-25T19:40:01.123456Z. For a time in
+// [kMinUnixMicros, kMaxUnixMicros]; others are clamped to that range.
 std::string format_timestamp(UnixMicros micros);
-// Parses exactly what format_timestamp writes.
+// Parses exactly what format_timestamp writes: nullopt for any other text, including times
+// that only normalise to one (February 30, second 60, signs in the fields).
 std::optional<UnixMicros> parse_timestamp(std::string_view text);
 
 }  // namespace pgbridge
