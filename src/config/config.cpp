@@ -280,6 +280,9 @@ bool is_valid_object_name(std::string_view name) {
     });
 }
 
+// Longer than any password (cloud IAM tokens are a few KB).
+constexpr std::size_t kMaxPasswordLine = 64 * 1024;
+
 std::optional<Secret> read_password_file(const std::filesystem::path& path,
                                          const toml::source_region& where, Diagnostics& diag,
                                          std::vector<std::string>& warnings) {
@@ -290,9 +293,18 @@ std::optional<Secret> read_password_file(const std::filesystem::path& path,
                                       path.string()));
         return std::nullopt;
     }
+    // The first line, read up to a bound: a path like /dev/zero must not read forever.
     std::string line;
-    std::getline(in, line);
-    while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) {
+    for (char c = 0; line.size() <= kMaxPasswordLine && in.get(c) && c != '\n';) {
+        line += c;
+    }
+    if (line.size() > kMaxPasswordLine) {
+        diag.error(where, fmt::format("password_file '{}' has a first line longer than {} bytes: "
+                                      "expected the password on its first line",
+                                      path.string(), kMaxPasswordLine));
+        return std::nullopt;
+    }
+    while (!line.empty() && line.back() == '\r') {
         line.pop_back();
     }
     if (line.empty()) {

@@ -70,8 +70,12 @@ bool parse_field(std::string_view field, std::string_view name, int min, int max
         if (low < min || high > max || low > high) {
             return fail("out of range");
         }
-        for (int v = low; v <= high; v += step) {
+        // Stops before the step would pass max: a step may be as large as an int holds.
+        for (int v = low;; v += step) {
             bits.set(static_cast<std::size_t>(v));
+            if (high - v < step) {
+                break;
+            }
         }
     }
     return true;

@@ -394,3 +394,22 @@ TEST_CASE("the example config shipped in the repository is valid") {
     CHECK(c.bridge_name == "crm");
     CHECK(c.sides.size() == 2);
 }
+
+TEST_CASE("a cron step as large as an int loads without overflow (found by fuzzing)") {
+    const Config c = parse_config(
+        std::string(kValid) + "\n[verify]\nschedule = \"1/2147483647 23/2147483647 * * *\"\n",
+        "test.toml");
+    REQUIRE(c.verify.schedule.has_value());
+    // Minute 1 of hour 23 only: a step from N runs up to the field's maximum.
+    const auto next = c.verify.schedule->next_after(
+        std::chrono::sys_seconds(std::chrono::seconds(1795635601)));  // 2026-11-25T19:40:01Z
+    REQUIRE(next.has_value());
+    CHECK(next->time_since_epoch().count() == 1795647660);  // 2026-11-25T23:01:00Z
+}
+
+TEST_CASE("a password_file that never ends a line is refused, not read forever") {
+    const Error e = parse_error(
+        replace(kValid, "[sides.zervigo]", "password_file = \"/dev/zero\"\n[sides.zervigo]"));
+    CHECK(e.context_value("line") == "7");
+    CHECK(std::string(e.what()).find("longer than 65536 bytes") != std::string::npos);
+}
