@@ -62,7 +62,15 @@ Row read_tuple(ByteReader& r) {
                                 fmt::format("column {} has negative length {}", i + 1, length))
                         .with("offset", std::to_string(r.offset()));
                 }
+                const std::size_t offset = r.offset();
                 value.data = r.bytes(static_cast<std::size_t>(length), "column value");
+                // A type's text output is a C string in PostgreSQL: a NUL means misread bytes,
+                // and neither libpq nor the message format could carry the value on.
+                if (kind == 't' && value.data.find('\0') != std::string::npos) {
+                    throw Error(ErrorKind::Protocol,
+                                fmt::format("column {} has a text value with a NUL byte", i + 1))
+                        .with("offset", std::to_string(offset));
+                }
                 break;
             }
             default:

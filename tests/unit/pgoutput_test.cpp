@@ -500,3 +500,23 @@ TEST_CASE("a time no clock gives is a protocol error, not an overflow (found by 
     CHECK_THROWS_AS(assembler.feed(far), Error);
     CHECK_FALSE(assembler.holds_partial_data());
 }
+
+TEST_CASE(
+    "a text value with a NUL byte is a protocol error (found by fuzzing capture to publish)") {
+    // PostgreSQL's text output never holds one; the message format refuses it downstream.
+    const std::string nul = Bytes()
+                                .ch('I')
+                                .u32(7)
+                                .ch('N')
+                                .u16(2)
+                                .text_value("1")
+                                .text_value(std::string("a\0b", 3))
+                                .bytes();
+    const Error e = protocol_error_of([&] { decode_message(nul, false); });
+    CHECK(e.message() == "column 2 has a text value with a NUL byte");
+    CHECK(e.context_value("offset") == "19");
+    // Binary values may hold any byte.
+    CHECK_NOTHROW(decode_message(
+        Bytes().ch('I').u32(7).ch('N').u16(1).ch('b').u32(3).u8(0x61).u8(0).u8(0x62).bytes(),
+        false));
+}
