@@ -116,6 +116,14 @@ RelationMessage read_relation(ByteReader& r, bool in_stream_block) {
     }
     m.table.name = r.cstring("relation name");
     m.table.replica_identity = static_cast<char>(r.u8("replica identity"));
+    // pg_class.relreplident: default, nothing, full or index.
+    if (std::string_view("dnfi").find(m.table.replica_identity) == std::string_view::npos) {
+        throw Error(
+            ErrorKind::Protocol,
+            fmt::format("relation {}.{} has unknown replica identity 0x{:02x}", m.table.schema,
+                        m.table.name, static_cast<unsigned char>(m.table.replica_identity)))
+            .with("offset", std::to_string(r.offset() - 1));
+    }
     const std::uint16_t count = r.u16("relation column count");
     if (count > kMaxColumns) {
         throw Error(ErrorKind::Protocol, fmt::format("relation has {} columns, more than "

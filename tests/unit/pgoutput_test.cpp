@@ -520,3 +520,18 @@ TEST_CASE(
         Bytes().ch('I').u32(7).ch('N').u16(1).ch('b').u32(3).u8(0x61).u8(0).u8(0x62).bytes(),
         false));
 }
+
+TEST_CASE(
+    "a relation's replica identity is one PostgreSQL has (found by fuzzing capture to publish)") {
+    for (const char identity : {'d', 'n', 'f', 'i'}) {
+        const auto m = decode_message(
+            Bytes().ch('R').u32(7).str("s").str("t").ch(identity).u16(0).bytes(), false);
+        CHECK(std::get<RelationMessage>(m).table.replica_identity == identity);
+    }
+    // A NUL identity was passed on, and the message format cannot carry it.
+    const Error e = protocol_error_of([] {
+        decode_message(Bytes().ch('R').u32(7).str("s").str("t").u8(0).u16(0).bytes(), false);
+    });
+    CHECK(e.message() == "relation s.t has unknown replica identity 0x00");
+    CHECK(e.context_value("offset") == "9");
+}
