@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the pgoutput_decoder, transaction_assembler and config fuzz
-targets (tests/fuzz/README.md) from the captured pgoutput fixtures, the example configuration
-and the configurations of the unit tests. The message_codec seeds come from
-make_message_codec_seeds.cpp. Run from anywhere:  tests/fuzz/make_corpus.py
+"""Writes the seed corpora of the pgoutput_decoder, transaction_assembler, capture_to_message
+and config fuzz targets (tests/fuzz/README.md) from the captured pgoutput fixtures, the
+example configuration and the configurations of the unit tests. The message_codec seeds come
+from make_message_codec_seeds.cpp. Run from anywhere:  tests/fuzz/make_corpus.py
 Seeds are named seed-*: inputs found by fuzzing (crash-*, regression-*) are kept when this
 script rewrites the seeds."""
 
@@ -93,8 +93,17 @@ def versions(key, own=1):
             '"columns": {"note": [%d, 0]}}' % (key, own, own))
 
 
+# The targets that read a replication stream (stream_input.hpp) share their seeds.
+STREAM_TARGETS = ("transaction_assembler", "capture_to_message")
+
+
+def write_stream(name, data):
+    for target in STREAM_TARGETS:
+        write(target, name, data)
+
+
 def pgoutput_seeds():
-    for target in ("pgoutput_decoder", "transaction_assembler"):
+    for target in ("pgoutput_decoder",) + STREAM_TARGETS:
         clear_seeds(target)
     basic, origin, streamed = fixture("basic.hex"), fixture("origin.hex"), fixture("streamed.hex")
     seen = set()
@@ -107,21 +116,21 @@ def pgoutput_seeds():
     write("pgoutput_decoder", "hand-versions-message", message("pgbridge.versions",
                                                                 versions(10)))
 
-    write("transaction_assembler", "basic", stream_input(1, basic))
-    write("transaction_assembler", "origin", stream_input(0, origin))
-    write("transaction_assembler", "streamed-abridged", stream_input(1, abridged_stream(streamed)))
-    write("transaction_assembler", "versions", stream_input(1, [
+    write_stream("basic", stream_input(1, basic))
+    write_stream("origin", stream_input(0, origin))
+    write_stream("streamed-abridged", stream_input(1, abridged_stream(streamed)))
+    write_stream("versions", stream_input(1, [
         relation(7), begin(1), insert(7, "10"), message("pgbridge.versions", versions(10)),
         insert(7, "11"), message("pgbridge.versions", versions(99, 2)),
         message("pgbridge-test", "hello"), commit(0x300, 0x380)]))
-    write("transaction_assembler", "streamed-subtransaction-versions", stream_input(1, [
+    write_stream("streamed-subtransaction-versions", stream_input(1, [
         b"S" + struct.pack(">IB", 700, 1), relation(7, 700), insert(7, "1", 701),
         message("pgbridge.versions", versions(1), 701), insert(7, "2", 700),
         message("pgbridge.versions", versions(2), 700), b"E",
         b"A" + struct.pack(">II", 700, 701),
         b"S" + struct.pack(">IB", 700, 0), insert(7, "3", 700), b"E",
         b"c" + struct.pack(">IBQQq", 700, 0, 0x400, 0x480, 3000000)]))
-    write("transaction_assembler", "error-then-reset", stream_input(3, [
+    write_stream("error-then-reset", stream_input(3, [
         commit(0x10, 0x20)] + origin))
 
 
