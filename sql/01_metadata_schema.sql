@@ -92,6 +92,39 @@ CREATE TABLE IF NOT EXISTS pgbridge.sync_state (
     PRIMARY KEY (bridge, table_name)
 );
 
+-- The parts of source transactions too large for one message (docs/message-format.md, "Large
+-- transactions"), kept here as they arrive, in any order, until every part of a transaction
+-- is here; then the transaction is applied whole, in one target transaction that also
+-- deletes its parts. Rows that stay here belong to a transaction still arriving (or one whose
+-- part was dead-lettered: pgbridge.dead_letters says which).
+CREATE TABLE IF NOT EXISTS pgbridge.transaction_parts (
+    bridge       text        NOT NULL,
+    source_side  text        NOT NULL,
+    commit_lsn   pg_lsn      NOT NULL,  -- of the transaction, on the source side
+    part         integer     NOT NULL,  -- 0, 1, ...
+    first_change integer     NOT NULL,  -- place of the part's first change in the transaction
+    changes      integer     NOT NULL,
+    last         boolean     NOT NULL,
+    end_lsn      pg_lsn,                -- on the last part
+    commit_time  timestamptz,
+    body         bytea       NOT NULL,  -- the message, as published
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bridge, source_side, commit_lsn, part)
+);
+
+-- Source transactions applied from parts: a part that comes again afterwards (a replay, a
+-- redelivery) is recognised and dropped. One small row per large transaction.
+CREATE TABLE IF NOT EXISTS pgbridge.applied_transactions (
+    bridge      text        NOT NULL,
+    source_side text        NOT NULL,
+    commit_lsn  pg_lsn      NOT NULL,
+    end_lsn     pg_lsn      NOT NULL,
+    parts       integer     NOT NULL,
+    changes     bigint      NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bridge, source_side, commit_lsn)
+);
+
 -- Column versions of every synced row, for the conflict rules (docs/apply-design.md).
 -- One row per key of a synced table. `columns` maps a column name (or '' for every column
 -- not listed: no column can be named '') to

@@ -5,7 +5,8 @@
 -- The role gets:
 --   REPLICATION            to stream changes from its slot (capture);
 --   DML on the synced tables, USAGE on their schemas, and SELECT/INSERT/UPDATE on the
---   pgbridge schema        to apply changes and record conflicts and dead letters;
+--   pgbridge schema (and DELETE on pgbridge.transaction_parts)
+--                          to apply changes and record conflicts and dead letters;
 --   EXECUTE on the replication-origin session functions and SELECT on
 --   pg_replication_origin_status
 --                          to tag applied changes with their origin (no echo, exactly once).
@@ -41,6 +42,8 @@ BEGIN
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), r);
     EXECUTE format('GRANT USAGE ON SCHEMA pgbridge TO %I', r);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA pgbridge TO %I', r);
+    -- The parts of a large transaction are deleted once it is applied.
+    EXECUTE format('GRANT DELETE ON pgbridge.transaction_parts TO %I', r);
 
     FOR t IN SELECT trim(x)::regclass FROM unnest(string_to_array(current_setting('pgbridge.tables'), ',')) x
     LOOP

@@ -7,24 +7,10 @@
 #include <pgbridge/apply/dead_letter_writer.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/error_policy.hpp>
+#include <pgbridge/core/hex.hpp>
 #include <pgbridge/core/utf8.hpp>
 
 namespace pgbridge::apply {
-namespace {
-
-std::string hex(std::string_view bytes) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(bytes.size() * 2);
-    for (unsigned char c : bytes) {
-        out += kDigits[c >> 4];
-        out += kDigits[c & 0xF];
-    }
-    return out;
-}
-
-}  // namespace
-
 DeadLetterWriter::DeadLetterWriter(pg::ConnectOptions target) : target_(std::move(target)) {
     target_.application_name = "pgbridge dead letters";
 }
@@ -64,7 +50,7 @@ void DeadLetterWriter::record(const transport::DeadLetter& letter) {
         optional_valid(letter.sqlstate),
         reason,
         optional_valid(letter.message_id),
-        hex(letter.body)};
+        to_hex(letter.body)};
     try {
         insert(full);
     } catch (const Error& e) {

@@ -10,10 +10,12 @@
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/error_policy.hpp>
+#include <pgbridge/core/hex.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/pg/pipeline.hpp>
+#include <pgbridge/transport/message_codec.hpp>
 
 namespace pgbridge::apply {
 namespace {
@@ -81,6 +83,19 @@ class PostgresApplier::Attempt {
             const ConflictResolver& resolver)
         : a_(applier), batch_(batch), resolver_(resolver) {}
 
+    // One part of a large transaction, inside the target transaction the caller holds open
+    // (BEGIN, origin, progress and COMMIT are the caller's). Rows the earlier parts wrote
+    // read back with that transaction's commit LSN: they are its own changes, not duplicates.
+    void run_part(const transport::ChunkInfo& part) {
+        sequence_base_ = part.first_change;
+        in_progress_ = batch_.transactions.front().commit_lsn;
+        own_transaction_ = false;
+        collect();
+        pg::Connection& conn = a_.connection();
+        read_local_state(conn);
+        write(conn);
+    }
+
     void run() {
         collect();
         // A live transaction without row changes (verify's fence: docs/verify.md) still
@@ -102,7 +117,7 @@ class PostgresApplier::Attempt {
     void collect() {
         std::map<std::pair<const TargetTable*, std::vector<std::string>>, std::size_t> known;
         for (const auto& txn : batch_.transactions) {
-            std::uint32_t sequence = 0;
+            std::uint32_t sequence = sequence_base_;
             for (const auto& event : txn.changes) {
                 ++sequence;
                 Item item;
@@ -165,8 +180,10 @@ class PostgresApplier::Attempt {
         std::vector<std::pair<std::size_t, std::size_t>> reads;  // (rows, versions) per table
         {
             pg::Pipeline pipeline(conn);
-            pipeline.send("BEGIN");
-            if (last.commit_time != 0) {
+            if (own_transaction_) {
+                pipeline.send("BEGIN");
+            }
+            if (own_transaction_ && last.commit_time != 0) {
                 send_prepared(pipeline,
                               "SELECT pg_catalog.pg_replication_origin_xact_setup($1, $2)",
                               {last.end_lsn.to_string(), format_timestamp(last.commit_time)});
@@ -189,6 +206,16 @@ class PostgresApplier::Attempt {
         }
         for (auto& k : keys_) {
             k.local = to_local_row(k.stored, k.values, k.table->names, k.commit_times);
+            if (in_progress_) {
+                for (auto& c : k.local.columns) {
+                    if (c.applied_remote == *in_progress_) {
+                        c.applied_remote_sequence = 0;
+                    }
+                }
+                if (k.local.deleted_applied_remote == *in_progress_) {
+                    k.local.deleted_applied_remote_sequence = 0;
+                }
+            }
         }
     }
 
@@ -250,7 +277,7 @@ class PostgresApplier::Attempt {
             observed_.target = a_.options_.target_side;
             observed_.last_commit_time = batch_.last_commit_time();
             for (const auto& txn : batch_.transactions) {
-                if (txn.commit_time != 0) {
+                if (own_transaction_ && txn.commit_time != 0) {
                     observed_.latencies.push_back(static_cast<double>(committed - txn.commit_time) /
                                                   1e6);
                 }
@@ -285,6 +312,10 @@ class PostgresApplier::Attempt {
             }
         }
         store_versions(pipeline);
+        if (!own_transaction_) {
+            pipeline.sync();
+            return;
+        }
         // The initial copy's positions are not the stream's: it moves no progress.
         if (batch_.kind == transport::BatchKind::Live) {
             const SourceTransaction& last = batch_.transactions.back();
@@ -499,6 +530,10 @@ class PostgresApplier::Attempt {
     }
 
     static constexpr std::size_t kSyncEvery = 1000;
+
+    bool own_transaction_ = true;
+    std::uint32_t sequence_base_ = 0;
+    std::optional<Lsn> in_progress_;
     static constexpr std::size_t kNoItem = static_cast<std::size_t>(-1);
 
     PostgresApplier& a_;
@@ -513,6 +548,108 @@ class PostgresApplier::Attempt {
     AppliedBatch observed_;
     std::uint64_t pending_conflicts_ = 0;
 };
+
+void PostgresApplier::keep_part(const transport::ChangeBatch& batch,
+                                const ConflictResolver& resolver) {
+    const SourceTransaction& txn = batch.transactions.front();
+    const transport::ChunkInfo& part = *batch.chunk;
+    const std::string commit_lsn = txn.commit_lsn.to_string();
+    pg::Connection& conn = connection();
+    conn.exec("BEGIN");
+    try {
+        const pg::Params id{options_.bridge, batch.source_side, commit_lsn};
+        if (conn.exec("SELECT 1 FROM pgbridge.applied_transactions WHERE bridge = $1 AND "
+                      "source_side = $2 AND commit_lsn = $3::pg_lsn",
+                      id)
+                .rows() > 0) {
+            conn.exec("COMMIT");  // a part of a transaction applied before: nothing to do
+            stats_.skipped++;
+            return;
+        }
+        // A part sent again after a replay replaces the one kept: a replay sends every part
+        // again, cut the same way unless max_message_bytes changed in between.
+        conn.exec(
+            "INSERT INTO pgbridge.transaction_parts AS p (bridge, source_side, commit_lsn, part, "
+            "first_change, changes, last, end_lsn, commit_time, body) VALUES ($1, $2, "
+            "$3::pg_lsn, $4::int, $5::int, $6::int, $7::bool, $8::pg_lsn, $9::timestamptz, "
+            "decode($10, 'hex')) ON CONFLICT (bridge, source_side, commit_lsn, part) DO UPDATE "
+            "SET first_change = EXCLUDED.first_change, changes = EXCLUDED.changes, last = "
+            "EXCLUDED.last, end_lsn = EXCLUDED.end_lsn, body = EXCLUDED.body, received_at = now()",
+            {options_.bridge, batch.source_side, commit_lsn, std::to_string(part.index),
+             std::to_string(part.first_change), std::to_string(txn.changes.size()),
+             part.last ? "true" : "false",
+             part.last ? std::optional(txn.end_lsn.to_string()) : std::nullopt,
+             txn.commit_time != 0 ? std::optional(format_timestamp(txn.commit_time)) : std::nullopt,
+             to_hex(transport::encode_body(batch))});
+        // Every part here, each starting where the one before ends?
+        const pg::Result parts = conn.exec(
+            "SELECT part, first_change, changes, last, end_lsn::text, commit_time::text "
+            "FROM pgbridge.transaction_parts WHERE bridge = $1 AND source_side = $2 AND "
+            "commit_lsn = $3::pg_lsn ORDER BY part",
+            id);
+        std::int64_t next_first = 0;
+        bool complete = parts.rows() > 0;
+        for (int i = 0; i < parts.rows() && complete; ++i) {
+            complete = std::stol(std::string(parts.value(i, 0))) == i &&
+                       std::stol(std::string(parts.value(i, 1))) == next_first &&
+                       (parts.value(i, 3) == "t") == (i + 1 == parts.rows());
+            next_first += std::stol(std::string(parts.value(i, 2)));
+        }
+        if (!complete) {
+            conn.exec("COMMIT");  // kept: the transaction is applied with its last part
+            return;
+        }
+        const int count = parts.rows();
+        const std::string end_lsn(parts.value(count - 1, 4));
+        const std::optional<std::string> commit_time = parts.optional_value(count - 1, 5);
+        if (commit_time) {
+            conn.exec("SELECT pg_catalog.pg_replication_origin_xact_setup($1, $2)",
+                      {end_lsn, *commit_time});
+        }
+        // Part by part: one part in memory at a time.
+        for (int i = 0; i < count; ++i) {
+            const pg::Result body = conn.exec(
+                "SELECT encode(body, 'hex') FROM pgbridge.transaction_parts WHERE bridge = "
+                "$1 AND source_side = $2 AND commit_lsn = $3::pg_lsn AND part = $4::int",
+                {options_.bridge, batch.source_side, commit_lsn, std::to_string(i)});
+            const transport::ChangeBatch stored =
+                transport::decode_body(from_hex(body.value(0, 0)).value_or(""));
+            if (!stored.chunk) {
+                throw Error(ErrorKind::Internal, "a kept part is not a part")
+                    .with("lsn", commit_lsn);
+            }
+            Attempt(*this, stored, resolver).run_part(*stored.chunk);
+        }
+        conn.exec(kRecordProgressStatement,
+                  {options_.bridge, batch.source_side, end_lsn, commit_time});
+        conn.exec(
+            "INSERT INTO pgbridge.applied_transactions (bridge, source_side, commit_lsn, "
+            "end_lsn, parts, changes) VALUES ($1, $2, $3::pg_lsn, $4::pg_lsn, $5::int, "
+            "$6::bigint)",
+            {options_.bridge, batch.source_side, commit_lsn, end_lsn, std::to_string(count),
+             std::to_string(next_first)});
+        conn.exec(
+            "DELETE FROM pgbridge.transaction_parts WHERE bridge = $1 AND source_side = $2 AND "
+            "commit_lsn = $3::pg_lsn",
+            id);
+        conn.exec("COMMIT");
+        stats_.batches++;
+        log::info("apply", "large transaction applied",
+                  {{"source", batch.source_side},
+                   {"lsn", commit_lsn},
+                   {"parts", std::to_string(count)},
+                   {"changes", std::to_string(next_first)}});
+    } catch (...) {
+        try {
+            conn.exec("ROLLBACK");
+            conn.exec("DEALLOCATE ALL");
+            prepared_.clear();
+        } catch (...) {
+            forget_session();
+        }
+        throw;
+    }
+}
 
 PostgresApplier::PostgresApplier(ApplierOptions options, ConflictRules rules)
     : options_(std::move(options)),
@@ -576,7 +713,11 @@ void PostgresApplier::apply(const transport::ChangeBatch& batch) {
     }
     for (int attempt = 1;; ++attempt) {
         try {
-            Attempt(*this, batch, *resolver).run();
+            if (batch.chunk) {
+                keep_part(batch, *resolver);
+            } else {
+                Attempt(*this, batch, *resolver).run();
+            }
             return;
         } catch (Error& e) {
             if (is_connection_failure(e)) {

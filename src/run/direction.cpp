@@ -18,6 +18,8 @@ transport::PublisherOptions publisher_options(
     o.source_side = source;
     o.target_side = target;
     o.batch_size = static_cast<std::size_t>(config.engine.batch_size);
+    o.max_message_bytes = config.rabbitmq.max_message_bytes;
+    o.chunk_bytes = std::min<std::size_t>(1024 * 1024, config.rabbitmq.max_message_bytes / 2);
     // A table's priority, found by the name the source gives it.
     std::map<QualifiedName, int> priorities;
     for (const auto& t : config.tables) {

@@ -195,8 +195,10 @@ class Consumer::Session {
                 continue;
             }
             std::size_t end = i + 1;
-            while (end < items.size() && items[end].ok() &&
-                   items[end].batch().kind == items[i].batch().kind &&
+            // A part of a large transaction goes alone: the applier keeps it until it holds
+            // every part.
+            while (end < items.size() && items[end].ok() && !items[i].batch().chunk &&
+                   !items[end].batch().chunk && items[end].batch().kind == items[i].batch().kind &&
                    items[end].batch().source_side == items[i].batch().source_side) {
                 ++end;
             }

@@ -404,12 +404,18 @@ std::string encode_body(const ChangeBatch& batch) {
         transactions.push_back(std::move(txn));
     }
     json body{{"format", "pgbridge.changes"},
-              {"version", kMessageFormatVersion},
+              {"version", batch.chunk ? kChunkFormatVersion : kMessageFormatVersion},
               {"bridge", batch.bridge},
               {"source", batch.source_side},
               {"kind", to_string(batch.kind)},
               {"relations", std::move(relations)},
               {"transactions", std::move(transactions)}};
+    if (batch.chunk) {
+        body["chunk"] = {{"index", batch.chunk->index},
+                         {"first_change", batch.chunk->first_change},
+                         {"last", batch.chunk->last},
+                         {"count", batch.chunk->count}};
+    }
     return body.dump();
 }
 
@@ -485,11 +491,11 @@ ChangeBatch decode_document(const json& root) {
         malformed(top + ".format", "\"pgbridge.changes\"");
     }
     const int version = int_field<int>(root, "version", top);
-    if (version != kMessageFormatVersion) {
+    if (version != kMessageFormatVersion && version != kChunkFormatVersion) {
         throw Error(ErrorKind::Protocol,
                     fmt::format("pgbridge message format version {} is not supported (this "
                                 "pgbridge reads version {})",
-                                version, kMessageFormatVersion))
+                                version, kChunkFormatVersion))
             .with("refused", std::string(dead_kind::kUnsupported));
     }
     ChangeBatch batch;
@@ -502,6 +508,21 @@ ChangeBatch decode_document(const json& root) {
         batch.kind = BatchKind::Backfill;
     } else {
         malformed(top + ".kind", "\"live\" or \"backfill\"");
+    }
+
+    if (version == kChunkFormatVersion) {
+        const json& c = field(root, "chunk", top);
+        ChunkInfo chunk;
+        chunk.index = int_field<std::uint32_t>(c, "index", "message.chunk");
+        chunk.first_change = int_field<std::uint32_t>(c, "first_change", "message.chunk");
+        chunk.last = bool_field(c, "last", "message.chunk", false);
+        chunk.count = int_field<std::uint32_t>(c, "count", "message.chunk");
+        if (chunk.last && chunk.count != chunk.index + 1) {
+            malformed("message.chunk.count", "the number of parts (index + 1) on the last part");
+        }
+        batch.chunk = chunk;
+    } else if (root.contains("chunk")) {
+        malformed("message.chunk", "absent from a version 1 message");
     }
 
     std::vector<std::shared_ptr<const TableInfo>> relations;
@@ -596,14 +617,44 @@ ChangeBatch decode_document(const json& root) {
         }
         batch.transactions.push_back(std::move(txn));
     }
+    if (batch.chunk && (batch.transactions.size() != 1 || batch.transactions[0].changes.empty())) {
+        malformed("message.transactions", "one transaction with changes in a part");
+    }
     return batch;
 }
 
 }  // namespace
 
 std::string message_id(const ChangeBatch& batch) {
+    if (batch.chunk) {
+        return fmt::format("{}:{}:{}:part{}", batch.bridge, batch.source_side,
+                           batch.first_commit_lsn().to_string(), batch.chunk->index);
+    }
     return fmt::format("{}:{}:{}", batch.bridge, batch.source_side,
                        batch.last_end_lsn().to_string());
+}
+
+std::size_t encoded_size_bound(const ChangeEvent& change) {
+    // A value: quotes and a comma, each byte escaped at worst as \u00XX (6 bytes), or base64
+    // in a tagged object.
+    const auto row = [](const std::optional<Row>& r) {
+        std::size_t n = 0;
+        if (r) {
+            for (const auto& v : *r) {
+                n += 32 + (v.kind == Value::Kind::Text ? 6 * v.data.size()
+                                                       : (v.data.size() + 2) / 3 * 4);
+            }
+        }
+        return n;
+    };
+    std::size_t versions = 0;
+    if (change.versions) {
+        versions = 64 + change.versions->columns.size() * 64;
+        for (const auto& [name, v] : change.versions->columns) {
+            versions += 6 * name.size();
+        }
+    }
+    return 96 + row(change.old_row) + row(change.new_row) + versions + 32 * change.truncated.size();
 }
 
 std::vector<std::pair<std::string, std::string>> message_headers(const ChangeBatch& batch) {
@@ -618,6 +669,9 @@ std::vector<std::pair<std::string, std::string>> message_headers(const ChangeBat
         {"x-pgbridge-transactions", std::to_string(batch.transactions.size())},
         {"x-pgbridge-changes", std::to_string(batch.change_count())},
         {"x-pgbridge-tables", fmt::format("{}", fmt::join(batch.table_names(), ","))},
+        {"x-pgbridge-part",
+         batch.chunk ? fmt::format("{}{}", batch.chunk->index, batch.chunk->last ? " (last)" : "")
+                     : std::string("whole")},
     };
 }
 

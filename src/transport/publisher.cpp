@@ -52,17 +52,70 @@ void Publisher::deliver(SourceTransaction transaction) {
     throw_if_failed();
     const int priority = priority_of(transaction);
     const std::size_t changes = transaction.changes.size();
-    // A message holds whole transactions of one priority, up to batch_size changes.
+    std::size_t bytes = 0;
+    for (const auto& c : transaction.changes) {
+        bytes += encoded_size_bound(c);
+    }
+    if (bytes > options_.chunk_bytes) {
+        // Too large for one message: in parts, after what waits for batching.
+        if (!pending_.transactions.empty()) {
+            publish_pending();
+        }
+        publish_in_parts(std::move(transaction), priority);
+        return;
+    }
+    // A message holds whole transactions of one priority, up to batch_size changes and
+    // chunk_bytes.
     if (!pending_.transactions.empty() &&
-        (priority != pending_priority_ || pending_changes_ + changes > options_.batch_size)) {
+        (priority != pending_priority_ || pending_changes_ + changes > options_.batch_size ||
+         pending_bytes_ + bytes > options_.chunk_bytes)) {
         publish_pending();
     }
     pending_priority_ = priority;
     pending_changes_ += changes;
+    pending_bytes_ += bytes;
     pending_.transactions.push_back(std::move(transaction));
     if (pending_changes_ >= options_.batch_size) {
         publish_pending();
     }
+}
+
+void Publisher::publish_in_parts(SourceTransaction transaction, int priority) {
+    ChangeBatch part;
+    part.bridge = options_.topology.bridge;
+    part.source_side = options_.source_side;
+    part.kind = options_.kind;
+    part.chunk = ChunkInfo{};
+    std::vector<ChangeEvent> changes = std::move(transaction.changes);
+    transaction.changes.clear();
+    transaction.messages.clear();
+    // Parts are cut at the same changes whenever the transaction is sent again (a replay):
+    // only the changes and chunk_bytes decide.
+    std::size_t bytes = 0;
+    const auto send = [&](bool last, std::uint32_t next_first) {
+        part.chunk->last = last;
+        part.chunk->count = last ? part.chunk->index + 1 : 0;
+        if (!last) {
+            part.transactions.front().end_lsn = Lsn();
+        }
+        const std::size_t n = part.transactions.front().changes.size();
+        publish_batch(part, priority, last ? transaction.end_lsn : Lsn(), n);
+        part.chunk->index++;
+        part.chunk->first_change = next_first;
+        part.transactions.front().changes.clear();
+        bytes = 0;
+    };
+    part.transactions.push_back(transaction);  // the header: everything but the changes
+    for (std::size_t i = 0; i < changes.size(); ++i) {
+        const std::size_t size = encoded_size_bound(changes[i]);
+        if (!part.transactions.front().changes.empty() && bytes + size > options_.chunk_bytes) {
+            send(false, static_cast<std::uint32_t>(i));
+        }
+        bytes += size;
+        part.transactions.front().changes.push_back(std::move(changes[i]));
+    }
+    part.transactions.front().end_lsn = transaction.end_lsn;
+    send(true, 0);
 }
 
 void Publisher::flush() {
@@ -76,6 +129,14 @@ void Publisher::flush() {
 }
 
 void Publisher::publish_pending() {
+    publish_batch(pending_, pending_priority_, pending_.last_end_lsn(), pending_changes_);
+    pending_.transactions.clear();
+    pending_changes_ = 0;
+    pending_bytes_ = 0;
+}
+
+void Publisher::publish_batch(const ChangeBatch& batch, int priority, Lsn durable_at,
+                              std::size_t changes) {
     try {
         connect();
         // Never write while acks wait unread: drain them first, and block while the window
@@ -88,28 +149,40 @@ void Publisher::publish_pending() {
         OutgoingMessage message;
         message.exchange = names::exchange(options_.topology.bridge);
         message.routing_key = options_.target_side;
-        message.body = encode_body(pending_);
+        message.body = encode_body(batch);
+        if (message.body.size() > options_.max_message_bytes) {
+            // Only a single change can get here (parts are cut well below the limit).
+            throw Error(ErrorKind::Setup,
+                        fmt::format("a change of {} bytes does not fit in a message of "
+                                    "rabbitmq.max_message_bytes ({}); raise it",
+                                    message.body.size(), options_.max_message_bytes))
+                .with("source", options_.source_side)
+                .with("lsn", batch.first_commit_lsn().to_string())
+                .with("tables", fmt::format("{}", fmt::join(batch.table_names(), ",")));
+        }
         MessageProperties& props = message.properties;
         props.content_type = std::string(kContentType);
         props.type = std::string(kMessageType);
         props.app_id = "pgbridge";
-        props.message_id = message_id(pending_);
-        props.priority = static_cast<std::uint8_t>(pending_priority_);
-        props.timestamp = static_cast<std::uint64_t>(pending_.last_commit_time() / 1000000);
-        for (auto& [key, value] : message_headers(pending_)) {
+        props.message_id = message_id(batch);
+        props.priority = static_cast<std::uint8_t>(priority);
+        props.timestamp = static_cast<std::uint64_t>(batch.last_commit_time() / 1000000);
+        for (auto& [key, value] : message_headers(batch)) {
             props.headers.set(std::move(key), std::move(value));
         }
         connection_->publish(kChannel, message);
-        in_flight_.push_back(InFlight{next_sequence_++, pending_.last_end_lsn()});
+        // A part that is not the last makes nothing durable: durable_at is empty.
+        in_flight_.push_back(InFlight{next_sequence_++, durable_at});
         ++stats_.messages_published;
-        stats_.changes_published += pending_changes_;
+        stats_.changes_published += changes;
         stats_.bytes_published += message.body.size();
     } catch (Error& e) {
+        if (e.kind() == ErrorKind::Setup) {
+            throw;  // not the broker's doing: a replay would meet it again
+        }
         fail(std::move(e));
         throw_if_failed();
     }
-    pending_.transactions.clear();
-    pending_changes_ = 0;
 }
 
 void Publisher::read_confirms(std::optional<std::chrono::milliseconds> wait) {
@@ -182,6 +255,7 @@ void Publisher::rewind(Lsn from) {
     // fresh connection so no late confirm of the old channel is mistaken for a new one.
     pending_.transactions.clear();
     pending_changes_ = 0;
+    pending_bytes_ = 0;
     in_flight_.clear();
     failure_.reset();
     if (connection_) {

@@ -203,4 +203,59 @@ TEST_SUITE("containment") {
         CHECK(run.differences().empty());
         run.stop();
     }
+
+    TEST_CASE("a transaction larger than a message arrives in parts, applied whole, once") {
+        BridgeRun run("");
+        insert_config(run.scratch, "password_file = \"rabbit.pass\"", "max_message_bytes = 65536");
+        run.start();
+        auto a = run.scratch.admin(0);
+        auto b = run.scratch.admin(1);
+        const auto count_on_b = [&] {
+            return std::stol(std::string(b.exec("SELECT count(*) FROM public.notes").value(0, 0)));
+        };
+        const auto parts_kept = [&] {
+            return std::stol(
+                std::string(b.exec("SELECT count(*) FROM pgbridge.transaction_parts").value(0, 0)));
+        };
+        constexpr long kRows = 20000;
+        a.exec(
+            fmt::format("INSERT INTO public.notes SELECT g, repeat('x', 40) || g, g % 2 = 0 "
+                        "FROM generate_series(1, {}) g",
+                        kRows));
+        // Atomic: the target never shows part of it.
+        std::set<long> seen;
+        REQUIRE(eventually([&] {
+            const long n = count_on_b();
+            seen.insert(n);
+            return n == kRows;
+        }));
+        INFO("counts seen on b: " << fmt::format("{}", fmt::join(seen, ",")));
+        CHECK(std::all_of(seen.begin(), seen.end(), [](long n) { return n == 0 || n == kRows; }));
+        auto applied = b.exec("SELECT parts, changes FROM pgbridge.applied_transactions");
+        REQUIRE(applied.rows() == 1);
+        CHECK(std::stol(std::string(applied.value(0, 0))) > 10);
+        CHECK(applied.value(0, 1) == std::to_string(kRows));
+        CHECK(parts_kept() == 0);
+
+        // Every row updated in one transaction, with kill -9 while its parts are arriving.
+        a.exec("UPDATE public.notes SET body = body || '-updated', flag = NOT flag");
+        REQUIRE(eventually([&] { return parts_kept() > 0; }));
+        run.daemon->signal(SIGKILL);
+        run.daemon->wait(std::chrono::seconds(10));
+        CHECK(std::stol(std::string(
+                  b.exec("SELECT count(*) FROM public.notes WHERE body LIKE '%-updated'")
+                      .value(0, 0))) == 0);
+        run.start();
+        REQUIRE(eventually([&] {
+            return b.exec("SELECT count(*) FROM public.notes WHERE body LIKE '%-updated'")
+                       .value(0, 0) == std::to_string(kRows);
+        }));
+        CHECK(eventually([&] { return run.differences().empty(); }));
+        CHECK(b.exec("SELECT count(*) FROM pgbridge.applied_transactions").value(0, 0) == "2");
+        CHECK(eventually([&] { return parts_kept() == 0; }));
+        CHECK(b.exec("SELECT count(*) FROM pgbridge.dead_letters").value(0, 0) == "0");
+        // The slot moved past both: confirmed only once every part was confirmed.
+        CHECK(eventually([&] { return run.settled(); }, std::chrono::seconds(60)));
+        run.stop();
+    }
 }

@@ -180,3 +180,39 @@ TEST_CASE("malformed messages are protocol errors naming the field") {
         CHECK_THROWS_AS(decode_body(good.substr(0, n)), Error);
     }
 }
+
+TEST_CASE("a part of a large transaction round-trips, and is refused where it does not fit") {
+    auto txns = fixture_transactions("basic.hex");
+    ChangeBatch part = batch_of({txns.front()});
+    part.chunk = ChunkInfo{3, 300, true, 4};
+    const std::string body = encode_body(part);
+    CHECK(nlohmann::json::parse(body)["version"] == kChunkFormatVersion);
+    const ChangeBatch decoded = decode_body(body);
+    REQUIRE(decoded.chunk);
+    CHECK(*decoded.chunk == *part.chunk);
+    check_same(decoded.transactions.front(), part.transactions.front());
+    CHECK(message_id(part) == "crm:looma_crm:" + part.first_commit_lsn().to_string() + ":part3");
+
+    auto refused = [](nlohmann::json j) { CHECK_THROWS_AS(decode_body(j.dump()), Error); };
+    auto j = nlohmann::json::parse(body);
+    refused([&] {
+        auto k = j;
+        k.erase("chunk");
+        return k;
+    }());
+    refused([&] {
+        auto k = j;
+        k["version"] = 1;
+        return k;
+    }());
+    refused([&] {
+        auto k = j;
+        k["chunk"]["count"] = 9;  // the last part says how many there are: index + 1
+        return k;
+    }());
+    refused([&] {
+        auto k = j;
+        k["transactions"].push_back(k["transactions"][0]);
+        return k;
+    }());
+}

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,12 +14,27 @@ enum class BatchKind {
     Backfill,  // initial sync or a table added later: lowest priority
 };
 
-// What one RabbitMQ message carries: consecutive whole transactions of one source side.
+// One part of a source transaction too large for one message (docs/message-format.md,
+// "Large transactions"). The parts of a transaction share its xid, commit LSN and commit
+// time; the last one also carries its end LSN and how many parts there are. The target
+// applies the transaction once it holds every part, all of it in one target transaction.
+struct ChunkInfo {
+    std::uint32_t index = 0;         // 0, 1, ...
+    std::uint32_t first_change = 0;  // place in the transaction of the part's first change
+    bool last = false;
+    std::uint32_t count = 0;  // parts of the transaction; on the last one
+
+    bool operator==(const ChunkInfo&) const = default;
+};
+
+// What one RabbitMQ message carries: consecutive whole transactions of one source side, or
+// one part of one transaction (`chunk`).
 struct ChangeBatch {
     std::string bridge;
     std::string source_side;
     BatchKind kind = BatchKind::Live;
     std::vector<SourceTransaction> transactions;
+    std::optional<ChunkInfo> chunk;
 
     Lsn first_commit_lsn() const;
     Lsn last_end_lsn() const;

@@ -14,6 +14,8 @@ namespace pgbridge::transport {
 // deduplicate without parsing the body.
 
 inline constexpr int kMessageFormatVersion = 1;
+// A part of a large transaction: a version-1 reader refuses it rather than apply a part.
+inline constexpr int kChunkFormatVersion = 2;
 inline constexpr std::string_view kContentType = "application/json";
 inline constexpr std::string_view kMessageType = "pgbridge.changes.v1";
 
@@ -27,6 +29,10 @@ inline constexpr std::string_view kMisrouted = "misrouted";      // another brid
 }  // namespace dead_kind
 
 std::string encode_body(const ChangeBatch& batch);
+
+// An upper bound of what a change adds to an encoded body, in bytes (escapes and base64
+// included): what the publisher cuts messages and parts by before encoding them.
+std::size_t encoded_size_bound(const ChangeEvent& change);
 
 // Throws Error(ErrorKind::Protocol) naming the offending field when the body is not a valid
 // version-1 message (with context refused=unsupported for another format version), and

@@ -28,6 +28,11 @@ struct PublisherOptions {
     // Messages published but not yet confirmed, at most. Bounds memory and keeps the broker's
     // acks flowing (rabbitmq-c 0.11 stalls a writer that never reads).
     std::size_t max_unconfirmed = 256;
+    // The largest message ([rabbitmq] max_message_bytes), and the size messages are cut at:
+    // whole transactions up to it travel together, a larger transaction in parts of about it
+    // (ChangeBatch::chunk), so that neither side ever holds a large message.
+    std::size_t max_message_bytes = 8 * 1024 * 1024;
+    std::size_t chunk_bytes = 1024 * 1024;
     // The priority of a table's changes (its [[tables]] priority); a message takes the
     // highest of its tables. Backfill messages always use 0.
     std::function<int(const TableInfo&)> priority_of;
@@ -68,6 +73,8 @@ class Publisher final : public source::TransactionSink {
 
     void connect();
     void publish_pending();
+    void publish_in_parts(SourceTransaction transaction, int priority);
+    void publish_batch(const ChangeBatch& batch, int priority, Lsn durable_at, std::size_t changes);
     void read_confirms(std::optional<std::chrono::milliseconds> wait);
     void confirm(std::uint64_t tag, bool multiple);
     void fail(Error error);
@@ -78,6 +85,7 @@ class Publisher final : public source::TransactionSink {
     std::unique_ptr<AmqpConnection> connection_;
     ChangeBatch pending_;
     std::size_t pending_changes_ = 0;
+    std::size_t pending_bytes_ = 0;
     int pending_priority_ = 0;
     std::uint64_t next_sequence_ = 1;
     std::deque<InFlight> in_flight_;
