@@ -92,6 +92,9 @@ inline std::string batch_difference(const transport::ChangeBatch& a,
     if (a.bridge != b.bridge || a.source_side != b.source_side || a.kind != b.kind) {
         return "bridge, source or kind";
     }
+    if (a.chunk != b.chunk) {
+        return "chunk";
+    }
     if (a.transactions.size() != b.transactions.size()) {
         return "transaction count";
     }

@@ -127,6 +127,12 @@ int main(int argc, char** argv) {
     }
     write("fixtures-streamed-abridged.json", batch_of(streamed));
     write("every-value-backfill.json", every_value_batch());
+    // Parts of a large transaction (format version 2): a middle part and the last one.
+    ChangeBatch part = batch_of({all[0]});
+    part.chunk = ChunkInfo{1, 5, false, 0};
+    write("chunk-middle.json", part);
+    part.chunk = ChunkInfo{2, 9, true, 3};
+    write("chunk-last.json", part);
 
     return 0;
 }
