@@ -104,6 +104,8 @@ CREATE TABLE IF NOT EXISTS pgbridge.transaction_parts (
     part         integer     NOT NULL,  -- 0, 1, ...
     first_change integer     NOT NULL,  -- place of the part's first change in the transaction
     changes      integer     NOT NULL,
+    versions_min integer,               -- places of the changes whose versions it carries late
+    versions_max integer,
     last         boolean     NOT NULL,
     end_lsn      pg_lsn,                -- on the last part
     commit_time  timestamptz,

@@ -549,6 +549,49 @@ class PostgresApplier::Attempt {
     std::uint64_t pending_conflicts_ = 0;
 };
 
+namespace {
+
+// The lowest or highest place whose versions a part carries late, if any.
+std::optional<std::string> versions_bound(const SourceTransaction& txn, bool lowest) {
+    if (txn.late_versions.empty()) {
+        return std::nullopt;
+    }
+    const auto [min, max] = std::minmax_element(
+        txn.late_versions.begin(), txn.late_versions.end(),
+        [](const PlacedVersions& x, const PlacedVersions& y) { return x.place < y.place; });
+    return std::to_string(lowest ? min->place : max->place);
+}
+
+}  // namespace
+
+void PostgresApplier::attach_late_versions(pg::Connection& conn, transport::ChangeBatch& part) {
+    SourceTransaction& txn = part.transactions.front();
+    if (txn.changes.empty()) {
+        return;
+    }
+    const std::uint32_t first = part.chunk->first_change;
+    const auto last = static_cast<std::uint32_t>(first + txn.changes.size() - 1);
+    const auto attach = [&](const SourceTransaction& from) {
+        for (const auto& p : from.late_versions) {
+            if (p.place >= first && p.place <= last && p.versions) {
+                txn.changes[p.place - first].versions = p.versions;
+            }
+        }
+    };
+    // The parts carrying versions for these places: usually the next one or two.
+    const pg::Result carriers = conn.exec(
+        "SELECT encode(body, 'hex') FROM pgbridge.transaction_parts WHERE bridge = $1 AND "
+        "source_side = $2 AND commit_lsn = $3::pg_lsn AND versions_min <= $5::int AND "
+        "versions_max >= $4::int AND part <> $6::int ORDER BY part",
+        {options_.bridge, part.source_side, txn.commit_lsn.to_string(), std::to_string(first),
+         std::to_string(last), std::to_string(part.chunk->index)});
+    for (int i = 0; i < carriers.rows(); ++i) {
+        attach(transport::decode_body(from_hex(carriers.value(i, 0)).value_or(""))
+                   .transactions.front());
+    }
+    attach(txn);
+}
+
 void PostgresApplier::keep_part(const transport::ChangeBatch& batch,
                                 const ConflictResolver& resolver) {
     const SourceTransaction& txn = batch.transactions.front();
@@ -570,17 +613,20 @@ void PostgresApplier::keep_part(const transport::ChangeBatch& batch,
         // again, cut the same way unless max_message_bytes changed in between.
         conn.exec(
             "INSERT INTO pgbridge.transaction_parts AS p (bridge, source_side, commit_lsn, part, "
-            "first_change, changes, last, end_lsn, commit_time, body) VALUES ($1, $2, "
-            "$3::pg_lsn, $4::int, $5::int, $6::int, $7::bool, $8::pg_lsn, $9::timestamptz, "
-            "decode($10, 'hex')) ON CONFLICT (bridge, source_side, commit_lsn, part) DO UPDATE "
-            "SET first_change = EXCLUDED.first_change, changes = EXCLUDED.changes, last = "
-            "EXCLUDED.last, end_lsn = EXCLUDED.end_lsn, body = EXCLUDED.body, received_at = now()",
+            "first_change, changes, last, end_lsn, commit_time, body, versions_min, "
+            "versions_max) VALUES ($1, $2, $3::pg_lsn, $4::int, $5::int, $6::int, $7::bool, "
+            "$8::pg_lsn, $9::timestamptz, decode($10, 'hex'), $11::int, $12::int) ON CONFLICT "
+            "(bridge, source_side, commit_lsn, part) DO UPDATE SET first_change = "
+            "EXCLUDED.first_change, changes = EXCLUDED.changes, last = EXCLUDED.last, end_lsn = "
+            "EXCLUDED.end_lsn, body = EXCLUDED.body, versions_min = EXCLUDED.versions_min, "
+            "versions_max = EXCLUDED.versions_max, received_at = now()",
             {options_.bridge, batch.source_side, commit_lsn, std::to_string(part.index),
              std::to_string(part.first_change), std::to_string(txn.changes.size()),
              part.last ? "true" : "false",
              part.last ? std::optional(txn.end_lsn.to_string()) : std::nullopt,
              txn.commit_time != 0 ? std::optional(format_timestamp(txn.commit_time)) : std::nullopt,
-             to_hex(transport::encode_body(batch))});
+             to_hex(transport::encode_body(batch)), versions_bound(txn, true),
+             versions_bound(txn, false)});
         // Every part here, each starting where the one before ends?
         const pg::Result parts = conn.exec(
             "SELECT part, first_change, changes, last, end_lsn::text, commit_time::text "
@@ -612,12 +658,16 @@ void PostgresApplier::keep_part(const transport::ChangeBatch& batch,
                 "SELECT encode(body, 'hex') FROM pgbridge.transaction_parts WHERE bridge = "
                 "$1 AND source_side = $2 AND commit_lsn = $3::pg_lsn AND part = $4::int",
                 {options_.bridge, batch.source_side, commit_lsn, std::to_string(i)});
-            const transport::ChangeBatch stored =
+            transport::ChangeBatch stored =
                 transport::decode_body(from_hex(body.value(0, 0)).value_or(""));
             if (!stored.chunk) {
                 throw Error(ErrorKind::Internal, "a kept part is not a part")
                     .with("lsn", commit_lsn);
             }
+            if (stored.transactions.front().changes.empty()) {
+                continue;  // versions of earlier changes only: read with those
+            }
+            attach_late_versions(conn, stored);
             Attempt(*this, stored, resolver).run_part(*stored.chunk);
         }
         conn.exec(kRecordProgressStatement,

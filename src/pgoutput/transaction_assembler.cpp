@@ -104,6 +104,56 @@ void TransactionAssembler::add_change(ChangeEvent change, std::optional<std::uin
             t.txn.changes.size());
     }
     t.txn.changes.push_back(std::move(change));
+    if (piece_bytes_ == 0 || stream_block_xid_) {
+        return;
+    }
+    // What the change costs in memory, roughly: its values and a fixed overhead.
+    std::size_t bytes = 128;
+    for (const auto* row : {&t.txn.changes.back().old_row, &t.txn.changes.back().new_row}) {
+        if (*row) {
+            for (const auto& v : **row) {
+                bytes += 32 + v.data.size();
+            }
+        }
+    }
+    t.held_bytes += bytes;
+    if (t.held_bytes >= piece_bytes_) {
+        hand_out_piece(t);
+    }
+}
+
+void TransactionAssembler::hand_out_piece(OpenTransaction& t) {
+    SourceTransaction piece;
+    piece.source_side = t.txn.source_side;
+    piece.xid = t.txn.xid;
+    piece.commit_lsn = t.txn.commit_lsn;
+    piece.commit_time = t.txn.commit_time;
+    piece.origin = t.txn.origin;
+    piece.origin_lsn = t.txn.origin_lsn;
+    piece.in_pieces = true;
+    piece.first_place = t.handed_out;
+    piece.changes = std::move(t.txn.changes);
+    piece.late_versions = std::move(t.late_versions);
+    t.txn.changes.clear();
+    t.late_versions.clear();
+    // Changes still waiting for their versions message wait by place now, behind any older
+    // ones of their table.
+    for (auto& [table, indices] : t.awaiting_versions) {
+        auto& places = t.awaiting_places[table];
+        for (const std::size_t i : indices) {
+            const auto place = static_cast<std::uint32_t>(t.handed_out + i);
+            if (!places.empty() && places.back().second + 1 == place) {
+                places.back().second = place;
+            } else {
+                places.emplace_back(place, place);
+            }
+        }
+    }
+    t.awaiting_versions.clear();
+    t.handed_out += static_cast<std::uint32_t>(piece.changes.size());
+    t.held_bytes = 0;
+    t.in_pieces = true;
+    pieces_.push_back(std::move(piece));
 }
 
 namespace {
@@ -141,13 +191,30 @@ bool key_may_match(const nlohmann::json& key, const ChangeEvent& change,
 
 }  // namespace
 
-void TransactionAssembler::attach_versions(OpenTransaction& t, std::string content) const {
+void TransactionAssembler::attach_versions(OpenTransaction& t, std::string content) {
     const auto doc = nlohmann::json::parse(content, nullptr, /*allow_exceptions=*/false);
     if (!doc.is_object() || !doc.contains("table") || !doc["table"].is_string()) {
         return;  // not ours to read: the change travels without versions
     }
     const auto table = QualifiedName::parse(doc["table"].get<std::string>());
     if (!table) {
+        return;
+    }
+    // A change already handed out waits first (it is older): paired by position, as the
+    // key of a change no longer held cannot be compared.
+    if (const auto placed = t.awaiting_places.find({table->schema, table->name});
+        placed != t.awaiting_places.end() && !placed->second.empty()) {
+        auto& range = placed->second.front();
+        t.held_bytes += 64 + content.size();
+        t.late_versions.push_back(PlacedVersions{range.first, std::nullopt, std::move(content)});
+        if (range.first == range.second) {
+            placed->second.pop_front();
+        } else {
+            ++range.first;
+        }
+        if (t.held_bytes >= piece_bytes_) {
+            hand_out_piece(t);
+        }
         return;
     }
     const auto awaiting = t.awaiting_versions.find({table->schema, table->name});
@@ -202,6 +269,12 @@ std::optional<SourceTransaction> TransactionAssembler::apply(Message message) {
                 open_->txn.commit_lsn = m.commit_lsn;
                 open_->txn.end_lsn = m.end_lsn;
                 open_->txn.commit_time = m.commit_time;
+                if (open_->in_pieces) {
+                    // The last piece: what is still held, and the versions not handed out.
+                    open_->txn.in_pieces = true;
+                    open_->txn.first_place = open_->handed_out;
+                    open_->txn.late_versions = std::move(open_->late_versions);
+                }
                 committed = std::move(open_->txn);
                 open_.reset();
             } else if constexpr (std::is_same_v<T, OriginMessage>) {

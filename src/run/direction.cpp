@@ -51,6 +51,9 @@ source::CaptureOptions capture_options(const Config& config, const std::string& 
     o.slot = names::slot(config.bridge_name, source);
     o.publication = names::publication(config.bridge_name);
     o.settle_timeout = std::chrono::milliseconds(config.engine.timeout_ms / 2);
+    // Large transactions: sent by the server once committed, handed on in pieces.
+    o.streaming = false;
+    o.piece_bytes = 2 * 1024 * 1024;
     return o;
 }
 

@@ -44,6 +44,7 @@ class Capture::Session {
             conn.create_temporary_slot(o.slot);
         }
         assembler_.set_primary_keys(conn.publication_primary_keys(o.publication));
+        assembler_.set_piece_bytes(o.piece_bytes);
         StartReplicationOptions start;
         start.slot = o.slot;
         start.publication = o.publication;
@@ -69,7 +70,11 @@ class Capture::Session {
             if (message) {
                 if (auto* data = std::get_if<XLogData>(&*message)) {
                     written_ = std::max(written_, data->wal_start);
-                    if (auto txn = assembler_.feed(data->payload)) {
+                    auto txn = assembler_.feed(data->payload);
+                    for (auto& piece : assembler_.take_pieces()) {
+                        handle_piece(std::move(piece));
+                    }
+                    if (txn) {
                         handle(std::move(*txn));
                     }
                 } else {
@@ -116,16 +121,7 @@ class Capture::Session {
                        {{"side", o.side}, {"origin", *txn.origin}, {"lsn", end.to_string()}});
             return;
         }
-        for (auto& change : txn.changes) {
-            if (!change.versions_message.empty()) {
-                change.versions = parse_versions_message(change.versions_message);
-                if (!change.versions) {
-                    log::warning("capture", "ignoring a malformed pgbridge.versions message",
-                                 {{"side", o.side}, {"lsn", end.to_string()}});
-                }
-                change.versions_message.clear();
-            }
-        }
+        parse_versions(txn);
         ++c_.stats_.transactions;
         c_.stats_.changes += txn.changes.size();
         try {
@@ -134,6 +130,45 @@ class Capture::Session {
             throw SinkFailure{e};
         }
         feedback_.delivered(end);
+    }
+
+    // A piece of a transaction too large to hold: on to the sink at once. What decides its
+    // fate (echo, received before) is known from its Begin and Origin already.
+    void handle_piece(SourceTransaction piece) {
+        const CaptureOptions& o = c_.options_;
+        if (piece.commit_lsn <= feedback_.resume_position()) {
+            return;
+        }
+        if (piece.origin && pgoutput::is_pgbridge_origin(*piece.origin) && !o.deliver_echo) {
+            return;  // dropped with its commit (handle)
+        }
+        parse_versions(piece);
+        c_.stats_.changes += piece.changes.size();
+        try {
+            c_.sink_.deliver(std::move(piece));
+        } catch (const Error& e) {
+            throw SinkFailure{e};
+        }
+    }
+
+    void parse_versions(SourceTransaction& txn) const {
+        const auto parse = [&](std::string& message, std::optional<RowVersions>& versions) {
+            if (message.empty()) {
+                return;
+            }
+            versions = parse_versions_message(message);
+            if (!versions) {
+                log::warning("capture", "ignoring a malformed pgbridge.versions message",
+                             {{"side", c_.options_.side}, {"lsn", txn.commit_lsn.to_string()}});
+            }
+            message.clear();
+        };
+        for (auto& change : txn.changes) {
+            parse(change.versions_message, change.versions);
+        }
+        for (auto& late : txn.late_versions) {
+            parse(late.message, late.versions);
+        }
     }
 
     void flush_sink() {

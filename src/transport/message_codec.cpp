@@ -161,6 +161,15 @@ json encode_row(const Row& row) {
     return out;
 }
 
+json encode_versions(const RowVersions& versions) {
+    json columns = json::object();
+    for (const auto& [name, v] : versions.columns) {
+        columns[name] = json::array({v.own, v.seen});
+    }
+    return {{"row", json::array({versions.row.own, versions.row.seen})},
+            {"columns", std::move(columns)}};
+}
+
 std::string_view op_name(ChangeOp op) {
     switch (op) {
         case ChangeOp::Insert:
@@ -320,8 +329,8 @@ std::shared_ptr<const TableInfo> decode_relation(const json& r, const std::strin
     }
     table->replica_identity = identity[0];
     const json& columns = field(r, "columns", where);
-    if (!columns.is_array() || columns.empty()) {
-        malformed(where + ".columns", "a non-empty array");
+    if (!columns.is_array()) {
+        malformed(where + ".columns", "an array");  // empty for a table without columns
     }
     for (std::size_t i = 0; i < columns.size(); ++i) {
         const std::string w = fmt::format("{}.columns[{}]", where, i);
@@ -384,13 +393,7 @@ std::string encode_body(const ChangeBatch& batch) {
                     change["new"] = encode_row(*c.new_row);
                 }
                 if (c.versions) {
-                    json columns = json::object();
-                    for (const auto& [name, v] : c.versions->columns) {
-                        columns[name] = json::array({v.own, v.seen});
-                    }
-                    change["versions"] = {
-                        {"row", json::array({c.versions->row.own, c.versions->row.seen})},
-                        {"columns", std::move(columns)}};
+                    change["versions"] = encode_versions(*c.versions);
                 }
             }
             changes.push_back(std::move(change));
@@ -401,6 +404,17 @@ std::string encode_body(const ChangeBatch& batch) {
                  {"commit_time", format_timestamp(t.commit_time)},
                  {"changes", std::move(changes)}};
         txn["origin"] = t.origin ? json(*t.origin) : json();
+        if (!t.late_versions.empty()) {
+            json late = json::array();
+            for (const auto& p : t.late_versions) {
+                if (p.versions) {
+                    json entry = encode_versions(*p.versions);
+                    entry["place"] = p.place;
+                    late.push_back(std::move(entry));
+                }
+            }
+            txn["late_versions"] = std::move(late);
+        }
         transactions.push_back(std::move(txn));
     }
     json body{{"format", "pgbridge.changes"},
@@ -416,7 +430,15 @@ std::string encode_body(const ChangeBatch& batch) {
                          {"last", batch.chunk->last},
                          {"count", batch.chunk->count}};
     }
-    return body.dump();
+    try {
+        return body.dump();
+    } catch (const json::type_error&) {
+        // Values that are not UTF-8 travel as base64; names cannot.
+        throw Error(ErrorKind::Setup,
+                    "a schema, table, column or origin name is not valid UTF-8: pgbridge needs a "
+                    "UTF-8 source database")
+            .with("source", batch.source_side);
+    }
 }
 
 namespace {
@@ -615,10 +637,24 @@ ChangeBatch decode_document(const json& root) {
             }
             txn.changes.push_back(std::move(change));
         }
+        if (auto it = t.find("late_versions"); it != t.end()) {
+            if (!it->is_array() || !batch.chunk) {
+                malformed(tw + ".late_versions", "an array, in a part of a transaction");
+            }
+            for (std::size_t k = 0; k < it->size(); ++k) {
+                const std::string w = fmt::format("{}.late_versions[{}]", tw, k);
+                PlacedVersions p;
+                p.place = int_field<std::uint32_t>((*it)[k], "place", w);
+                p.versions = decode_versions((*it)[k], w);
+                txn.late_versions.push_back(std::move(p));
+            }
+        }
         batch.transactions.push_back(std::move(txn));
     }
-    if (batch.chunk && (batch.transactions.size() != 1 || batch.transactions[0].changes.empty())) {
-        malformed("message.transactions", "one transaction with changes in a part");
+    if (batch.chunk && (batch.transactions.size() != 1 ||
+                        (batch.transactions[0].changes.empty() &&
+                         batch.transactions[0].late_versions.empty() && !batch.chunk->last))) {
+        malformed("message.transactions", "one transaction with changes or versions in a part");
     }
     return batch;
 }

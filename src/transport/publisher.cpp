@@ -50,6 +50,10 @@ int Publisher::priority_of(const SourceTransaction& txn) const {
 
 void Publisher::deliver(SourceTransaction transaction) {
     throw_if_failed();
+    if (transaction.in_pieces) {
+        deliver_piece(std::move(transaction));
+        return;
+    }
     const int priority = priority_of(transaction);
     const std::size_t changes = transaction.changes.size();
     std::size_t bytes = 0;
@@ -116,6 +120,67 @@ void Publisher::publish_in_parts(SourceTransaction transaction, int priority) {
     }
     part.transactions.front().end_lsn = transaction.end_lsn;
     send(true, 0);
+}
+
+void Publisher::deliver_piece(SourceTransaction piece) {
+    if (!large_ || large_->commit_lsn != piece.commit_lsn) {
+        if (!pending_.transactions.empty()) {
+            publish_pending();
+        }
+        large_ = LargeTransaction{piece.commit_lsn, 0, priority_of(piece)};
+    }
+    ChangeBatch part;
+    part.bridge = options_.topology.bridge;
+    part.source_side = options_.source_side;
+    part.kind = options_.kind;
+    std::vector<ChangeEvent> changes = std::move(piece.changes);
+    std::vector<PlacedVersions> late = std::move(piece.late_versions);
+    const bool last_piece = piece.end_lsn.valid();
+    const Lsn end_lsn = piece.end_lsn;
+    piece.changes.clear();
+    piece.late_versions.clear();
+    piece.messages.clear();
+    piece.in_pieces = false;
+    part.transactions.push_back(std::move(piece));  // the header
+    SourceTransaction& body = part.transactions.front();
+    std::uint32_t next_place = body.first_place;
+    std::size_t bytes = 0;
+    const auto send = [&](bool last) {
+        part.chunk = ChunkInfo{large_->next_index++,
+                               next_place - static_cast<std::uint32_t>(body.changes.size()), last,
+                               last ? large_->next_index : 0};
+        body.end_lsn = last ? end_lsn : Lsn();
+        publish_batch(part, large_->priority, last ? end_lsn : Lsn(), body.changes.size());
+        body.changes.clear();
+        body.late_versions.clear();
+        bytes = 0;
+    };
+    // Parts of about chunk_bytes: first the changes, then the versions that came late.
+    for (auto& change : changes) {
+        const std::size_t size = encoded_size_bound(change);
+        if (!body.changes.empty() && bytes + size > options_.chunk_bytes) {
+            send(false);
+        }
+        bytes += size;
+        body.changes.push_back(std::move(change));
+        ++next_place;
+    }
+    for (auto& versions : late) {
+        const std::size_t size =
+            128 + (versions.versions ? 64 * versions.versions->columns.size() : 0);
+        if ((!body.changes.empty() || !body.late_versions.empty()) &&
+            bytes + size > options_.chunk_bytes) {
+            send(false);
+        }
+        bytes += size;
+        body.late_versions.push_back(std::move(versions));
+    }
+    if (last_piece) {
+        send(true);
+        large_.reset();
+    } else if (!body.changes.empty() || !body.late_versions.empty()) {
+        send(false);
+    }
 }
 
 void Publisher::flush() {
@@ -256,6 +321,7 @@ void Publisher::rewind(Lsn from) {
     pending_.transactions.clear();
     pending_changes_ = 0;
     pending_bytes_ = 0;
+    large_.reset();
     in_flight_.clear();
     failure_.reset();
     if (connection_) {

@@ -26,7 +26,7 @@ namespace {
 using namespace pgbridge;
 
 bool codec_takes(const TableInfo& table) {
-    if (table.columns.empty() || !is_valid_utf8(table.schema) || !is_valid_utf8(table.name) ||
+    if (!is_valid_utf8(table.schema) || !is_valid_utf8(table.name) ||
         !is_valid_utf8(std::string(1, table.replica_identity))) {
         return false;
     }

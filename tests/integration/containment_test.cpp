@@ -236,6 +236,17 @@ TEST_SUITE("containment") {
         CHECK(std::stol(std::string(applied.value(0, 0))) > 10);
         CHECK(applied.value(0, 1) == std::to_string(kRows));
         CHECK(parts_kept() == 0);
+        // The versions of a statement's rows come after all of them (the version trigger runs
+        // AFTER ... FOR EACH ROW), in later parts: every row has its writer's versions.
+        const auto with_versions = [&](int remote_writes) {
+            return b
+                .exec(
+                    "SELECT count(*) FROM pgbridge.row_versions WHERE table_name = "
+                    "'public.notes' AND seen_remote_row_writes = $1::bigint",
+                    {std::to_string(remote_writes)})
+                .value(0, 0);
+        };
+        CHECK(with_versions(1) == std::to_string(kRows));
 
         // Every row updated in one transaction, with kill -9 while its parts are arriving.
         a.exec("UPDATE public.notes SET body = body || '-updated', flag = NOT flag");
@@ -252,6 +263,7 @@ TEST_SUITE("containment") {
         }));
         CHECK(eventually([&] { return run.differences().empty(); }));
         CHECK(b.exec("SELECT count(*) FROM pgbridge.applied_transactions").value(0, 0) == "2");
+        CHECK(with_versions(2) == std::to_string(kRows));
         CHECK(eventually([&] { return parts_kept() == 0; }));
         CHECK(b.exec("SELECT count(*) FROM pgbridge.dead_letters").value(0, 0) == "0");
         // The slot moved past both: confirmed only once every part was confirmed.

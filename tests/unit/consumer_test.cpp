@@ -183,7 +183,7 @@ TEST_SUITE("unit") {
             .set("x-pgbridge-attempts", std::string("many"))
             .set("x-other", true);
         std::string wrong_version = message(1);
-        wrong_version.replace(wrong_version.find("\"version\":1"), 11, "\"version\":2");
+        wrong_version.replace(wrong_version.find("\"version\":1"), 11, "\"version\":9");
 
         struct Case {
             std::string body;
@@ -202,7 +202,7 @@ TEST_SUITE("unit") {
             {deep, MemoryBroker::pgbridge_type(), "unparseable", "nested deeper"},
             {R"({"format": "pgbridge.changes", "version": 1, "bridge": [], "source": "a"})",
              MemoryBroker::pgbridge_type(), "unparseable", "bridge must be a string"},
-            {wrong_version, MemoryBroker::pgbridge_type(), "unsupported", "version 2"},
+            {wrong_version, MemoryBroker::pgbridge_type(), "unsupported", "version 9"},
             {message(1), no_type, "unsupported", "no type property"},
             {message(1), other_type, "unsupported", "orders.created"},
             {message(1, "t", "other_bridge"), MemoryBroker::pgbridge_type(), "misrouted",

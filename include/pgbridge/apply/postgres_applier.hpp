@@ -67,6 +67,8 @@ class PostgresApplier final : public transport::BatchHandler {
     // A part of a large transaction: kept in pgbridge.transaction_parts, and once every part
     // is there, the whole transaction applied part by part in one target transaction.
     void keep_part(const transport::ChangeBatch& batch, const ConflictResolver& resolver);
+    // Gives a kept part's changes the versions that travelled in later (or earlier) parts.
+    void attach_late_versions(pg::Connection& conn, transport::ChangeBatch& part);
     // The config of the table a source change belongs to; throws Error(Setup) if none.
     const TableConfig& table_config_for(const TableInfo& source_table) const;
     // Its description on the target, read from the catalog on first use (and again after the

@@ -94,7 +94,18 @@ struct LogicalMessage {
     std::string content;
 };
 
-// A committed source transaction, whole, in commit order of its source.
+// The writer's versions of a change handed out earlier (a transaction too large to hold):
+// the change's place in its transaction (0, 1, ...). Its pgbridge.versions message came
+// after the change was already on its way.
+struct PlacedVersions {
+    std::uint32_t place = 0;
+    std::optional<RowVersions> versions;
+    std::string message;  // as decoded, until capture has parsed it into `versions`
+};
+
+// A committed source transaction, whole, in commit order of its source; or one piece of a
+// transaction too large to hold (in_pieces): its changes from place first_place on, in order.
+// The pieces of a transaction come before the piece that commits it (end_lsn set).
 struct SourceTransaction {
     std::string source_side;
     std::uint32_t xid = 0;
@@ -106,6 +117,9 @@ struct SourceTransaction {
     bool streamed = false;  // arrived as in-progress chunks (protocol version 2)
     std::vector<ChangeEvent> changes;
     std::vector<LogicalMessage> messages;
+    bool in_pieces = false;
+    std::uint32_t first_place = 0;
+    std::vector<PlacedVersions> late_versions;  // pieces only
 };
 
 }  // namespace pgbridge

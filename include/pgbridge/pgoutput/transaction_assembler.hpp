@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <pgbridge/core/change_event.hpp>
@@ -42,6 +43,13 @@ class TransactionAssembler {
         primary_keys_ = std::move(keys);
     }
 
+    // A transaction (not streamed) that grows past `bytes` (0: never) is handed out in
+    // pieces as it arrives (take_pieces), so that no transaction size is held in memory;
+    // the transaction feed() returns on its Commit is then its last piece. A versions message
+    // for a change already handed out follows as PlacedVersions, paired by position.
+    void set_piece_bytes(std::size_t bytes) { piece_bytes_ = bytes; }
+    std::vector<SourceTransaction> take_pieces() { return std::exchange(pieces_, {}); }
+
     // A new connection starts over: the server resends relations and any transaction that was
     // not acknowledged.
     void reset();
@@ -62,14 +70,30 @@ class TransactionAssembler {
         // that writes many rows logs all its rows first and then their messages, in the same
         // order.
         std::map<std::pair<std::string, std::string>, std::deque<std::size_t>> awaiting_versions;
+        // Handed out in pieces: how many changes so far, an estimate of the bytes held, the
+        // places of changes handed out still waiting for their versions message (per table,
+        // oldest first, as ranges [first, last]), and versions of such changes not yet
+        // handed out.
+        // (No member initialisers: value-initialised by optional::emplace(), which clang
+        // cannot check inside the enclosing class's definition otherwise.)
+        bool in_pieces;
+        std::uint32_t handed_out;
+        std::size_t held_bytes;
+        std::map<std::pair<std::string, std::string>,
+                 std::deque<std::pair<std::uint32_t, std::uint32_t>>>
+            awaiting_places;
+        std::vector<PlacedVersions> late_versions;
     };
+
+    // Hands out the changes held so far as a piece.
+    void hand_out_piece(OpenTransaction& t);
 
     std::shared_ptr<const TableInfo> relation(std::uint32_t oid, std::string_view message) const;
     Row checked_row(Row row, const TableInfo& table, std::string_view message) const;
     OpenTransaction& current(std::string_view message);
     void add_change(ChangeEvent change, std::optional<std::uint32_t> xid, std::string_view what);
     // Gives a pgbridge.versions message to the change it was written for.
-    void attach_versions(OpenTransaction& t, std::string content) const;
+    void attach_versions(OpenTransaction& t, std::string content);
 
     std::string side_;
     std::unordered_map<std::uint32_t, std::shared_ptr<const TableInfo>> relations_;
@@ -78,6 +102,8 @@ class TransactionAssembler {
     std::optional<OpenTransaction> open_;               // between Begin and Commit
     std::map<std::uint32_t, OpenTransaction> streams_;  // streamed, by top-level xid
     std::optional<std::uint32_t> stream_block_xid_;     // between Stream Start and Stream Stop
+    std::size_t piece_bytes_ = 0;
+    std::vector<SourceTransaction> pieces_;
 };
 
 // The prefix of the logical messages pgbridge's version trigger emits after each row change.

@@ -26,6 +26,11 @@ struct CaptureOptions {
     // shows them, marked).
     bool deliver_echo = false;
     bool streaming = true;
+    // A transaction that grows past this many bytes is handed to the sink in pieces as it
+    // arrives (0: never), so that no transaction size is held in memory. Meant with
+    // streaming off: the server then spills a large transaction to its own disk
+    // (logical_decoding_work_mem) and sends it once committed, as to a native subscription.
+    std::size_t piece_bytes = 0;
     // Reconnect after failures. Off for tail: a DBA wants the error, not a retry loop.
     bool retry = true;
     std::chrono::milliseconds status_interval{1000};

@@ -74,6 +74,8 @@ class Publisher final : public source::TransactionSink {
     void connect();
     void publish_pending();
     void publish_in_parts(SourceTransaction transaction, int priority);
+    // A piece of a transaction capture hands on as it arrives (SourceTransaction::in_pieces).
+    void deliver_piece(SourceTransaction piece);
     void publish_batch(const ChangeBatch& batch, int priority, Lsn durable_at, std::size_t changes);
     void read_confirms(std::optional<std::chrono::milliseconds> wait);
     void confirm(std::uint64_t tag, bool multiple);
@@ -86,6 +88,13 @@ class Publisher final : public source::TransactionSink {
     ChangeBatch pending_;
     std::size_t pending_changes_ = 0;
     std::size_t pending_bytes_ = 0;
+    // The transaction whose pieces are being published: its next part's index.
+    struct LargeTransaction {
+        Lsn commit_lsn;
+        std::uint32_t next_index = 0;
+        int priority = 0;
+    };
+    std::optional<LargeTransaction> large_;
     int pending_priority_ = 0;
     std::uint64_t next_sequence_ = 1;
     std::deque<InFlight> in_flight_;
