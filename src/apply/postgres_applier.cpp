@@ -578,17 +578,30 @@ void PostgresApplier::attach_late_versions(pg::Connection& conn, transport::Chan
             }
         }
     };
-    // The parts carrying versions for these places: usually the next one or two.
+    // The parts carrying versions for these places: usually one or two, shared with the
+    // next part (kept decoded for it).
     const pg::Result carriers = conn.exec(
-        "SELECT encode(body, 'hex') FROM pgbridge.transaction_parts WHERE bridge = $1 AND "
+        "SELECT part, encode(body, 'hex') FROM pgbridge.transaction_parts WHERE bridge = $1 AND "
         "source_side = $2 AND commit_lsn = $3::pg_lsn AND versions_min <= $5::int AND "
         "versions_max >= $4::int AND part <> $6::int ORDER BY part",
         {options_.bridge, part.source_side, txn.commit_lsn.to_string(), std::to_string(first),
          std::to_string(last), std::to_string(part.chunk->index)});
+    std::map<int, SourceTransaction> decoded;
     for (int i = 0; i < carriers.rows(); ++i) {
-        attach(transport::decode_body(from_hex(carriers.value(i, 0)).value_or(""))
-                   .transactions.front());
+        const int index = std::stoi(std::string(carriers.value(i, 0)));
+        auto it = carriers_.find(index);
+        if (it == carriers_.end()) {
+            SourceTransaction versions_only;
+            versions_only.late_versions =
+                std::move(transport::decode_body(from_hex(carriers.value(i, 1)).value_or(""))
+                              .transactions.front()
+                              .late_versions);
+            it = carriers_.emplace(index, std::move(versions_only)).first;
+        }
+        attach(it->second);
+        decoded.insert(*it);
     }
+    carriers_ = std::move(decoded);  // only what this part needed: the next needs the same
     attach(txn);
 }
 
@@ -652,6 +665,7 @@ void PostgresApplier::keep_part(const transport::ChangeBatch& batch,
             conn.exec("SELECT pg_catalog.pg_replication_origin_xact_setup($1, $2)",
                       {end_lsn, *commit_time});
         }
+        carriers_.clear();
         // Part by part: one part in memory at a time.
         for (int i = 0; i < count; ++i) {
             const pg::Result body = conn.exec(
@@ -670,6 +684,7 @@ void PostgresApplier::keep_part(const transport::ChangeBatch& batch,
             attach_late_versions(conn, stored);
             Attempt(*this, stored, resolver).run_part(*stored.chunk);
         }
+        carriers_.clear();
         conn.exec(kRecordProgressStatement,
                   {options_.bridge, batch.source_side, end_lsn, commit_time});
         conn.exec(

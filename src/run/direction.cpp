@@ -79,7 +79,9 @@ transport::ConsumerOptions consumer_options(const Config& config, const std::str
     o.max_retries = config.engine.max_retries;
     o.retry_delay_ms = config.engine.retry_delay_ms;
     o.max_message_bytes = config.rabbitmq.max_message_bytes;
-    o.max_group_bytes = config.rabbitmq.max_message_bytes;
+    // Decoded, a group takes several times its bytes: a few parts of a large transaction
+    // at most, however large max_message_bytes is.
+    o.max_group_bytes = std::min<std::size_t>(2 * 1024 * 1024, config.rabbitmq.max_message_bytes);
     return o;
 }
 

@@ -83,6 +83,9 @@ class PostgresApplier final : public transport::BatchHandler {
     std::map<QualifiedName, TargetTable> targets_;  // by canonical name
     std::map<std::string, std::string> prepared_;   // SQL text -> statement name
     ApplierStats stats_;
+    // Parts carrying late versions, decoded (their versions only), by part index: while a
+    // large transaction is applied, consecutive parts mostly need the same ones.
+    std::map<int, SourceTransaction> carriers_;
 };
 
 }  // namespace pgbridge::apply
