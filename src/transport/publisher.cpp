@@ -54,20 +54,21 @@ void Publisher::deliver(SourceTransaction transaction) {
         deliver_piece(std::move(transaction));
         return;
     }
-    const int priority = priority_of(transaction);
     const std::size_t changes = transaction.changes.size();
     std::size_t bytes = 0;
     for (const auto& c : transaction.changes) {
         bytes += encoded_size_bound(c);
     }
     if (bytes > options_.chunk_bytes) {
-        // Too large for one message: in parts, after what waits for batching.
-        if (!pending_.transactions.empty()) {
-            publish_pending();
-        }
-        publish_in_parts(std::move(transaction), priority);
+        // Too large for one message: in parts (deliver_piece publishes what waits first).
+        // One piece that is also the last, cut like the pieces of a transaction capture
+        // could not hold.
+        transaction.in_pieces = true;
+        transaction.first_place = 0;
+        deliver_piece(std::move(transaction));
         return;
     }
+    const int priority = priority_of(transaction);
     // A message holds whole transactions of one priority, up to batch_size changes and
     // chunk_bytes.
     if (!pending_.transactions.empty() &&
@@ -82,44 +83,6 @@ void Publisher::deliver(SourceTransaction transaction) {
     if (pending_changes_ >= options_.batch_size) {
         publish_pending();
     }
-}
-
-void Publisher::publish_in_parts(SourceTransaction transaction, int priority) {
-    ChangeBatch part;
-    part.bridge = options_.topology.bridge;
-    part.source_side = options_.source_side;
-    part.kind = options_.kind;
-    part.chunk = ChunkInfo{};
-    std::vector<ChangeEvent> changes = std::move(transaction.changes);
-    transaction.changes.clear();
-    transaction.messages.clear();
-    // Parts are cut at the same changes whenever the transaction is sent again (a replay):
-    // only the changes and chunk_bytes decide.
-    std::size_t bytes = 0;
-    const auto send = [&](bool last, std::uint32_t next_first) {
-        part.chunk->last = last;
-        part.chunk->count = last ? part.chunk->index + 1 : 0;
-        if (!last) {
-            part.transactions.front().end_lsn = Lsn();
-        }
-        const std::size_t n = part.transactions.front().changes.size();
-        publish_batch(part, priority, last ? transaction.end_lsn : Lsn(), n);
-        part.chunk->index++;
-        part.chunk->first_change = next_first;
-        part.transactions.front().changes.clear();
-        bytes = 0;
-    };
-    part.transactions.push_back(transaction);  // the header: everything but the changes
-    for (std::size_t i = 0; i < changes.size(); ++i) {
-        const std::size_t size = encoded_size_bound(changes[i]);
-        if (!part.transactions.front().changes.empty() && bytes + size > options_.chunk_bytes) {
-            send(false, static_cast<std::uint32_t>(i));
-        }
-        bytes += size;
-        part.transactions.front().changes.push_back(std::move(changes[i]));
-    }
-    part.transactions.front().end_lsn = transaction.end_lsn;
-    send(true, 0);
 }
 
 void Publisher::deliver_piece(SourceTransaction piece) {
@@ -155,7 +118,8 @@ void Publisher::deliver_piece(SourceTransaction piece) {
         body.late_versions.clear();
         bytes = 0;
     };
-    // Parts of about chunk_bytes: first the changes, then the versions that came late.
+    // Parts of about chunk_bytes: first the changes, then the versions that came late. Only
+    // the changes and chunk_bytes decide where parts are cut, so a replay sends the same parts.
     for (auto& change : changes) {
         const std::size_t size = encoded_size_bound(change);
         if (!body.changes.empty() && bytes + size > options_.chunk_bytes) {

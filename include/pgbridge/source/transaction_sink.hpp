@@ -16,6 +16,9 @@ class TransactionSink {
 
     // Takes one committed transaction, in source commit order. May block (backpressure).
     // Throwing makes the capture reconnect and replay from durable_lsn().
+    // With CaptureOptions::piece_bytes set, a large transaction comes as pieces
+    // (SourceTransaction::in_pieces, consecutive, the last one with its end_lsn), before the
+    // next transaction; only the publisher asks for that.
     virtual void deliver(SourceTransaction transaction) = 0;
 
     // No more transactions are coming right now: send on what is held back for batching.

@@ -73,8 +73,8 @@ class Publisher final : public source::TransactionSink {
 
     void connect();
     void publish_pending();
-    void publish_in_parts(SourceTransaction transaction, int priority);
-    // A piece of a transaction capture hands on as it arrives (SourceTransaction::in_pieces).
+    // A piece of a transaction capture hands on as it arrives (SourceTransaction::in_pieces),
+    // or a whole transaction too large for one message: in parts.
     void deliver_piece(SourceTransaction piece);
     void publish_batch(const ChangeBatch& batch, int priority, Lsn durable_at, std::size_t changes);
     void read_confirms(std::optional<std::chrono::milliseconds> wait);
