@@ -291,13 +291,14 @@ class Consumer::Session {
         dead_letter(d, letter);
     }
 
-    // Applies, waiting in place while the policy says so (the target unreachable or refusing
-    // for a moment): the message stays unacknowledged, no attempt is counted. Any other
-    // failure is the caller's.
-    void apply_waiting_for_target(const ChangeBatch& batch) {
+    // Runs a step that needs the target, waiting in place while the policy says so (the
+    // target unreachable or refusing for a moment): the message stays unacknowledged, no
+    // attempt is counted. Any other failure is thrown, as an Error, to the caller.
+    template <typename Step>
+    void waiting_in_place(Step&& step, const char* waiting, const std::string& lsn) {
         while (true) {
             try {
-                c_.handler_.apply(batch);
+                step();
                 return;
             } catch (...) {
                 const Error e = as_error(std::current_exception());
@@ -307,13 +308,16 @@ class Consumer::Session {
                 if (classify_apply_failure(e) != FailureAction::WaitInPlace) {
                     throw e;
                 }
-                log::warning("consumer", "target unavailable; retrying in place",
-                             {{"queue", queue_},
-                              {"last_lsn", batch.last_end_lsn().to_string()},
-                              {"error", e.what()}});
+                log::warning("consumer", waiting,
+                             {{"queue", queue_}, {"last_lsn", lsn}, {"error", e.what()}});
                 pause();
             }
         }
+    }
+
+    void apply_waiting_for_target(const ChangeBatch& batch) {
+        waiting_in_place([&] { c_.handler_.apply(batch); }, "target unavailable; retrying in place",
+                         batch.last_end_lsn().to_string());
     }
 
     void pause() const {
@@ -403,27 +407,16 @@ class Consumer::Session {
     // it cannot be written for any other reason, the message still goes to the dead-letter
     // queue, where nothing is lost, and the failure is logged and counted.
     void record(const DeadLetter& letter) {
-        while (true) {
-            try {
-                c_.dead_letters_.record(letter);
-                return;
-            } catch (...) {
-                const Error e = as_error(std::current_exception());
-                if (c_.stopping_) {
-                    throw StopRequested{};
-                }
-                if (classify_apply_failure(e) != FailureAction::WaitInPlace) {
-                    ++c_.stats_.dead_letter_records_failed;
-                    log::error("consumer",
-                               "could not record a dead letter in pgbridge.dead_letters; the "
-                               "message is in the dead-letter queue",
-                               {{"queue", queue_}, {"error", to_valid_text(e.what())}});
-                    return;
-                }
-                log::warning("consumer", "target unavailable for a dead letter; retrying in place",
-                             {{"queue", queue_}, {"error", e.what()}});
-                pause();
-            }
+        try {
+            waiting_in_place([&] { c_.dead_letters_.record(letter); },
+                             "target unavailable for a dead letter; retrying in place",
+                             letter.last_lsn ? letter.last_lsn->to_string() : std::string());
+        } catch (const Error& e) {
+            ++c_.stats_.dead_letter_records_failed;
+            log::error("consumer",
+                       "could not record a dead letter in pgbridge.dead_letters; the message is "
+                       "in the dead-letter queue",
+                       {{"queue", queue_}, {"error", to_valid_text(e.what())}});
         }
     }
 

@@ -22,6 +22,7 @@ class DaemonProcess {
     int wait(std::chrono::milliseconds timeout);
     bool running();
     std::string output() const;  // stdout and stderr so far
+    pid_t pid() const { return pid_; }
     bool output_contains(const std::string& text) const {
         return output().find(text) != std::string::npos;
     }
