@@ -255,13 +255,12 @@ TEST_SUITE("containment") {
         CHECK(parts_kept() == 0);
         // The versions of a statement's rows come after all of them (the version trigger runs
         // AFTER ... FOR EACH ROW), in later parts: every row has its writer's versions.
-        const auto with_versions = [&](int remote_writes) {
-            return b
-                .exec(
-                    "SELECT count(*) FROM pgbridge.row_versions WHERE table_name = "
-                    "'public.notes' AND seen_remote_row_writes = $1::bigint",
-                    {std::to_string(remote_writes)})
-                .value(0, 0);
+        const auto with_versions = [&](int remote_writes) -> std::string {
+            return std::string(
+                b.exec("SELECT count(*) FROM pgbridge.row_versions WHERE table_name = "
+                       "'public.notes' AND seen_remote_row_writes = $1::bigint",
+                       {std::to_string(remote_writes)})
+                    .value(0, 0));
         };
         CHECK(with_versions(1) == std::to_string(kRows));
 
