@@ -2,22 +2,10 @@
 #include <charconv>
 
 #include <pgbridge/config/amqp_url.hpp>
+#include <pgbridge/core/hex.hpp>
 
 namespace pgbridge {
 namespace {
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 std::optional<std::string> percent_decode(std::string_view text) {
     std::string out;
@@ -29,8 +17,8 @@ std::optional<std::string> percent_decode(std::string_view text) {
         if (i + 2 >= text.size()) {
             return std::nullopt;
         }
-        const int hi = hex_value(text[i + 1]);
-        const int lo = hex_value(text[i + 2]);
+        const int hi = hex_digit_value(text[i + 1]);
+        const int lo = hex_digit_value(text[i + 2]);
         if (hi < 0 || lo < 0) {
             return std::nullopt;
         }
