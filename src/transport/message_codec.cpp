@@ -683,14 +683,19 @@ std::size_t encoded_size_bound(const ChangeEvent& change) {
         }
         return n;
     };
-    std::size_t versions = 0;
-    if (change.versions) {
-        versions = 64 + change.versions->columns.size() * 64;
-        for (const auto& [name, v] : change.versions->columns) {
-            versions += 6 * name.size();
-        }
+    return 96 + row(change.old_row) + row(change.new_row) +
+           (change.versions ? encoded_size_bound(*change.versions) : 0) +
+           32 * change.truncated.size();
+}
+
+std::size_t encoded_size_bound(const RowVersions& versions) {
+    // Two 64-bit counts (20 digits each) per column and for the row, names escaped at worst;
+    // room for a late version's place too.
+    std::size_t n = 96 + versions.columns.size() * 64;
+    for (const auto& [name, v] : versions.columns) {
+        n += 6 * name.size();
     }
-    return 96 + row(change.old_row) + row(change.new_row) + versions + 32 * change.truncated.size();
+    return n;
 }
 
 std::vector<std::pair<std::string, std::string>> message_headers(const ChangeBatch& batch) {

@@ -131,7 +131,7 @@ void Publisher::deliver_piece(SourceTransaction piece) {
     }
     for (auto& versions : late) {
         const std::size_t size =
-            128 + (versions.versions ? 64 * versions.versions->columns.size() : 0);
+            32 + (versions.versions ? encoded_size_bound(*versions.versions) : 0);
         if ((!body.changes.empty() || !body.late_versions.empty()) &&
             bytes + size > options_.chunk_bytes) {
             send(false);

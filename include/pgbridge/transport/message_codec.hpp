@@ -33,6 +33,7 @@ std::string encode_body(const ChangeBatch& batch);
 // An upper bound of what a change adds to an encoded body, in bytes (escapes and base64
 // included): what the publisher cuts messages and parts by before encoding them.
 std::size_t encoded_size_bound(const ChangeEvent& change);
+std::size_t encoded_size_bound(const RowVersions& versions);
 
 // Throws Error(ErrorKind::Protocol) naming the offending field when the body is not a valid
 // version-1 message (with context refused=unsupported for another format version), and
