@@ -20,6 +20,7 @@
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/conflict_rules.hpp>
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/source/capture.hpp>
 
@@ -162,13 +163,13 @@ int main(int argc, char** argv) {
         a.bridge = config.bridge_name;
         a.source_side = source.name;
         a.target_side = target.name;
-        a.target = pg::ConnectOptions::for_side(target, config.engine.timeout_ms, "apply_bench");
+        a.target = side_connect_options(target, config.engine.timeout_ms, "apply_bench");
         a.tables = config.tables;
         apply::PostgresApplier applier(a, ConflictRules(config));
 
         source::CaptureOptions c;
         c.side = source.name;
-        c.connect = pg::ConnectOptions::for_side(source, config.engine.timeout_ms, "apply_bench");
+        c.connect = side_connect_options(source, config.engine.timeout_ms, "apply_bench");
         c.slot = names::slot(config.bridge_name, source.name);
         c.publication = names::publication(config.bridge_name);
         c.retry = false;

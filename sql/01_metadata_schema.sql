@@ -91,6 +91,24 @@ CREATE TABLE IF NOT EXISTS pgbridge.sync_state (
     copied_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (bridge, table_name)
 );
+-- The generation of this side's slot the copy was made through (pgbridge.slot_state). A copy
+-- of an older generation misses the changes between the old slot and the new one.
+ALTER TABLE pgbridge.sync_state ADD COLUMN IF NOT EXISTS slot_generation bigint;
+
+-- This side's slot as pgbridge knows it (docs/initial-sync.md, "When a slot is created
+-- again"). pgbridge writes confirmed_lsn before it reports a position to the server, so the
+-- server's confirmed_flush_lsn is never past it, unless the slot was dropped and created
+-- again, or moved by hand: then changes in between were never captured, and the slot starts
+-- a new generation, whose copies are repaired before status says healthy again.
+CREATE TABLE IF NOT EXISTS pgbridge.slot_state (
+    bridge        text        NOT NULL,
+    slot_name     text        NOT NULL,
+    generation    bigint      NOT NULL,  -- 1, 2, ...: each new slot (or moved one) the next
+    confirmed_lsn pg_lsn      NOT NULL,  -- the furthest position pgbridge reported
+    since         timestamptz NOT NULL DEFAULT now(),  -- when this generation began
+    recorded_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bridge, slot_name)
+);
 
 -- The parts of source transactions too large for one message (docs/message-format.md, "Large
 -- transactions"), kept here as they arrive, in any order, until every part of a transaction

@@ -9,6 +9,7 @@
 #include <pgbridge/cli/commands.hpp>
 #include <pgbridge/cli/text_table.hpp>
 #include <pgbridge/config/config.hpp>
+#include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/pg/connection.hpp>
@@ -71,7 +72,7 @@ std::string columns_text(const json& columns) {
 
 pg::Connection open_side(const Config& config, const SideConfig& side) {
     return pg::Connection::open(
-        pg::ConnectOptions::for_side(side, config.engine.timeout_ms, "pgbridge conflicts"));
+        side_connect_options(side, config.engine.timeout_ms, "pgbridge conflicts"));
 }
 
 // "side:id", or a bare id that only one side's log holds.

@@ -1,6 +1,7 @@
 // pgbridge run: the daemon. Both directions of the bridge, systemd notifications, SIGTERM to
 // stop without losing anything, SIGHUP to reload the conflict rules and the log level.
 
+#include <atomic>
 #include <condition_variable>
 #include <csignal>
 #include <ctime>
@@ -18,8 +19,11 @@
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/metrics/bridge_metrics.hpp>
 #include <pgbridge/metrics/bridge_probe.hpp>
+#include <pgbridge/run/bridge_lock.hpp>
 #include <pgbridge/run/direction.hpp>
+#include <pgbridge/run/resync.hpp>
 #include <pgbridge/run/scheduled_verify.hpp>
+#include <pgbridge/run/side_readiness.hpp>
 #include <pgbridge/run/systemd_notify.hpp>
 
 namespace pgbridge::cli {
@@ -129,6 +133,47 @@ void update_totals(metrics::BridgeMetrics* metrics,
     }
 }
 
+enum class LockOutcome { Held, HeldByAnother, Stopped };
+
+// Takes the bridge lock on both sides before anything else is touched, while answering
+// SIGTERM: a side that cannot be reached yet is waited for.
+LockOutcome take_bridge_lock(run::BridgeLock& lock, const Config& config, const sigset_t& signals) {
+    std::optional<run::LockHolder> holder;
+    std::exception_ptr failure;
+    std::atomic<bool> done{false};
+    std::jthread taking([&](std::stop_token stop) {
+        try {
+            holder = lock.acquire(stop);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        done = true;
+    });
+    while (!done) {
+        timespec wait{0, 100'000'000};
+        const int signal = sigtimedwait(&signals, nullptr, &wait);
+        if (signal == SIGTERM || signal == SIGINT) {
+            taking.request_stop();
+            taking.join();
+            log::info("run", "stopped before the bridge lock was taken");
+            return LockOutcome::Stopped;
+        }
+    }
+    taking.join();
+    if (failure) {
+        std::rethrow_exception(failure);
+    }
+    if (holder) {
+        log::error("run",
+                   fmt::format("bridge {} is already running: {}; stop that one first (one "
+                               "pgbridge run per bridge)",
+                               config.bridge_name, holder->describe()),
+                   {{"bridge", config.bridge_name}});
+        return LockOutcome::HeldByAnother;
+    }
+    return LockOutcome::Held;
+}
+
 }  // namespace
 
 int run_command(const GlobalOptions& global) {
@@ -141,6 +186,21 @@ int run_command(const GlobalOptions& global) {
     // started from here inherits the blocked mask.
     const sigset_t signals = daemon_signals();
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    run::BridgeLock bridge_lock(config, config.engine.timeout_ms);
+    switch (take_bridge_lock(bridge_lock, config, signals)) {
+        case LockOutcome::Held:
+            break;
+        case LockOutcome::HeldByAnother:
+            return 2;
+        case LockOutcome::Stopped:
+            return 0;
+    }
+    bridge_lock.watch(std::chrono::seconds(2));
+    const std::optional<bool> resync_needed = run::check_bridge_ready(config);
+    if (!resync_needed) {
+        return 2;
+    }
 
     std::unique_ptr<metrics::BridgeMetrics> metrics;
     std::unique_ptr<MetricsProbe> probe;
@@ -167,6 +227,7 @@ int run_command(const GlobalOptions& global) {
                    {"auto_repair", config.verify.auto_repair ? "true" : "false"}});
     }
 
+    std::unique_ptr<run::Resync> resync;
     bool ready = false;
     int exit_code = 0;
     auto next_status = std::chrono::steady_clock::now();
@@ -180,7 +241,7 @@ int run_command(const GlobalOptions& global) {
         if (signal == SIGHUP) {
             reload(global, config, directions);
         }
-        std::optional<std::string> failure;
+        std::optional<std::string> failure = bridge_lock.lost();
         for (const auto& d : directions) {
             if (!failure) {
                 failure = d->failure();
@@ -202,6 +263,9 @@ int run_command(const GlobalOptions& global) {
                 ready = true;
                 run::notify_systemd("READY=1");
                 log::info("run", "streaming both directions", {{"bridge", config.bridge_name}});
+                if (*resync_needed) {
+                    resync = std::make_unique<run::Resync>(config);
+                }
             }
         }
         if (now >= next_status) {
@@ -212,6 +276,7 @@ int run_command(const GlobalOptions& global) {
     }
     run::notify_systemd("STOPPING=1");
     scheduled_verify.reset();  // cancels a run in progress
+    resync.reset();
     for (const auto& d : directions) {
         d->request_stop();
     }

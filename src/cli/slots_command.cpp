@@ -9,6 +9,7 @@
 #include <pgbridge/cli/text_table.hpp>
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/pg/connection.hpp>
 
@@ -49,8 +50,7 @@ int slots_command(const GlobalOptions& global) {
                      "LAG", "RETAINED WAL", "WAL STATUS", "SAFE WAL SIZE"});
     std::vector<std::string> unreachable;
     for (const auto& side : config.sides) {
-        const auto connect =
-            pg::ConnectOptions::for_side(side, config.engine.timeout_ms, "pgbridge slots");
+        const auto connect = side_connect_options(side, config.engine.timeout_ms, "pgbridge slots");
         nlohmann::json slots = nlohmann::json::array();
         try {
             auto conn = pg::Connection::open(connect);

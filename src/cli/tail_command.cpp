@@ -10,6 +10,7 @@
 #include <pgbridge/cli/commands.hpp>
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
@@ -231,8 +232,7 @@ int tail_command(const GlobalOptions& global, const TailCommandOptions& options)
 
     source::CaptureOptions capture_options;
     capture_options.side = side.name;
-    capture_options.connect =
-        pg::ConnectOptions::for_side(side, config.engine.timeout_ms, "pgbridge tail");
+    capture_options.connect = side_connect_options(side, config.engine.timeout_ms, "pgbridge tail");
     capture_options.publication = names::publication(config.bridge_name);
     capture_options.acknowledge = false;
     capture_options.deliver_echo = true;

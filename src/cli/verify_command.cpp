@@ -255,6 +255,10 @@ int repair_command(const GlobalOptions& global, const VerifyCommandOptions& opti
     if (options.dry_run) {
         return report.verify.identical() ? 0 : 1;
     }
+    if (report.skipped == 0 && options.table.empty()) {
+        // Every table repaired: copies made through an older slot count as current now.
+        verify::mark_copies_current(config);
+    }
     return report.skipped == 0 && report.undecided == 0 ? 0 : 1;
 }
 

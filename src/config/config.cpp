@@ -345,7 +345,7 @@ class ConfigParser {
         }
         TableReader reader(root, "the top level", diag_,
                            {"bridge", "sides", "rabbitmq", "engine", "tables", "conflicts",
-                            "status", "metrics", "verify"});
+                            "status", "metrics", "verify", "sync"});
         read_bridge(reader);
         read_sides(reader);
         read_rabbitmq(reader);
@@ -353,6 +353,7 @@ class ConfigParser {
         read_status(reader);
         read_metrics(reader);
         read_verify(reader);
+        read_sync(reader);
         read_tables(reader);
         read_conflicts(reader);
         diag_.throw_if_any();
@@ -611,6 +612,25 @@ class ConfigParser {
             diag_.error(reader.source_of("auto_repair"),
                         "verify.auto_repair needs verify.schedule: repair runs after a "
                         "scheduled verify");
+        }
+    }
+
+    void read_sync(TableReader& root) {
+        const toml::table* sync = root.subtable("sync", false);
+        if (sync == nullptr) {
+            return;
+        }
+        TableReader reader(*sync, "[sync]", diag_, {"recopy"});
+        if (auto recopy = reader.string("recopy", false)) {
+            if (*recopy == "auto") {
+                config_.sync.recopy = SyncConfig::Recopy::Auto;
+            } else if (*recopy == "ask") {
+                config_.sync.recopy = SyncConfig::Recopy::Ask;
+            } else {
+                diag_.error(
+                    reader.source_of("recopy"),
+                    fmt::format("sync.recopy must be \"auto\" or \"ask\", got '{}'", *recopy));
+            }
         }
     }
 

@@ -39,6 +39,9 @@ FailureAction classify_apply_failure(const Error& error) {
             if (is_connection_failure(error) || state == sqlstate::kSerializationFailure ||
                 state == sqlstate::kDeadlockDetected ||
                 state == sqlstate::kReadOnlySqlTransaction ||
+                // The replication origin is in use by another session: another process of
+                // this bridge, on its way out (the bridge lock lets only one run).
+                state == sqlstate::kObjectInUse ||
                 state.starts_with(sqlstate::kInsufficientResourcesClass)) {
                 return FailureAction::WaitInPlace;
             }

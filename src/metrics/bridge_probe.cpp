@@ -1,9 +1,11 @@
 #include <fmt/format.h>
 
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/metrics/bridge_probe.hpp>
 #include <pgbridge/pg/connection.hpp>
+#include <pgbridge/source/slot_identity.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 
 namespace pgbridge::metrics {
@@ -14,7 +16,7 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
     p.side = side.name;
     try {
         auto conn = pg::Connection::open(
-            pg::ConnectOptions::for_side(side, config.engine.timeout_ms, "pgbridge status"));
+            side_connect_options(side, config.engine.timeout_ms, "pgbridge status"));
         conn.exec(fmt::format("SET statement_timeout = {}", config.engine.timeout_ms));
         p.reachable = true;
         const auto slot = conn.exec(
@@ -30,6 +32,22 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
                     std::max(0.0, std::stod(std::string(slot.value(0, 2)))));
             }
         }
+        const auto identity = source::read_slot_identity(
+            conn, config.bridge_name, names::slot(config.bridge_name, side.name));
+        p.slot_moved = identity.moved_outside();
+        p.stale_copies = identity.stale_copies;
+        std::uint64_t copied = 0;
+        const auto copies = conn.exec(
+            "SELECT table_name FROM pgbridge.sync_state WHERE bridge = $1", {config.bridge_name});
+        for (const auto& table : config.tables) {
+            for (int r = 0; r < copies.rows(); ++r) {
+                if (copies.value(r, 0) == table.name_on(side.name).display()) {
+                    ++copied;
+                    break;
+                }
+            }
+        }
+        p.tables_not_copied = config.tables.size() - copied;
         const auto counts = conn.exec(
             "SELECT (SELECT count(*) FROM pgbridge.conflicts WHERE status = 'pending'),"
             "       (SELECT count(*) FROM pgbridge.dead_letters WHERE status = 'new')");
@@ -186,6 +204,29 @@ HealthReport assess(const Config& config, const BridgeProbe& probe,
                 problem(Health::Degraded,
                         fmt::format("side {}: slot wal_status is {}", s.side, s.wal_status));
             }
+        }
+        if (s.slot_moved) {
+            problem(Health::Degraded,
+                    fmt::format("side {}: slot {} is ahead of the last position pgbridge "
+                                "reported: it was created again or moved by hand, and what "
+                                "this side committed in between was never captured (pgbridge "
+                                "run repairs it when it starts)",
+                                s.side, names::slot(config.bridge_name, s.side)));
+        }
+        if (!s.stale_copies.empty()) {
+            problem(Health::Degraded,
+                    fmt::format("side {}: the copies of {} tables were made through an older "
+                                "slot and miss what it never captured: {}",
+                                s.side, s.stale_copies.size(),
+                                config.sync.recopy == SyncConfig::Recopy::Auto
+                                    ? "pgbridge run is repairing them"
+                                    : "run pgbridge repair (sync.recopy = \"ask\")"));
+        }
+        if (s.tables_not_copied > 0) {
+            problem(Health::Degraded,
+                    fmt::format("side {}: the initial copy of {} tables has not finished (pgbridge "
+                                "run copies them)",
+                                s.side, s.tables_not_copied));
         }
         if (s.pending_conflicts > 0) {
             problem(Health::Degraded, fmt::format("side {}: {} pending conflicts (pgbridge "

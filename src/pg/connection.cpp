@@ -1,6 +1,5 @@
 #include <libpq-fe.h>
 
-#include <pgbridge/config/config.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/pg/connection.hpp>
 #include <pgbridge/pg/conninfo.hpp>
@@ -121,17 +120,6 @@ Connection Connection::open(const ConnectOptions& options) {
     PQsetNoticeProcessor(
         conn, [](void*, const char*) {}, nullptr);
     return Connection(conn, options.side);
-}
-
-ConnectOptions ConnectOptions::for_side(const SideConfig& side, int timeout_ms,
-                                        std::string application_name) {
-    ConnectOptions o;
-    o.conninfo = side.conninfo;
-    o.password = side.password;
-    o.side = side.name;
-    o.connect_timeout_ms = timeout_ms;
-    o.application_name = std::move(application_name);
-    return o;
 }
 
 Result Connection::check(pg_result* raw, std::string_view sql) {

@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <pgbridge/config/qualified_name.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/qualified_name.hpp>
 #include <pgbridge/pgoutput/decoder.hpp>
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
 

@@ -1,4 +1,5 @@
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/run/direction.hpp>
 
@@ -36,8 +37,8 @@ source::InitialCopyOptions copy_options(const Config& config, const std::string&
     source::InitialCopyOptions o;
     o.bridge = config.bridge_name;
     o.side = source;
-    o.connect = pg::ConnectOptions::for_side(config.side(source), config.engine.timeout_ms,
-                                             "pgbridge run: initial copy");
+    o.connect = side_connect_options(config.side(source), config.engine.timeout_ms,
+                                     "pgbridge run: initial copy");
     o.tables = config.tables;
     o.rows_per_transaction = static_cast<std::size_t>(config.engine.batch_size);
     return o;
@@ -46,10 +47,14 @@ source::InitialCopyOptions copy_options(const Config& config, const std::string&
 source::CaptureOptions capture_options(const Config& config, const std::string& source) {
     source::CaptureOptions o;
     o.side = source;
-    o.connect = pg::ConnectOptions::for_side(config.side(source), config.engine.timeout_ms,
-                                             kApplicationName);
+    o.connect =
+        side_connect_options(config.side(source), config.engine.timeout_ms, kApplicationName);
     o.slot = names::slot(config.bridge_name, source);
     o.publication = names::publication(config.bridge_name);
+    o.journal = std::make_shared<source::PostgresSlotJournal>(
+        side_connect_options(config.side(source), config.engine.timeout_ms,
+                             "pgbridge run: slot journal"),
+        config.bridge_name, o.slot);
     o.settle_timeout = std::chrono::milliseconds(config.engine.timeout_ms / 2);
     // Large transactions: sent by the server once committed, handed on in pieces.
     o.streaming = false;
@@ -64,8 +69,8 @@ apply::ApplierOptions applier_options(const Config& config, const std::string& s
     o.bridge = config.bridge_name;
     o.source_side = source;
     o.target_side = target;
-    o.target = pg::ConnectOptions::for_side(config.side(target), config.engine.timeout_ms,
-                                            kApplicationName);
+    o.target =
+        side_connect_options(config.side(target), config.engine.timeout_ms, kApplicationName);
     o.tables = config.tables;
     return o;
 }
@@ -97,8 +102,8 @@ Direction::Direction(const Config& config, const std::string& source, const std:
           publisher_options(config, source, target, transport::BatchKind::Backfill)),
       initial_copy_(copy_options(config, source), backfill_publisher_),
       applier_(applier_options(config, source, target, observer), ConflictRules(config)),
-      dead_letters_(pg::ConnectOptions::for_side(config.side(target), config.engine.timeout_ms,
-                                                 kApplicationName)),
+      dead_letters_(
+          side_connect_options(config.side(target), config.engine.timeout_ms, kApplicationName)),
       consumer_(consumer_options(config, target), applier_, dead_letters_) {}
 
 Direction::~Direction() {

@@ -5,11 +5,13 @@
 #include <libpq-fe.h>
 
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/pg/connection.hpp>
 #include <pgbridge/pg/conninfo.hpp>
 #include <pgbridge/setup/database_setup.hpp>
+#include <pgbridge/source/slot_identity.hpp>
 
 #include "embedded_sql.hpp"
 
@@ -61,7 +63,7 @@ std::string join(const std::vector<std::string>& items) {
 std::vector<SideSetup> connect_sides(const Config& config, const DatabaseSetupOptions& options) {
     std::vector<SideSetup> sides;
     for (const auto& side : config.sides) {
-        auto connect = pg::ConnectOptions::for_side(side, options.timeout_ms, "pgbridge setup");
+        auto connect = side_connect_options(side, options.timeout_ms, "pgbridge setup");
         const auto admin = options.admin_conninfo.find(side.name);
         if (admin != options.admin_conninfo.end()) {
             connect.conninfo = admin->second;
@@ -402,7 +404,9 @@ class SideSetupRun {
     }
 
     // Outside any transaction: PostgreSQL refuses to create a logical slot in a transaction
-    // that has written.
+    // that has written. A slot created again (after it was dropped, lost, or on a new
+    // primary) starts a new generation in pgbridge.slot_state, so that run repairs what the
+    // old one never captured (source/slot_identity.hpp).
     void slot() {
         const std::string name = names::slot(config_.bridge_name, side());
         auto result = s_.conn.exec(
@@ -410,21 +414,69 @@ class SideSetupRun {
             "  FROM pg_replication_slots WHERE slot_name = $1",
             {name});
         const std::string object = "slot " + name;
-        if (result.rows() == 0) {
-            change(object, "created (pgoutput); it holds WAL from now on",
-                   fmt::format("SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
-                               quote_literal(name)));
-            return;
-        }
-        if (result.value(0, 2) != "logical" || result.value(0, 0) != "pgoutput" ||
-            result.value(0, 1) != "t") {
+        if (result.rows() == 1 && (result.value(0, 2) != "logical" ||
+                                   result.value(0, 0) != "pgoutput" || result.value(0, 1) != "t")) {
             throw Error(ErrorKind::Setup,
                         fmt::format("slot {} exists but is not a pgoutput slot of this "
                                     "database; drop it or rename the bridge",
                                     name))
                 .with("side", side());
         }
-        report_.add(side(), object, Outcome::Unchanged, "present");
+        source::SlotIdentity id = identity(name);
+        bool exists = id.exists;
+        const bool lost = exists && id.lost();
+        if (lost) {
+            change(object, "dropped: it was invalidated (wal_status lost) and can stream no more",
+                   fmt::format("SELECT pg_drop_replication_slot({})", quote_literal(name)));
+            exists = false;
+        }
+        if (!exists) {
+            const bool again = id.generation.has_value() || lost;
+            change(object,
+                   again ? "created again (pgoutput): what this side committed after the old "
+                           "slot's last position never reached the other side; pgbridge run "
+                           "repairs this side's tables by the conflict rules before status is "
+                           "healthy again (sync.recopy)"
+                         : "created (pgoutput); it holds WAL from now on",
+                   fmt::format("SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
+                               quote_literal(name)));
+            if (!dry_run_) {
+                id = identity(name);
+                source::record_slot_identity(s_.conn, config_.bridge_name, name, id, again);
+            }
+            return;
+        }
+        const bool moved = id.moved_outside();
+        const auto done =
+            dry_run_ ? source::SlotRecord::Unchanged
+                     : source::record_slot_identity(s_.conn, config_.bridge_name, name, id, false);
+        if (moved) {
+            report_.add(side(), object, Outcome::Warning,
+                        "ahead of the last position pgbridge reported: it was created again or "
+                        "moved by hand, and what this side committed in between was never "
+                        "captured; pgbridge run repairs this side's tables (sync.recopy)");
+        } else if (done == source::SlotRecord::Recorded) {
+            report_.add(side(), object, Outcome::Changed,
+                        "present; its position is recorded from now on (pgbridge.slot_state)");
+        } else {
+            report_.add(side(), object, Outcome::Unchanged, "present");
+        }
+    }
+
+    // The slot and its record; in a dry run the metadata schema may not exist yet.
+    source::SlotIdentity identity(const std::string& slot) {
+        try {
+            return source::read_slot_identity(s_.conn, config_.bridge_name, slot);
+        } catch (const Error& e) {
+            if (!dry_run_ || e.kind() != ErrorKind::Setup) {
+                throw;
+            }
+            source::SlotIdentity id;
+            id.exists =
+                s_.conn.exec("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", {slot})
+                    .rows() == 1;
+            return id;
+        }
     }
 
     // A last check from the runtime role's point of view: can it log in for replication?
@@ -432,7 +484,7 @@ class SideSetupRun {
         if (dry_run_) {
             return;
         }
-        auto connect = pg::ConnectOptions::for_side(*s_.side, timeout_ms, "pgbridge setup check");
+        auto connect = side_connect_options(*s_.side, timeout_ms, "pgbridge setup check");
         connect.replication = true;
         try {
             auto conn = pg::Connection::open(connect);

@@ -100,7 +100,7 @@ class Capture::Session {
             log::warning("capture", "could not hand over the last transactions before stopping",
                          {{"side", o.side}, {"error", f.error.what()}});
         }
-        send_status(conn);
+        send_status(conn, /*closing=*/true);
         c_.stats_.streaming = false;
     }
 
@@ -179,11 +179,14 @@ class Capture::Session {
         }
     }
 
-    void send_status(ReplicationConnection& conn) {
+    void send_status(ReplicationConnection& conn, bool closing = false) {
         Lsn flush;
         if (c_.options_.acknowledge) {
             flush =
                 feedback_.flush_position(c_.sink_.durable_lsn(), assembler_.holds_partial_data());
+            if (c_.options_.journal) {
+                flush = c_.options_.journal->allow(flush, closing);
+            }
         }
         conn.send_status(std::max(written_, flush), flush, false);
         c_.stats_.confirmed_lsn = flush.value;

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/source/initial_copy.hpp>
@@ -153,12 +154,15 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
     }
     for (const auto& [name, rows] : copied) {
         conn.exec(
-            "INSERT INTO pgbridge.sync_state (bridge, table_name, snapshot_lsn, rows_copied)"
-            " VALUES ($1, $2, $3::pg_lsn, $4) ON CONFLICT (bridge, table_name) DO UPDATE"
+            "INSERT INTO pgbridge.sync_state"
+            "       (bridge, table_name, snapshot_lsn, rows_copied, slot_generation)"
+            " VALUES ($1, $2, $3::pg_lsn, $4, (SELECT generation FROM pgbridge.slot_state"
+            "                                   WHERE bridge = $1 AND slot_name = $5))"
+            " ON CONFLICT (bridge, table_name) DO UPDATE"
             " SET snapshot_lsn = EXCLUDED.snapshot_lsn, rows_copied = EXCLUDED.rows_copied,"
-            "     copied_at = now()",
+            "     slot_generation = EXCLUDED.slot_generation, copied_at = now()",
             {options_.bridge, name.display(), snapshot.consistent_point.to_string(),
-             std::to_string(rows)});
+             std::to_string(rows), names::slot(options_.bridge, side)});
     }
     log::info("copy", "initial copy confirmed by the broker",
               {{"side", side}, {"rows", std::to_string(total)}});

@@ -5,8 +5,8 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
-#include <pgbridge/config/qualified_name.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/qualified_name.hpp>
 #include <pgbridge/source/replication_connection.hpp>
 
 namespace pgbridge::source {

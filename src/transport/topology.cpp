@@ -2,6 +2,7 @@
 
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/log.hpp>
 #include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/transport/topology.hpp>
 
@@ -16,6 +17,10 @@ struct QueueSpec {
     AmqpTable arguments;
     std::string exchange;
     std::string routing_key;
+    // Declared with x-single-active-consumer: only one consumer at a time receives, so two
+    // daemons of one bridge never apply side by side. A queue declared before pgbridge set
+    // it is kept as it is (the broker cannot add an argument to an existing queue).
+    bool single_active_consumer = false;
 };
 
 std::vector<QueueSpec> queues_of(const Topology& t) {
@@ -28,7 +33,7 @@ std::vector<QueueSpec> queues_of(const Topology& t) {
                                        .set("x-max-priority", std::int64_t{t.max_priority})
                                        .set("x-dead-letter-exchange", dead)
                                        .set("x-dead-letter-routing-key", side),
-                                   exchange, side});
+                                   exchange, side, true});
         queues.push_back(QueueSpec{names::retry_queue(t.bridge, side),
                                    AmqpTable()
                                        .set("x-dead-letter-exchange", exchange)
@@ -72,11 +77,26 @@ void declare_topology(AmqpConnection& connection, const Topology& topology, Setu
     for (const auto& queue : queues_of(topology)) {
         const bool existed =
             report == nullptr || connection.inspect_queue(kChannel, queue.name).has_value();
+        bool without_single_active = false;
         if (!dry_run || existed) {
             try {
                 // Declaring an existing queue verifies its arguments: the broker refuses a
                 // declaration that differs (406 PRECONDITION_FAILED).
-                connection.declare_queue(kChannel, queue.name, queue.arguments);
+                try {
+                    AmqpTable arguments = queue.arguments;
+                    if (queue.single_active_consumer) {
+                        arguments.set("x-single-active-consumer", true);
+                    }
+                    connection.declare_queue(kChannel, queue.name, arguments);
+                } catch (const Error& e) {
+                    if (!queue.single_active_consumer ||
+                        e.context_value("reply_code") != amqp_reply::kPreconditionFailed) {
+                        throw;
+                    }
+                    // Declared by an older pgbridge: the same queue without the argument.
+                    connection.declare_queue(kChannel, queue.name, queue.arguments);
+                    without_single_active = true;
+                }
             } catch (const Error& e) {
                 if (e.context_value("reply_code") == amqp_reply::kPreconditionFailed) {
                     throw Error(ErrorKind::Broker,
@@ -92,7 +112,21 @@ void declare_topology(AmqpConnection& connection, const Topology& topology, Setu
                 connection.bind_queue(kChannel, queue.name, queue.exchange, queue.routing_key);
             }
         }
-        record("queue " + queue.name, existed);
+        if (without_single_active && report == nullptr) {
+            log::warning("topology",
+                         "queue declared by an older pgbridge without x-single-active-consumer; "
+                         "recreate it when it is empty (pgbridge teardown --yes, then setup)",
+                         {{"queue", queue.name}});
+        }
+        if (without_single_active && report != nullptr) {
+            report->add(std::string(kReportSide), "queue " + queue.name,
+                        SetupStep::Outcome::Warning,
+                        "declared by an older pgbridge without x-single-active-consumer: two "
+                        "daemons of this bridge could both consume from it; recreate it when "
+                        "it is empty (pgbridge teardown --yes, then setup)");
+        } else {
+            record("queue " + queue.name, existed);
+        }
     }
 }
 

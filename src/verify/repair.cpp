@@ -6,10 +6,12 @@
 #include <pgbridge/apply/apply_statements.hpp>
 #include <pgbridge/apply/remote_change.hpp>
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/pg/array_literal.hpp>
+#include <pgbridge/source/slot_identity.hpp>
 #include <pgbridge/verify/repair.hpp>
 
 namespace pgbridge::verify {
@@ -136,8 +138,8 @@ RepairWriter::RepairWriter(const Config& config, Verifier& verifier)
 
 pg::Connection& RepairWriter::writer(std::size_t side) {
     if (!writers_[side]) {
-        auto options = pg::ConnectOptions::for_side(config_.sides.at(side),
-                                                    config_.engine.timeout_ms, "pgbridge repair");
+        auto options = side_connect_options(config_.sides.at(side), config_.engine.timeout_ms,
+                                            "pgbridge repair");
         pg::Connection conn = pg::Connection::open(options);
         const std::string origin = names::repair_origin(config_.bridge_name);
         if (conn.exec("SELECT 1 FROM pg_replication_origin WHERE roname = $1", {origin}).rows() ==
@@ -319,6 +321,15 @@ void RepairWriter::record(pg::Connection& conn, const ComparedTable& table, cons
          d.states[side].exists ? std::optional(dump(local)) : std::nullopt,
          d.states[other(side)].exists ? std::optional(dump(remote)) : std::nullopt,
          winner ? "repair" : "manual", winner, winner ? "resolved" : "pending", note});
+}
+
+void mark_copies_current(const Config& config) {
+    for (const auto& side : config.sides) {
+        auto conn = pg::Connection::open(
+            side_connect_options(side, config.engine.timeout_ms, "pgbridge repair"));
+        source::mark_copies_current(conn, config.bridge_name,
+                                    names::slot(config.bridge_name, side.name));
+    }
 }
 
 RepairReport verify_and_repair(const Config& config, const VerifyOptions& options, bool dry_run) {

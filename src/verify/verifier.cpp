@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/verify/both_sides.hpp>
@@ -72,8 +73,8 @@ VerifyReport Verifier::run() {
     tables_.clear();
     for (std::size_t i = 0; i < 2; ++i) {
         report.sides[i] = config_.sides.at(i).name;
-        auto options = pg::ConnectOptions::for_side(config_.sides[i], config_.engine.timeout_ms,
-                                                    "pgbridge verify");
+        auto options =
+            side_connect_options(config_.sides[i], config_.engine.timeout_ms, "pgbridge verify");
         connections_.push_back(pg::Connection::open(options));
     }
     for (const auto& table : config_.tables) {

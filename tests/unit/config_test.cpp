@@ -185,6 +185,17 @@ TEST_CASE("the verify schedule loads; a bad cron expression names its line and f
     CHECK(std::string(e.what()).find("needs verify.schedule") != std::string::npos);
 }
 
+TEST_CASE("sync.recopy: auto by default, ask when set, nothing else") {
+    CHECK(parse_config(kValid, "test.toml").sync.recopy == SyncConfig::Recopy::Auto);
+    CHECK(parse_config(std::string(kValid) + "\n[sync]\nrecopy = \"ask\"\n", "test.toml")
+              .sync.recopy == SyncConfig::Recopy::Ask);
+    const Error e = parse_error(std::string(kValid) + "\n[sync]\nrecopy = \"never\"\n");
+    CHECK(e.context_value("line") == "41");
+    CHECK(std::string(e.what()).find("\"auto\" or \"ask\"") != std::string::npos);
+    CHECK(std::string(parse_error(std::string(kValid) + "\n[sync]\nrecopy_ = \"ask\"\n").what())
+              .find("unknown key") != std::string::npos);
+}
+
 TEST_CASE("invalid configurations name the line of the mistake") {
     SUBCASE("TOML syntax error") {
         CHECK(error_line(replace(kValid, "batch_size = 100", "batch_size = = 100")) == 15);

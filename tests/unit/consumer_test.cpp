@@ -376,6 +376,8 @@ TEST_SUITE("unit") {
         CHECK(classify_apply_failure(db("40P01")) == FailureAction::WaitInPlace);
         CHECK(classify_apply_failure(db("25006")) == FailureAction::WaitInPlace);
         CHECK(classify_apply_failure(db("53100")) == FailureAction::WaitInPlace);
+        // The origin held by a second daemon on its way out: never a dead letter.
+        CHECK(classify_apply_failure(db("55006")) == FailureAction::WaitInPlace);
         CHECK(classify_apply_failure(db("23514")) == FailureAction::Retry);
         CHECK(classify_apply_failure(db("42P01")) == FailureAction::Retry);
         CHECK(classify_apply_failure(Error(ErrorKind::Setup, "not synced")) ==

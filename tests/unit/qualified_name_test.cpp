@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include <pgbridge/config/qualified_name.hpp>
+#include <pgbridge/core/qualified_name.hpp>
 
 using pgbridge::QualifiedName;
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include <pgbridge/config/secret.hpp>
+#include <pgbridge/core/secret.hpp>
 
 namespace pgbridge {
 

@@ -9,9 +9,9 @@
 
 #include <pgbridge/config/amqp_url.hpp>
 #include <pgbridge/config/cron_schedule.hpp>
-#include <pgbridge/config/qualified_name.hpp>
-#include <pgbridge/config/secret.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/core/qualified_name.hpp>
+#include <pgbridge/core/secret.hpp>
 
 namespace pgbridge {
 
@@ -71,6 +71,17 @@ struct VerifyConfig {
     bool auto_repair = false;              // repair what the scheduled verify finds
 };
 
+// [sync]: what `pgbridge run` does when a side's slot no longer matches the copies made
+// through it (created again, lost, or moved by hand: changes in between were never captured;
+// docs/initial-sync.md, "When a slot is created again").
+struct SyncConfig {
+    enum class Recopy {
+        Auto,  // repair that side's tables by the conflict rules, then go on
+        Ask,   // stream, but report `degraded` with the command until the DBA runs it
+    };
+    Recopy recopy = Recopy::Auto;
+};
+
 // How one side names a synced table and its columns, when it differs from the table's own
 // (canonical) names. Columns not listed keep their canonical name.
 struct TableSideConfig {
@@ -120,6 +131,7 @@ struct Config {
     EngineConfig engine;
     StatusConfig status;
     VerifyConfig verify;
+    SyncConfig sync;
     // [metrics] listen: where `pgbridge run` serves Prometheus metrics; off when unset.
     std::optional<std::string> metrics_listen;
     std::vector<TableConfig> tables;

@@ -19,6 +19,12 @@ struct SideProbe {
     bool slot_active = false;
     std::string wal_status;
     std::optional<std::uint64_t> slot_lag_bytes;  // WAL end minus the slot's confirmed position
+    // Ahead of what pgbridge reported (created again or moved by hand), not yet seen by run.
+    bool slot_moved = false;
+    // Copies of this side's tables made through an older slot, not yet repaired.
+    std::vector<std::string> stale_copies;
+    // Synced tables whose initial copy from this side has not finished.
+    std::uint64_t tables_not_copied = 0;
     std::uint64_t pending_conflicts = 0;
     std::uint64_t new_dead_letters = 0;
     // The apply of the other side's changes into this side (pgbridge.apply_progress).

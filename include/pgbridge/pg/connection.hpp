@@ -7,14 +7,13 @@
 #include <type_traits>
 #include <vector>
 
-#include <pgbridge/config/secret.hpp>
+#include <pgbridge/core/secret.hpp>
 
 struct pg_conn;
 struct pg_result;
 
 namespace pgbridge {
 class Error;
-struct SideConfig;
 }  // namespace pgbridge
 
 namespace pgbridge::pg {
@@ -53,11 +52,6 @@ struct ConnectOptions {
     bool replication = false;        // replication=database, for the walsender protocol
     int connect_timeout_ms = 30000;  // used unless conninfo sets connect_timeout
     std::string side;                // for error messages
-
-    // How pgbridge reaches one side of the bridge as its runtime role (the config's conninfo
-    // and password file), giving up after timeout_ms.
-    static ConnectOptions for_side(const SideConfig& side, int timeout_ms,
-                                   std::string application_name);
 };
 
 // One libpq connection. Every failure throws Error(ErrorKind::Database) naming the side and,

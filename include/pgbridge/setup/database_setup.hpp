@@ -4,7 +4,7 @@
 #include <string>
 
 #include <pgbridge/config/config.hpp>
-#include <pgbridge/setup/setup_report.hpp>
+#include <pgbridge/core/setup_report.hpp>
 
 namespace pgbridge {
 

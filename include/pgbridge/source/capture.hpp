@@ -4,11 +4,13 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/lsn.hpp>
 #include <pgbridge/pg/connection.hpp>
+#include <pgbridge/source/slot_identity.hpp>
 #include <pgbridge/source/transaction_sink.hpp>
 
 namespace pgbridge::source {
@@ -22,6 +24,8 @@ struct CaptureOptions {
     bool temporary_slot = false;
     // Report durable positions to the server. Off for tail, which must never move the slot.
     bool acknowledge = true;
+    // Records each position before it is reported (pgbridge run); null: reported as is.
+    std::shared_ptr<SlotJournal> journal;
     // Hand echo transactions (pgbridge origins) to the sink instead of dropping them (tail
     // shows them, marked).
     bool deliver_echo = false;

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include <pgbridge/setup/setup_report.hpp>
+#include <pgbridge/core/setup_report.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 
 namespace pgbridge::transport {

@@ -102,4 +102,9 @@ struct RepairReport {
 // Differences that a pending conflict already explains are left to `conflicts resolve`.
 RepairReport verify_and_repair(const Config& config, const VerifyOptions& options, bool dry_run);
 
+// After a repair of every synced table: the copies on both sides count as made through their
+// slots' current generation (source/slot_identity.hpp), which is what status waits for after
+// a slot was created again.
+void mark_copies_current(const Config& config);
+
 }  // namespace pgbridge::verify

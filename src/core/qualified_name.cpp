@@ -1,7 +1,7 @@
 #include <cctype>
 #include <vector>
 
-#include <pgbridge/config/qualified_name.hpp>
+#include <pgbridge/core/qualified_name.hpp>
 
 namespace pgbridge {
 namespace {

@@ -1,6 +1,6 @@
 #include <algorithm>
 
-#include <pgbridge/setup/setup_report.hpp>
+#include <pgbridge/core/setup_report.hpp>
 
 namespace pgbridge {
 

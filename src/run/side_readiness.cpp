@@ -1,0 +1,130 @@
+#include <fmt/format.h>
+
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/config/side_connection.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/core/log.hpp>
+#include <pgbridge/run/side_readiness.hpp>
+#include <pgbridge/transport/amqp_connection.hpp>
+
+namespace pgbridge::run {
+namespace {
+
+Error not_set_up(const std::string& side, const std::string& what) {
+    return Error(ErrorKind::Setup,
+                 fmt::format("side {} is not set up for this bridge: {}; run pgbridge setup "
+                             "(it reports what it creates)",
+                             side, what))
+        .with("side", side);
+}
+
+}  // namespace
+
+SideReadiness check_side_ready(const Config& config, const std::string& side) {
+    auto conn = pg::Connection::open(side_connect_options(
+        config.side(side), config.engine.timeout_ms, "pgbridge run: setup check"));
+    const std::string publication = names::publication(config.bridge_name);
+    const std::string slot = names::slot(config.bridge_name, side);
+    const std::string origin = names::origin(config.bridge_name, config.other_side(side).name);
+    const auto found = conn.exec(
+        "SELECT to_regnamespace($1) IS NOT NULL,"
+        "       EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $2),"
+        "       pg_replication_origin_oid($3) IS NOT NULL",
+        {std::string(names::kMetadataSchema), publication, origin});
+    if (found.value(0, 0) != "t") {
+        throw not_set_up(side, fmt::format("schema {} is missing", names::kMetadataSchema));
+    }
+    if (found.value(0, 1) != "t") {
+        throw not_set_up(side, fmt::format("publication {} is missing", publication));
+    }
+    if (found.value(0, 2) != "t") {
+        throw not_set_up(side, fmt::format("replication origin {} is missing", origin));
+    }
+    SideReadiness ready;
+    ready.side = side;
+    ready.slot = source::read_slot_identity(conn, config.bridge_name, slot);
+    if (!ready.slot.exists) {
+        throw not_set_up(side, fmt::format("replication slot {} is missing", slot));
+    }
+    if (ready.slot.lost()) {
+        throw not_set_up(side, fmt::format("replication slot {} was invalidated (wal_status lost: "
+                                           "the server removed WAL it still needed); setup creates "
+                                           "it again, and run then repairs this side's tables",
+                                           slot));
+    }
+    ready.record = source::record_slot_identity(conn, config.bridge_name, slot, ready.slot, false);
+    return ready;
+}
+
+void check_broker_ready(const Config& config) {
+    auto options = transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
+    options.connection_name = "pgbridge run: setup check";
+    transport::AmqpConnection broker(options);
+    for (const auto& side : config.sides) {
+        for (const auto& queue : {names::queue(config.bridge_name, side.name),
+                                  names::retry_queue(config.bridge_name, side.name),
+                                  names::dead_letter_queue(config.bridge_name, side.name)}) {
+            if (!broker.inspect_queue(1, queue)) {
+                throw Error(
+                    ErrorKind::Setup,
+                    fmt::format("queue {} is missing on the broker; run pgbridge setup", queue))
+                    .with("broker", broker.server());
+            }
+        }
+    }
+}
+
+std::optional<bool> check_bridge_ready(const Config& config) {
+    bool stale = false;
+    try {
+        for (const auto& side : config.sides) {
+            const run::SideReadiness ready = check_side_ready(config, side.name);
+            if (ready.record == source::SlotRecord::NewGeneration) {
+                log::warning(
+                    "run",
+                    "the slot is ahead of the last position pgbridge reported: it was "
+                    "created again or moved by hand, and what this side committed in "
+                    "between was never captured",
+                    {{"side", side.name}, {"generation", std::to_string(*ready.slot.generation)}});
+            }
+            if (ready.slot.stale_copies.empty()) {
+                continue;
+            }
+            stale = true;
+            const std::string tables = fmt::format("{}", fmt::join(ready.slot.stale_copies, ","));
+            if (config.sync.recopy == SyncConfig::Recopy::Auto) {
+                log::warning("run",
+                             "copies made through an older slot: every synced table is repaired "
+                             "by the conflict rules once both directions stream",
+                             {{"side", side.name}, {"tables", tables}});
+            } else {
+                log::warning("run",
+                             "copies made through an older slot miss what it never captured; "
+                             "status stays degraded until `pgbridge repair` has run (sync.recopy "
+                             "= \"ask\")",
+                             {{"side", side.name}, {"tables", tables}});
+            }
+        }
+    } catch (const Error& e) {
+        if (e.kind() != ErrorKind::Setup) {
+            throw;
+        }
+        log::error("run", e.message(), {{"side", std::string(e.context_value("side"))}});
+        return std::nullopt;
+    }
+    try {
+        check_broker_ready(config);
+    } catch (const Error& e) {
+        if (e.kind() == ErrorKind::Setup) {
+            log::error("run", e.message());
+            return std::nullopt;
+        }
+        log::warning("run",
+                     "the broker cannot be reached; setup's queues were not checked (run declares "
+                     "them when it connects)",
+                     {{"error", e.what()}});
+    }
+    return stale && config.sync.recopy == SyncConfig::Recopy::Auto;
+}
+
+}  // namespace pgbridge::run

@@ -1,0 +1,164 @@
+#include <fmt/format.h>
+
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/core/log.hpp>
+#include <pgbridge/core/sqlstate.hpp>
+#include <pgbridge/source/slot_identity.hpp>
+
+namespace pgbridge::source {
+namespace {
+
+Lsn lsn_of(std::string_view text) {
+    return Lsn::parse(text).value_or(Lsn());
+}
+
+}  // namespace
+
+SlotIdentity read_slot_identity(pg::Connection& conn, const std::string& bridge,
+                                const std::string& slot) {
+    SlotIdentity id;
+    const auto server = conn.exec(
+        "SELECT coalesce(wal_status, ''), coalesce(confirmed_flush_lsn, '0/0')::text"
+        "  FROM pg_replication_slots WHERE slot_name = $1",
+        {slot});
+    if (server.rows() == 1) {
+        id.exists = true;
+        id.wal_status = std::string(server.value(0, 0));
+        id.confirmed_flush = lsn_of(server.value(0, 1));
+    }
+    try {
+        const auto recorded = conn.exec(
+            "SELECT generation, confirmed_lsn::text FROM pgbridge.slot_state"
+            " WHERE bridge = $1 AND slot_name = $2",
+            {bridge, slot});
+        if (recorded.rows() == 1) {
+            id.generation = std::stoll(std::string(recorded.value(0, 0)));
+            id.recorded = lsn_of(recorded.value(0, 1));
+        }
+        const auto stale = conn.exec(
+            "SELECT table_name FROM pgbridge.sync_state"
+            " WHERE bridge = $1 AND slot_generation IS DISTINCT FROM $2::bigint ORDER BY 1",
+            {bridge, id.generation ? std::optional(std::to_string(*id.generation))
+                                   : std::optional<std::string>()});
+        if (id.generation) {
+            for (int r = 0; r < stale.rows(); ++r) {
+                id.stale_copies.emplace_back(stale.value(r, 0));
+            }
+        }
+    } catch (const Error& e) {
+        if (e.context_value("sqlstate") == sqlstate::kUndefinedTable ||
+            e.context_value("sqlstate") == sqlstate::kUndefinedColumn) {
+            throw Error(ErrorKind::Setup,
+                        "the pgbridge schema on this side predates this version of pgbridge; "
+                        "run pgbridge setup")
+                .with("side", conn.side());
+        }
+        throw;
+    }
+    return id;
+}
+
+SlotRecord record_slot_identity(pg::Connection& conn, const std::string& bridge,
+                                const std::string& slot, SlotIdentity& now, bool created_again) {
+    if (!now.exists) {
+        throw Error(ErrorKind::Internal, "recording a slot that does not exist").with("slot", slot);
+    }
+    if (now.generation && !created_again && !now.moved_outside()) {
+        return SlotRecord::Unchanged;
+    }
+    const bool first = !now.generation;
+    const std::int64_t generation = first ? 1 : *now.generation + 1;
+    conn.transaction([&] {
+        conn.exec(
+            "INSERT INTO pgbridge.slot_state (bridge, slot_name, generation, confirmed_lsn)"
+            " VALUES ($1, $2, $3, $4::pg_lsn) ON CONFLICT (bridge, slot_name) DO UPDATE"
+            " SET generation = EXCLUDED.generation, confirmed_lsn = EXCLUDED.confirmed_lsn,"
+            "     since = now(), recorded_at = now()",
+            {bridge, slot, std::to_string(generation), now.confirmed_flush.to_string()});
+        if (first) {
+            // The copies made so far were made through this slot (or one pgbridge cannot
+            // know of any more): they count as its own.
+            conn.exec(
+                "UPDATE pgbridge.sync_state SET slot_generation = $2"
+                " WHERE bridge = $1 AND slot_generation IS NULL",
+                {bridge, std::to_string(generation)});
+        }
+    });
+    now.generation = generation;
+    now.recorded = now.confirmed_flush;
+    now.stale_copies.clear();
+    if (!first) {
+        const auto stale = conn.exec(
+            "SELECT table_name FROM pgbridge.sync_state"
+            " WHERE bridge = $1 AND slot_generation IS DISTINCT FROM $2::bigint ORDER BY 1",
+            {bridge, std::to_string(generation)});
+        for (int r = 0; r < stale.rows(); ++r) {
+            now.stale_copies.emplace_back(stale.value(r, 0));
+        }
+    }
+    return first ? SlotRecord::Recorded : SlotRecord::NewGeneration;
+}
+
+void mark_copies_current(pg::Connection& conn, const std::string& bridge, const std::string& slot) {
+    conn.exec(
+        "UPDATE pgbridge.sync_state s SET slot_generation = g.generation"
+        "  FROM pgbridge.slot_state g"
+        " WHERE s.bridge = $1 AND g.bridge = $1 AND g.slot_name = $2"
+        "   AND s.slot_generation IS DISTINCT FROM g.generation",
+        {bridge, slot});
+}
+
+PostgresSlotJournal::PostgresSlotJournal(pg::ConnectOptions connect, std::string bridge,
+                                         std::string slot, std::chrono::milliseconds interval,
+                                         std::uint64_t min_step)
+    : connect_(std::move(connect)),
+      bridge_(std::move(bridge)),
+      slot_(std::move(slot)),
+      interval_(interval),
+      min_step_(min_step) {}
+
+PostgresSlotJournal::~PostgresSlotJournal() = default;
+
+Lsn PostgresSlotJournal::allow(Lsn wanted, bool closing) {
+    const auto now = std::chrono::steady_clock::now();
+    if (recorded_ && wanted <= *recorded_) {
+        return wanted;
+    }
+    if (recorded_ && !closing &&
+        (now - last_write_ < interval_ || wanted.value - recorded_->value < min_step_)) {
+        return *recorded_;
+    }
+    try {
+        if (!conn_) {
+            conn_ = std::make_unique<pg::Connection>(pg::Connection::open(connect_));
+        }
+        // GREATEST: never backwards, whatever another writer did.
+        const auto r = conn_->exec(
+            "UPDATE pgbridge.slot_state SET confirmed_lsn = greatest(confirmed_lsn, $3::pg_lsn),"
+            "       recorded_at = now()"
+            " WHERE bridge = $1 AND slot_name = $2 RETURNING confirmed_lsn::text",
+            {bridge_, slot_, wanted.to_string()});
+        last_write_ = now;
+        if (r.rows() == 1) {
+            recorded_ = lsn_of(r.value(0, 0));
+        } else if (!recorded_) {
+            // Not recorded (run records it before capture starts): report nothing new.
+            log::warning("capture",
+                         "the slot has no record in pgbridge.slot_state; its "
+                         "position is not reported until pgbridge run records it",
+                         {{"side", connect_.side}, {"slot", slot_}});
+            recorded_ = Lsn();
+        }
+    } catch (const Error& e) {
+        // The slot stays where it was recorded; the next report tries again.
+        conn_.reset();
+        log::debug("capture", "could not record the slot position yet",
+                   {{"side", connect_.side}, {"slot", slot_}, {"error", e.what()}});
+    }
+    if (!recorded_) {
+        return Lsn();
+    }
+    return std::min(wanted, *recorded_);
+}
+
+}  // namespace pgbridge::source
