@@ -10,27 +10,11 @@ INSERT_ROWS=${1:-1000000}
 UPDATE_ROWS=${2:-1000000}
 BUILD_DIR=${BUILD_DIR:-build}
 ninja -C "$BUILD_DIR" src/pgbridge >/dev/null
-. "$(scripts/testenv env-file)"
-A=$PGBRIDGE_TEST_PG_A
-B=$PGBRIDGE_TEST_PG_B
-work=$(mktemp -d)
-chmod 755 "$work"
-role=pgb_benchlarge
-PGBRIDGE=$BUILD_DIR/src/pgbridge
-RUN_PID=""
-
-cleanup() {
-    [ -z "$RUN_PID" ] || kill -TERM "$RUN_PID" 2>/dev/null || true
-    sleep 1
-    psql "$B dbname=large_native_b" -X -q -c "DROP SUBSCRIPTION IF EXISTS large_ab" 2>/dev/null || true
-    "$PGBRIDGE" --config "$work/bridge.toml" teardown --yes \
-        --admin-conninfo "a=$A dbname=large_a" --admin-conninfo "b=$B dbname=large_b" >/dev/null 2>&1 || true
-    for db in large_a large_native_a; do psql "$A" -X -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null || true; done
-    for db in large_b large_native_b; do psql "$B" -X -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null || true; done
-    for admin in "$A" "$B"; do psql "$admin" -X -q -c "DROP ROLE IF EXISTS $role" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/bridge.sh
+trap 'psql "$B dbname=large_native_b" -X -q -c "DROP SUBSCRIPTION IF EXISTS large_ab" 2>/dev/null || true
+      psql "$A" -X -q -c "DROP DATABASE IF EXISTS large_native_a WITH (FORCE)" 2>/dev/null || true
+      psql "$B" -X -q -c "DROP DATABASE IF EXISTS large_native_b WITH (FORCE)" 2>/dev/null || true
+      bridge_cleanup' EXIT
 
 now() { date +%s.%N; }
 # Seconds from $1 until `query` on conninfo $2 returns $3.
@@ -40,43 +24,18 @@ wait_for() {  # start, conninfo, query, expected
 }
 
 TABLE="CREATE TABLE t (id bigint PRIMARY KEY, body text, flag boolean, n int)"
-psql "$A" -X -q -c "CREATE DATABASE large_a" -c "CREATE DATABASE large_native_a"
-psql "$B" -X -q -c "CREATE DATABASE large_b" -c "CREATE DATABASE large_native_b"
-for c in "$A dbname=large_a" "$A dbname=large_native_a" "$B dbname=large_b" "$B dbname=large_native_b"; do
-    psql "$c" -X -q -c "$TABLE"
-done
-psql "$A dbname=large_native_a" -X -q -c "CREATE PUBLICATION large_ab FOR TABLE t" \
+psql "$A" -X -q -c "CREATE DATABASE large_native_a"
+psql "$B" -X -q -c "CREATE DATABASE large_native_b"
+psql "$A dbname=large_native_a" -X -q -c "$TABLE" -c "CREATE PUBLICATION large_ab FOR TABLE t" \
     -c "ALTER TABLE t REPLICA IDENTITY FULL"
-
-echo "bench-large" >"$work/role.pass"
-echo "$PGBRIDGE_TEST_AMQP_PASSWORD" >"$work/rabbit.pass"
-chmod 600 "$work/role.pass" "$work/rabbit.pass"
-cat >"$work/bridge.toml" <<TOML
-[bridge]
-name = "benchlarge"
-[sides.a]
-conninfo = "host=$PGBRIDGE_TEST_PG_A_HOST port=$PGBRIDGE_TEST_PG_A_PORT dbname=large_a user=$role"
-password_file = "$work/role.pass"
-[sides.b]
-conninfo = "host=$PGBRIDGE_TEST_PG_B_HOST port=$PGBRIDGE_TEST_PG_B_PORT dbname=large_b user=$role"
-password_file = "$work/role.pass"
-[rabbitmq]
-url = "$PGBRIDGE_TEST_AMQP_URL"
-password_file = "$work/rabbit.pass"
-[[tables]]
-name = "public.t"
-TOML
-"$PGBRIDGE" --config "$work/bridge.toml" setup --admin-conninfo "a=$A dbname=large_a" \
-    --admin-conninfo "b=$B dbname=large_b" >/dev/null
-"$PGBRIDGE" --config "$work/bridge.toml" run 2>"$work/run.log" &
-RUN_PID=$!
-until grep -q "streaming both directions" "$work/run.log"; do sleep 0.1; done
+psql "$B dbname=large_native_b" -X -q -c "$TABLE"
+bridge_create large "$TABLE"
+bridge_start
 psql "$B dbname=large_native_b" -X -q -c "CREATE SUBSCRIPTION large_ab CONNECTION '$A dbname=large_native_a' PUBLICATION large_ab WITH (copy_data = false)" 2>/dev/null
 sleep 2  # the apply worker starts
 
 INSERT="INSERT INTO t SELECT g, md5(g::text) || md5((g + 1)::text), g % 2 = 0, 0 FROM generate_series(1, $INSERT_ROWS) g"
 UPDATE="UPDATE t SET n = n + 1, flag = NOT flag WHERE id <= $UPDATE_ROWS"
-rss() { awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$RUN_PID/status"; }
 
 echo "== $INSERT_ROWS-row INSERT in one transaction"
 start=$(now); psql "$A dbname=large_native_a" -X -q -c "$INSERT"; written=$(printf "%.1f" "$(echo "$(now) - $start" | bc)")
@@ -84,7 +43,7 @@ native=$(wait_for "$start" "$B dbname=large_native_b" "SELECT count(*) FROM t" "
 echo "native:   written in $written s, on the target $native s after BEGIN"
 start=$(now); psql "$A dbname=large_a" -X -q -c "$INSERT"; written=$(printf "%.1f" "$(echo "$(now) - $start" | bc)")
 bridge=$(wait_for "$start" "$B dbname=large_b" "SELECT count(*) FROM t" "$INSERT_ROWS")
-echo "pgbridge: written in $written s, on the target $bridge s after BEGIN; peak RSS $(rss)"
+echo "pgbridge: written in $written s, on the target $bridge s after BEGIN; peak RSS $(bridge_rss)"
 
 echo "== $UPDATE_ROWS-row UPDATE in one transaction"
 start=$(now); psql "$A dbname=large_native_a" -X -q -c "$UPDATE"
@@ -92,5 +51,5 @@ native=$(wait_for "$start" "$B dbname=large_native_b" "SELECT count(*) FROM t WH
 echo "native:   on the target $native s after BEGIN"
 start=$(now); psql "$A dbname=large_a" -X -q -c "$UPDATE"
 bridge=$(wait_for "$start" "$B dbname=large_b" "SELECT count(*) FROM t WHERE n = 1" "$UPDATE_ROWS")
-echo "pgbridge: on the target $bridge s after BEGIN; peak RSS $(rss)"
+echo "pgbridge: on the target $bridge s after BEGIN; peak RSS $(bridge_rss)"
 psql "$B dbname=large_b" -X -At -c "SELECT 'parts per transaction: ' || string_agg(parts::text, ', ') FROM pgbridge.applied_transactions"
