@@ -341,9 +341,13 @@ class PostgresApplier::Attempt {
             }
         }
         statement_items_.push_back(index);
+        // Never CASCADE, whatever the source did: the synced tables the source's cascade
+        // reached are listed in the message already, and a cascade here would empty tables
+        // this side does not sync. A target table another table references refuses the
+        // truncate (and the change goes the way of any failed apply).
         pipeline.send("TRUNCATE " + list +
                       (item.event->truncate_restart_identity ? " RESTART IDENTITY" : "") +
-                      (item.event->truncate_cascade ? " CASCADE" : ""));
+                      " RESTRICT");
     }
 
     void write_change(pg::Pipeline& pipeline, Item& item, std::size_t index) {

@@ -16,6 +16,7 @@
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/conflict_rules.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/metrics/bridge_metrics.hpp>
 #include <pgbridge/metrics/bridge_probe.hpp>
@@ -133,7 +134,7 @@ void update_totals(metrics::BridgeMetrics* metrics,
     }
 }
 
-enum class LockOutcome { Held, HeldByAnother, Stopped };
+enum class LockOutcome { Held, HeldByAnother, LoginRefused, Stopped };
 
 // Takes the bridge lock on both sides before anything else is touched, while answering
 // SIGTERM: a side that cannot be reached yet is waited for.
@@ -161,6 +162,13 @@ LockOutcome take_bridge_lock(run::BridgeLock& lock, const Config& config, const 
     }
     taking.join();
     if (failure) {
+        const Error error = as_error(failure);
+        if (is_refused_login(error)) {
+            log::error(
+                "run", "a side refused pgbridge's login; retrying cannot help",
+                {{"side", std::string(error.context_value("side"))}, {"error", error.what()}});
+            return LockOutcome::LoginRefused;
+        }
         std::rethrow_exception(failure);
     }
     if (holder) {
@@ -192,6 +200,7 @@ int run_command(const GlobalOptions& global) {
         case LockOutcome::Held:
             break;
         case LockOutcome::HeldByAnother:
+        case LockOutcome::LoginRefused:
             return 2;
         case LockOutcome::Stopped:
             return 0;

@@ -90,6 +90,13 @@ int setup_command(const GlobalOptions& global, const SetupCommandOptions& option
     for (const auto& warning : config.warnings) {
         std::cerr << "warning: " << warning << '\n';
     }
+    // The broker's login and virtual host first, so that they fail before any slot exists (a
+    // slot holds WAL from the moment it is created). Closed again: the databases may take a
+    // while, longer than the broker waits for heartbeats from an idle connection.
+    {
+        const transport::AmqpConnection login_check(
+            transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms));
+    }
     return finish_with_broker(
         config, setup_databases(config, database_options(config, options)), "setup", global.json,
         [&](transport::AmqpConnection& broker, const transport::Topology& topology,

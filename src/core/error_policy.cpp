@@ -28,6 +28,15 @@ bool is_transient_conflict(const Error& error) {
            state == sqlstate::kUniqueViolation || state == sqlstate::kLockNotAvailable;
 }
 
+bool is_refused_login(const Error& error) {
+    if (error.kind() == ErrorKind::Broker) {
+        return error.context_value("login") == "refused";
+    }
+    const std::string_view state = sqlstate_of(error);
+    return state.starts_with(sqlstate::kInvalidAuthorizationClass) ||
+           state == sqlstate::kInvalidCatalogName;
+}
+
 FailureAction classify_apply_failure(const Error& error) {
     switch (error.kind()) {
         case ErrorKind::Protocol:
@@ -58,6 +67,9 @@ FailureAction classify_apply_failure(const Error& error) {
 }
 
 FailureAction classify_session_failure(const Error& error) {
+    if (is_refused_login(error)) {
+        return FailureAction::Fatal;
+    }
     if (error.kind() == ErrorKind::Broker || is_connection_failure(error) ||
         sqlstate_of(error) == sqlstate::kObjectInUse) {
         return FailureAction::Reconnect;

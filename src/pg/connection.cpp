@@ -1,6 +1,7 @@
 #include <libpq-fe.h>
 
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/pg/connection.hpp>
 #include <pgbridge/pg/conninfo.hpp>
 
@@ -68,6 +69,32 @@ void Connection::Closer::operator()(pg_conn* conn) const noexcept {
 Connection::Connection(pg_conn* conn, std::string side) : conn_(conn), side_(std::move(side)) {}
 Connection::~Connection() = default;
 
+std::optional<std::string_view> connect_failure_sqlstate(std::string_view message) {
+    // libpq keeps the SQLSTATE of a refused startup to itself; its message (the server's
+    // lc_messages, English by default) is all there is. Unknown text stays unknown, which the
+    // error policy treats as a connection that may come back.
+    const auto has = [&](std::string_view text) {
+        return message.find(text) != std::string_view::npos;
+    };
+    if (has("password authentication failed")) {
+        return sqlstate::kInvalidPassword;
+    }
+    if (has("no pg_hba.conf entry") || has("pg_hba.conf rejects") ||
+        (has("role \"") && has("does not exist"))) {
+        return sqlstate::kInvalidAuthorization;
+    }
+    if (has("database \"") && has("does not exist")) {
+        return sqlstate::kInvalidCatalogName;
+    }
+    if (has("the database system is")) {  // starting up, shutting down, in recovery mode
+        return sqlstate::kCannotConnectNow;
+    }
+    if (has("too many clients") || has("connection slots are reserved")) {
+        return sqlstate::kTooManyConnections;
+    }
+    return std::nullopt;
+}
+
 Connection Connection::open(const ConnectOptions& options) {
     std::string parse_error;
     auto parts = ConninfoParts::parse(options.conninfo, &parse_error);
@@ -112,9 +139,12 @@ Connection Connection::open(const ConnectOptions& options) {
     if (PQstatus(conn) != CONNECTION_OK) {
         std::string message = trimmed_message(PQerrorMessage(conn));
         PQfinish(conn);
-        throw Error(ErrorKind::Database, "cannot connect: " + message)
-            .with("side", options.side)
-            .with("conninfo", redact_conninfo(options.conninfo));
+        Error error(ErrorKind::Database, "cannot connect: " + message);
+        error.with("side", options.side).with("conninfo", redact_conninfo(options.conninfo));
+        if (const auto state = connect_failure_sqlstate(message)) {
+            error.with("sqlstate", std::string(*state));
+        }
+        throw error;
     }
     // Server notices ("... does not exist, skipping") are not for the DBA's terminal.
     PQsetNoticeProcessor(

@@ -3,6 +3,7 @@
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/run/side_readiness.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
@@ -115,8 +116,8 @@ std::optional<bool> check_bridge_ready(const Config& config) {
     try {
         check_broker_ready(config);
     } catch (const Error& e) {
-        if (e.kind() == ErrorKind::Setup) {
-            log::error("run", e.message());
+        if (e.kind() == ErrorKind::Setup || is_refused_login(e)) {
+            log::error("run", e.message(), {{"broker", std::string(e.context_value("broker"))}});
             return std::nullopt;
         }
         log::warning("run",

@@ -133,6 +133,9 @@ void preflight(const Config& config, std::vector<SideSetup>& sides, SetupReport&
         }
     }
 
+    // Canonical column names of each synced table, as the first side has them: for the
+    // field_priority rules, which name columns by hand.
+    std::map<QualifiedName, std::set<std::string>> synced_columns;
     for (const auto& table : config.tables) {
         std::map<std::string, std::vector<Column>> columns_by_side;
         for (auto& s : sides) {
@@ -177,6 +180,9 @@ void preflight(const Config& config, std::vector<SideSetup>& sides, SetupReport&
         if (columns_by_side.size() != 2) {
             continue;
         }
+        for (const auto& c : columns_by_side.at(sides[0].side->name)) {
+            synced_columns[table.name].insert(table.canonical_column(sides[0].side->name, c.name));
+        }
         // Compare the two sides column by column, in canonical names.
         const auto& a = *sides[0].side;
         const auto& b = *sides[1].side;
@@ -218,6 +224,23 @@ void preflight(const Config& config, std::vector<SideSetup>& sides, SetupReport&
                             "(as '{}')",
                             table.name.display(), column->name, b.name, a.name,
                             table.column_on(a.name, canonical)));
+        }
+    }
+    // A rule for a column no synced table has would silently do nothing (a typo, say).
+    if (synced_columns.size() == config.tables.size()) {
+        for (const auto& rule : config.conflicts.field_priority) {
+            const bool known =
+                rule.table
+                    ? synced_columns[*rule.table].contains(rule.column)
+                    : std::any_of(synced_columns.begin(), synced_columns.end(),
+                                  [&](const auto& t) { return t.second.contains(rule.column); });
+            if (!known) {
+                problems.push_back(
+                    fmt::format("{}:{}: conflicts.field_priority names column '{}', which {} has",
+                                rule.where.file, rule.where.line, rule.column,
+                                rule.table ? "table " + rule.table->display() + " never"
+                                           : std::string("no synced table")));
+            }
         }
     }
     if (!problems.empty()) {

@@ -184,12 +184,17 @@ class Capture::Session {
         if (c_.options_.acknowledge) {
             flush =
                 feedback_.flush_position(c_.sink_.durable_lsn(), assembler_.holds_partial_data());
-            if (c_.options_.journal) {
-                flush = c_.options_.journal->allow(flush, closing);
+            if (c_.options_.journal && c_.options_.journal->allow(flush, closing) < flush) {
+                // Not recorded yet: no flush position this time. Not a lower one: a server
+                // shutting down waits for its walsenders until the reported flush position
+                // reaches what they sent, or, when none is reported, the write position.
+                flush = Lsn();
             }
         }
         conn.send_status(std::max(written_, flush), flush, false);
-        c_.stats_.confirmed_lsn = flush.value;
+        if (flush.valid()) {
+            c_.stats_.confirmed_lsn = flush.value;
+        }
     }
 
     Capture& c_;

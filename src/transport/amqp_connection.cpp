@@ -279,6 +279,32 @@ AmqpConnection::AmqpConnection(const AmqpConnectOptions& o)
     const amqp_rpc_reply_t login = amqp_login_with_properties(
         state_, o.url.vhost.c_str(), 0, 131072, o.heartbeat_seconds, &properties,
         AMQP_SASL_METHOD_PLAIN, o.url.user.c_str(), o.url.password.reveal().c_str());
+    if (login.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        login.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        // The broker said why (it closes the connection: authentication_failure_close).
+        const auto* close = static_cast<const amqp_connection_close_t*>(login.reply.decoded);
+        const int code = close->reply_code;
+        const std::string text = to_string(close->reply_text);
+        amqp_destroy_connection(state_);
+        state_ = nullptr;
+        std::string message =
+            code == AMQP_ACCESS_REFUSED
+                ? fmt::format(
+                      "RabbitMQ refused the login of user {} (a wrong password, or no "
+                      "such user): check [rabbitmq] url and password_file",
+                      o.url.user)
+            : code == AMQP_NOT_ALLOWED
+                ? fmt::format(
+                      "RabbitMQ does not let user {} into virtual host '{}' (it does "
+                      "not exist, or the user has no permissions there): rabbitmqctl "
+                      "add_vhost / set_permissions, or fix [rabbitmq] url",
+                      o.url.user, o.url.vhost)
+                : fmt::format("cannot log in to RabbitMQ as {}: {}", o.url.user, text);
+        throw Error(ErrorKind::Broker, std::move(message))
+            .with("broker", server_)
+            .with("reply_code", std::to_string(code))
+            .with("login", "refused");
+    }
     if (login.reply_type != AMQP_RESPONSE_NORMAL) {
         std::string why = login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
                               ? amqp_error_string2(login.library_error)

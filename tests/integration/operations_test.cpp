@@ -3,6 +3,7 @@
 // started by mistake, ...) never makes rows go missing.
 
 #include <fstream>
+#include <sstream>
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -73,6 +74,44 @@ void check_slot_recorded(ScratchBridge& scratch, int side) {
     REQUIRE(r.rows() == 1);
     INFO("server " << r.value(0, 1) << ", recorded " << r.value(0, 2));
     CHECK(r.value(0, 0) == "t");
+}
+
+// The bridge's config file with `from` replaced by `to` (once).
+void edit_config(const ScratchBridge& scratch, const std::string& from, const std::string& to) {
+    std::ifstream in(scratch.config_path());
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string config = text.str();
+    const auto at = config.find(from);
+    REQUIRE(at != std::string::npos);
+    config.replace(at, from.size(), to);
+    std::ofstream(scratch.config_path()) << config;
+}
+
+long bridge_slots(ScratchBridge& scratch) {
+    long n = 0;
+    for (int side = 0; side < 2; ++side) {
+        auto conn = scratch.admin(side);
+        n += count_of(conn, fmt::format("SELECT count(*) FROM pg_replication_slots"
+                                        " WHERE slot_name LIKE 'pgbridge\\_{}\\_%'",
+                                        scratch.name()));
+    }
+    return n;
+}
+
+CommandResult run_to_exit(ScratchBridge& scratch, const std::string& log_name) {
+    DaemonProcess daemon(
+        {TestEnvironment::get().pgbridge_binary, "--config", scratch.config_path(), "run"},
+        scratch.dir() + "/" + log_name);
+    const int code = daemon.wait(std::chrono::seconds(30));
+    return CommandResult{code, "", daemon.output()};
+}
+
+std::vector<std::string> setup_args(const ScratchBridge& scratch) {
+    std::vector<std::string> args{"setup"};
+    const auto flags = scratch.admin_flags();
+    args.insert(args.end(), flags.begin(), flags.end());
+    return args;
 }
 
 }  // namespace
@@ -252,5 +291,62 @@ TEST_SUITE("operations") {
         CHECK(eventually([&] { return run.scratch.pgbridge({"status"}).exit_code == 0; },
                          std::chrono::seconds(60)));
         run.stop();
+    }
+
+    TEST_CASE(
+        "a refused login or a missing virtual host is named before setup creates a slot, "
+        "and stops run with exit 2") {
+        ScratchBridge scratch("opslogin", kSchemaA, kSchemaB, tables_toml(""));
+        const std::string pass_file = scratch.dir() + "/rabbit.pass";
+        std::ofstream(pass_file) << "not-the-password\n";
+        CommandResult r = scratch.pgbridge(setup_args(scratch));
+        INFO(r.out << r.err);
+        CHECK(r.exit_code != 0);
+        CHECK(r.err.find("refused the login of user") != std::string::npos);
+        CHECK(bridge_slots(scratch) == 0);
+
+        std::ofstream(pass_file) << TestEnvironment::get().amqp_password << "\n";
+        const std::string url = TestEnvironment::get().amqp_url;
+        const std::string vhost_url = url.substr(0, url.rfind('/')) + "/no_such_vhost";
+        edit_config(scratch, url, vhost_url);
+        r = scratch.pgbridge(setup_args(scratch));
+        INFO(r.out << r.err);
+        CHECK(r.exit_code != 0);
+        CHECK(r.err.find("virtual host 'no_such_vhost'") != std::string::npos);
+        CHECK(bridge_slots(scratch) == 0);
+
+        edit_config(scratch, vhost_url, url);
+        scratch.setup();
+        CHECK(bridge_slots(scratch) == 2);
+
+        // run: a wrong broker password, then a wrong database password.
+        std::ofstream(pass_file) << "not-the-password\n";
+        r = run_to_exit(scratch, "run-broker-login.log");
+        INFO(r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find("refused the login of user") != std::string::npos);
+        std::ofstream(pass_file) << TestEnvironment::get().amqp_password << "\n";
+        for (int side = 0; side < 2; ++side) {
+            auto admin = scratch.admin(side);
+            admin.exec(fmt::format("ALTER ROLE \"{}\" PASSWORD 'changed-behind-its-back'",
+                                   scratch.role()));
+        }
+        r = run_to_exit(scratch, "run-pg-login.log");
+        INFO(r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find("password authentication failed") != std::string::npos);
+        CHECK(r.err.find(scratch.password()) == std::string::npos);
+    }
+
+    TEST_CASE("setup refuses a field_priority rule for a column no synced table has") {
+        ScratchBridge scratch("opsrule", kSchemaA, kSchemaB,
+                              tables_toml("[conflicts.field_priority]\nemial = \"b\"\n"));
+        const CommandResult r = scratch.pgbridge(setup_args(scratch));
+        INFO(r.out << r.err);
+        CHECK(r.exit_code != 0);
+        CHECK(r.err.find("field_priority names column 'emial', which no synced table has") !=
+              std::string::npos);
+        CHECK(r.err.find("nothing was changed") != std::string::npos);
+        CHECK(bridge_slots(scratch) == 0);
     }
 }

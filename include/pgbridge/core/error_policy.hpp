@@ -33,6 +33,11 @@ bool is_connection_failure(const Error& error);
 // at once before anything else is decided.
 bool is_transient_conflict(const Error& error);
 
+// A server that answered and refused pgbridge's login: a wrong password, an unknown role or
+// user, pg_hba.conf, a database or virtual host that does not exist. Retrying cannot help;
+// the message says what to fix.
+bool is_refused_login(const Error& error);
+
 // A failure of applying one message: WaitInPlace, Retry or DeadLetter.
 FailureAction classify_apply_failure(const Error& error);
 

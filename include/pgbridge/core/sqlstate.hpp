@@ -9,6 +9,10 @@ namespace pgbridge::sqlstate {
 
 inline constexpr std::string_view kConnectionExceptionClass = "08";
 inline constexpr std::string_view kInsufficientResourcesClass = "53";  // disk full, out of memory
+inline constexpr std::string_view kInvalidAuthorizationClass = "28";   // password, role, pg_hba
+inline constexpr std::string_view kInvalidCatalogName = "3D000";       // no such database
+inline constexpr std::string_view kInvalidAuthorization = "28000";     // role, pg_hba.conf
+inline constexpr std::string_view kInvalidPassword = "28P01";
 
 inline constexpr std::string_view kReadOnlySqlTransaction = "25006";  // a standby, or read-only
 inline constexpr std::string_view kInvalidSqlStatementName = "26000";

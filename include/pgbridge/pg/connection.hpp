@@ -21,6 +21,10 @@ namespace pgbridge::pg {
 // A libpq message without its trailing newlines.
 std::string trimmed_message(const char* text);
 
+// The SQLSTATE a refused connection stands for, read from libpq's message (nullopt when the
+// text says nothing known: no server answered, or it answered in another language).
+std::optional<std::string_view> connect_failure_sqlstate(std::string_view message);
+
 // The first line of a statement, enough to tell which one failed without printing values.
 std::string statement_summary(std::string_view sql);
 
