@@ -105,6 +105,9 @@ CREATE TABLE IF NOT EXISTS pgbridge.slot_state (
     slot_name     text        NOT NULL,
     generation    bigint      NOT NULL,  -- 1, 2, ...: each new slot (or moved one) the next
     confirmed_lsn pg_lsn      NOT NULL,  -- the furthest position pgbridge reported
+    -- This generation began with changes never captured (not the first slot): every synced
+    -- table is to be repaired; cleared once a repair of all of them finished.
+    repair_pending boolean    NOT NULL DEFAULT false,
     since         timestamptz NOT NULL DEFAULT now(),  -- when this generation began
     recorded_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (bridge, slot_name)

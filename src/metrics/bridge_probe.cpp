@@ -35,7 +35,7 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
         const auto identity = source::read_slot_identity(
             conn, config.bridge_name, names::slot(config.bridge_name, side.name));
         p.slot_moved = identity.moved_outside();
-        p.stale_copies = identity.stale_copies;
+        p.repair_pending = identity.needs_repair();
         std::uint64_t copied = 0;
         const auto copies = conn.exec(
             "SELECT table_name FROM pgbridge.sync_state WHERE bridge = $1", {config.bridge_name});
@@ -213,13 +213,14 @@ HealthReport assess(const Config& config, const BridgeProbe& probe,
                                 "run repairs it when it starts)",
                                 s.side, names::slot(config.bridge_name, s.side)));
         }
-        if (!s.stale_copies.empty()) {
+        if (s.repair_pending) {
             problem(Health::Degraded,
-                    fmt::format("side {}: the copies of {} tables were made through an older "
-                                "slot and miss what it never captured: {}",
-                                s.side, s.stale_copies.size(),
+                    fmt::format("side {}: its slot was created again or moved (an older slot), "
+                                "and what that one never captured may be missing on the other "
+                                "side: {}",
+                                s.side,
                                 config.sync.recopy == SyncConfig::Recopy::Auto
-                                    ? "pgbridge run is repairing them"
+                                    ? "pgbridge run repairs every synced table"
                                     : "run pgbridge repair (sync.recopy = \"ask\")"));
         }
         if (s.tables_not_copied > 0) {

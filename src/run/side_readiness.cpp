@@ -88,23 +88,19 @@ std::optional<bool> check_bridge_ready(const Config& config) {
                     "between was never captured",
                     {{"side", side.name}, {"generation", std::to_string(*ready.slot.generation)}});
             }
-            if (ready.slot.stale_copies.empty()) {
+            if (!ready.slot.needs_repair()) {
                 continue;
             }
             stale = true;
-            const std::string tables = fmt::format("{}", fmt::join(ready.slot.stale_copies, ","));
-            if (config.sync.recopy == SyncConfig::Recopy::Auto) {
-                log::warning("run",
-                             "copies made through an older slot: every synced table is repaired "
-                             "by the conflict rules once both directions stream",
-                             {{"side", side.name}, {"tables", tables}});
-            } else {
-                log::warning("run",
-                             "copies made through an older slot miss what it never captured; "
-                             "status stays degraded until `pgbridge repair` has run (sync.recopy "
-                             "= \"ask\")",
-                             {{"side", side.name}, {"tables", tables}});
-            }
+            log::warning("run",
+                         config.sync.recopy == SyncConfig::Recopy::Auto
+                             ? "what an older slot never captured may be missing on the other "
+                               "side: every synced table is repaired by the conflict rules once "
+                               "both directions stream"
+                             : "what an older slot never captured may be missing on the other "
+                               "side; status stays degraded until `pgbridge repair` has run "
+                               "(sync.recopy = \"ask\")",
+                         {{"side", side.name}});
         }
     } catch (const Error& e) {
         if (e.kind() != ErrorKind::Setup) {

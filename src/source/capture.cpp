@@ -43,6 +43,9 @@ class Capture::Session {
         if (o.temporary_slot) {
             conn.create_temporary_slot(o.slot);
         }
+        if (o.journal) {
+            o.journal->verify_slot();
+        }
         assembler_.set_primary_keys(conn.publication_primary_keys(o.publication));
         assembler_.set_piece_bytes(o.piece_bytes);
         StartReplicationOptions start;

@@ -119,6 +119,33 @@ PostgresSlotJournal::PostgresSlotJournal(pg::ConnectOptions connect, std::string
 
 PostgresSlotJournal::~PostgresSlotJournal() = default;
 
+pg::Connection& PostgresSlotJournal::connection() {
+    if (!conn_) {
+        conn_ = std::make_unique<pg::Connection>(pg::Connection::open(connect_));
+    }
+    return *conn_;
+}
+
+void PostgresSlotJournal::verify_slot() {
+    SlotIdentity now;
+    try {
+        now = read_slot_identity(connection(), bridge_, slot_);
+    } catch (const Error&) {
+        conn_.reset();
+        throw;
+    }
+    if (now.moved_outside()) {
+        throw Error(ErrorKind::Setup,
+                    "the slot is ahead of the last position pgbridge reported: it was created "
+                    "again or moved while pgbridge ran, and what this side committed in between "
+                    "was never captured; pgbridge run repairs it when it starts again")
+            .with("side", connect_.side)
+            .with("slot", slot_)
+            .with("slot_lsn", now.confirmed_flush.to_string())
+            .with("recorded_lsn", now.recorded.to_string());
+    }
+}
+
 Lsn PostgresSlotJournal::allow(Lsn wanted, bool closing) {
     const auto now = std::chrono::steady_clock::now();
     if (recorded_ && wanted <= *recorded_) {
@@ -129,11 +156,8 @@ Lsn PostgresSlotJournal::allow(Lsn wanted, bool closing) {
         return *recorded_;
     }
     try {
-        if (!conn_) {
-            conn_ = std::make_unique<pg::Connection>(pg::Connection::open(connect_));
-        }
         // GREATEST: never backwards, whatever another writer did.
-        const auto r = conn_->exec(
+        const auto r = connection().exec(
             "UPDATE pgbridge.slot_state SET confirmed_lsn = greatest(confirmed_lsn, $3::pg_lsn),"
             "       recorded_at = now()"
             " WHERE bridge = $1 AND slot_name = $2 RETURNING confirmed_lsn::text",

@@ -62,6 +62,17 @@ bool same_notes(ScratchBridge& scratch) {
     return std::string(a.exec(sql).value(0, 0)) == std::string(b.exec(sql).value(0, 0));
 }
 
+// Both sides' initial copies are recorded (a stop before that copies again on the next start).
+bool copies_done(ScratchBridge& scratch) {
+    for (int side = 0; side < 2; ++side) {
+        auto conn = scratch.admin(side);
+        if (count_of(conn, "SELECT count(*) FROM pgbridge.sync_state") != 3) {
+            return false;
+        }
+    }
+    return true;
+}
+
 // pgbridge's record of a side's slot is never behind the server's position for it.
 void check_slot_recorded(ScratchBridge& scratch, int side) {
     auto conn = scratch.admin(side);
@@ -216,6 +227,7 @@ TEST_SUITE("operations") {
         insert_notes(run.scratch, 0, 1, 20);
         REQUIRE(eventually([&] { return notes_arrived(run.scratch, 1, 1, 20); },
                            std::chrono::seconds(30)));
+        REQUIRE(eventually([&] { return copies_done(run.scratch); }, std::chrono::seconds(30)));
         run.stop();
         check_slot_recorded(run.scratch, 0);
         check_slot_recorded(run.scratch, 1);
@@ -258,6 +270,7 @@ TEST_SUITE("operations") {
         insert_notes(run.scratch, 0, 1, 20);
         REQUIRE(eventually([&] { return notes_arrived(run.scratch, 1, 1, 20); },
                            std::chrono::seconds(30)));
+        REQUIRE(eventually([&] { return copies_done(run.scratch); }, std::chrono::seconds(30)));
         run.stop();
 
         // Skipped past by hand: the changes in between are never streamed.
@@ -348,5 +361,31 @@ TEST_SUITE("operations") {
               std::string::npos);
         CHECK(r.err.find("nothing was changed") != std::string::npos);
         CHECK(bridge_slots(scratch) == 0);
+    }
+
+    TEST_CASE(
+        "a TRUNCATE never cascades on the target: a table the target does not sync keeps "
+        "its rows") {
+        BridgeRun run("");
+        run.scratch.admin(1).exec(
+            "CREATE TABLE public.note_refs (id int PRIMARY KEY,"
+            "                               note_id bigint REFERENCES public.notes (id))");
+        run.start();
+        insert_notes(run.scratch, 0, 1, 3);
+        REQUIRE(eventually([&] { return notes_arrived(run.scratch, 1, 1, 3); },
+                           std::chrono::seconds(30)));
+        auto b = run.scratch.admin(1);
+        b.exec("INSERT INTO public.note_refs VALUES (1, 1)");
+        run.scratch.admin(0).exec("TRUNCATE public.notes");
+        // Refused on b (note_refs references notes): dead-lettered after its retries, with
+        // the reason, and status says so.
+        CHECK(eventually(
+            [&] { return count_of(b, "SELECT count(*) FROM pgbridge.dead_letters") == 1; },
+            std::chrono::seconds(60)));
+        CHECK(count_of(b, "SELECT count(*) FROM public.note_refs") == 1);
+        CHECK(count_of(b, "SELECT count(*) FROM public.notes") == 3);
+        CHECK(run.scratch.pgbridge({"status"}).exit_code == 1);
+        CHECK(run.daemon->running());
+        run.stop();
     }
 }

@@ -21,8 +21,8 @@ struct SideProbe {
     std::optional<std::uint64_t> slot_lag_bytes;  // WAL end minus the slot's confirmed position
     // Ahead of what pgbridge reported (created again or moved by hand), not yet seen by run.
     bool slot_moved = false;
-    // Copies of this side's tables made through an older slot, not yet repaired.
-    std::vector<std::string> stale_copies;
+    // The slot was created again or moved, and no repair of every table has run since.
+    bool repair_pending = false;
     // Synced tables whose initial copy from this side has not finished.
     std::uint64_t tables_not_copied = 0;
     std::uint64_t pending_conflicts = 0;

@@ -28,8 +28,12 @@ struct SlotIdentity {
     // Tables of this side whose copy (pgbridge.sync_state) was made through an older
     // generation of the slot, schema-qualified as named on this side.
     std::vector<std::string> stale_copies;
+    // The generation began with changes never captured, and no full repair has run since.
+    bool repair_pending = false;
 
     bool lost() const { return wal_status == "lost"; }
+    // What the old slot never captured may be missing on the other side.
+    bool needs_repair() const { return repair_pending || !stale_copies.empty(); }
     // Past anything pgbridge reported: created again, or moved by hand.
     bool moved_outside() const {
         return exists && generation.has_value() && confirmed_flush > recorded;
@@ -53,8 +57,8 @@ enum class SlotRecord {
 SlotRecord record_slot_identity(pg::Connection& conn, const std::string& bridge,
                                 const std::string& slot, SlotIdentity& now, bool created_again);
 
-// Marks this side's copies as made through the current generation of its slot: after a
-// repair of every synced table has brought the other side up to date.
+// Marks this side's copies as made through the current generation of its slot, and its
+// repair as done: after a repair of every synced table has brought the other side up to date.
 void mark_copies_current(pg::Connection& conn, const std::string& bridge, const std::string& slot);
 
 // Decides how far capture may report its slot confirmed, recording it first (see
@@ -65,6 +69,9 @@ class SlotJournal {
     // The position that may be reported now, at most `wanted`. `closing`: the last report
     // before the connection ends, recorded whatever the pace.
     virtual Lsn allow(Lsn wanted, bool closing) = 0;
+    // Before each replication session: throws Error(Setup) when the slot is past its record
+    // (created again or moved while pgbridge ran), which a restart of run repairs.
+    virtual void verify_slot() = 0;
 };
 
 // The journal in pgbridge.slot_state on the slot's own server, over a connection of its own.
@@ -79,8 +86,11 @@ class PostgresSlotJournal final : public SlotJournal {
     ~PostgresSlotJournal() override;
 
     Lsn allow(Lsn wanted, bool closing) override;
+    void verify_slot() override;
 
   private:
+    pg::Connection& connection();
+
     pg::ConnectOptions connect_;
     std::string bridge_;
     std::string slot_;
