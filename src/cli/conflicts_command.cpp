@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/cli/commands.hpp>
+#include <pgbridge/cli/side_record.hpp>
 #include <pgbridge/cli/text_table.hpp>
 #include <pgbridge/config/config.hpp>
-#include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/pg/connection.hpp>
@@ -71,59 +71,15 @@ std::string columns_text(const json& columns) {
 }
 
 pg::Connection open_side(const Config& config, const SideConfig& side) {
-    return pg::Connection::open(
-        side_connect_options(side, config.engine.timeout_ms, "pgbridge conflicts"));
-}
-
-// "side:id", or a bare id that only one side's log holds.
-struct ConflictId {
-    std::string side;
-    std::string number;
-};
-
-ConflictId parse_id(const Config& config, const std::string& text) {
-    const auto colon = text.rfind(':');
-    ConflictId id;
-    if (colon != std::string::npos) {
-        id.side = text.substr(0, colon);
-        id.number = text.substr(colon + 1);
-        config.side(id.side);  // throws for an unknown side
-    } else {
-        id.number = text;
-    }
-    if (id.number.empty() || id.number.find_first_not_of("0123456789") != std::string::npos) {
-        throw Error(ErrorKind::Usage, "a conflict id is SIDE:NUMBER, as `conflicts list` shows it")
-            .with("id", text);
-    }
-    return id;
+    return cli::open_side(config, side, "pgbridge conflicts");
 }
 
 // The record an id names, read from its side.
 json find_record(const Config& config, const std::string& text) {
-    const ConflictId id = parse_id(config, text);
-    std::vector<json> found;
-    for (const auto& side : config.sides) {
-        if (!id.side.empty() && side.name != id.side) {
-            continue;
-        }
-        auto conn = open_side(config, side);
-        const pg::Result r = conn.exec(
-            std::string("SELECT ") + kConflictColumns + " FROM pgbridge.conflicts WHERE id = $1",
-            {id.number});
-        for (int i = 0; i < r.rows(); ++i) {
-            found.push_back(record_json(side.name, r, i));
-        }
-    }
-    if (found.empty()) {
-        throw Error(ErrorKind::Usage, "no such conflict").with("id", text);
-    }
-    if (found.size() > 1) {
-        throw Error(ErrorKind::Usage,
-                    "both sides have a conflict with this number; say which, "
-                    "as SIDE:NUMBER")
-            .with("id", text);
-    }
-    return found.front();
+    return find_side_record(
+        config, text, "conflict", "pgbridge conflicts",
+        std::string("SELECT ") + kConflictColumns + " FROM pgbridge.conflicts WHERE id = $1",
+        record_json);
 }
 
 const TableConfig& table_named(const Config& config, const std::string& side,

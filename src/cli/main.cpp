@@ -113,6 +113,30 @@ int main(int argc, char** argv) {
     conflicts_resolve->add_option("ID", conflicts_options.id, "SIDE:NUMBER")->required();
     conflicts_resolve->add_option("--take", conflicts_options.take, "the side whose values stay")
         ->required();
+    auto* dead_letters = app.add_subcommand(
+        "dead-letters", "the dead-letter log: list, show, replay once fixed, or discard");
+    dead_letters->require_subcommand(1);
+    dead_letters->fallthrough();
+    DeadLettersCommandOptions dead_options;
+    auto* dead_list =
+        dead_letters->add_subcommand("list", "new dead letters of both sides, newest first");
+    auto* dead_show = dead_letters->add_subcommand("show", "one dead letter, all it records");
+    dead_show->add_option("ID", dead_options.ids, "SIDE:NUMBER")->required()->expected(1);
+    dead_show->add_flag("--payload", dead_options.payload,
+                        "also the message as it was received (holds row values)");
+    auto* dead_replay = dead_letters->add_subcommand(
+        "replay", "send dead letters again through the bridge, applied by the conflict rules");
+    auto* dead_discard =
+        dead_letters->add_subcommand("discard", "set dead letters aside, applied nowhere");
+    dead_list->add_flag("--all", dead_options.all, "replayed and discarded ones too");
+    dead_list->add_option("--limit", dead_options.limit, "per side")->capture_default_str();
+    for (auto* action : {dead_list, dead_replay, dead_discard}) {
+        action->add_option("--side", dead_options.side, "only this side's log");
+    }
+    for (auto* action : {dead_replay, dead_discard}) {
+        action->add_option("--id", dead_options.ids, "SIDE:NUMBER, as list shows it (repeatable)");
+        action->add_flag("--all", dead_options.all, "every new dead letter");
+    }
     auto* tail = app.add_subcommand(
         "tail", "print decoded changes of one side as they stream, acknowledging nothing");
     tail->add_option("--side", tail_options.side, "side to follow")->required();
@@ -189,6 +213,14 @@ int main(int argc, char** argv) {
         }
         if (*repair) {
             return repair_command(global, verify_options);
+        }
+        if (*dead_letters) {
+            for (auto* action : {dead_list, dead_show, dead_replay, dead_discard}) {
+                if (*action) {
+                    dead_options.action = action->get_name();
+                }
+            }
+            return dead_letters_command(global, dead_options);
         }
         if (*conflicts) {
             for (auto* action : {conflicts_list, conflicts_show, conflicts_resolve}) {

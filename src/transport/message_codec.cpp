@@ -716,4 +716,18 @@ std::vector<std::pair<std::string, std::string>> message_headers(const ChangeBat
     };
 }
 
+MessageProperties message_properties(const ChangeBatch& batch, int priority) {
+    MessageProperties props;
+    props.content_type = std::string(kContentType);
+    props.type = std::string(kMessageType);
+    props.app_id = "pgbridge";
+    props.message_id = message_id(batch);
+    props.priority = static_cast<std::uint8_t>(priority);
+    props.timestamp = static_cast<std::uint64_t>(batch.last_commit_time() / 1000000);
+    for (auto& [key, value] : message_headers(batch)) {
+        props.headers.set(std::move(key), std::move(value));
+    }
+    return props;
+}
+
 }  // namespace pgbridge::transport

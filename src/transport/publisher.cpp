@@ -189,16 +189,7 @@ void Publisher::publish_batch(const ChangeBatch& batch, int priority, Lsn durabl
                 .with("lsn", batch.first_commit_lsn().to_string())
                 .with("tables", fmt::format("{}", fmt::join(batch.table_names(), ",")));
         }
-        MessageProperties& props = message.properties;
-        props.content_type = std::string(kContentType);
-        props.type = std::string(kMessageType);
-        props.app_id = "pgbridge";
-        props.message_id = message_id(batch);
-        props.priority = static_cast<std::uint8_t>(priority);
-        props.timestamp = static_cast<std::uint64_t>(batch.last_commit_time() / 1000000);
-        for (auto& [key, value] : message_headers(batch)) {
-            props.headers.set(std::move(key), std::move(value));
-        }
+        message.properties = message_properties(batch, priority);
         connection_->publish(kChannel, message);
         // A part that is not the last makes nothing durable: durable_at is empty.
         in_flight_.push_back(InFlight{next_sequence_++, durable_at});

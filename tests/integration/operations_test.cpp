@@ -388,4 +388,66 @@ TEST_SUITE("operations") {
         CHECK(run.daemon->running());
         run.stop();
     }
+
+    TEST_CASE(
+        "dead letters: listed, shown, replayed once the cause is fixed, discarded; the "
+        "broker's copies go with them") {
+        BridgeRun run("");
+        auto b = run.scratch.admin(1);
+        b.exec("ALTER TABLE public.notes ADD CONSTRAINT short_body CHECK (length(body) < 12)");
+        run.start();
+        insert_notes(run.scratch, 0, 1, 1);  // "note 1": fits
+        run.scratch.admin(0).exec(
+            "INSERT INTO public.notes VALUES (2, 'a body too long for b', true)");
+        run.scratch.admin(0).exec(
+            "INSERT INTO public.notes VALUES (3, 'another long body', false)");
+        const auto dead_queue = names::dead_letter_queue(run.scratch.name(), "b");
+        REQUIRE(eventually(
+            [&] { return count_of(b, "SELECT count(*) FROM pgbridge.dead_letters") == 2; },
+            std::chrono::seconds(60)));
+        REQUIRE(eventually([&] { return run.queued(dead_queue) == 2; }, std::chrono::seconds(30)));
+
+        auto [code, listed] = run.pgbridge_json("dead-letters", {"list"});
+        CHECK(code == 0);
+        REQUIRE(listed.size() == 2);
+        const std::string second = listed[1]["id"];  // newest first: key 2 was first
+        const std::string third = listed[0]["id"];
+        CHECK(second.starts_with("b:"));
+        CHECK(listed[1]["table"] == "public.notes");
+        CHECK(listed[1]["key"].dump().find('2') != std::string::npos);
+        CHECK(listed[1]["status"] == "new");
+        auto [shown_code, shown] = run.pgbridge_json("dead-letters", {"show", second, "--payload"});
+        CHECK(shown_code == 0);
+        CHECK(shown["payload"].get<std::string>().find("a body too long for b") !=
+              std::string::npos);
+
+        // The cause fixed, the first replayed: applied by the rules, marked, out of the queue.
+        b.exec("ALTER TABLE public.notes DROP CONSTRAINT short_body");
+        CommandResult r = run.scratch.pgbridge({"dead-letters", "replay", "--id", second});
+        INFO(r.out << r.err);
+        CHECK(r.exit_code == 0);
+        CHECK(eventually([&] { return notes_arrived(run.scratch, 1, 2, 1); },
+                         std::chrono::seconds(30)));
+        CHECK(count_of(b, "SELECT count(*) FROM pgbridge.dead_letters WHERE status = 'replayed'") ==
+              1);
+        CHECK(run.queued(dead_queue) == 1);
+
+        // The other set aside: applied nowhere.
+        r = run.scratch.pgbridge({"dead-letters", "discard", "--all"});
+        INFO(r.out << r.err);
+        CHECK(r.exit_code == 0);
+        CHECK(count_of(b, "SELECT count(*) FROM pgbridge.dead_letters WHERE status = 'new'") == 0);
+        CHECK(run.queued(dead_queue) == 0);
+        CHECK(count_of(b, "SELECT count(*) FROM public.notes WHERE id = 3") == 0);
+        r = run.scratch.pgbridge({"dead-letters", "list"});
+        CHECK(r.out.find("no new dead letters") != std::string::npos);
+        // Handled: nothing left for status to report (side a's row 3 is the DBA's choice).
+        CHECK(eventually([&] {
+            const auto s = run.scratch.pgbridge({"status"});
+            return s.out.find("dead letters in") == std::string::npos &&
+                   s.out.find("dead-letter queue") == std::string::npos;
+        }));
+        CHECK(run.scratch.pgbridge({"dead-letters", "replay", "--id", third}).exit_code == 2);
+        run.stop();
+    }
 }

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 namespace pgbridge::cli {
 
@@ -33,6 +34,15 @@ struct ConflictsCommandOptions {
     int limit = 100;
 };
 
+struct DeadLettersCommandOptions {
+    std::string action;            // list, show, replay, discard
+    std::vector<std::string> ids;  // show: one; replay, discard: SIDE:NUMBER each
+    bool all = false;              // list: handled ones too; replay, discard: every new one
+    std::string side;              // only this side's log
+    int limit = 100;               // list: per side
+    bool payload = false;          // show: the message as it was received
+};
+
 struct VerifyCommandOptions {
     std::string table;  // only this synced table (canonical schema.table)
     bool no_fence = false;
@@ -48,6 +58,8 @@ int teardown_command(const GlobalOptions& global, const SetupCommandOptions& opt
 // Exit 1 when a side cannot be reached (the others are still listed).
 int slots_command(const GlobalOptions& global);
 int conflicts_command(const GlobalOptions& global, const ConflictsCommandOptions& options);
+// pgbridge dead-letters list / show / replay / discard
+int dead_letters_command(const GlobalOptions& global, const DeadLettersCommandOptions& options);
 // Exit 1 when a side or the broker cannot be reached (what can be read is still shown).
 int lag_command(const GlobalOptions& global);
 // Exit 0 healthy, 1 degraded, 2 down.

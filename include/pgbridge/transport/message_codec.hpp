@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <pgbridge/transport/change_batch.hpp>
+#include <pgbridge/transport/message.hpp>
 
 namespace pgbridge::transport {
 
@@ -46,5 +47,9 @@ std::string message_id(const ChangeBatch& batch);
 
 // The x-pgbridge-* headers, as text values.
 std::vector<std::pair<std::string, std::string>> message_headers(const ChangeBatch& batch);
+
+// Every property of the message that carries `batch` (type, id, headers, ...), as the
+// publisher sends it and `dead-letters replay` sends it again.
+MessageProperties message_properties(const ChangeBatch& batch, int priority);
 
 }  // namespace pgbridge::transport
