@@ -22,19 +22,6 @@ using namespace pgbridge::transport;
 
 namespace {
 
-// Rewrites the bridge's config: `after` inserted after the line `anchor`.
-void insert_config(const ScratchBridge& scratch, const std::string& anchor,
-                   const std::string& after) {
-    std::ifstream in(scratch.config_path());
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string config = text.str();
-    const auto at = config.find(anchor);
-    REQUIRE(at != std::string::npos);
-    config.insert(at + anchor.size(), "\n" + after);
-    std::ofstream(scratch.config_path()) << config;
-}
-
 // A message from side a for public.notes (id, body, flag) of bridge `bridge`.
 ChangeBatch notes_batch(const std::string& bridge, const std::string& table, std::uint64_t lsn,
                         Row row) {
@@ -83,8 +70,10 @@ Value text(std::string s) {
 TEST_SUITE("containment") {
     TEST_CASE("no message stops pgbridge run: each bad one is dead-lettered, the rest applied") {
         BridgeRun run("");
-        insert_config(run.scratch, "password_file = \"rabbit.pass\"", "max_message_bytes = 65536");
-        insert_config(run.scratch, "timeout_ms = 10000", "max_retries = 2\nretry_delay_ms = 200");
+        rewrite_config(run.scratch, "password_file = \"rabbit.pass\"",
+                       "password_file = \"rabbit.pass\"\nmax_message_bytes = 65536");
+        rewrite_config(run.scratch, "timeout_ms = 10000",
+                       "timeout_ms = 10000\nmax_retries = 2\nretry_delay_ms = 200");
         run.start();
         const std::string bridge = run.scratch.name();
 
@@ -218,7 +207,8 @@ TEST_SUITE("containment") {
 
     TEST_CASE("a transaction larger than a message arrives in parts, applied whole, once") {
         BridgeRun run("");
-        insert_config(run.scratch, "password_file = \"rabbit.pass\"", "max_message_bytes = 65536");
+        rewrite_config(run.scratch, "password_file = \"rabbit.pass\"",
+                       "password_file = \"rabbit.pass\"\nmax_message_bytes = 65536");
         run.start();
         auto a = run.scratch.admin(0);
         auto b = run.scratch.admin(1);

@@ -73,6 +73,16 @@ bool copies_done(ScratchBridge& scratch) {
     return true;
 }
 
+// run streams 20 notes from a to b and finishes its initial copies, then stops.
+void stream_then_stop(BridgeRun& run) {
+    run.start();
+    insert_notes(run.scratch, 0, 1, 20);
+    REQUIRE(
+        eventually([&] { return notes_arrived(run.scratch, 1, 1, 20); }, std::chrono::seconds(30)));
+    REQUIRE(eventually([&] { return copies_done(run.scratch); }, std::chrono::seconds(30)));
+    run.stop();
+}
+
 // pgbridge's record of a side's slot is never behind the server's position for it.
 void check_slot_recorded(ScratchBridge& scratch, int side) {
     auto conn = scratch.admin(side);
@@ -85,18 +95,6 @@ void check_slot_recorded(ScratchBridge& scratch, int side) {
     REQUIRE(r.rows() == 1);
     INFO("server " << r.value(0, 1) << ", recorded " << r.value(0, 2));
     CHECK(r.value(0, 0) == "t");
-}
-
-// The bridge's config file with `from` replaced by `to` (once).
-void edit_config(const ScratchBridge& scratch, const std::string& from, const std::string& to) {
-    std::ifstream in(scratch.config_path());
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string config = text.str();
-    const auto at = config.find(from);
-    REQUIRE(at != std::string::npos);
-    config.replace(at, from.size(), to);
-    std::ofstream(scratch.config_path()) << config;
 }
 
 long bridge_slots(ScratchBridge& scratch) {
@@ -223,12 +221,7 @@ TEST_SUITE("operations") {
         "a slot created again: setup and status say so, and run repairs what the old "
         "slot never captured") {
         BridgeRun run("");
-        run.start();
-        insert_notes(run.scratch, 0, 1, 20);
-        REQUIRE(eventually([&] { return notes_arrived(run.scratch, 1, 1, 20); },
-                           std::chrono::seconds(30)));
-        REQUIRE(eventually([&] { return copies_done(run.scratch); }, std::chrono::seconds(30)));
-        run.stop();
+        stream_then_stop(run);
         check_slot_recorded(run.scratch, 0);
         check_slot_recorded(run.scratch, 1);
 
@@ -266,12 +259,7 @@ TEST_SUITE("operations") {
         "pgbridge repair") {
         BridgeRun run("");
         std::ofstream(run.scratch.config_path(), std::ios::app) << "\n[sync]\nrecopy = \"ask\"\n";
-        run.start();
-        insert_notes(run.scratch, 0, 1, 20);
-        REQUIRE(eventually([&] { return notes_arrived(run.scratch, 1, 1, 20); },
-                           std::chrono::seconds(30)));
-        REQUIRE(eventually([&] { return copies_done(run.scratch); }, std::chrono::seconds(30)));
-        run.stop();
+        stream_then_stop(run);
 
         // Skipped past by hand: the changes in between are never streamed.
         write_uncaptured(run.scratch);
@@ -321,14 +309,14 @@ TEST_SUITE("operations") {
         std::ofstream(pass_file) << TestEnvironment::get().amqp_password << "\n";
         const std::string url = TestEnvironment::get().amqp_url;
         const std::string vhost_url = url.substr(0, url.rfind('/')) + "/no_such_vhost";
-        edit_config(scratch, url, vhost_url);
+        rewrite_config(scratch, url, vhost_url);
         r = scratch.pgbridge(setup_args(scratch));
         INFO(r.out << r.err);
         CHECK(r.exit_code != 0);
         CHECK(r.err.find("virtual host 'no_such_vhost'") != std::string::npos);
         CHECK(bridge_slots(scratch) == 0);
 
-        edit_config(scratch, vhost_url, url);
+        rewrite_config(scratch, vhost_url, url);
         scratch.setup();
         CHECK(bridge_slots(scratch) == 2);
 

@@ -471,6 +471,19 @@ class BridgeRun {
     int starts_ = 0;
 };
 
+// Rewrites the bridge's config file: the first `from` becomes `to`.
+inline void rewrite_config(const ScratchBridge& scratch, const std::string& from,
+                           const std::string& to) {
+    std::ifstream in(scratch.config_path());
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string config = text.str();
+    const auto at = config.find(from);
+    REQUIRE(at != std::string::npos);
+    config.replace(at, from.size(), to);
+    std::ofstream(scratch.config_path()) << config;
+}
+
 // A TCP port nobody listens on now (the kernel's pick for a socket bound to port 0).
 inline int free_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
