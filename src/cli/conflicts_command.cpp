@@ -55,13 +55,6 @@ json record_json(const std::string& side, const pg::Result& r, int i) {
                 {"note", text(18)}};
 }
 
-std::string plain(const json& v) {
-    if (v.is_null()) {
-        return "-";
-    }
-    return v.is_string() ? v.get<std::string>() : v.dump();
-}
-
 std::string columns_text(const json& columns) {
     std::string out;
     for (const auto& c : columns) {

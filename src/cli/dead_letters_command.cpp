@@ -17,6 +17,7 @@
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/hex.hpp>
 #include <pgbridge/core/utf8.hpp>
+#include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 #include <pgbridge/transport/message_codec.hpp>
 
@@ -57,13 +58,6 @@ json record_json(const std::string& side, const pg::Result& r, int i) {
                 {"payload_bytes", number(13)},
                 {"status", text(14)},
                 {"handled_at", text(15)}};
-}
-
-std::string plain(const json& v) {
-    if (v.is_null()) {
-        return "-";
-    }
-    return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
 std::vector<const SideConfig*> sides_of(const Config& config, const std::string& side) {
@@ -121,23 +115,22 @@ int list(const Config& config, const GlobalOptions& global,
 
 int show(const Config& config, const GlobalOptions& global,
          const DeadLettersCommandOptions& options) {
-    const std::string select =
-        std::string("SELECT ") + kColumns + ", payload FROM pgbridge.dead_letters WHERE id = $1";
-    const json d = find_side_record(
-        config, options.ids.front(), "dead letter", kApplicationName, select,
-        [&](const std::string& side, const pg::Result& r, int i) {
-            json record = record_json(side, r, i);
-            if (options.payload && !r.is_null(i, 16)) {
-                // bytea arrives as \x followed by hex digits.
-                const std::string bytes = from_hex(r.value(i, 16).substr(2)).value_or("");
-                if (is_valid_utf8(bytes)) {
-                    record["payload"] = bytes;
-                } else {
-                    record["payload_hex"] = std::string(r.value(i, 16).substr(2));
-                }
-            }
-            return record;
-        });
+    const std::string select = std::string("SELECT ") + kColumns +
+                               ", encode(payload, 'hex') FROM pgbridge.dead_letters WHERE id = $1";
+    const json d =
+        find_side_record(config, options.ids.front(), "dead letter", kApplicationName, select,
+                         [&](const std::string& side, const pg::Result& r, int i) {
+                             json record = record_json(side, r, i);
+                             if (options.payload && !r.is_null(i, 16)) {
+                                 const std::string bytes = from_hex(r.value(i, 16)).value_or("");
+                                 if (is_valid_utf8(bytes)) {
+                                     record["payload"] = bytes;
+                                 } else {
+                                     record["payload_hex"] = std::string(r.value(i, 16));
+                                 }
+                             }
+                             return record;
+                         });
     if (global.json) {
         std::cout << d.dump(2) << "\n";
         return 0;
@@ -167,25 +160,20 @@ struct Letter {
 std::vector<Letter> select_letters(const Config& config, pg::Connection& conn,
                                    const SideConfig& side,
                                    const DeadLettersCommandOptions& options) {
-    std::vector<std::string> numbers;
+    std::vector<std::optional<std::string>> numbers;
     for (const auto& text : options.ids) {
         const SideRecordId id = parse_side_record_id(config, text, "dead letter");
         if (id.side.empty() || id.side == side.name) {
-            numbers.push_back(id.number);
+            numbers.emplace_back(id.number);
         }
     }
     if (!options.all && numbers.empty()) {
         return {};
     }
-    std::string list = "{";
-    for (const auto& n : numbers) {
-        list += (list.size() > 1 ? "," : "") + n;
-    }
-    list += "}";
     const pg::Result r = conn.exec(
         "SELECT id, error_kind, message_id, encode(payload, 'hex') FROM pgbridge.dead_letters"
         " WHERE bridge = $1 AND status = 'new' AND ($2 OR id = ANY ($3::bigint[])) ORDER BY id",
-        {config.bridge_name, options.all ? "true" : "false", list});
+        {config.bridge_name, options.all ? "true" : "false", pg::array_literal(numbers)});
     std::vector<Letter> out;
     for (int i = 0; i < r.rows(); ++i) {
         Letter l{&side, std::string(r.value(i, 0)), std::string(r.value(i, 1)),

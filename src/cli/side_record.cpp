@@ -6,6 +6,13 @@
 
 namespace pgbridge::cli {
 
+std::string plain(const nlohmann::json& value) {
+    if (value.is_null()) {
+        return "-";
+    }
+    return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
 pg::Connection open_side(const Config& config, const SideConfig& side,
                          std::string_view application_name) {
     return pg::Connection::open(

@@ -35,7 +35,7 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
         const auto identity = source::read_slot_identity(
             conn, config.bridge_name, names::slot(config.bridge_name, side.name));
         p.slot_moved = identity.moved_outside();
-        p.repair_pending = identity.needs_repair();
+        p.repair_pending = identity.repair_pending;
         std::uint64_t copied = 0;
         const auto copies = conn.exec(
             "SELECT table_name FROM pgbridge.sync_state WHERE bridge = $1", {config.bridge_name});

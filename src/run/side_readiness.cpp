@@ -76,7 +76,7 @@ void check_broker_ready(const Config& config) {
 }
 
 std::optional<bool> check_bridge_ready(const Config& config) {
-    bool stale = false;
+    bool repair = false;
     try {
         for (const auto& side : config.sides) {
             const run::SideReadiness ready = check_side_ready(config, side.name);
@@ -88,10 +88,10 @@ std::optional<bool> check_bridge_ready(const Config& config) {
                     "between was never captured",
                     {{"side", side.name}, {"generation", std::to_string(*ready.slot.generation)}});
             }
-            if (!ready.slot.needs_repair()) {
+            if (!ready.slot.repair_pending) {
                 continue;
             }
-            stale = true;
+            repair = true;
             log::warning("run",
                          config.sync.recopy == SyncConfig::Recopy::Auto
                              ? "what an older slot never captured may be missing on the other "
@@ -121,7 +121,7 @@ std::optional<bool> check_bridge_ready(const Config& config) {
                      "them when it connects)",
                      {{"error", e.what()}});
     }
-    return stale && config.sync.recopy == SyncConfig::Recopy::Auto;
+    return repair && config.sync.recopy == SyncConfig::Recopy::Auto;
 }
 
 }  // namespace pgbridge::run

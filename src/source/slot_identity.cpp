@@ -28,22 +28,13 @@ SlotIdentity read_slot_identity(pg::Connection& conn, const std::string& bridge,
     }
     try {
         const auto recorded = conn.exec(
-            "SELECT generation, confirmed_lsn::text FROM pgbridge.slot_state"
+            "SELECT generation, confirmed_lsn::text, repair_pending FROM pgbridge.slot_state"
             " WHERE bridge = $1 AND slot_name = $2",
             {bridge, slot});
         if (recorded.rows() == 1) {
             id.generation = std::stoll(std::string(recorded.value(0, 0)));
             id.recorded = lsn_of(recorded.value(0, 1));
-        }
-        const auto stale = conn.exec(
-            "SELECT table_name FROM pgbridge.sync_state"
-            " WHERE bridge = $1 AND slot_generation IS DISTINCT FROM $2::bigint ORDER BY 1",
-            {bridge, id.generation ? std::optional(std::to_string(*id.generation))
-                                   : std::optional<std::string>()});
-        if (id.generation) {
-            for (int r = 0; r < stale.rows(); ++r) {
-                id.stale_copies.emplace_back(stale.value(r, 0));
-            }
+            id.repair_pending = recorded.value(0, 2) == "t";
         }
     } catch (const Error& e) {
         if (e.context_value("sqlstate") == sqlstate::kUndefinedTable ||
@@ -70,11 +61,14 @@ SlotRecord record_slot_identity(pg::Connection& conn, const std::string& bridge,
     const std::int64_t generation = first ? 1 : *now.generation + 1;
     conn.transaction([&] {
         conn.exec(
-            "INSERT INTO pgbridge.slot_state (bridge, slot_name, generation, confirmed_lsn)"
-            " VALUES ($1, $2, $3, $4::pg_lsn) ON CONFLICT (bridge, slot_name) DO UPDATE"
-            " SET generation = EXCLUDED.generation, confirmed_lsn = EXCLUDED.confirmed_lsn,"
+            "INSERT INTO pgbridge.slot_state"
+            "       (bridge, slot_name, generation, confirmed_lsn, repair_pending)"
+            " VALUES ($1, $2, $3, $4::pg_lsn, $5::boolean) ON CONFLICT (bridge, slot_name)"
+            " DO UPDATE SET generation = EXCLUDED.generation,"
+            "     confirmed_lsn = EXCLUDED.confirmed_lsn, repair_pending = EXCLUDED.repair_pending,"
             "     since = now(), recorded_at = now()",
-            {bridge, slot, std::to_string(generation), now.confirmed_flush.to_string()});
+            {bridge, slot, std::to_string(generation), now.confirmed_flush.to_string(),
+             first ? "false" : "true"});
         if (first) {
             // The copies made so far were made through this slot (or one pgbridge cannot
             // know of any more): they count as its own.
@@ -86,20 +80,15 @@ SlotRecord record_slot_identity(pg::Connection& conn, const std::string& bridge,
     });
     now.generation = generation;
     now.recorded = now.confirmed_flush;
-    now.stale_copies.clear();
-    if (!first) {
-        const auto stale = conn.exec(
-            "SELECT table_name FROM pgbridge.sync_state"
-            " WHERE bridge = $1 AND slot_generation IS DISTINCT FROM $2::bigint ORDER BY 1",
-            {bridge, std::to_string(generation)});
-        for (int r = 0; r < stale.rows(); ++r) {
-            now.stale_copies.emplace_back(stale.value(r, 0));
-        }
-    }
+    now.repair_pending = !first;
     return first ? SlotRecord::Recorded : SlotRecord::NewGeneration;
 }
 
 void mark_copies_current(pg::Connection& conn, const std::string& bridge, const std::string& slot) {
+    conn.exec(
+        "UPDATE pgbridge.slot_state SET repair_pending = false"
+        " WHERE bridge = $1 AND slot_name = $2 AND repair_pending",
+        {bridge, slot});
     conn.exec(
         "UPDATE pgbridge.sync_state s SET slot_generation = g.generation"
         "  FROM pgbridge.slot_state g"

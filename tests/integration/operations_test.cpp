@@ -108,11 +108,14 @@ long bridge_slots(ScratchBridge& scratch) {
     return n;
 }
 
-CommandResult run_to_exit(ScratchBridge& scratch, const std::string& log_name) {
+// pgbridge run of the bridge, expected to end by itself within `deadline`: its exit code (-1
+// when it did not end) and its output (in `err`).
+CommandResult run_to_exit(ScratchBridge& scratch, const std::string& log_name,
+                          std::chrono::seconds deadline = std::chrono::seconds(30)) {
     DaemonProcess daemon(
         {TestEnvironment::get().pgbridge_binary, "--config", scratch.config_path(), "run"},
         scratch.dir() + "/" + log_name);
-    const int code = daemon.wait(std::chrono::seconds(30));
+    const int code = daemon.wait(deadline);
     return CommandResult{code, "", daemon.output()};
 }
 
@@ -135,18 +138,16 @@ TEST_SUITE("operations") {
         REQUIRE(eventually([&] { return notes_arrived(run.scratch, 1, 1, 10); },
                            std::chrono::seconds(30)));
 
-        DaemonProcess second(
-            {TestEnvironment::get().pgbridge_binary, "--config", run.scratch.config_path(), "run"},
-            run.scratch.dir() + "/second-run.log");
-        const int code = second.wait(std::chrono::seconds(20));
-        INFO(second.output());
-        CHECK(code == 2);
-        CHECK(second.output_contains("already running"));
-        CHECK(second.output_contains(fmt::format("pid {}", run.daemon->pid())));
-        CHECK(second.output_contains("since "));
+        const CommandResult second =
+            run_to_exit(run.scratch, "second-run.log", std::chrono::seconds(20));
+        INFO(second.err);
+        CHECK(second.exit_code == 2);
+        CHECK(second.err.find("already running") != std::string::npos);
+        CHECK(second.err.find(fmt::format("pid {}", run.daemon->pid())) != std::string::npos);
+        CHECK(second.err.find("since ") != std::string::npos);
         // It stopped before any part started: no capture, no consumer, no copy.
-        CHECK_FALSE(second.output_contains("streaming"));
-        CHECK_FALSE(second.output_contains("copy"));
+        CHECK(second.err.find("streaming") == std::string::npos);
+        CHECK(second.err.find("copy") == std::string::npos);
 
         // The first goes on alone: one consumer per queue, every change applied once, nothing
         // dead-lettered.
@@ -196,14 +197,12 @@ TEST_SUITE("operations") {
     TEST_CASE("run refuses a side whose setup is not complete, and copies nothing") {
         BridgeRun run("");
         drop_slot(run.scratch, 1);
-        DaemonProcess refused(
-            {TestEnvironment::get().pgbridge_binary, "--config", run.scratch.config_path(), "run"},
-            run.scratch.dir() + "/refused-run.log");
-        const int code = refused.wait(std::chrono::seconds(30));
-        INFO(refused.output());
-        CHECK(code == 2);
-        CHECK(refused.output_contains(names::slot(run.scratch.name(), "b") + " is missing"));
-        CHECK(refused.output_contains("pgbridge setup"));
+        const CommandResult refused = run_to_exit(run.scratch, "refused-run.log");
+        INFO(refused.err);
+        CHECK(refused.exit_code == 2);
+        CHECK(refused.err.find(names::slot(run.scratch.name(), "b") + " is missing") !=
+              std::string::npos);
+        CHECK(refused.err.find("pgbridge setup") != std::string::npos);
         for (int side = 0; side < 2; ++side) {
             auto conn = run.scratch.admin(side);
             CHECK(count_of(conn, "SELECT count(*) FROM pgbridge.sync_state") == 0);

@@ -31,6 +31,10 @@ nlohmann::json find_side_record(
     const std::function<nlohmann::json(const std::string& side, const pg::Result&, int row)>&
         to_json);
 
+// A field of such a record as a text-table cell: "-" for null, strings as they are, the
+// rest as JSON.
+std::string plain(const nlohmann::json& value);
+
 pg::Connection open_side(const Config& config, const SideConfig& side,
                          std::string_view application_name);
 

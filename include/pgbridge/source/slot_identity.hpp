@@ -5,7 +5,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include <pgbridge/core/lsn.hpp>
 #include <pgbridge/pg/connection.hpp>
@@ -25,15 +24,12 @@ struct SlotIdentity {
     // From pgbridge.slot_state; nullopt until recorded (a slot of an older pgbridge).
     std::optional<std::int64_t> generation;
     Lsn recorded;  // the furthest position pgbridge reported
-    // Tables of this side whose copy (pgbridge.sync_state) was made through an older
-    // generation of the slot, schema-qualified as named on this side.
-    std::vector<std::string> stale_copies;
-    // The generation began with changes never captured, and no full repair has run since.
+    // The generation began with changes never captured (not the first slot), and no repair
+    // of every synced table has run since: they may be missing on the other side, and the
+    // copies made through the older slot (pgbridge.sync_state) do not say otherwise.
     bool repair_pending = false;
 
     bool lost() const { return wal_status == "lost"; }
-    // What the old slot never captured may be missing on the other side.
-    bool needs_repair() const { return repair_pending || !stale_copies.empty(); }
     // Past anything pgbridge reported: created again, or moved by hand.
     bool moved_outside() const {
         return exists && generation.has_value() && confirmed_flush > recorded;
@@ -48,7 +44,7 @@ SlotIdentity read_slot_identity(pg::Connection& conn, const std::string& bridge,
 enum class SlotRecord {
     Unchanged,      // recorded, and the server agrees
     Recorded,       // first seen: recorded as generation 1, the copies made so far its own
-    NewGeneration,  // created again or moved: the next generation; older copies are stale
+    NewGeneration,  // created again or moved: the next generation, its repair pending
 };
 
 // Brings pgbridge.slot_state in line with the server's slot `now` (read just before; the slot
