@@ -1,4 +1,5 @@
--- pgbridge metadata schema, version 1.
+-- pgbridge metadata schema, version 2 (1 plus slot_state, sync_state.slot_generation and
+-- apply_progress.waiting_for: every statement below also upgrades an older schema).
 --
 -- Run on each side of a bridge, as a role that may create schemas in the database:
 --   psql "dbname=looma" -v ON_ERROR_STOP=1 -f 01_metadata_schema.sql
@@ -11,7 +12,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.schema_version (
     version      integer PRIMARY KEY,
     installed_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO pgbridge.schema_version (version) VALUES (1) ON CONFLICT (version) DO NOTHING;
+INSERT INTO pgbridge.schema_version (version) VALUES (1), (2) ON CONFLICT (version) DO NOTHING;
 
 -- Every conflict the apply side met, resolved or pending. Row values are kept here (and only
 -- here, never in logs) so that a DBA can see what each side had and act on it.
@@ -79,6 +80,10 @@ CREATE TABLE IF NOT EXISTS pgbridge.apply_progress (
     applied_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (bridge, source_side)
 );
+-- Set while the apply of this direction waits for this side's schema (a column the source
+-- sends that this side does not have yet: docs/schema-changes.md); cleared by the next apply.
+ALTER TABLE pgbridge.apply_progress ADD COLUMN IF NOT EXISTS waiting_for text;
+ALTER TABLE pgbridge.apply_progress ADD COLUMN IF NOT EXISTS waiting_since timestamptz;
 
 -- The initial copy of each synced table of this side (pgbridge run copies a table once, from
 -- a snapshot, the first time it runs with it; docs/initial-sync.md). Delete a row to have
@@ -177,7 +182,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.row_versions (
 CREATE OR REPLACE FUNCTION pgbridge.track_row_versions() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $function$
 DECLARE
-    tbl      text := quote_ident(TG_TABLE_SCHEMA) || '.' || quote_ident(TG_TABLE_NAME);
+    tbl      text;
     xid      text := pg_current_xact_id()::text;
     new_row  jsonb;
     old_row  jsonb;
@@ -190,6 +195,11 @@ BEGIN
     IF current_setting('pgbridge.applying', true) = 'on' THEN
         RETURN NULL;
     END IF;
+    -- A partition's rows are synced under their partitioned table's name (the publication
+    -- publishes them through it: publish_via_partition_root).
+    SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) INTO tbl
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = coalesce(pg_partition_root(TG_RELID), TG_RELID);
     IF TG_OP <> 'INSERT' THEN
         old_row := to_jsonb(OLD);
     END IF;

@@ -168,6 +168,12 @@ const char* const kRecordProgressStatement =
     " ON CONFLICT (bridge, source_side) DO UPDATE SET"
     " last_end_lsn = greatest(p.last_end_lsn, EXCLUDED.last_end_lsn),"
     " last_commit_time = greatest(p.last_commit_time, EXCLUDED.last_commit_time),"
-    " applied_at = now()";
+    " applied_at = now(), waiting_for = NULL, waiting_since = NULL";
+
+const char* const kRecordWaitingStatement =
+    "INSERT INTO pgbridge.apply_progress AS p (bridge, source_side, last_end_lsn, waiting_for,"
+    " waiting_since) VALUES ($1, $2, '0/0', $3, now())"
+    " ON CONFLICT (bridge, source_side) DO UPDATE SET waiting_for = EXCLUDED.waiting_for,"
+    " waiting_since = coalesce(p.waiting_since, now())";
 
 }  // namespace pgbridge::apply

@@ -1,5 +1,6 @@
 #include <set>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/apply/apply_statements.hpp>
@@ -115,6 +116,7 @@ class PostgresApplier::Attempt {
 
   private:
     void collect() {
+        a_.note_source_shapes(batch_);
         std::map<std::pair<const TargetTable*, std::vector<std::string>>, std::size_t> known;
         for (const auto& txn : batch_.transactions) {
             std::uint32_t sequence = sequence_base_;
@@ -132,7 +134,7 @@ class PostgresApplier::Attempt {
                 }
                 const TableConfig& config = a_.table_config_for(*event.table);
                 const TargetTable& target = a_.target_for(config);
-                item.mapped = map_change(event, txn, config, target);
+                item.mapped = map_change(event, txn, config, target, a_.gone_columns(config));
                 item.mapped.change.backfill = batch_.kind == transport::BatchKind::Backfill;
                 item.mapped.change.sequence = sequence;
                 const auto [it, added] =
@@ -774,12 +776,88 @@ const TargetTable& PostgresApplier::target_for(const TableConfig& table) {
     return it->second;
 }
 
+void PostgresApplier::note_source_shapes(const transport::ChangeBatch& batch) {
+    for (const auto& txn : batch.transactions) {
+        for (const auto& event : txn.changes) {
+            if (!event.table) {
+                continue;
+            }
+            std::vector<std::string> shape;
+            shape.reserve(event.table->columns.size());
+            for (const auto& c : event.table->columns) {
+                shape.push_back(c.name);
+            }
+            const QualifiedName name{event.table->schema, event.table->name};
+            auto [it, added] = source_shapes_.try_emplace(name, shape);
+            if (!added && it->second != shape) {
+                it->second = std::move(shape);
+                // The source's table changed: the target's may have too.
+                targets_.erase(table_config_for(*event.table).name);
+                gone_columns_.erase(table_config_for(*event.table).name);
+            }
+        }
+    }
+}
+
+const std::set<std::string>& PostgresApplier::gone_columns(const TableConfig& table) const {
+    static const std::set<std::string> none;
+    const auto it = gone_columns_.find(table.name);
+    return it == gone_columns_.end() ? none : it->second;
+}
+
+bool PostgresApplier::column_gone_from_both(const Error& missing) {
+    const std::string_view target_table = missing.context_value("table");
+    const std::string column(missing.context_value("column"));
+    for (const auto& t : options_.tables) {
+        if (t.name_on(options_.target_side).display() != target_table) {
+            continue;
+        }
+        pg::Connection source = pg::Connection::open(options_.source);
+        const pg::Result found = source.exec(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
+            "to_regclass($1) AND attname = $2 AND attnum > 0 AND NOT attisdropped)",
+            {t.name_on(options_.source_side).quoted(), column});
+        if (found.value(0, 0) == "t") {
+            return false;
+        }
+        gone_columns_[t.name].insert(t.canonical_column(options_.source_side, column));
+        log::info("apply",
+                  "a column neither side has any more: its values in changes captured before it "
+                  "was dropped are left out",
+                  {{"source", options_.source_side},
+                   {"table", std::string(target_table)},
+                   {"column", column}});
+        return true;
+    }
+    return false;
+}
+
+void PostgresApplier::record_waiting(const Error& missing) noexcept {
+    try {
+        connection().exec(kRecordWaitingStatement,
+                          {options_.bridge, options_.source_side,
+                           fmt::format("column {} of {}", missing.context_value("column"),
+                                       missing.context_value("table"))});
+    } catch (const std::exception& e) {
+        log::warning("apply",
+                     "could not record in pgbridge.apply_progress what the apply waits for",
+                     {{"source", options_.source_side}, {"error", e.what()}});
+    }
+}
+
 void PostgresApplier::apply(const transport::ChangeBatch& batch) {
     std::shared_ptr<const ConflictResolver> resolver;
     {
         const std::lock_guard lock(rules_mutex_);
         resolver = resolver_;
     }
+    if (reload_catalog_.exchange(false)) {
+        targets_.clear();
+        gone_columns_.clear();
+    }
+    // The target's description is read again once per batch when it looks older than the
+    // target's catalog.
+    bool described_again = false;
     for (int attempt = 1;; ++attempt) {
         try {
             if (batch.chunk) {
@@ -794,10 +872,27 @@ void PostgresApplier::apply(const transport::ChangeBatch& batch) {
                 throw;
             }
             const std::string_view state = e.context_value("sqlstate");
-            if (state == sqlstate::kUndefinedTable || state == sqlstate::kUndefinedColumn ||
+            const bool missing_column = e.context_value("waiting_for") == "column";
+            if (missing_column || state == sqlstate::kUndefinedTable ||
+                state == sqlstate::kUndefinedColumn || state == sqlstate::kDatatypeMismatch ||
                 state == sqlstate::kInvalidSqlStatementName) {
-                // The target's tables changed under us: describe them again next time.
+                // The target's tables changed under us (or the source's did and the target
+                // has caught up since): describe them again and try once more at once.
                 targets_.clear();
+                if (!described_again) {
+                    described_again = true;
+                    --attempt;
+                    continue;
+                }
+            }
+            if (missing_column) {
+                if (column_gone_from_both(e)) {
+                    --attempt;
+                    continue;
+                }
+                stats_.schema_waits++;
+                record_waiting(e);
+                throw;
             }
             if (!is_transient_conflict(e) || attempt >= options_.transient_attempts) {
                 throw;

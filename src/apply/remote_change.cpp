@@ -15,10 +15,15 @@ Error change_error(ErrorKind kind, std::string message, const TargetTable& targe
     return error;
 }
 
+// Where a source column that is left out goes: nowhere.
+constexpr std::size_t kLeftOut = std::string::npos;
+
 Row place(const Row& source_row, const std::vector<std::size_t>& positions, std::size_t width) {
     Row out(width, Value{Value::Kind::UnchangedToast, {}});
     for (std::size_t j = 0; j < source_row.size() && j < positions.size(); ++j) {
-        out[positions[j]] = source_row[j];
+        if (positions[j] != kLeftOut) {
+            out[positions[j]] = source_row[j];
+        }
     }
     return out;
 }
@@ -26,7 +31,8 @@ Row place(const Row& source_row, const std::vector<std::size_t>& positions, std:
 }  // namespace
 
 MappedChange map_change(const ChangeEvent& event, const SourceTransaction& transaction,
-                        const TableConfig& table, const TargetTable& target) {
+                        const TableConfig& table, const TargetTable& target,
+                        const std::set<std::string>& gone) {
     const std::string& source = transaction.source_side;
     const auto& source_columns = event.table->columns;
     const std::size_t width = target.columns.size();
@@ -36,13 +42,16 @@ MappedChange map_change(const ChangeEvent& event, const SourceTransaction& trans
     for (std::size_t j = 0; j < source_columns.size(); ++j) {
         const std::string canonical = table.canonical_column(source, source_columns[j].name);
         const std::size_t index = target.find(table.column_on(target.side, canonical));
-        if (index == std::string::npos) {
+        if (index == std::string::npos && !gone.contains(canonical)) {
+            // Added on the source and not yet here, or dropped here and not yet there: the
+            // applier finds out which (docs/schema-changes.md).
             throw change_error(ErrorKind::Setup,
                                "a column of the source table is missing on the target", target,
                                transaction)
-                .with("column", source_columns[j].name);
+                .with("column", source_columns[j].name)
+                .with("waiting_for", "column");
         }
-        positions[j] = index;
+        positions[j] = index;  // kLeftOut when gone
     }
 
     MappedChange out;
@@ -71,7 +80,7 @@ MappedChange map_change(const ChangeEvent& event, const SourceTransaction& trans
         c.sender_columns.assign(width, fallback.own);
         for (std::size_t j = 0; j < source_columns.size(); ++j) {
             const auto it = event.versions->columns.find(source_columns[j].name);
-            if (it != event.versions->columns.end()) {
+            if (it != event.versions->columns.end() && positions[j] != kLeftOut) {
                 c.seen_columns[positions[j]] = it->second.seen;
                 c.sender_columns[positions[j]] = it->second.own;
             }

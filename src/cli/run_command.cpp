@@ -67,12 +67,14 @@ void reload(const GlobalOptions& global, const Config& running,
         const Config next = load_config(global.config_path);
         apply_log_level(next, global);
         for (const auto& d : directions) {
-            d->set_rules(ConflictRules(next));
+            d->reload(ConflictRules(next));
         }
         const bool same_shape = next.bridge_name == running.bridge_name &&
                                 next.tables.size() == running.tables.size() &&
                                 next.sides.size() == running.sides.size();
-        log::info("run", "configuration reloaded: conflict rules and log level",
+        log::info("run",
+                  "configuration reloaded: conflict rules and log level; the synced tables are "
+                  "described again from the catalogs",
                   {{"file", global.config_path},
                    {"log_level", std::string(log::to_string(next.engine.log_level))}});
         if (!same_shape) {

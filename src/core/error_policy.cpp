@@ -56,10 +56,16 @@ FailureAction classify_apply_failure(const Error& error) {
             }
             return FailureAction::Retry;
         }
+        case ErrorKind::Setup:
+            // The target's schema is behind the source's (a column added there first): it
+            // will catch up; the message must not be spent on attempts meanwhile.
+            if (!error.context_value("waiting_for").empty()) {
+                return FailureAction::WaitInPlace;
+            }
+            break;
         case ErrorKind::Config:
         case ErrorKind::Usage:
         case ErrorKind::Io:
-        case ErrorKind::Setup:
         case ErrorKind::Internal:
             break;
     }

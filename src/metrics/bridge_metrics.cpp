@@ -46,6 +46,12 @@ struct BridgeMetrics::Families {
                       .Help("Failed apply attempts sent to the retry queue")
                       .Labels({{"bridge", bridge}})
                       .Register(r)),
+          schema_waits(prometheus::BuildCounter()
+                           .Name("pgbridge_apply_schema_waits_total")
+                           .Help("Apply attempts that wait for a column the target does not "
+                                 "have yet (docs/schema-changes.md)")
+                           .Labels({{"bridge", bridge}})
+                           .Register(r)),
           conflicts(prometheus::BuildCounter()
                         .Name("pgbridge_conflicts_total")
                         .Help("Conflicts met on apply, by table, column and strategy")
@@ -119,6 +125,7 @@ struct BridgeMetrics::Families {
     prometheus::Family<prometheus::Counter>& applied;
     prometheus::Family<prometheus::Counter>& dead_lettered;
     prometheus::Family<prometheus::Counter>& retries;
+    prometheus::Family<prometheus::Counter>& schema_waits;
     prometheus::Family<prometheus::Counter>& conflicts;
     prometheus::Family<prometheus::Histogram>& latency;
     prometheus::Family<prometheus::Gauge>& slot_lag;
@@ -199,6 +206,7 @@ void BridgeMetrics::update_totals(const std::string& source, const std::string& 
     advance(f.published, seen.published_messages, totals.published_messages);
     advance(f.dead_lettered, seen.dead_lettered, totals.dead_lettered);
     advance(f.retries, seen.retries, totals.retries);
+    advance(f.schema_waits, seen.schema_waits, totals.schema_waits);
 }
 
 void BridgeMetrics::update_probe(const BridgeProbe& probe, const std::vector<DirectionLag>& lag) {

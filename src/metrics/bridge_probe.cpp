@@ -55,13 +55,19 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
         p.new_dead_letters = std::stoull(std::string(counts.value(0, 1)));
         const auto progress = conn.exec(
             "SELECT last_end_lsn::text,"
-            "       (extract(epoch FROM last_commit_time) * 1000000)::int8"
-            "  FROM pgbridge.apply_progress WHERE bridge = $1 AND source_side = $2",
+            "       (extract(epoch FROM last_commit_time) * 1000000)::int8,"
+            // Through jsonb: a metadata schema older than these columns still reads.
+            "       to_jsonb(p) ->> 'waiting_for', to_jsonb(p) ->> 'waiting_since'"
+            "  FROM pgbridge.apply_progress p WHERE bridge = $1 AND source_side = $2",
             {config.bridge_name, config.other_side(side.name).name});
         if (progress.rows() == 1) {
             p.applied_end_lsn = Lsn::parse(progress.value(0, 0));
             if (!progress.is_null(0, 1)) {
                 p.applied_commit_time = std::stoll(std::string(progress.value(0, 1)));
+            }
+            if (!progress.is_null(0, 2)) {
+                p.apply_waiting_for = std::string(progress.value(0, 2));
+                p.apply_waiting_since = std::string(progress.value(0, 3));
             }
         }
     } catch (const Error& e) {
@@ -222,6 +228,13 @@ HealthReport assess(const Config& config, const BridgeProbe& probe,
                                 config.sync.recopy == SyncConfig::Recopy::Auto
                                     ? "pgbridge run repairs every synced table"
                                     : "run pgbridge repair (sync.recopy = \"ask\")"));
+        }
+        if (s.apply_waiting_for) {
+            problem(Health::Degraded,
+                    fmt::format("{} -> {}: the apply waits since {} for {} on side {} (add it, "
+                                "or drop it on side {} too: docs/schema-changes.md)",
+                                config.other_side(s.side).name, s.side, s.apply_waiting_since,
+                                *s.apply_waiting_for, s.side, config.other_side(s.side).name));
         }
         if (s.tables_not_copied > 0) {
             problem(Health::Degraded,

@@ -71,6 +71,9 @@ apply::ApplierOptions applier_options(const Config& config, const std::string& s
     o.target_side = target;
     o.target =
         side_connect_options(config.side(target), config.engine.timeout_ms, kApplicationName);
+    // Only to ask whether a column the target lacks still exists on the source.
+    o.source =
+        side_connect_options(config.side(source), config.engine.timeout_ms, kApplicationName);
     o.tables = config.tables;
     return o;
 }
@@ -185,6 +188,7 @@ DirectionCounters Direction::counters() const {
     c.conflicts = a.conflicts;
     c.dead_lettered = consumer_.stats().dead_lettered;
     c.retries = consumer_.stats().retries;
+    c.schema_waits = a.schema_waits;
     c.streaming = capture_.stats().streaming;
     c.copy_done = copy_done_;
     c.consuming = consumer_.stats().consuming;

@@ -30,10 +30,22 @@ SideReadiness check_side_ready(const Config& config, const std::string& side) {
     const auto found = conn.exec(
         "SELECT to_regnamespace($1) IS NOT NULL,"
         "       EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $2),"
-        "       pg_replication_origin_oid($3) IS NOT NULL",
+        "       pg_replication_origin_oid($3) IS NOT NULL,"
+        "       to_regclass('pgbridge.schema_version') IS NOT NULL",
         {std::string(names::kMetadataSchema), publication, origin});
     if (found.value(0, 0) != "t") {
         throw not_set_up(side, fmt::format("schema {} is missing", names::kMetadataSchema));
+    }
+    const int version =
+        found.value(0, 3) != "t"
+            ? 0
+            : std::atoi(conn.exec("SELECT coalesce(max(version), 0) FROM pgbridge.schema_version")
+                            .value(0, 0)
+                            .data());
+    if (version < names::kMetadataSchemaVersion) {
+        throw not_set_up(side, fmt::format("schema {} is from an older pgbridge (version {} "
+                                           "needed)",
+                                           names::kMetadataSchema, names::kMetadataSchemaVersion));
     }
     if (found.value(0, 1) != "t") {
         throw not_set_up(side, fmt::format("publication {} is missing", publication));

@@ -296,6 +296,9 @@ class Consumer::Session {
     // attempt is counted. Any other failure is thrown, as an Error, to the caller.
     template <typename Step>
     void waiting_in_place(Step&& step, const char* waiting, const std::string& lsn) {
+        // Short at first (a deadlock, a restart), then longer (a column to be added by hand),
+        // so that a long wait neither hammers the target nor floods the log.
+        auto delay = std::chrono::milliseconds(std::max(100, c_.options_.retry_delay_ms));
         while (true) {
             try {
                 step();
@@ -308,9 +311,17 @@ class Consumer::Session {
                 if (classify_apply_failure(e) != FailureAction::WaitInPlace) {
                     throw e;
                 }
-                log::warning("consumer", waiting,
-                             {{"queue", queue_}, {"last_lsn", lsn}, {"error", e.what()}});
-                pause();
+                log::warning("consumer",
+                             e.context_value("waiting_for").empty()
+                                 ? waiting
+                                 : "the target lacks a column the source sends; waiting for it "
+                                   "(docs/schema-changes.md)",
+                             {{"queue", queue_},
+                              {"last_lsn", lsn},
+                              {"retry_in_ms", std::to_string(delay.count())},
+                              {"error", e.what()}});
+                pause(delay);
+                delay = std::min(delay * 2, std::max(delay, kLongestWait));
             }
         }
     }
@@ -320,9 +331,10 @@ class Consumer::Session {
                          batch.last_end_lsn().to_string());
     }
 
-    void pause() const {
-        const auto until = std::chrono::steady_clock::now() +
-                           std::chrono::milliseconds(std::max(100, c_.options_.retry_delay_ms));
+    static constexpr std::chrono::milliseconds kLongestWait{5000};
+
+    void pause(std::chrono::milliseconds delay) const {
+        const auto until = std::chrono::steady_clock::now() + delay;
         while (std::chrono::steady_clock::now() < until) {
             if (c_.stopping_) {
                 throw StopRequested{};

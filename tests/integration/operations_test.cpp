@@ -126,6 +126,26 @@ std::vector<std::string> setup_args(const ScratchBridge& scratch) {
     return args;
 }
 
+// Every row of public.notes on a side as "id:col1|col2|...", in key order.
+std::string notes_columns(ScratchBridge& scratch, int side, const std::string& columns) {
+    auto conn = scratch.admin(side);
+    return std::string(
+        conn.exec(fmt::format("SELECT coalesce(string_agg(id || ':' || concat_ws('|', {}), ',' "
+                              "ORDER BY id), '') FROM public.notes",
+                              columns))
+            .value(0, 0));
+}
+
+bool dead_letters_none(ScratchBridge& scratch) {
+    for (int side = 0; side < 2; ++side) {
+        auto conn = scratch.admin(side);
+        if (count_of(conn, "SELECT count(*) FROM pgbridge.dead_letters") != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
 TEST_SUITE("operations") {
@@ -435,6 +455,92 @@ TEST_SUITE("operations") {
                    s.out.find("dead-letter queue") == std::string::npos;
         }));
         CHECK(run.scratch.pgbridge({"dead-letters", "replay", "--id", third}).exit_code == 2);
+        run.stop();
+    }
+
+    TEST_CASE(
+        "columns added and dropped on a running bridge, in either order: changes wait for the "
+        "column, nothing is dead-lettered, no restart") {
+        BridgeRun run("");
+        run.start();
+        insert_notes(run.scratch, 0, 1, 5);
+        REQUIRE(eventually([&] { return notes_arrived(run.scratch, 1, 1, 5); },
+                           std::chrono::seconds(30)));
+        auto a = run.scratch.admin(0);
+        auto b = run.scratch.admin(1);
+
+        // On the source first: its changes wait until the target has the column.
+        a.exec("ALTER TABLE public.notes ADD COLUMN tag text");
+        a.exec(
+            "INSERT INTO public.notes SELECT g, 'tagged ' || g, true, 'a' || g"
+            "  FROM generate_series(6, 10) g");
+        a.exec("UPDATE public.notes SET tag = 'set on a' WHERE id = 1");
+        CommandResult waiting;
+        CHECK(eventually(
+            [&] {
+                waiting = run.scratch.pgbridge({"status"});
+                return waiting.out.find("waits since") != std::string::npos;
+            },
+            std::chrono::seconds(30)));
+        INFO(waiting.out);
+        CHECK(waiting.exit_code == 1);
+        CHECK(waiting.out.find("column tag of public.notes") != std::string::npos);
+        CHECK_FALSE(notes_arrived(run.scratch, 1, 6, 5));
+        b.exec("ALTER TABLE public.notes ADD COLUMN tag text");
+        CHECK(eventually(
+            [&] {
+                return notes_columns(run.scratch, 1, "body, tag") ==
+                       notes_columns(run.scratch, 0, "body, tag");
+            },
+            std::chrono::seconds(30)));
+        CHECK(notes_columns(run.scratch, 1, "tag").find("1:set on a") != std::string::npos);
+
+        // On the target first: the source's changes go on; the target's own wait for the
+        // source to have the column.
+        b.exec("ALTER TABLE public.notes ADD COLUMN score int");
+        a.exec("UPDATE public.notes SET body = 'a after b added score' WHERE id = 2");
+        b.exec("UPDATE public.notes SET score = 7 WHERE id = 3");
+        CHECK(eventually(
+            [&] {
+                return notes_columns(run.scratch, 1, "body").find("2:a after b added score") !=
+                       std::string::npos;
+            },
+            std::chrono::seconds(30)));
+        a.exec("ALTER TABLE public.notes ADD COLUMN score int");
+        CHECK(eventually(
+            [&] { return notes_columns(run.scratch, 0, "score").find("3:7") != std::string::npos; },
+            std::chrono::seconds(30)));
+
+        // Dropped on one side, then on the other: what the second side wrote in between
+        // waits, then goes without the column neither side has any more.
+        a.exec("ALTER TABLE public.notes DROP COLUMN tag");
+        insert_notes(run.scratch, 0, 11, 3);
+        CHECK(eventually([&] { return notes_arrived(run.scratch, 1, 11, 3); },
+                         std::chrono::seconds(30)));
+        b.exec(
+            "UPDATE public.notes SET tag = 'b wrote tag', body = 'b before its drop' WHERE id = 4");
+        CHECK(eventually(
+            [&] {
+                return run.scratch.pgbridge({"status"}).out.find("waits since") !=
+                       std::string::npos;
+            },
+            std::chrono::seconds(30)));
+        b.exec("ALTER TABLE public.notes DROP COLUMN tag");
+        CHECK(eventually(
+            [&] {
+                return notes_columns(run.scratch, 0, "body, flag, score") ==
+                       notes_columns(run.scratch, 1, "body, flag, score");
+            },
+            std::chrono::seconds(30)));
+        CHECK(notes_columns(run.scratch, 0, "body").find("4:b before its drop") !=
+              std::string::npos);
+        CHECK(eventually([&] { return run.scratch.pgbridge({"status"}).exit_code == 0; },
+                         std::chrono::seconds(60)));
+        CHECK(dead_letters_none(run.scratch));
+        CHECK(run.daemon->output_contains("waiting for it"));
+        CHECK(run.daemon->output_contains("neither side has any more"));
+        const auto [code, report] = run.pgbridge_json("verify");
+        CHECK(code == 0);
         run.stop();
     }
 }

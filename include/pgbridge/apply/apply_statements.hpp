@@ -46,7 +46,12 @@ std::string update_versions_statement(const TargetTable& table);
 extern const char* const kRecordConflictStatement;
 
 // Moves pgbridge.apply_progress of (bridge $1, source side $2) forward to end LSN $3 and
-// commit time $4 (never back: batches of different priorities commit out of order).
+// commit time $4 (never back: batches of different priorities commit out of order), and
+// clears what it was waiting for.
 extern const char* const kRecordProgressStatement;
+
+// Records that the apply of (bridge $1, source side $2) waits for $3 on this side (a column
+// of the source's table it lacks), since when it first did: status shows it.
+extern const char* const kRecordWaitingStatement;
 
 }  // namespace pgbridge::apply

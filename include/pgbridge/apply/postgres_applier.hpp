@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <pgbridge/apply/apply_observer.hpp>
@@ -22,6 +23,9 @@ struct ApplierOptions {
     std::string source_side;
     std::string target_side;
     pg::ConnectOptions target;  // the runtime role on the target
+    // The runtime role on the source: asked only whether a column the target lacks still
+    // exists there (docs/schema-changes.md).
+    pg::ConnectOptions source;
     std::vector<TableConfig> tables;
     // Attempts of one batch inside the applier when the server reports a transient failure
     // (deadlock, serialization, a key inserted locally between our read and our write), before
@@ -40,6 +44,7 @@ struct ApplierStats {
     std::atomic<std::uint64_t> conflicts{0};
     std::atomic<std::uint64_t> pending_conflicts{0};
     std::atomic<std::uint64_t> transient_retries{0};
+    std::atomic<std::uint64_t> schema_waits{0};
 };
 
 // Applies batches of one source side on the target (docs/apply-design.md): one target
@@ -57,6 +62,8 @@ class PostgresApplier final : public transport::BatchHandler {
 
     // Takes effect from the next batch (SIGHUP).
     void set_rules(ConflictRules rules);
+    // The target's tables are described again from its catalog before the next batch.
+    void reload_catalog() { reload_catalog_ = true; }
 
     const ApplierStats& stats() const { return stats_; }
 
@@ -74,6 +81,16 @@ class PostgresApplier final : public transport::BatchHandler {
     // Its description on the target, read from the catalog on first use (and again after the
     // target's tables changed).
     const TargetTable& target_for(const TableConfig& table);
+    // Before a batch: forgets the description of each table whose source shape (the columns
+    // of its Relation message) differs from the last one seen, so that it is read again.
+    void note_source_shapes(const transport::ChangeBatch& batch);
+    // Canonical names of the columns of `table` that neither side has any more.
+    const std::set<std::string>& gone_columns(const TableConfig& table) const;
+    // A column the target lacks (an Error with waiting_for = "column"): true if the source
+    // has no such column either (then its values are left out from now on); false if it
+    // does, and the apply waits for the target to have it (recorded for status).
+    bool column_gone_from_both(const Error& missing);
+    void record_waiting(const Error& missing) noexcept;
     void forget_session() noexcept;
 
     ApplierOptions options_;
@@ -81,7 +98,11 @@ class PostgresApplier final : public transport::BatchHandler {
     std::shared_ptr<const ConflictResolver> resolver_;
     std::optional<pg::Connection> connection_;
     std::map<QualifiedName, TargetTable> targets_;  // by canonical name
-    std::map<std::string, std::string> prepared_;   // SQL text -> statement name
+    std::atomic<bool> reload_catalog_{false};
+    // The source columns of each table as last seen, by the table's name on the source.
+    std::map<QualifiedName, std::vector<std::string>> source_shapes_;
+    std::map<QualifiedName, std::set<std::string>> gone_columns_;  // by canonical name
+    std::map<std::string, std::string> prepared_;                  // SQL text -> statement name
     ApplierStats stats_;
     // Parts carrying late versions, decoded (their versions only), by part index: while a
     // large transaction is applied, consecutive parts mostly need the same ones.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,10 +20,13 @@ struct MappedChange {
     std::vector<std::string> key;
 };
 
-// Throws Error(Setup) when a source column has no place on the target, and Error(Protocol)
-// when the change lacks a usable key; both name table and LSN.
+// Throws Error(Setup) with context waiting_for = "column" and column (its name on the source)
+// when a source column has no place on the target, unless `gone` lists it (canonical names of
+// columns neither side has any more: their values are left out); Error(Protocol) when the
+// change lacks a usable key. Both name table and LSN.
 MappedChange map_change(const ChangeEvent& event, const SourceTransaction& transaction,
-                        const TableConfig& table, const TargetTable& target);
+                        const TableConfig& table, const TargetTable& target,
+                        const std::set<std::string>& gone = {});
 
 // The key as a JSON object {"column": "value"} for the conflict log and error context.
 std::string key_json(const TargetTable& target, const std::vector<std::string>& key);

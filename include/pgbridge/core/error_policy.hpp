@@ -9,8 +9,9 @@ namespace pgbridge {
 // What to do about a failure: the one policy of the data path (capture, consumer, applier).
 enum class FailureAction {
     // The target or the broker cannot be reached right now, or refused for a moment (a
-    // deadlock, a standby that is read-only, no room): keep the message, try it again in place
-    // after a pause; no attempt is counted and nothing is dead-lettered.
+    // deadlock, a standby that is read-only, no room), or the target's schema is behind the
+    // source's (context waiting_for): keep the message, try it again in place after a pause
+    // that grows; no attempt is counted and nothing is dead-lettered.
     WaitInPlace,
     // This message failed to apply (a constraint, a type, a missing table, a bug): count an
     // attempt, try again after retry_delay_ms, and dead-letter after max_retries.

@@ -24,6 +24,8 @@ struct DirectionCounters {
     std::uint64_t conflicts = 0;
     std::uint64_t dead_lettered = 0;
     std::uint64_t retries = 0;
+    // Apply attempts that found a column the target does not have yet and wait for it.
+    std::uint64_t schema_waits = 0;
     bool copy_done = false;  // the initial copy of every table is confirmed (or not needed)
     bool streaming = false;
     bool consuming = false;
@@ -43,6 +45,7 @@ struct VerifyOutcome {
 //   pgbridge_changes_applied_total{direction,table,op}  insert / update / delete / skip
 //   pgbridge_messages_dead_lettered_total{direction}
 //   pgbridge_apply_retries_total{direction}
+//   pgbridge_apply_schema_waits_total{direction}        waits for a column the target lacks
 //   pgbridge_conflicts_total{direction,table,column,strategy}
 //   pgbridge_apply_latency_seconds{direction}           histogram: source commit -> target commit
 //   pgbridge_slot_lag_bytes{side}, pgbridge_queue_messages{direction,queue}

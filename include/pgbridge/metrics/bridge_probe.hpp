@@ -30,6 +30,9 @@ struct SideProbe {
     // The apply of the other side's changes into this side (pgbridge.apply_progress).
     std::optional<Lsn> applied_end_lsn;
     std::optional<UnixMicros> applied_commit_time;
+    // What that apply waits for on this side (a column it lacks), and since when.
+    std::optional<std::string> apply_waiting_for;
+    std::string apply_waiting_since;
 };
 
 struct QueueDepth {

@@ -43,7 +43,12 @@ class Direction {
     // request_stop(), then waits for both threads.
     void stop();
 
-    void set_rules(ConflictRules rules) { applier_.set_rules(std::move(rules)); }
+    // SIGHUP: the new conflict rules, and the target's tables described again (a column added
+    // or dropped by hand is seen at once).
+    void reload(ConflictRules rules) {
+        applier_.set_rules(std::move(rules));
+        applier_.reload_catalog();
+    }
 
     const std::string& source() const { return source_; }
     const std::string& target() const { return target_; }
