@@ -7,6 +7,7 @@
 #include <pgbridge/apply/remote_change.hpp>
 #include <pgbridge/apply/row_versions.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/pg/array_literal.hpp>
 
 using namespace pgbridge;
@@ -117,7 +118,15 @@ TEST_SUITE("apply support") {
             CHECK(err.kind() == ErrorKind::Setup);
             CHECK(err.context_value("column") == "extra");
             CHECK(err.context_value("lsn") == "0/100");
+            // ...that waits for the target's schema, never spends the message's attempts.
+            CHECK(err.context_value("waiting_for") == "column");
+            CHECK(classify_apply_failure(err) == FailureAction::WaitInPlace);
         }
+        // A column neither side has any more is left out, with its versions.
+        const MappedChange without = map_change(e, txn, talents_config(), target, {"extra"});
+        REQUIRE(without.change.new_row);
+        CHECK(without.change.new_row->size() == target.columns.size());
+        CHECK(without.key == m.key);
         // A change without a key value cannot be placed.
         source->columns.pop_back();
         e.new_row->pop_back();
