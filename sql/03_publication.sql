@@ -26,6 +26,7 @@ DECLARE
     pub    text := 'pgbridge_' || current_setting('pgbridge.bridge');
     wanted oid[];
     t      regclass;
+    part   regclass;
     list   text;
 BEGIN
     SELECT array_agg(trim(x)::regclass::oid ORDER BY trim(x)::regclass::oid) INTO wanted
@@ -35,9 +36,15 @@ BEGIN
         IF NOT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = t AND indisprimary) THEN
             RAISE EXCEPTION 'table % has no primary key; pgbridge needs one to match rows', t;
         END IF;
-        IF (SELECT relreplident FROM pg_class WHERE oid = t) <> 'f' THEN
-            EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', t);
-        END IF;
+        -- A partitioned table's changes are decoded from its partitions, with each partition's
+        -- replica identity: every partition needs FULL too (one attached later gets it when
+        -- setup runs again).
+        FOR part IN SELECT relid FROM pg_partition_tree(t)
+                    UNION SELECT t LOOP
+            IF (SELECT relreplident FROM pg_class WHERE oid = part) <> 'f' THEN
+                EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
+            END IF;
+        END LOOP;
         -- Column versions for the conflict rules (01_metadata_schema.sql defines the function).
         IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = 'pgbridge_row_versions') THEN
             -- The WHEN condition keeps the applier's own writes (it records their versions
@@ -56,13 +63,19 @@ BEGIN
 
     SELECT string_agg(x::regclass::text, ', ') INTO list FROM unnest(wanted) x;
     IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = pub) THEN
-        EXECUTE format('CREATE PUBLICATION %I FOR TABLE %s WITH (publish = %L)',
+        -- publish_via_partition_root: a partitioned table's changes are published under its
+        -- own name (the one the config gives), not under the partition that holds the row.
+        EXECUTE format('CREATE PUBLICATION %I FOR TABLE %s WITH (publish = %L, '
+                       'publish_via_partition_root = true)',
                        pub, list, 'insert, update, delete, truncate');
     ELSIF wanted IS DISTINCT FROM (SELECT array_agg(pr.prrelid ORDER BY pr.prrelid)
                                      FROM pg_publication_rel pr
                                      JOIN pg_publication p ON p.oid = pr.prpubid
                                     WHERE p.pubname = pub) THEN
         EXECUTE format('ALTER PUBLICATION %I SET TABLE %s', pub, list);
+    END IF;
+    IF NOT (SELECT pubviaroot FROM pg_publication WHERE pubname = pub) THEN
+        EXECUTE format('ALTER PUBLICATION %I SET (publish_via_partition_root = true)', pub);
     END IF;
 END
 $setup$;

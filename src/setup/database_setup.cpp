@@ -334,11 +334,27 @@ class SideSetupRun {
     void replica_identity() {
         for (const auto& table : config_.tables) {
             const QualifiedName local = table.name_on(side());
+            // A partitioned table's changes are decoded from its partitions, each with its own
+            // replica identity: every partition needs FULL too (one attached later gets it
+            // when setup runs again).
             auto result = s_.conn.exec(
-                "SELECT relreplident FROM pg_class WHERE oid = to_regclass($1)", {local.quoted()});
-            record("replica identity of " + local.display(), result.value(0, 0) != "f",
-                   "set to FULL", "FULL",
-                   fmt::format("ALTER TABLE {} REPLICA IDENTITY FULL", local.quoted()));
+                "SELECT c.oid::regclass::text, c.relreplident,"
+                "       c.oid <> to_regclass($1)"
+                "  FROM pg_class c"
+                " WHERE c.oid = to_regclass($1)"
+                "    OR c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass($1)))"
+                " ORDER BY c.oid <> to_regclass($1), 1",
+                {local.quoted()});
+            for (int row = 0; row < result.rows(); ++row) {
+                const bool partition = result.value(row, 2) == "t";
+                const std::string relation =
+                    partition ? std::string(result.value(row, 0)) : local.quoted();
+                record(
+                    fmt::format("replica identity of {}{}",
+                                partition ? "partition " + relation + " of " : "", local.display()),
+                    result.value(row, 1) != "f", "set to FULL", "FULL",
+                    fmt::format("ALTER TABLE {} REPLICA IDENTITY FULL", relation));
+            }
         }
     }
 
@@ -381,18 +397,20 @@ class SideSetupRun {
             "SELECT coalesce(array_agg(pr.prrelid::regclass::text ORDER BY pr.prrelid), '{}') = "
             "       (SELECT array_agg(to_regclass(t)::text ORDER BY to_regclass(t)::oid)"
             "          FROM unnest($2::text[]) t),"
-            "       pubinsert AND pubupdate AND pubdelete AND pubtruncate"
+            "       pubinsert AND pubupdate AND pubdelete AND pubtruncate, pubviaroot"
             "  FROM pg_publication p LEFT JOIN pg_publication_rel pr ON pr.prpubid = p.oid"
             " WHERE p.pubname = $1"
-            " GROUP BY p.oid, pubinsert, pubupdate, pubdelete, pubtruncate",
+            " GROUP BY p.oid, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot",
             {name, text_array(wanted)});
         const std::string object = "publication " + name;
         const std::string list = join(wanted);
         const std::string shown_list = join(shown);
         if (current.rows() == 0) {
             change(object, "created for " + shown_list,
+                   // publish_via_partition_root: a partitioned table's changes are published
+                   // under its own name (the config's), not under the partition holding the row.
                    fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert, "
-                               "update, delete, truncate')",
+                               "update, delete, truncate', publish_via_partition_root = true)",
                                quote_identifier(name), list));
             return;
         }
@@ -406,7 +424,13 @@ class SideSetupRun {
                                "truncate')",
                                quote_identifier(name)));
         }
-        if (current.value(0, 0) == "t" && current.value(0, 1) == "t") {
+        if (current.value(0, 2) != "t") {
+            change(object, "set to publish partitioned tables under their own name",
+                   fmt::format("ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
+                               quote_identifier(name)));
+        }
+        if (current.value(0, 0) == "t" && current.value(0, 1) == "t" &&
+            current.value(0, 2) == "t") {
             report_.add(side(), object, Outcome::Unchanged, "present for " + shown_list);
         }
     }
