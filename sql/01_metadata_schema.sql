@@ -263,3 +263,28 @@ BEGIN
     RETURN NULL;
 END
 $function$;
+
+-- The last local TRUNCATE of each synced table on this side (docs/apply-design.md,
+-- "Truncate"): a change from the other side that committed before it was truncated away here
+-- too, and is not applied; the other side deletes, when the truncate reaches it, only the
+-- rows it did not write after it. `xid` gives the truncate's commit time
+-- (pg_xact_commit_timestamp), the one pgoutput ships with it.
+CREATE TABLE IF NOT EXISTS pgbridge.truncations (
+    table_name   text        PRIMARY KEY,  -- schema-qualified, as named on this side
+    xid          xid8        NOT NULL,
+    truncated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The statement trigger that fills pgbridge.truncations (AFTER TRUNCATE on every synced
+-- table; not on what the applier writes: it deletes, never truncates).
+CREATE OR REPLACE FUNCTION pgbridge.track_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $function$
+BEGIN
+    INSERT INTO pgbridge.truncations AS t (table_name, xid)
+    SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_current_xact_id()
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = TG_RELID
+    ON CONFLICT (table_name) DO UPDATE SET xid = EXCLUDED.xid, truncated_at = now();
+    RETURN NULL;
+END
+$function$;

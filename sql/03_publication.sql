@@ -59,6 +59,11 @@ BEGIN
                               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                              WHERE i.indrelid = t AND i.indisprimary));
         END IF;
+        -- Local truncates, so that the other side's older changes are not applied after one.
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = 'pgbridge_truncations') THEN
+            EXECUTE format('CREATE TRIGGER pgbridge_truncations AFTER TRUNCATE ON %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION pgbridge.track_truncate()', t);
+        END IF;
     END LOOP;
 
     SELECT string_agg(x::regclass::text, ', ') INTO list FROM unnest(wanted) x;

@@ -33,6 +33,7 @@ BEGIN
               WHERE p.pubname = 'pgbridge_' || current_setting('pgbridge.bridge')
     LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS pgbridge_row_versions ON %s', t);
+        EXECUTE format('DROP TRIGGER IF EXISTS pgbridge_truncations ON %s', t);
     END LOOP;
     EXECUTE format('DROP PUBLICATION IF EXISTS %I', 'pgbridge_' || current_setting('pgbridge.bridge'));
     IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname LIKE 'pgbridge\_%') THEN

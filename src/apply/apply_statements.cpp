@@ -65,6 +65,25 @@ std::string delete_statement(const TargetTable& table) {
     return "DELETE FROM " + table.name.quoted() + " WHERE " + key_condition(table, 1);
 }
 
+std::string truncate_statement(const TargetTable& table) {
+    std::string key = "jsonb_build_array(";
+    for (std::size_t k = 0; k < table.key.size(); ++k) {
+        key += (k > 0 ? ", t." : "t.") + quote_identifier(table.columns[table.key[k]].name);
+    }
+    key += ")";
+    return "DELETE FROM " + table.name.quoted() +
+           " AS t WHERE NOT EXISTS (SELECT 1 FROM pgbridge.row_versions v"
+           " CROSS JOIN LATERAL jsonb_each(v.columns) AS e(name, entry)"
+           " WHERE v.table_name = $1 AND v.key = " +
+           key +
+           " AND e.entry ->> 'w' = 'l' AND pg_xact_commit_timestamp((e.entry ->> "
+           "'x')::xid8::xid) > $2::timestamptz)";
+}
+
+const char* const kReadTruncationStatement =
+    "SELECT (extract(epoch FROM pg_xact_commit_timestamp(xid::xid)) * 1000000)::int8"
+    "  FROM pgbridge.truncations WHERE table_name = $1";
+
 // Each key is looked up on its own (a LATERAL subquery with its own lock), which keeps the
 // plan an index lookup per key: joined with the keys as a set, the planner may hash the whole
 // table instead, which grows with the table rather than with the batch.

@@ -180,6 +180,7 @@ class PostgresApplier::Attempt {
         const SourceTransaction& last = batch_.transactions.back();
         std::vector<pg::Result> results;
         std::vector<std::pair<std::size_t, std::size_t>> reads;  // (rows, versions) per table
+        std::vector<std::size_t> truncation_reads;               // per table
         {
             pg::Pipeline pipeline(conn);
             if (own_transaction_) {
@@ -198,12 +199,21 @@ class PostgresApplier::Attempt {
                 reads.emplace_back(
                     rows, send_prepared(pipeline, lock_versions_statement(*table), versions));
             }
+            // After the row locks: a local TRUNCATE of these tables has committed by now.
+            for (const TargetTable* table : tables_) {
+                truncation_reads.push_back(
+                    send_prepared(pipeline, kReadTruncationStatement, {table->versions_name}));
+            }
             results = pipeline.sync();
         }
         std::size_t t = 0;
         for (const TargetTable* table : tables_) {
             read_rows(*table, results.at(reads[t].first));
             read_versions(results.at(reads[t].second));
+            const pg::Result& truncated = results.at(truncation_reads[t]);
+            if (truncated.rows() == 1 && !truncated.is_null(0, 0)) {
+                truncated_at_[table] = std::stoll(std::string(truncated.value(0, 0)));
+            }
             ++t;
         }
         for (auto& k : keys_) {
@@ -331,31 +341,46 @@ class PostgresApplier::Attempt {
         pipeline.sync();
     }
 
+    // The source's TRUNCATE, resolved like deletes (docs/apply-design.md, "Truncate"): every
+    // row goes but those this side wrote after the truncate committed on the source (their
+    // changes reach the source after its truncate, and are applied there). Deletes, never
+    // TRUNCATE ... CASCADE: the synced tables the source's cascade reached are listed in the
+    // message already, and a cascade here would empty tables this side does not sync. A row
+    // another table references refuses its delete (and the change goes the way of any
+    // failed apply).
     void truncate(pg::Pipeline& pipeline, const Item& item, std::size_t index) {
-        std::string list;
+        const UnixMicros at = item.transaction->commit_time;
         for (const TargetTable* t : item.truncated) {
-            list += (list.empty() ? "" : ", ") + t->name.quoted();
             for (auto& k : keys_) {
-                if (k.table == t) {
+                if (k.table != t) {
+                    continue;
+                }
+                const bool written_after = std::any_of(
+                    k.local.columns.begin(), k.local.columns.end(), [&](const LocalColumn& c) {
+                        return at != 0 && c.last_write.writer == WriteStamp::Writer::Local &&
+                               c.last_write.time > at;
+                    });
+                if (!written_after) {
                     k.local.exists = false;
                     k.local.columns.clear();
                 }
             }
+            send_write(pipeline, truncate_statement(*t), {t->versions_name, time_param(at)}, index);
+            table_counts(*t).deleted++;
         }
-        statement_items_.push_back(index);
-        // Never CASCADE, whatever the source did: the synced tables the source's cascade
-        // reached are listed in the message already, and a cascade here would empty tables
-        // this side does not sync. A target table another table references refuses the
-        // truncate (and the change goes the way of any failed apply).
-        pipeline.send("TRUNCATE " + list +
-                      (item.event->truncate_restart_identity ? " RESTART IDENTITY" : "") +
-                      " RESTRICT");
     }
 
     void write_change(pg::Pipeline& pipeline, Item& item, std::size_t index) {
         KeyState& k = keys_[item.key_state];
         const TargetTable& table = *k.table;
         const RemoteChange& change = item.mapped.change;
+        if (const auto t = truncated_at_.find(&table);
+            t != truncated_at_.end() && change.commit_time <= t->second) {
+            // Committed on the source before this side truncated the table: the truncate
+            // removed it here, and removes it there when it arrives.
+            table_counts(table).skipped++;
+            return;
+        }
         const Resolution r =
             resolver_.resolve(table.canonical, table.canonical_names, change, k.local);
         pg::Params key_params(k.key.begin(), k.key.end());
@@ -547,7 +572,9 @@ class PostgresApplier::Attempt {
     const ConflictResolver& resolver_;
     std::vector<Item> items_;
     std::vector<KeyState> keys_;
-    std::vector<const TargetTable*> tables_;    // every table a key belongs to, first seen first
+    std::vector<const TargetTable*> tables_;  // every table a key belongs to, first seen first
+    // Commit time of this side's last TRUNCATE of a table, when it has one.
+    std::map<const TargetTable*, UnixMicros> truncated_at_;
     std::vector<std::size_t> statement_items_;  // item of each write statement, by index
     // What the batch did, added to the applier's stats (and told to the observer) once it has
     // committed.

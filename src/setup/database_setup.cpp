@@ -22,6 +22,7 @@ using Outcome = SetupStep::Outcome;
 
 constexpr int kMinServerVersion = 150000;
 constexpr std::string_view kVersionTrigger = "pgbridge_row_versions";
+constexpr std::string_view kTruncateTrigger = "pgbridge_truncations";
 // The version trigger's condition: the applier records its own writes, and a condition checked
 // when the row is written costs far less than calling the trigger function to return at once.
 constexpr std::string_view kNotApplying =
@@ -382,6 +383,24 @@ class SideSetupRun {
                                "ROW WHEN ({}) EXECUTE FUNCTION pgbridge.track_row_versions({})",
                                quote_identifier(kVersionTrigger), local.quoted(), kNotApplying,
                                key.value(0, 0)));
+        }
+        truncate_triggers();
+    }
+
+    // Local truncates, recorded in pgbridge.truncations: the other side's changes older than
+    // one are not applied after it (docs/apply-design.md, "Truncate").
+    void truncate_triggers() {
+        for (const auto& table : config_.tables) {
+            const QualifiedName local = table.name_on(side());
+            record("truncate trigger on " + local.display(),
+                   s_.conn.exec("SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND "
+                                "tgname = $2",
+                                {local.quoted(), std::string(kTruncateTrigger)})
+                           .rows() == 0,
+                   "created", "present",
+                   fmt::format("CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT "
+                               "EXECUTE FUNCTION pgbridge.track_truncate()",
+                               quote_identifier(kTruncateTrigger), local.quoted()));
         }
     }
 
@@ -809,6 +828,13 @@ SetupReport run_teardown(const Config& config, const DatabaseSetupOptions& optio
                 {local.quoted(), std::string(kVersionTrigger)});
             record(s, "version trigger on " + local.display(), trigger.rows() > 0,
                    fmt::format("DROP TRIGGER {} ON {}", quote_identifier(kVersionTrigger),
+                               local.quoted()));
+            record(s, "truncate trigger on " + local.display(),
+                   s.conn.exec("SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND "
+                               "tgname = $2",
+                               {local.quoted(), std::string(kTruncateTrigger)})
+                           .rows() > 0,
+                   fmt::format("DROP TRIGGER {} ON {}", quote_identifier(kTruncateTrigger),
                                local.quoted()));
         }
         record(s, "origin " + origin, state.value(0, 0) == "t",

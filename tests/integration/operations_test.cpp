@@ -645,4 +645,40 @@ TEST_SUITE("operations") {
         CHECK(verify.exit_code == 0);
         stop_run(*daemon);
     }
+
+    TEST_CASE(
+        "a TRUNCATE is resolved like deletes: what the other side wrote after it is kept on "
+        "both sides, what it wrote before goes") {
+        BridgeRun run("");
+        run.start();
+        insert_notes(run.scratch, 0, 1, 10);
+        REQUIRE(eventually([&] { return notes_arrived(run.scratch, 1, 1, 10); },
+                           std::chrono::seconds(30)));
+        run.stop();
+        // Concurrent, with the bridge stopped: b writes before and after a truncates.
+        auto a = run.scratch.admin(0);
+        auto b = run.scratch.admin(1);
+        b.exec("UPDATE public.notes SET body = 'b before the truncate' WHERE id = 3");
+        a.exec("TRUNCATE public.notes");
+        b.exec(
+            "INSERT INTO public.notes SELECT g, 'b after ' || g, true"
+            "  FROM generate_series(100, 104) g");
+        b.exec("UPDATE public.notes SET body = 'b after the truncate' WHERE id = 5");
+        run.start();
+        const std::string ids =
+            "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM public.notes";
+        CHECK(eventually(
+            [&] {
+                return same_notes(run.scratch) &&
+                       rows_of(run.scratch, 0, ids) == "5,100,101,102,103,104";
+            },
+            std::chrono::seconds(30)));
+        INFO(rows_of(run.scratch, 0, ids) << " / " << rows_of(run.scratch, 1, ids));
+        CHECK(rows_of(run.scratch, 0, "SELECT body FROM public.notes WHERE id = 5") ==
+              "b after the truncate");
+        CHECK(dead_letters_none(run.scratch));
+        const auto [code, report] = run.pgbridge_json("verify");
+        CHECK(code == 0);
+        run.stop();
+    }
 }

@@ -17,6 +17,12 @@ std::string insert_statement(const TargetTable& table, const std::vector<std::si
 std::string update_statement(const TargetTable& table, const std::vector<std::size_t>& columns);
 // DELETE FROM t WHERE key = $1...
 std::string delete_statement(const TargetTable& table);
+// The other side's TRUNCATE of t, as deletes: every row but those this side wrote after the
+// truncate committed there (row_versions table name $1, the truncate's commit time $2; NULL:
+// every row). docs/apply-design.md, "Truncate".
+std::string truncate_statement(const TargetTable& table);
+// The commit time (µs) of this side's last TRUNCATE of row_versions table name $1, if any.
+extern const char* const kReadTruncationStatement;
 
 // Locks and reads the rows of many keys at once. Parameters: $1 int4[] of ordinals, then one
 // text[] per key column. Returns (ordinal, every column) for the keys that exist.
