@@ -818,9 +818,9 @@ void PostgresApplier::note_source_shapes(const transport::ChangeBatch& batch) {
             auto [it, added] = source_shapes_.try_emplace(name, shape);
             if (!added && it->second != shape) {
                 it->second = std::move(shape);
-                // The source's table changed: the target's may have too.
+                // The source's table changed: the target's may have too. (What is gone stays
+                // gone: a batch may hold changes from before and after a drop.)
                 targets_.erase(table_config_for(*event.table).name);
-                gone_columns_.erase(table_config_for(*event.table).name);
             }
         }
     }
@@ -831,6 +831,14 @@ const std::set<std::string>& PostgresApplier::gone_columns(const TableConfig& ta
     const auto it = gone_columns_.find(table.name);
     return it == gone_columns_.end() ? none : it->second;
 }
+
+namespace {
+
+// Columns of one batch found gone from both sides before the batch is given up on (a bound
+// that no real batch reaches; it keeps a bug from looping).
+constexpr int kMaxColumnsLeftOut = 64;
+
+}  // namespace
 
 bool PostgresApplier::column_gone_from_both(const Error& missing) {
     const std::string_view target_table = missing.context_value("table");
@@ -883,8 +891,9 @@ void PostgresApplier::apply(const transport::ChangeBatch& batch) {
         gone_columns_.clear();
     }
     // The target's description is read again once per batch when it looks older than the
-    // target's catalog.
+    // target's catalog; each column found gone from both sides costs one more try at once.
     bool described_again = false;
+    int columns_left_out = 0;
     for (int attempt = 1;; ++attempt) {
         try {
             if (batch.chunk) {
@@ -913,7 +922,7 @@ void PostgresApplier::apply(const transport::ChangeBatch& batch) {
                 }
             }
             if (missing_column) {
-                if (column_gone_from_both(e)) {
+                if (++columns_left_out <= kMaxColumnsLeftOut && column_gone_from_both(e)) {
                     --attempt;
                     continue;
                 }

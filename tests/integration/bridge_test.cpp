@@ -118,6 +118,38 @@ status = "a"
         run.stop();
     }
 
+    TEST_CASE("last_write_wins, with a column added and dropped on both sides during the stream") {
+        BridgeRun run("");
+        run.start();
+        run_workload(run, soak_seconds(16), false, [&] {
+            auto a = run.scratch.admin(0);
+            auto b = run.scratch.admin(1);
+            // Added on a first: a's changes of the table wait until b has the column, while
+            // b's keep flowing to a.
+            a.exec("ALTER TABLE public.talents ADD COLUMN nickname text");
+            a.exec("UPDATE public.talents SET nickname = 'nick ' || id WHERE id <= 3");
+            std::this_thread::sleep_for(std::chrono::seconds(2));  // between the two sides' DDL
+            b.exec("ALTER TABLE hr.candidates ADD COLUMN nickname text");
+            CHECK(eventually(
+                [&] {
+                    return b.exec("SELECT count(*) FROM hr.candidates WHERE nickname LIKE 'nick %'")
+                               .value(0, 0) == "3";
+                },
+                std::chrono::seconds(30)));
+            // Dropped on b first: b's changes carry it no more; a's wait, then go without it.
+            b.exec("ALTER TABLE hr.candidates DROP COLUMN nickname");
+            std::this_thread::sleep_for(std::chrono::seconds(1));  // between the two sides' DDL
+            a.exec("ALTER TABLE public.talents DROP COLUMN nickname");
+        });
+        for (int side = 0; side < 2; ++side) {
+            auto conn = run.scratch.admin(side);
+            CHECK(conn.exec("SELECT count(*) FROM pgbridge.dead_letters").value(0, 0) == "0");
+        }
+        CHECK(run.daemon->output_contains("waiting for it"));
+        CHECK(run.daemon->running());
+        run.stop();
+    }
+
     TEST_CASE(
         "lag and status: a stopped bridge shows its backlog and is degraded; resumed, "
         "it catches up and is healthy") {
