@@ -911,6 +911,7 @@ void PostgresApplier::apply(const transport::ChangeBatch& batch) {
             const bool missing_column = e.context_value("waiting_for") == "column";
             if (missing_column || state == sqlstate::kUndefinedTable ||
                 state == sqlstate::kUndefinedColumn || state == sqlstate::kDatatypeMismatch ||
+                state == sqlstate::kFeatureNotSupported ||
                 state == sqlstate::kInvalidSqlStatementName) {
                 // The target's tables changed under us (or the source's did and the target
                 // has caught up since): describe them again and try once more at once.

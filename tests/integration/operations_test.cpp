@@ -538,6 +538,18 @@ TEST_SUITE("operations") {
             [&] { return notes_columns(run.scratch, 0, "score").find("3:7") != std::string::npos; },
             std::chrono::seconds(30)));
 
+        // A type widened on both sides, the receiving side first: the statements prepared
+        // for the old type are made again, nothing waits or fails.
+        b.exec("ALTER TABLE public.notes ALTER COLUMN score TYPE bigint");
+        a.exec("ALTER TABLE public.notes ALTER COLUMN score TYPE bigint");
+        a.exec("UPDATE public.notes SET score = 5000000000 WHERE id = 3");
+        CHECK(eventually(
+            [&] {
+                return notes_columns(run.scratch, 1, "score").find("3:5000000000") !=
+                       std::string::npos;
+            },
+            std::chrono::seconds(30)));
+
         // Dropped on one side, then on the other: what the second side wrote in between
         // waits, then goes without the column neither side has any more.
         a.exec("ALTER TABLE public.notes DROP COLUMN tag");

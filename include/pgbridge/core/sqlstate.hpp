@@ -22,6 +22,8 @@ inline constexpr std::string_view kDeadlockDetected = "40P01";
 inline constexpr std::string_view kInsufficientPrivilege = "42501";
 inline constexpr std::string_view kUndefinedColumn = "42703";
 inline constexpr std::string_view kDatatypeMismatch = "42804";
+// Among others: "cached plan must not change result type", after a column's type changed.
+inline constexpr std::string_view kFeatureNotSupported = "0A000";
 inline constexpr std::string_view kUndefinedObject = "42704";
 inline constexpr std::string_view kUndefinedTable = "42P01";
 inline constexpr std::string_view kObjectInUse = "55006";  // a slot held by another process
