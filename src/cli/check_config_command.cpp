@@ -7,6 +7,9 @@
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/conflict_rules.hpp>
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/config/side_connection.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/pg/connection.hpp>
 #include <pgbridge/pg/conninfo.hpp>
 
 namespace pgbridge::cli {
@@ -176,14 +179,58 @@ void print_text(const Config& config, std::ostream& out) {
     }
 }
 
+// The columns field_priority rules name, checked against the synced tables as the first side
+// that answers has them: a typo would make a rule that never applies. The only part of
+// check-config that asks a server; without rules it asks none. Says what it checked against.
+std::string check_rule_columns(const Config& config) {
+    if (config.conflicts.field_priority.empty()) {
+        return "no field_priority rules";
+    }
+    std::string unreachable;
+    for (const auto& side : config.sides) {
+        std::map<QualifiedName, std::set<std::string>> columns;
+        try {
+            auto conn = pg::Connection::open(
+                side_connect_options(side, config.engine.timeout_ms, "pgbridge check-config"));
+            for (const auto& table : config.tables) {
+                const pg::Result names = conn.exec(
+                    "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($1)"
+                    "   AND attnum > 0 AND NOT attisdropped",
+                    {table.name_on(side.name).quoted()});
+                auto& canonical = columns[table.name];
+                for (int r = 0; r < names.rows(); ++r) {
+                    canonical.insert(
+                        table.canonical_column(side.name, std::string(names.value(r, 0))));
+                }
+            }
+        } catch (const Error& e) {
+            unreachable +=
+                fmt::format("{}side {}: {}", unreachable.empty() ? "" : "; ", side.name, e.what());
+            continue;
+        }
+        const auto unknown = unknown_field_rule_columns(config, columns);
+        if (!unknown.empty()) {
+            throw Error(ErrorKind::Config, fmt::format("{} (checked against the tables of side {})",
+                                                       fmt::join(unknown, "; "), side.name));
+        }
+        return "field_priority columns checked against the tables of side " + side.name;
+    }
+    return "field_priority columns not checked: no side could be reached (" + unreachable + ")";
+}
+
 }  // namespace
 
-int check_config_command(const GlobalOptions& global) {
+int check_config_command(const GlobalOptions& global, bool offline) {
     const Config config = load_config(global.config_path);
+    const std::string columns_checked =
+        offline ? "field_priority columns not checked (--offline)" : check_rule_columns(config);
     if (global.json) {
-        std::cout << config_json(config).dump(2) << '\n';
+        nlohmann::json doc = config_json(config);
+        doc["field_priority_columns"] = columns_checked;
+        std::cout << doc.dump(2) << '\n';
     } else {
         print_text(config, std::cout);
+        std::cout << '\n' << columns_checked << '\n';
     }
     return 0;
 }

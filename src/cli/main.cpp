@@ -69,6 +69,9 @@ int main(int argc, char** argv) {
 
     auto* check_config =
         app.add_subcommand("check-config", "validate the configuration and print the rules");
+    bool check_offline = false;
+    check_config->add_flag("--offline", check_offline,
+                           "do not check field_priority columns against the databases");
 
     SetupCommandOptions setup_options;
     std::vector<std::string> admin_conninfo;
@@ -178,7 +181,7 @@ int main(int argc, char** argv) {
             return version_command(global);
         }
         if (*check_config) {
-            return check_config_command(global);
+            return check_config_command(global, check_offline);
         }
         if (*setup) {
             parse_admin_conninfo(admin_conninfo, setup_options);

@@ -88,4 +88,27 @@ std::vector<std::pair<std::string, ColumnRule>> ConflictRules::named_columns(
     return result;
 }
 
+std::vector<std::string> unknown_field_rule_columns(
+    const Config& config, const std::map<QualifiedName, std::set<std::string>>& columns) {
+    std::vector<std::string> out;
+    for (const auto& rule : config.conflicts.field_priority) {
+        bool known = false;
+        if (rule.table) {
+            const auto it = columns.find(*rule.table);
+            known = it != columns.end() && it->second.contains(rule.column);
+        } else {
+            known = std::any_of(columns.begin(), columns.end(),
+                                [&](const auto& t) { return t.second.contains(rule.column); });
+        }
+        if (!known) {
+            out.push_back(
+                fmt::format("{}:{}: conflicts.field_priority names column '{}', which {} has",
+                            rule.where.file, rule.where.line, rule.column,
+                            rule.table ? "table " + rule.table->display() + " never"
+                                       : std::string("no synced table")));
+        }
+    }
+    return out;
+}
+
 }  // namespace pgbridge

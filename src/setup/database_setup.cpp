@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include <pgbridge/config/conflict_rules.hpp>
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
@@ -229,19 +230,8 @@ void preflight(const Config& config, std::vector<SideSetup>& sides, SetupReport&
     }
     // A rule for a column no synced table has would silently do nothing (a typo, say).
     if (synced_columns.size() == config.tables.size()) {
-        for (const auto& rule : config.conflicts.field_priority) {
-            const bool known =
-                rule.table
-                    ? synced_columns[*rule.table].contains(rule.column)
-                    : std::any_of(synced_columns.begin(), synced_columns.end(),
-                                  [&](const auto& t) { return t.second.contains(rule.column); });
-            if (!known) {
-                problems.push_back(
-                    fmt::format("{}:{}: conflicts.field_priority names column '{}', which {} has",
-                                rule.where.file, rule.where.line, rule.column,
-                                rule.table ? "table " + rule.table->display() + " never"
-                                           : std::string("no synced table")));
-            }
+        for (auto& problem : unknown_field_rule_columns(config, synced_columns)) {
+            problems.push_back(std::move(problem));
         }
     }
     if (!problems.empty()) {

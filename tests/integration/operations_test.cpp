@@ -385,7 +385,8 @@ TEST_SUITE("operations") {
         CHECK(r.err.find(scratch.password()) == std::string::npos);
     }
 
-    TEST_CASE("setup refuses a field_priority rule for a column no synced table has") {
+    TEST_CASE(
+        "setup and check-config refuse a field_priority rule for a column no synced table has") {
         ScratchBridge scratch("opsrule", kSchemaA, kSchemaB,
                               tables_toml("[conflicts.field_priority]\nemial = \"b\"\n"));
         const CommandResult r = scratch.pgbridge(setup_args(scratch));
@@ -395,6 +396,24 @@ TEST_SUITE("operations") {
               std::string::npos);
         CHECK(r.err.find("nothing was changed") != std::string::npos);
         CHECK(bridge_slots(scratch) == 0);
+
+        // check-config says the same once the runtime role can read the tables, and accepts
+        // the rule spelled right (mapped names included: contact_email is email on b).
+        rewrite_config(scratch, "emial = \"b\"", "email = \"b\"");
+        const CommandResult fixed = scratch.pgbridge(setup_args(scratch));
+        INFO(fixed.out << fixed.err);
+        REQUIRE(fixed.exit_code == 0);
+        const CommandResult good = scratch.pgbridge({"check-config"});
+        INFO(good.out << good.err);
+        CHECK(good.exit_code == 0);
+        CHECK(good.out.find("field_priority columns checked against the tables of side a") !=
+              std::string::npos);
+        rewrite_config(scratch, "email = \"b\"", "emial = \"b\"");
+        const CommandResult typo = scratch.pgbridge({"check-config"});
+        INFO(typo.out << typo.err);
+        CHECK(typo.exit_code != 0);
+        CHECK(typo.err.find("field_priority names column 'emial', which no synced table has") !=
+              std::string::npos);
     }
 
     TEST_CASE(

@@ -52,7 +52,7 @@ struct VerifyCommandOptions {
 };
 
 // Each returns the process exit code; errors propagate as pgbridge::Error.
-int check_config_command(const GlobalOptions& global);
+int check_config_command(const GlobalOptions& global, bool offline);
 int setup_command(const GlobalOptions& global, const SetupCommandOptions& options);
 int teardown_command(const GlobalOptions& global, const SetupCommandOptions& options);
 // Exit 1 when a side cannot be reached (the others are still listed).

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,5 +48,11 @@ class ConflictRules {
     ConflictsConfig conflicts_;
     std::string config_file_;
 };
+
+// The field_priority rules that name a column no synced table has (a typo: the rule would do
+// nothing), each said as "FILE:LINE: conflicts.field_priority names column 'x', which ...".
+// `columns`: the canonical column names of every synced table.
+std::vector<std::string> unknown_field_rule_columns(
+    const Config& config, const std::map<QualifiedName, std::set<std::string>>& columns);
 
 }  // namespace pgbridge
