@@ -20,6 +20,7 @@ TargetTable load_target_table(pg::Connection& connection, const TableConfig& tab
     out.side = side;
     out.canonical = table.name;
     out.name = table.name_on(side);
+    out.row_filter = table.row_filter_on(side);
     const pg::Result rel = connection.exec(
         "SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
         "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"

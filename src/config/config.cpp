@@ -22,6 +22,11 @@ QualifiedName TableConfig::name_on(std::string_view side) const {
     return it == sides.end() ? name : it->second.name;
 }
 
+std::optional<std::string> TableConfig::row_filter_on(std::string_view side) const {
+    auto it = sides.find(side);
+    return it != sides.end() && it->second.row_filter ? it->second.row_filter : row_filter;
+}
+
 std::string TableConfig::column_on(std::string_view side, const std::string& canonical) const {
     auto it = sides.find(side);
     if (it == sides.end()) {
@@ -696,7 +701,7 @@ class ConfigParser {
 
     void read_table(const toml::table& table, std::size_t index) {
         TableReader reader(table, fmt::format("[[tables]] #{}", index + 1), diag_,
-                           {"name", "priority", "sides"});
+                           {"name", "priority", "sides", "where"});
         TableConfig result;
         result.where = diag_.at(table.source());
         auto text = reader.string("name", true);
@@ -718,12 +723,30 @@ class ConfigParser {
         const int max_priority = config_.rabbitmq.max_priority;
         result.priority =
             reader.integer("priority", false, 0, max_priority).value_or(result.priority);
+        result.row_filter = row_filter(reader, "tables.where");
         if (const toml::table* sides = reader.subtable("sides", false)) {
             for (auto&& [key, value] : *sides) {
                 read_table_side(result, std::string(key.str()), key.source(), value);
             }
         }
         config_.tables.push_back(std::move(result));
+    }
+
+    // A `where` condition: put into the publication's DDL as written, so one statement only.
+    std::optional<std::string> row_filter(TableReader& reader, const std::string& key) {
+        auto text = reader.string("where", false);
+        if (!text) {
+            return std::nullopt;
+        }
+        if (text->find_first_not_of(" \t\n") == std::string::npos ||
+            text->find(';') != std::string::npos) {
+            diag_.error(reader.source_of("where"),
+                        fmt::format("{} must be one SQL condition on the table's columns (no ';'), "
+                                    "got '{}'",
+                                    key, *text));
+            return std::nullopt;
+        }
+        return text;
     }
 
     void read_table_side(TableConfig& table, const std::string& side,
@@ -740,9 +763,10 @@ class ConfigParser {
             return;
         }
         TableReader reader(*value.as_table(), fmt::format("[tables.sides.{}]", side), diag_,
-                           {"name", "columns"});
+                           {"name", "columns", "where"});
         TableSideConfig mapping;
         mapping.name = table.name;
+        mapping.row_filter = row_filter(reader, fmt::format("tables.sides.{}.where", side));
         if (auto text = reader.string("name", false)) {
             auto name = table_name(*text, reader.source_of("name"),
                                    fmt::format("tables.sides.{}.name", side));

@@ -398,34 +398,53 @@ class SideSetupRun {
         const std::string name = names::publication(config_.bridge_name);
         std::vector<std::string> wanted;
         std::vector<std::string> shown;
+        std::vector<std::string> clauses;  // each table with its row filter
+        std::vector<std::string> filters;  // what the publication's comment records of them
         for (const auto& table : config_.tables) {
-            wanted.push_back(table.name_on(side()).quoted());
-            shown.push_back(table.name_on(side()).display());
+            const QualifiedName local = table.name_on(side());
+            wanted.push_back(local.quoted());
+            shown.push_back(local.display());
+            const auto filter = table.row_filter_on(side());
+            clauses.push_back(local.quoted() + (filter ? " WHERE (" + *filter + ")" : ""));
+            if (filter) {
+                filters.push_back(local.display() + " WHERE (" + *filter + ")");
+            }
         }
+        // PostgreSQL keeps a row filter as a parsed expression, which cannot be compared with
+        // the text of the config: the publication's comment records the text setup set.
+        const std::string filters_comment =
+            filters.empty() ? std::string() : "pgbridge row filters: " + join(filters);
         auto current = s_.conn.exec(
             "SELECT coalesce(array_agg(pr.prrelid::regclass::text ORDER BY pr.prrelid), '{}') = "
             "       (SELECT array_agg(to_regclass(t)::text ORDER BY to_regclass(t)::oid)"
             "          FROM unnest($2::text[]) t),"
-            "       pubinsert AND pubupdate AND pubdelete AND pubtruncate, pubviaroot"
+            "       pubinsert AND pubupdate AND pubdelete AND pubtruncate, pubviaroot,"
+            "       CASE WHEN $3 = '' THEN NOT coalesce(bool_or(pr.prqual IS NOT NULL), false)"
+            "            ELSE obj_description(p.oid, 'pg_publication') IS NOT DISTINCT FROM $3 END"
             "  FROM pg_publication p LEFT JOIN pg_publication_rel pr ON pr.prpubid = p.oid"
             " WHERE p.pubname = $1"
             " GROUP BY p.oid, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot",
-            {name, text_array(wanted)});
+            {name, text_array(wanted), filters_comment});
         const std::string object = "publication " + name;
-        const std::string list = join(wanted);
-        const std::string shown_list = join(shown);
+        const std::string list = join(clauses);
+        const std::string shown_list =
+            join(shown) + (filters.empty() ? "" : " (row filters: " + join(filters) + ")");
+        const std::string comment =
+            fmt::format("; COMMENT ON PUBLICATION {} IS {}", quote_identifier(name),
+                        filters.empty() ? std::string("NULL") : quote_literal(filters_comment));
         if (current.rows() == 0) {
             change(object, "created for " + shown_list,
                    // publish_via_partition_root: a partitioned table's changes are published
                    // under its own name (the config's), not under the partition holding the row.
                    fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert, "
-                               "update, delete, truncate', publish_via_partition_root = true)",
-                               quote_identifier(name), list));
+                               "update, delete, truncate', publish_via_partition_root = true){}",
+                               quote_identifier(name), list, comment));
             return;
         }
-        if (current.value(0, 0) != "t") {
+        if (current.value(0, 0) != "t" || current.value(0, 3) != "t") {
             change(object, "table list set to " + shown_list,
-                   fmt::format("ALTER PUBLICATION {} SET TABLE {}", quote_identifier(name), list));
+                   fmt::format("ALTER PUBLICATION {} SET TABLE {}{}", quote_identifier(name), list,
+                               comment));
         }
         if (current.value(0, 1) != "t") {
             change(object, "set to publish insert, update, delete, truncate",
@@ -439,7 +458,7 @@ class SideSetupRun {
                                quote_identifier(name)));
         }
         if (current.value(0, 0) == "t" && current.value(0, 1) == "t" &&
-            current.value(0, 2) == "t") {
+            current.value(0, 2) == "t" && current.value(0, 3) == "t") {
             report_.add(side(), object, Outcome::Unchanged, "present for " + shown_list);
         }
     }

@@ -55,7 +55,7 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
     pg::Connection conn = pg::Connection::open(options_.connect);
     const auto done = conn.exec("SELECT table_name FROM pgbridge.sync_state WHERE bridge = $1",
                                 {options_.bridge});
-    std::vector<QualifiedName> to_copy;
+    std::vector<const TableConfig*> to_copy;
     for (const auto& table : options_.tables) {
         const QualifiedName name = table.name_on(side);
         bool copied = false;
@@ -63,7 +63,7 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
             copied = copied || done.value(r, 0) == name.display();
         }
         if (!copied) {
-            to_copy.push_back(name);
+            to_copy.push_back(&table);
         }
     }
     if (to_copy.empty()) {
@@ -93,14 +93,17 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
     // it keep the messages apart (ids, durability) without moving anything on the server.
     std::uint64_t sequence = 0;
     std::vector<std::pair<QualifiedName, std::uint64_t>> copied;
-    for (const QualifiedName& name : to_copy) {
+    for (const TableConfig* config : to_copy) {
+        const QualifiedName name = config->name_on(side);
         const auto table = describe(conn, name);
         std::string list;
         for (const auto& c : table->columns) {
             list += (list.empty() ? "" : ", ") + quote_identifier(c.name);
         }
+        // The rows the publication's row filter lets through, and only those.
+        const auto filter = config->row_filter_on(side);
         conn.exec("DECLARE pgbridge_copy NO SCROLL CURSOR FOR SELECT " + list + " FROM " +
-                  name.quoted());
+                  name.quoted() + (filter ? " WHERE (" + *filter + ")" : ""));
         std::uint64_t rows = 0;
         for (;;) {
             if (stopping) {

@@ -44,6 +44,9 @@ PostgresRowSource::PostgresRowSource(pg::Connection& connection, const ComparedT
     : connection_(connection) {
     const apply::TargetTable& side = table.sides.at(side_index);
     table_ = side.name.quoted();
+    if (side.row_filter) {
+        row_filter_ = "(" + *side.row_filter + ")";
+    }
     std::vector<std::string> text;
     for (const std::size_t k : side.key) {
         key_columns_.push_back(quote_identifier(side.columns[k].name));
@@ -71,6 +74,9 @@ std::string PostgresRowSource::where(const KeyRange& range, pg::Params& params) 
         return tuple(typed);
     };
     std::vector<std::string> conditions;
+    if (!row_filter_.empty()) {
+        conditions.push_back(row_filter_);
+    }
     if (range.after) {
         conditions.push_back(tuple(key_columns_) + " > " + bound(*range.after));
     }

@@ -712,4 +712,43 @@ TEST_SUITE("operations") {
         CHECK(code == 0);
         run.stop();
     }
+
+    TEST_CASE(
+        "where: only the rows of a table's row filter sync, in the copy, the stream and "
+        "verify") {
+        BridgeRun run("", [](ScratchBridge& scratch) {
+            rewrite_config(scratch, "name = \"public.notes\"",
+                           "name = \"public.notes\"\nwhere = \"flag\"");
+            // Before setup: the initial copy takes the filter's rows only.
+            scratch.admin(0).exec(
+                "INSERT INTO public.notes SELECT g, 'before ' || g, g % 2 = 1"
+                "  FROM generate_series(1, 4) g");
+        });
+        const CommandResult again = run.scratch.pgbridge(setup_args(run.scratch));
+        INFO(again.out << again.err);
+        CHECK(again.exit_code == 0);
+        CHECK(again.out.find("row filters: public.notes WHERE (flag)") != std::string::npos);
+        CHECK(again.out.find("nothing to do") != std::string::npos);
+        run.start();
+        auto a = run.scratch.admin(0);
+        auto b = run.scratch.admin(1);
+        a.exec("INSERT INTO public.notes VALUES (10, 'a in', true), (11, 'a out', false)");
+        b.exec("INSERT INTO public.notes VALUES (20, 'b out', false), (21, 'b in', true)");
+        const std::string ids =
+            "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM public.notes";
+        REQUIRE(eventually([&] { return rows_of(run.scratch, 1, ids) == "1,3,10,20,21"; },
+                           std::chrono::seconds(30)));
+        CHECK(eventually([&] { return rows_of(run.scratch, 0, ids) == "1,2,3,4,10,11,21"; },
+                         std::chrono::seconds(30)));
+        // A row leaving the filter is deleted on the other side; one entering it, inserted.
+        a.exec("UPDATE public.notes SET flag = false WHERE id = 10");
+        a.exec("UPDATE public.notes SET flag = true WHERE id = 2");
+        CHECK(eventually([&] { return rows_of(run.scratch, 1, ids) == "1,2,3,20,21"; },
+                         std::chrono::seconds(30)));
+        CHECK(rows_of(run.scratch, 0, ids) == "1,2,3,4,10,11,21");
+        CHECK(dead_letters_none(run.scratch));
+        const auto [code, report] = run.pgbridge_json("verify");
+        CHECK(code == 0);
+        run.stop();
+    }
 }

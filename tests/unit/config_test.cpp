@@ -196,6 +196,25 @@ TEST_CASE("sync.recopy: auto by default, ask when set, nothing else") {
               .find("unknown key") != std::string::npos);
 }
 
+TEST_CASE("where: a table's row filter, a side's own, one condition only") {
+    const Config c = parse(
+        replace(replace(kValid, "priority = 8", "priority = 8\nwhere = \"active\""),
+                "name = \"hr.candidates\"", "name = \"hr.candidates\"\nwhere = \"region = 'eu'\""));
+    const TableConfig& talents = *c.find_table(QualifiedName{"public", "talents"});
+    CHECK(talents.row_filter_on("looma_crm") == "active");
+    CHECK(talents.row_filter_on("zervigo") == "active");
+    const TableConfig& customers = *c.find_table(QualifiedName{"public", "customers"});
+    CHECK_FALSE(customers.row_filter_on("looma_crm"));
+    CHECK(customers.row_filter_on("zervigo") == "region = 'eu'");
+    const Error e = parse_error(
+        replace(kValid, "priority = 8", "priority = 8\nwhere = \"true); DROP TABLE x\""));
+    CHECK(std::string(e.what()).find("one SQL condition") != std::string::npos);
+    CHECK(e.context_value("line") == "23");
+    CHECK(std::string(
+              parse_error(replace(kValid, "priority = 8", "priority = 8\nwhere = \" \"")).what())
+              .find("tables.where") != std::string::npos);
+}
+
 TEST_CASE("invalid configurations name the line of the mistake") {
     SUBCASE("TOML syntax error") {
         CHECK(error_line(replace(kValid, "batch_size = 100", "batch_size = = 100")) == 15);

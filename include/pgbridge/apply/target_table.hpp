@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct TargetTable {
     std::string versions_name;  // quote_ident(schema).quote_ident(table): the row_versions key
     std::vector<TargetColumn> columns;
     std::vector<std::size_t> key;  // indexes into columns, in primary key order
+    // The rows synced ([[tables]] where), in this side's names; verify compares only those.
+    std::optional<std::string> row_filter;
 
     // The columns' canonical names and names on this side, in the same order (filled with
     // `columns`: the applier asks for them for every change).

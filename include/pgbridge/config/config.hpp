@@ -87,6 +87,7 @@ struct SyncConfig {
 struct TableSideConfig {
     QualifiedName name;
     std::map<std::string, std::string> columns;  // canonical column -> column on this side
+    std::optional<std::string> row_filter;       // `where` for this side, in its own names
 };
 
 struct TableConfig {
@@ -94,8 +95,13 @@ struct TableConfig {
     int priority = 1;
     std::map<std::string, TableSideConfig, std::less<>> sides;
     SourceLocation where;
+    // `where`: the rows synced, as an SQL condition on the table (a PostgreSQL 15 row filter
+    // of the publication; the initial copy and verify read the same rows). A side may have its
+    // own (its column names may differ).
+    std::optional<std::string> row_filter;
 
     QualifiedName name_on(std::string_view side) const;
+    std::optional<std::string> row_filter_on(std::string_view side) const;
     std::string column_on(std::string_view side, const std::string& canonical_column) const;
     // Inverse of column_on: the canonical name of a column as the side calls it.
     std::string canonical_column(std::string_view side, const std::string& side_column) const;

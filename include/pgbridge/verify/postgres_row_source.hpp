@@ -37,6 +37,7 @@ class PostgresRowSource final : public RowSource {
 
     pg::Connection& connection_;
     std::string table_;                     // quoted name on this side
+    std::string row_filter_;                // ([[tables]] where), or empty
     std::string key_list_;                  // "k1", "k2" quoted, in key order
     std::string key_text_;                  // "k1"::text, ... for output
     std::vector<std::string> key_columns_;  // quoted
