@@ -883,6 +883,21 @@ TEST_SUITE("operations") {
         CHECK(daemon.wait(std::chrono::seconds(20)) == 0);
     }
 
+    TEST_CASE("a key a sequence feeds on one side only is a warning, not a refusal") {
+        const std::string plain_b =
+            "CREATE TABLE public.orders (id bigint PRIMARY KEY, item text NOT NULL UNIQUE, "
+            "side text);\n"
+            "CREATE TABLE public.tickets (id int PRIMARY KEY, title text);\n"
+            "CREATE TABLE public.tags (name text PRIMARY KEY, uses int);\n";
+        ScratchBridge scratch("opsone", kSerialSchema, plain_b, serial_tables());
+        const CommandResult r = scratch.pgbridge(setup_args(scratch));
+        INFO(r.out << r.err);
+        CHECK(r.exit_code == 0);
+        CHECK(r.out.find("key public.orders.id takes its values from this sequence here but "
+                         "not on b") != std::string::npos);
+        CHECK(sequence_state(scratch, 0, "public.orders_id_seq") == "1/1/false");
+    }
+
     TEST_CASE("keys = \"disjoint\": setup accepts the table and leaves its sequences alone") {
         ScratchBridge scratch("opsdisj", kSerialSchema, kSerialSchema,
                               serial_tables("keys = \"disjoint\"\n", "keys = \"disjoint\"\n"));
