@@ -86,6 +86,7 @@ nlohmann::json config_json(const Config& config) {
         tables.push_back(
             {{"name", table.name.display()},
              {"priority", table.priority},
+             {"keys", table.keys == TableConfig::Keys::Disjoint ? "disjoint" : "checked"},
              {"sides", names_by_side},
              {"conflict_rules",
               {{"columns", columns}, {"other_columns", rule_json(rules.for_other_columns())}}}});
@@ -150,7 +151,10 @@ void print_text(const Config& config, std::ostream& out) {
 
     out << "\ntables and conflict rules\n";
     for (const auto& table : config.tables) {
-        out << fmt::format("  {} (priority {})\n", table.name.display(), table.priority);
+        out << fmt::format("  {} (priority {}{})\n", table.name.display(), table.priority,
+                           table.keys == TableConfig::Keys::Disjoint
+                               ? "; keys disjoint: setup leaves its sequences alone"
+                               : "");
         for (const auto& side : config.sides) {
             auto mapping = table.sides.find(side.name);
             std::string columns;

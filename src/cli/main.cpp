@@ -81,6 +81,10 @@ int main(int argc, char** argv) {
                       "SIDE=CONNINFO to run setup as another role (e.g. a superuser); "
                       "then the side's own role is created and granted too");
     setup->add_flag("--dry-run", setup_options.dry_run, "report what would change, change nothing");
+    setup->add_flag("--partition-sequences", setup_options.partition_sequences,
+                    "key columns a sequence feeds on both sides: odd keys on the first side of "
+                    "the file, even on the second (INCREMENT BY 2, restarted above every key in "
+                    "use); without it setup refuses such tables unless keys = \"disjoint\"");
 
     bool yes = false;
     auto* teardown = app.add_subcommand("teardown", "drop what setup created, slots first");

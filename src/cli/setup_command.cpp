@@ -30,6 +30,7 @@ DatabaseSetupOptions database_options(const Config& config, const SetupCommandOp
     }
     result.dry_run = options.dry_run;
     result.keep_metadata = options.keep_metadata;
+    result.partition_sequences = options.partition_sequences;
     result.timeout_ms = config.engine.timeout_ms;
     return result;
 }

@@ -701,7 +701,7 @@ class ConfigParser {
 
     void read_table(const toml::table& table, std::size_t index) {
         TableReader reader(table, fmt::format("[[tables]] #{}", index + 1), diag_,
-                           {"name", "priority", "sides", "where"});
+                           {"name", "priority", "keys", "sides", "where"});
         TableConfig result;
         result.where = diag_.at(table.source());
         auto text = reader.string("name", true);
@@ -724,6 +724,18 @@ class ConfigParser {
         result.priority =
             reader.integer("priority", false, 0, max_priority).value_or(result.priority);
         result.row_filter = row_filter(reader, "tables.where");
+        if (const auto keys = reader.string("keys", false)) {
+            // Only the one promise setup cannot check; sequences already partitioned odd/even
+            // need no word here, setup recognises them.
+            if (*keys == "disjoint") {
+                result.keys = TableConfig::Keys::Disjoint;
+            } else {
+                diag_.error(reader.source_of("keys"),
+                            fmt::format("tables.keys must be \"disjoint\" (the application keeps "
+                                        "the keys of the two sides apart), got '{}'",
+                                        *keys));
+            }
+        }
         if (const toml::table* sides = reader.subtable("sides", false)) {
             for (auto&& [key, value] : *sides) {
                 read_table_side(result, std::string(key.str()), key.source(), value);

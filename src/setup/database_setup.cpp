@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <array>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -12,6 +14,7 @@
 #include <pgbridge/pg/connection.hpp>
 #include <pgbridge/pg/conninfo.hpp>
 #include <pgbridge/setup/database_setup.hpp>
+#include <pgbridge/setup/key_sequences.hpp>
 #include <pgbridge/source/slot_identity.hpp>
 
 #include "embedded_sql.hpp"
@@ -98,9 +101,91 @@ std::vector<Column> table_columns(pg::Connection& conn, const QualifiedName& tab
     return columns;
 }
 
+// Key columns a sequence feeds on both sides (key_sequences.hpp): refused unless the
+// sequences are already kept apart, the table says keys = "disjoint", or setup was asked to
+// partition them (then they are added to to_partition).
+void check_shared_keys(const TableConfig& table, std::vector<SideSetup>& sides, bool partition,
+                       SetupReport& report, std::vector<std::string>& problems,
+                       std::vector<SharedKey>& to_partition) {
+    std::array<std::vector<KeySequence>, 2> found;
+    for (std::size_t i = 0; i < 2; ++i) {
+        found[i] = key_sequences(sides[i].conn, table.name_on(sides[i].side->name));
+    }
+    auto side_name = [&](std::size_t i) -> const std::string& { return sides[i].side->name; };
+    auto object = [](const KeySequence& s) { return "sequence " + s.sequence.display(); };
+    if (table.keys == TableConfig::Keys::Disjoint) {
+        for (std::size_t i = 0; i < 2; ++i) {
+            for (const auto& s : found[i]) {
+                report.add(side_name(i), object(s), Outcome::Skipped,
+                           fmt::format("left as it is: keys = \"disjoint\" for table {} (the "
+                                       "application keeps the two sides' keys apart)",
+                                       table.name.display()));
+            }
+        }
+        return;
+    }
+    std::map<std::string, std::array<const KeySequence*, 2>> by_column;  // canonical names
+    for (std::size_t i = 0; i < 2; ++i) {
+        for (const auto& s : found[i]) {
+            by_column[table.canonical_column(side_name(i), s.column)][i] = &s;
+        }
+    }
+    for (const auto& [column, seqs] : by_column) {
+        const std::string key = fmt::format("{}.{}", table.name.display(), column);
+        if (seqs[0] == nullptr || seqs[1] == nullptr) {
+            // Only one side generates keys; the other's application picks its own, which
+            // setup cannot see.
+            const std::size_t i = seqs[0] != nullptr ? 0 : 1;
+            report.add(side_name(i), object(*seqs[i]), Outcome::Warning,
+                       fmt::format("key {} takes its values from this sequence here but not on "
+                                   "{}: inserts there must never use a key it hands out (then "
+                                   "set keys = \"disjoint\")",
+                                   key, side_name(1 - i)));
+            continue;
+        }
+        if (kept_apart(*seqs[0], *seqs[1])) {
+            for (std::size_t i = 0; i < 2; ++i) {
+                report.add(side_name(i), object(*seqs[i]), Outcome::Unchanged,
+                           fmt::format("{} keys of {} (INCREMENT BY 2, next {}): kept apart from "
+                                       "{}'s",
+                                       seqs[i]->next % 2 == 0 ? "even" : "odd", key, seqs[i]->next,
+                                       side_name(1 - i)));
+            }
+            continue;
+        }
+        if (!partition) {
+            problems.push_back(fmt::format(
+                "table {}: key column '{}' takes its values from a sequence on both sides ({} "
+                "on {}, {} on {}), so both hand out the same keys and rows inserted on both "
+                "collide; run pgbridge setup --partition-sequences (odd keys on {}, even on "
+                "{}), or, if the application keeps the keys apart, set keys = \"disjoint\" in "
+                "the table's [[tables]] entry ({}:{})",
+                table.name.display(), column, seqs[0]->sequence.display(), side_name(0),
+                seqs[1]->sequence.display(), side_name(1), side_name(0), side_name(1),
+                table.where.file, table.where.line));
+            continue;
+        }
+        if (seqs[0]->increment < 0 || seqs[1]->increment < 0) {
+            problems.push_back(fmt::format(
+                "table {}: key column '{}' has a descending sequence; --partition-sequences "
+                "only partitions ascending ones: partition them by hand or set keys = "
+                "\"disjoint\"",
+                table.name.display(), column));
+            continue;
+        }
+        SharedKey shared{table.name, column, {}};
+        for (std::size_t i = 0; i < 2; ++i) {
+            shared.sides[i] = SharedKey::Side{side_name(i), table.name_on(side_name(i)), *seqs[i]};
+        }
+        to_partition.push_back(std::move(shared));
+    }
+}
+
 // Everything that would make setup fail half-way, or the bridge fail later, checked on both
-// sides before anything is changed.
-void preflight(const Config& config, std::vector<SideSetup>& sides, SetupReport& report) {
+// sides before anything is changed. Returns the key sequences to partition.
+std::vector<SharedKey> preflight(const Config& config, std::vector<SideSetup>& sides,
+                                 const DatabaseSetupOptions& options, SetupReport& report) {
+    std::vector<SharedKey> to_partition;
     std::vector<std::string> problems;
     for (auto& s : sides) {
         const std::string& name = s.side->name;
@@ -227,6 +312,8 @@ void preflight(const Config& config, std::vector<SideSetup>& sides, SetupReport&
                             table.name.display(), column->name, b.name, a.name,
                             table.column_on(a.name, canonical)));
         }
+        check_shared_keys(table, sides, options.partition_sequences, report, problems,
+                          to_partition);
     }
     // A rule for a column no synced table has would silently do nothing (a typo, say).
     if (synced_columns.size() == config.tables.size()) {
@@ -239,6 +326,7 @@ void preflight(const Config& config, std::vector<SideSetup>& sides, SetupReport&
                     fmt::format("setup cannot proceed; nothing was changed:\n  {}",
                                 fmt::join(problems, "\n  ")));
     }
+    return to_partition;
 }
 
 class SideSetupRun {
@@ -770,7 +858,10 @@ SetupReport run_setup(const Config& config, const DatabaseSetupOptions& options)
     SetupReport report;
     report.dry_run = options.dry_run;
     auto sides = connect_sides(config, options);
-    preflight(config, sides, report);
+    const auto to_partition = preflight(config, sides, options, report);
+    // Before the slots: a failure here leaves nothing holding WAL.
+    partition_key_sequences({&sides[0].conn, &sides[1].conn}, to_partition, options.dry_run,
+                            options.timeout_ms, report);
     for (auto& s : sides) {
         SideSetupRun run(config, s, report, options.dry_run);
         s.conn.transaction([&] {

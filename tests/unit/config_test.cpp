@@ -215,6 +215,34 @@ TEST_CASE("where: a table's row filter, a side's own, one condition only") {
               .find("tables.where") != std::string::npos);
 }
 
+TEST_CASE("tables.keys: checked by setup unless \"disjoint\"; nothing else") {
+    const Config defaults = parse(kValid);
+    CHECK(defaults.tables[0].keys == TableConfig::Keys::Checked);
+    CHECK(defaults.tables[1].keys == TableConfig::Keys::Checked);
+
+    const Config disjoint =
+        parse(replace(kValid, "priority = 5", "priority = 5\nkeys = \"disjoint\""));
+    CHECK(disjoint.tables[0].keys == TableConfig::Keys::Checked);
+    CHECK(disjoint.tables[1].keys == TableConfig::Keys::Disjoint);
+
+    // Sequences already partitioned need no word in the file: setup sees them.
+    Error e = parse_error(replace(kValid, "priority = 8", "priority = 8\nkeys = \"partitioned\""));
+    CHECK(e.context_value("line") == "23");
+    CHECK(e.context_value("column") == "8");
+    CHECK(std::string(e.what()).find("tables.keys must be \"disjoint\"") != std::string::npos);
+    CHECK(std::string(e.what()).find("'partitioned'") != std::string::npos);
+
+    e = parse_error(replace(kValid, "priority = 8", "priority = 8\nkeys = true"));
+    CHECK(e.context_value("line") == "23");
+    CHECK(std::string(e.what()).find("must be a string, got a boolean") != std::string::npos);
+
+    // A key of the table's own section, not of a side's mapping.
+    e = parse_error(replace(kValid, "name = \"hr.candidates\"",
+                            "name = \"hr.candidates\"\nkeys = \"disjoint\""));
+    CHECK(e.context_value("line") == "29");
+    CHECK(std::string(e.what()).find("unknown key 'keys'") != std::string::npos);
+}
+
 TEST_CASE("invalid configurations name the line of the mistake") {
     SUBCASE("TOML syntax error") {
         CHECK(error_line(replace(kValid, "batch_size = 100", "batch_size = = 100")) == 15);

@@ -16,7 +16,8 @@ struct GlobalOptions {
 struct SetupCommandOptions {
     std::map<std::string, std::string, std::less<>> admin_conninfo;  // side -> conninfo
     bool dry_run = false;
-    bool keep_metadata = false;  // teardown only
+    bool keep_metadata = false;        // teardown only
+    bool partition_sequences = false;  // setup only
 };
 
 struct TailCommandOptions {

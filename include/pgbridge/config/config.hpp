@@ -91,8 +91,16 @@ struct TableSideConfig {
 };
 
 struct TableConfig {
+    // How rows inserted on both sides are kept from taking the same key (docs/setup.md, "Keys
+    // written on both sides").
+    enum class Keys {
+        Checked,   // setup refuses key columns fed by a sequence on both sides, unless partitioned
+        Disjoint,  // keys = "disjoint": the application guarantees the sides never pick the same
+    };
+
     QualifiedName name;  // canonical name, also the name on every side without a mapping
     int priority = 1;
+    Keys keys = Keys::Checked;
     std::map<std::string, TableSideConfig, std::less<>> sides;
     SourceLocation where;
     // `where`: the rows synced, as an SQL condition on the table (a PostgreSQL 15 row filter
