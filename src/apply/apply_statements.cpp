@@ -48,7 +48,9 @@ std::string insert_statement(const TargetTable& table, const std::vector<std::si
         names += (i > 0 ? ", " : "") + quote_identifier(table.columns[columns[i]].name);
         values += (i > 0 ? ", " : "") + param(i + 1);
     }
-    return "INSERT INTO " + table.name.quoted() + " (" + names + ") VALUES (" + values + ")";
+    // The key comes from the source: a GENERATED ALWAYS identity column here takes it too.
+    return "INSERT INTO " + table.name.quoted() + " (" + names +
+           ") OVERRIDING SYSTEM VALUE VALUES (" + values + ")";
 }
 
 std::string update_statement(const TargetTable& table, const std::vector<std::size_t>& columns) {

@@ -56,7 +56,7 @@ TEST_SUITE("apply support") {
         const TargetTable t = candidates();
         CHECK(
             insert_statement(t, {0, 1, 3}) ==
-            R"(INSERT INTO "hr"."Candidates ""2""" ("id", "contact_email", "region") VALUES ($1, $2, $3))");
+            R"(INSERT INTO "hr"."Candidates ""2""" ("id", "contact_email", "region") OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3))");
         CHECK(
             update_statement(t, {1, 2}) ==
             R"(UPDATE "hr"."Candidates ""2""" SET "contact_email" = $1, "note" = $2 WHERE "id" = $3 AND "region" = $4)");
