@@ -366,7 +366,6 @@ class PostgresApplier::Attempt {
                 }
             }
             send_write(pipeline, truncate_statement(*t), {t->versions_name, time_param(at)}, index);
-            table_counts(*t).deleted++;
         }
     }
 
