@@ -52,7 +52,14 @@ BEGIN
             EXECUTE format('CREATE TRIGGER pgbridge_row_versions AFTER INSERT OR UPDATE OR DELETE ON %s '
                            'FOR EACH ROW WHEN (current_setting(''pgbridge.applying'', true) '
                            'IS DISTINCT FROM ''on'') '
-                           'EXECUTE FUNCTION pgbridge.track_row_versions(%s)', t,
+                           'EXECUTE FUNCTION pgbridge.track_row_versions(%s%s)', t,
+                           -- A partitioned table: '' and its name first (the function says why).
+                           (SELECT CASE WHEN c.relkind = 'p'
+                                        THEN quote_literal('') || ', ' || quote_literal(
+                                             quote_ident(n.nspname) || '.' || quote_ident(c.relname)) || ', '
+                                        ELSE '' END
+                              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                             WHERE c.oid = t),
                            (SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY k.ord)
                               FROM pg_index i
                              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)

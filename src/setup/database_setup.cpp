@@ -449,12 +449,19 @@ class SideSetupRun {
                             "present");
                 continue;
             }
+            // A partitioned table's trigger (its partitions inherit it) starts with '' and the
+            // table's name, under which the partitions' rows are synced.
             auto key = s_.conn.exec(
-                "SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY k.ord)"
-                "  FROM pg_index i"
-                "  CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
-                "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
-                " WHERE i.indrelid = to_regclass($1) AND i.indisprimary",
+                "SELECT CASE WHEN c.relkind = 'p' THEN quote_literal('') || ', ' ||"
+                "              quote_literal(quote_ident(n.nspname) || '.' ||"
+                "                            quote_ident(c.relname)) || ', ' ELSE '' END ||"
+                "       (SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY k.ord)"
+                "          FROM pg_index i"
+                "         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
+                "          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+                "         WHERE i.indrelid = c.oid AND i.indisprimary)"
+                "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.oid = to_regclass($1)",
                 {local.quoted()});
             change("version trigger on " + local.display(), "created",
                    fmt::format("CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH "
