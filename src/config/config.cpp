@@ -701,7 +701,7 @@ class ConfigParser {
 
     void read_table(const toml::table& table, std::size_t index) {
         TableReader reader(table, fmt::format("[[tables]] #{}", index + 1), diag_,
-                           {"name", "priority", "keys", "sides", "where"});
+                           {"name", "priority", "keys", "sides", "where", "exclude_columns"});
         TableConfig result;
         result.where = diag_.at(table.source());
         auto text = reader.string("name", true);
@@ -724,6 +724,18 @@ class ConfigParser {
         result.priority =
             reader.integer("priority", false, 0, max_priority).value_or(result.priority);
         result.row_filter = row_filter(reader, "tables.where");
+        if (const toml::array* excluded = reader.array("exclude_columns", false)) {
+            for (const auto& node : *excluded) {
+                if (!node.is_string() || node.as_string()->get().empty()) {
+                    diag_.error(node.source(),
+                                fmt::format("tables.exclude_columns must list column names (as "
+                                            "named under [[tables]]), got {}",
+                                            type_name(node)));
+                    continue;
+                }
+                result.excluded_columns.insert(node.as_string()->get());
+            }
+        }
         if (const auto keys = reader.string("keys", false)) {
             // Only the one promise setup cannot check; sequences already partitioned odd/even
             // need no word here, setup recognises them.

@@ -33,6 +33,18 @@ transport::PublisherOptions publisher_options(
     return o;
 }
 
+// [[tables]] exclude_columns as `side` names tables and columns.
+std::map<QualifiedName, std::set<std::string>> excluded_columns(const Config& config,
+                                                                const std::string& side) {
+    std::map<QualifiedName, std::set<std::string>> out;
+    for (const auto& table : config.tables) {
+        for (const auto& canonical : table.excluded_columns) {
+            out[table.name_on(side)].insert(table.column_on(side, canonical));
+        }
+    }
+    return out;
+}
+
 source::InitialCopyOptions copy_options(const Config& config, const std::string& source) {
     source::InitialCopyOptions o;
     o.bridge = config.bridge_name;
@@ -41,6 +53,7 @@ source::InitialCopyOptions copy_options(const Config& config, const std::string&
                                      "pgbridge run: initial copy");
     o.tables = config.tables;
     o.rows_per_transaction = static_cast<std::size_t>(config.engine.batch_size);
+    o.excluded_columns = excluded_columns(config, source);
     return o;
 }
 
@@ -51,6 +64,7 @@ source::CaptureOptions capture_options(const Config& config, const std::string& 
         side_connect_options(config.side(source), config.engine.timeout_ms, kApplicationName);
     o.slot = names::slot(config.bridge_name, source);
     o.publication = names::publication(config.bridge_name);
+    o.excluded_columns = excluded_columns(config, source);
     o.journal = std::make_shared<source::PostgresSlotJournal>(
         side_connect_options(config.side(source), config.engine.timeout_ms,
                              "pgbridge run: slot journal"),

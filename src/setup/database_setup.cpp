@@ -262,10 +262,42 @@ std::vector<SharedKey> preflight(const Config& config, std::vector<SideSetup>& s
                     }
                 }
             }
+            for (const auto& canonical : table.excluded_columns) {
+                const auto it = seen.find(canonical);
+                if (it == seen.end()) {
+                    continue;  // a column of the other side only: checked below
+                }
+                if (std::any_of(columns.begin(), columns.end(), [&](const Column& c) {
+                        return c.name == it->second && c.in_primary_key;
+                    })) {
+                    problems.push_back(fmt::format(
+                        "{}:{}: exclude_columns of table {} names column '{}', which is part of "
+                        "its primary key on side {}: rows could not be matched without it",
+                        table.where.file, table.where.line, table.name.display(), canonical, side));
+                }
+            }
             columns_by_side.emplace(side, std::move(columns));
         }
         if (columns_by_side.size() != 2) {
             continue;
+        }
+        // An excluded column may exist on one side only (it is never synced); on neither, it
+        // is a typo and the exclusion would do nothing.
+        for (const auto& canonical : table.excluded_columns) {
+            const bool somewhere = std::any_of(
+                columns_by_side.begin(), columns_by_side.end(), [&](const auto& side_columns) {
+                    return std::any_of(side_columns.second.begin(), side_columns.second.end(),
+                                       [&](const Column& c) {
+                                           return table.canonical_column(side_columns.first,
+                                                                         c.name) == canonical;
+                                       });
+                });
+            if (!somewhere) {
+                problems.push_back(fmt::format(
+                    "{}:{}: exclude_columns of table {} names column "
+                    "'{}', which neither side has",
+                    table.where.file, table.where.line, table.name.display(), canonical));
+            }
         }
         for (const auto& c : columns_by_side.at(sides[0].side->name)) {
             synced_columns[table.name].insert(table.canonical_column(sides[0].side->name, c.name));
@@ -279,6 +311,10 @@ std::vector<SharedKey> preflight(const Config& config, std::vector<SideSetup>& s
         }
         for (const auto& c : columns_by_side.at(a.name)) {
             const std::string canonical = table.canonical_column(a.name, c.name);
+            if (table.excluded_columns.contains(canonical)) {
+                on_b.erase(canonical);
+                continue;  // not synced: may differ, or exist on one side only
+            }
             auto it = on_b.find(canonical);
             if (it == on_b.end()) {
                 problems.push_back(
@@ -306,6 +342,9 @@ std::vector<SharedKey> preflight(const Config& config, std::vector<SideSetup>& s
             on_b.erase(it);
         }
         for (const auto& [canonical, column] : on_b) {
+            if (table.excluded_columns.contains(canonical)) {
+                continue;
+            }
             problems.push_back(
                 fmt::format("table {}: column '{}' exists on {} but not on {} "
                             "(as '{}')",

@@ -125,6 +125,7 @@ class Capture::Session {
             return;
         }
         parse_versions(txn);
+        c_.filter_.apply(txn);
         ++c_.stats_.transactions;
         c_.stats_.changes += txn.changes.size();
         try {
@@ -146,6 +147,7 @@ class Capture::Session {
             return;  // dropped with its commit (handle)
         }
         parse_versions(piece);
+        c_.filter_.apply(piece);
         c_.stats_.changes += piece.changes.size();
         try {
             c_.sink_.deliver(std::move(piece));
@@ -209,6 +211,7 @@ class Capture::Session {
 Capture::Capture(CaptureOptions options, TransactionSink& sink)
     : options_(std::move(options)),
       sink_(sink),
+      filter_(options_.excluded_columns),
       wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     if (wake_fd_ < 0) {
         throw Error(ErrorKind::Internal, "cannot create an eventfd").with("side", options_.side);

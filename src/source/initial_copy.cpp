@@ -89,6 +89,7 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
     }
     conn.exec("SET TRANSACTION SNAPSHOT '" + snapshot.name + "'");
     std::uint64_t total = 0;
+    ColumnFilter excluded(options_.excluded_columns);
     // Every copied transaction commits "at" the consistent point; distinct end positions after
     // it keep the messages apart (ids, durability) without moving anything on the server.
     std::uint64_t sequence = 0;
@@ -133,6 +134,7 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
                 txn.changes.push_back(std::move(change));
             }
             rows += static_cast<std::uint64_t>(chunk.rows());
+            excluded.apply(txn);
             sink_.deliver(std::move(txn));
         }
         conn.exec("CLOSE pgbridge_copy");

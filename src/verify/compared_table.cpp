@@ -48,6 +48,9 @@ ComparedTable describe_compared_table(const TableConfig& table, pg::Connection& 
     }
     for (std::size_t i = 0; i < ta.columns.size(); ++i) {
         const auto& canonical = ta.columns[i].canonical;
+        if (table.excluded_columns.contains(canonical)) {
+            continue;  // not synced: neither compared nor repaired
+        }
         const auto on_b =
             std::find(tb.canonical_names.begin(), tb.canonical_names.end(), canonical);
         if (on_b == tb.canonical_names.end()) {
@@ -59,7 +62,8 @@ ComparedTable describe_compared_table(const TableConfig& table, pg::Connection& 
         out.positions[1].push_back(static_cast<std::size_t>(on_b - tb.canonical_names.begin()));
     }
     for (const auto& canonical : tb.canonical_names) {
-        if (std::find(out.columns.begin(), out.columns.end(), canonical) == out.columns.end()) {
+        if (std::find(out.columns.begin(), out.columns.end(), canonical) == out.columns.end() &&
+            !table.excluded_columns.contains(canonical)) {
             out.one_sided.push_back(canonical);
         }
     }

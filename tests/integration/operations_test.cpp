@@ -987,4 +987,55 @@ TEST_SUITE("operations") {
             CHECK(sequence_state(scratch, side, "public.tickets_id_seq") == "1/1/false");
         }
     }
+
+    TEST_CASE(
+        "exclude_columns: a column left out never reaches the other side, which may not even "
+        "have it; the rest syncs and verifies") {
+        BridgeRun run("", [](ScratchBridge& scratch) {
+            rewrite_config(scratch, "name = \"public.notes\"",
+                           "name = \"public.notes\"\nexclude_columns = [\"flag\", \"secret\"]");
+            scratch.admin(0).exec("ALTER TABLE public.notes ADD COLUMN secret text");
+            // Copied by the initial sync, without the excluded columns too.
+            scratch.admin(0).exec("INSERT INTO public.notes VALUES (5, 'copied', true, 's5')");
+        });
+        run.start();
+        auto a = run.scratch.admin(0);
+        auto b = run.scratch.admin(1);
+        a.exec("INSERT INTO public.notes VALUES (1, 'one', true, 'only on a')");
+        b.exec("INSERT INTO public.notes VALUES (2, 'two', false)");
+        const std::string rows =
+            "SELECT coalesce(string_agg(concat_ws('|', id, body, flag), ',' ORDER BY id), '')"
+            "  FROM public.notes";
+        CHECK(eventually([&] { return rows_of(run.scratch, 1, rows) == "1|one,2|two|f,5|copied"; },
+                         std::chrono::seconds(30)));
+        CHECK(
+            eventually([&] { return rows_of(run.scratch, 0, rows) == "1|one|t,2|two,5|copied|t"; },
+                       std::chrono::seconds(30)));
+        // b's write of the excluded column stays on b; its write of body arrives.
+        b.exec("UPDATE public.notes SET flag = false, body = 'edited on b' WHERE id = 1");
+        CHECK(eventually(
+            [&] { return rows_of(run.scratch, 0, rows) == "1|edited on b|t,2|two,5|copied|t"; },
+            std::chrono::seconds(30)));
+        CHECK(rows_of(run.scratch, 0, "SELECT secret FROM public.notes WHERE id = 1") ==
+              "only on a");
+        CHECK(dead_letters_none(run.scratch));
+        CHECK_FALSE(run.daemon->output_contains("waiting for it"));
+        const auto [code, report] = run.pgbridge_json("verify");
+        CHECK(code == 0);
+        run.stop();
+    }
+
+    TEST_CASE("setup refuses exclude_columns naming a key column, or a column neither side has") {
+        ScratchBridge scratch("opsexcl", kSchemaA, kSchemaB, tables_toml(""));
+        rewrite_config(scratch, "name = \"public.notes\"",
+                       "name = \"public.notes\"\nexclude_columns = [\"id\", \"flgx\"]");
+        const CommandResult r = scratch.pgbridge(setup_args(scratch));
+        INFO(r.out << r.err);
+        CHECK(r.exit_code != 0);
+        CHECK(r.err.find("names column 'id', which is part of its primary key") !=
+              std::string::npos);
+        CHECK(r.err.find("which neither side has") != std::string::npos);
+        CHECK(r.err.find("nothing was changed") != std::string::npos);
+        CHECK(bridge_slots(scratch) == 0);
+    }
 }

@@ -243,6 +243,19 @@ TEST_CASE("tables.keys: checked by setup unless \"disjoint\"; nothing else") {
     CHECK(std::string(e.what()).find("unknown key 'keys'") != std::string::npos);
 }
 
+TEST_CASE("exclude_columns: canonical column names, nothing else") {
+    const Config c = parse(
+        replace(kValid, "priority = 5", "priority = 5\nexclude_columns = [\"email\", \"notes\"]"));
+    const TableConfig& customers = *c.find_table(QualifiedName{"public", "customers"});
+    CHECK(customers.excluded_columns == std::set<std::string>{"email", "notes"});
+    CHECK(customers.column_on("zervigo", "email") == "contact_email");
+    CHECK(c.find_table(QualifiedName{"public", "talents"})->excluded_columns.empty());
+    const Error e =
+        parse_error(replace(kValid, "priority = 5", "priority = 5\nexclude_columns = [1]"));
+    CHECK(std::string(e.what()).find("tables.exclude_columns must list column names") !=
+          std::string::npos);
+}
+
 TEST_CASE("invalid configurations name the line of the mistake") {
     SUBCASE("TOML syntax error") {
         CHECK(error_line(replace(kValid, "batch_size = 100", "batch_size = = 100")) == 15);

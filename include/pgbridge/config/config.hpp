@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -107,6 +108,8 @@ struct TableConfig {
     // of the publication; the initial copy and verify read the same rows). A side may have its
     // own (its column names may differ).
     std::optional<std::string> row_filter;
+    // `exclude_columns`: canonical names of columns not synced (capture leaves them out).
+    std::set<std::string> excluded_columns;
 
     QualifiedName name_on(std::string_view side) const;
     std::optional<std::string> row_filter_on(std::string_view side) const;

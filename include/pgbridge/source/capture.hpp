@@ -4,12 +4,15 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/lsn.hpp>
 #include <pgbridge/pg/connection.hpp>
+#include <pgbridge/source/column_filter.hpp>
 #include <pgbridge/source/slot_identity.hpp>
 #include <pgbridge/source/transaction_sink.hpp>
 
@@ -35,6 +38,8 @@ struct CaptureOptions {
     // streaming off: the server then spills a large transaction to its own disk
     // (logical_decoding_work_mem) and sends it once committed, as to a native subscription.
     std::size_t piece_bytes = 0;
+    // [[tables]] exclude_columns, in this side's names: left out of every change (ColumnFilter).
+    std::map<QualifiedName, std::set<std::string>> excluded_columns;
     // Reconnect after failures. Off for tail: a DBA wants the error, not a retry loop.
     bool retry = true;
     std::chrono::milliseconds status_interval{1000};
@@ -80,6 +85,7 @@ class Capture {
 
     CaptureOptions options_;
     TransactionSink& sink_;
+    ColumnFilter filter_;
     CaptureStats stats_;
     std::atomic<bool> stopping_{false};
     int wake_fd_ = -1;

@@ -2,11 +2,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/pg/connection.hpp>
+#include <pgbridge/source/column_filter.hpp>
 #include <pgbridge/source/transaction_sink.hpp>
 
 namespace pgbridge::source {
@@ -17,6 +20,8 @@ struct InitialCopyOptions {
     pg::ConnectOptions connect;  // the runtime role on the side
     std::vector<TableConfig> tables;
     std::size_t rows_per_transaction = 1000;
+    // [[tables]] exclude_columns, in this side's names: left out as the capture does.
+    std::map<QualifiedName, std::set<std::string>> excluded_columns;
 };
 
 // Copies the synced tables of one side that were never copied (none recorded in
