@@ -12,6 +12,11 @@ const ColumnFilter::Cut* ColumnFilter::cut_for(const std::shared_ptr<const Table
     if (const auto it = cuts_.find(table.get()); it != cuts_.end()) {
         return it->second.table ? &it->second : nullptr;
     }
+    // Each replication session describes its tables anew: forget the old descriptions now
+    // and then, so that a capture that reconnects for months holds no more than a few.
+    if (cuts_.size() >= kMaxCachedTables) {
+        cuts_.clear();
+    }
     Cut cut;
     cut.source = table;
     const auto excluded = excluded_.find(QualifiedName{table->schema, table->name});

@@ -36,6 +36,8 @@ class ColumnFilter {
     // The table without its excluded columns, or null when none of its columns is excluded.
     const Cut* cut_for(const std::shared_ptr<const TableInfo>& table);
 
+    static constexpr std::size_t kMaxCachedTables = 1024;
+
     std::map<QualifiedName, std::set<std::string>> excluded_;
     std::map<const TableInfo*, Cut> cuts_;
 };
