@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
@@ -803,20 +804,27 @@ const TargetTable& PostgresApplier::target_for(const TableConfig& table) {
 }
 
 void PostgresApplier::note_source_shapes(const transport::ChangeBatch& batch) {
+    const TableInfo* last = nullptr;  // the changes of a message share their table's description
     for (const auto& txn : batch.transactions) {
         for (const auto& event : txn.changes) {
-            if (!event.table) {
+            if (!event.table || event.table.get() == last) {
                 continue;
             }
-            std::vector<std::string> shape;
-            shape.reserve(event.table->columns.size());
-            for (const auto& c : event.table->columns) {
-                shape.push_back(c.name);
+            last = event.table.get();
+            const auto& columns = event.table->columns;
+            auto [it, added] =
+                source_shapes_.try_emplace(QualifiedName{event.table->schema, event.table->name});
+            const bool same = std::equal(
+                it->second.begin(), it->second.end(), columns.begin(), columns.end(),
+                [](const std::string& seen, const ColumnInfo& c) { return seen == c.name; });
+            if (same) {
+                continue;
             }
-            const QualifiedName name{event.table->schema, event.table->name};
-            auto [it, added] = source_shapes_.try_emplace(name, shape);
-            if (!added && it->second != shape) {
-                it->second = std::move(shape);
+            it->second.clear();
+            for (const auto& c : columns) {
+                it->second.push_back(c.name);
+            }
+            if (!added) {
                 // The source's table changed: the target's may have too. (What is gone stays
                 // gone: a batch may hold changes from before and after a drop.)
                 targets_.erase(table_config_for(*event.table).name);
@@ -891,9 +899,10 @@ void PostgresApplier::apply(const transport::ChangeBatch& batch) {
     }
     // The target's description is read again once per batch when it looks older than the
     // target's catalog; each column found gone from both sides costs one more try at once.
+    // Neither counts as an attempt: only transient conflicts do.
     bool described_again = false;
     int columns_left_out = 0;
-    for (int attempt = 1;; ++attempt) {
+    for (int attempt = 1;;) {
         try {
             if (batch.chunk) {
                 keep_part(batch, *resolver);
@@ -917,13 +926,11 @@ void PostgresApplier::apply(const transport::ChangeBatch& batch) {
                 targets_.clear();
                 if (!described_again) {
                     described_again = true;
-                    --attempt;
                     continue;
                 }
             }
             if (missing_column) {
                 if (++columns_left_out <= kMaxColumnsLeftOut && column_gone_from_both(e)) {
-                    --attempt;
                     continue;
                 }
                 stats_.schema_waits++;
@@ -933,6 +940,7 @@ void PostgresApplier::apply(const transport::ChangeBatch& batch) {
             if (!is_transient_conflict(e) || attempt >= options_.transient_attempts) {
                 throw;
             }
+            ++attempt;
             stats_.transient_retries++;
             log::info("apply", "transient failure; applying the batch again",
                       {{"source", batch.source_side},

@@ -321,7 +321,9 @@ class Consumer::Session {
                               {"retry_in_ms", std::to_string(delay.count())},
                               {"error", e.what()}});
                 pause(delay);
-                delay = std::min(delay * 2, std::max(delay, kLongestWait));
+                if (delay < kLongestWait) {
+                    delay = std::min(delay * 2, kLongestWait);
+                }
             }
         }
     }

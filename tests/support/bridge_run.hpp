@@ -235,6 +235,41 @@ class Workload {
     std::thread thread_;
 };
 
+// No side has recorded a dead letter.
+inline bool dead_letters_none(const ScratchBridge& scratch) {
+    for (int side = 0; side < 2; ++side) {
+        auto conn = scratch.admin(side);
+        if (conn.exec("SELECT count(*) FROM pgbridge.dead_letters").value(0, 0) != "0") {
+            return false;
+        }
+    }
+    return true;
+}
+
+// pgbridge run of a scratch bridge as a process, once it streams both ways.
+inline std::unique_ptr<DaemonProcess> start_run(const ScratchBridge& scratch,
+                                                const std::string& log_path) {
+    auto daemon = std::make_unique<DaemonProcess>(
+        std::vector<std::string>{TestEnvironment::get().pgbridge_binary, "--config",
+                                 scratch.config_path(), "run"},
+        log_path);
+    const bool streaming = eventually(
+        [&] { return daemon->output_contains("streaming both directions") || !daemon->running(); },
+        std::chrono::seconds(60));
+    INFO(daemon->output());
+    REQUIRE(streaming);
+    REQUIRE(daemon->running());
+    return daemon;
+}
+
+// SIGTERM: must end cleanly and in time.
+inline void stop_run(DaemonProcess& daemon) {
+    daemon.signal(SIGTERM);
+    const int code = daemon.wait(std::chrono::seconds(20));
+    INFO(daemon.output());
+    CHECK(code == 0);
+}
+
 class BridgeRun {
   public:
     // before_setup: writes made before pgbridge is set up (rows it has no versions for).
@@ -248,28 +283,10 @@ class BridgeRun {
     }
 
     void start() {
-        const std::string log = fmt::format("{}/run-{}.log", scratch.dir(), ++starts_);
-        daemon = std::make_unique<DaemonProcess>(
-            std::vector<std::string>{TestEnvironment::get().pgbridge_binary, "--config",
-                                     scratch.config_path(), "run"},
-            log);
-        const bool streaming = eventually(
-            [&] {
-                return daemon->output_contains("streaming both directions") || !daemon->running();
-            },
-            std::chrono::seconds(60));
-        INFO(daemon->output());
-        REQUIRE(streaming);
-        REQUIRE(daemon->running());
+        daemon = start_run(scratch, fmt::format("{}/run-{}.log", scratch.dir(), ++starts_));
     }
 
-    // SIGTERM: must end cleanly and in time.
-    void stop() {
-        daemon->signal(SIGTERM);
-        const int code = daemon->wait(std::chrono::seconds(20));
-        INFO(daemon->output());
-        CHECK(code == 0);
-    }
+    void stop() { stop_run(*daemon); }
 
     std::vector<std::pair<std::string, std::string>> differences() const {
         detail_.clear();
