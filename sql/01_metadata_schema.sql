@@ -1,5 +1,6 @@
--- pgbridge metadata schema, version 2 (1 plus slot_state, sync_state.slot_generation and
--- apply_progress.waiting_for: every statement below also upgrades an older schema).
+-- pgbridge metadata schema, version 3 (2 plus local versions kept by capture instead of a
+-- trigger; 2 was 1 plus slot_state, sync_state.slot_generation and apply_progress.waiting_for:
+-- every statement below also upgrades an older schema).
 --
 -- Run on each side of a bridge, as a role that may create schemas in the database:
 --   psql "dbname=looma" -v ON_ERROR_STOP=1 -f 01_metadata_schema.sql
@@ -12,7 +13,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.schema_version (
     version      integer PRIMARY KEY,
     installed_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO pgbridge.schema_version (version) VALUES (1), (2) ON CONFLICT (version) DO NOTHING;
+INSERT INTO pgbridge.schema_version (version) VALUES (1), (2), (3) ON CONFLICT (version) DO NOTHING;
 
 -- Every conflict the apply side met, resolved or pending. Row values are kept here (and only
 -- here, never in logs) so that a DBA can see what each side had and act on it.
@@ -156,12 +157,14 @@ CREATE TABLE IF NOT EXISTS pgbridge.applied_transactions (
 -- Column versions of every synced row, for the conflict rules (docs/apply-design.md).
 -- One row per key of a synced table. `columns` maps a column name (or '' for every column
 -- not listed: no column can be named '') to
---   {"w": "l" | "r", "x": xid of the last local write, "t": commit time of the last remote
---    write (µs), "n": local writes, "s": remote writes processed, "m": highest remote commit
---    LSN applied}
--- and the row-level counters do the same for the key as a whole. Written by the trigger
--- below for local writes, and by the applier for applied ones, in the same transaction as the
--- write itself.
+--   {"w": "l" | "r", "t": commit time of the last write (µs), "n": local writes, "s": remote
+--    writes processed, "m": highest remote commit LSN applied, "l": commit LSN of the last
+--    local write}
+-- ("x", the xid of a local write, in rows written by pgbridge before version 3) and the
+-- row-level counters do the same for the key as a whole. Local writes are recorded by this
+-- side's capture once the change that carries them is in the broker (never inside the
+-- application's transaction); applied ones by the applier, in the transaction that writes
+-- them. Neither an application role nor the runtime role's SQL sessions have a say in it.
 CREATE TABLE IF NOT EXISTS pgbridge.row_versions (
     table_name             text   NOT NULL,  -- schema-qualified, as named on this side
     key                    jsonb  NOT NULL,  -- primary key values, in key column order
@@ -173,101 +176,27 @@ CREATE TABLE IF NOT EXISTS pgbridge.row_versions (
     deleted_applied_remote pg_lsn,
     PRIMARY KEY (table_name, key)
 );
+-- The last local transaction capture recorded for the key: its xid (32 bits, as a row's xmin
+-- shows it) and commit LSN. The applier compares a locked row's xmin with local_xid to know
+-- whether capture has seen the write it is about to decide against.
+ALTER TABLE pgbridge.row_versions ADD COLUMN IF NOT EXISTS local_xid bigint;
+ALTER TABLE pgbridge.row_versions ADD COLUMN IF NOT EXISTS local_lsn pg_lsn;
 
--- The trigger function on every synced table: records local writes in row_versions and emits,
--- in the same transaction, the row's version vectors as a transactional logical message that
--- capture ships with the change. Arguments: the primary key column names (on a partitioned
--- table: '', the table's quoted name, then those). It stands aside
--- while pgbridge applies (the applier records its own writes). SECURITY DEFINER, so that
--- application roles need no rights on schema pgbridge; search_path is fixed for safety.
-CREATE OR REPLACE FUNCTION pgbridge.track_row_versions() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $function$
-DECLARE
-    tbl      text := quote_ident(TG_TABLE_SCHEMA) || '.' || quote_ident(TG_TABLE_NAME);
-    keys     text[] := TG_ARGV;
-    xid      text := pg_current_xact_id()::text;
-    new_row  jsonb;
-    old_row  jsonb;
-    row_key  jsonb;
-    changed  text[];
-    v        pgbridge.row_versions%ROWTYPE;
-    col      text;
-    entry    jsonb;
-BEGIN
-    IF current_setting('pgbridge.applying', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
-    -- A partition's rows are synced under their partitioned table's name (the publication
-    -- publishes them through it: publish_via_partition_root). Setup gives the trigger of a
-    -- partitioned table (which its partitions inherit) '' and that name before the key
-    -- columns: no column is named '', and no catalog lookup costs every row a little.
-    IF TG_NARGS > 1 AND TG_ARGV[0] = '' THEN
-        tbl := TG_ARGV[1];
-        keys := TG_ARGV[2:];
-    END IF;
-    IF TG_OP <> 'INSERT' THEN
-        old_row := to_jsonb(OLD);
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        new_row := to_jsonb(NEW);
-    END IF;
-    SELECT jsonb_agg(coalesce(new_row, old_row) -> k ORDER BY o) INTO row_key
-      FROM unnest(keys) WITH ORDINALITY AS a(k, o);
-    IF TG_OP = 'UPDATE' AND row_key IS DISTINCT FROM
-       (SELECT jsonb_agg(old_row -> k ORDER BY o) FROM unnest(keys) WITH ORDINALITY AS a(k, o)) THEN
-        RAISE EXCEPTION 'pgbridge: changing the primary key of a synced row is not supported (table %)', tbl
-            USING HINT = 'delete the row and insert it with the new key';
-    END IF;
+-- How far this side's capture has recorded local writes in row_versions: every local
+-- transaction that ends at or before recorded_lsn was recorded, after the broker had
+-- confirmed the message carrying it. A capture that starts again skips those (they are in the
+-- broker already) instead of counting them twice.
+CREATE TABLE IF NOT EXISTS pgbridge.local_versions (
+    bridge       text        NOT NULL,
+    side         text        NOT NULL,
+    recorded_lsn pg_lsn      NOT NULL,
+    recorded_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bridge, side)
+);
 
-    SELECT * INTO v FROM pgbridge.row_versions WHERE table_name = tbl AND key = row_key FOR UPDATE;
-    IF NOT FOUND THEN
-        v.table_name := tbl;
-        v.key := row_key;
-        v.columns := '{}';
-        v.local_row_writes := 0;
-        v.seen_remote_row_writes := 0;
-        v.local_delete_writes := 0;
-    END IF;
-    v.local_row_writes := v.local_row_writes + 1;
-
-    IF TG_OP = 'DELETE' THEN
-        v.local_delete_writes := v.local_row_writes;
-        v.deleted := jsonb_build_object('w', 'l', 'x', xid);
-        -- What the columns had applied from the other side stays known for the key, so that
-        -- a late copy of one of those changes is recognised as superseded.
-        v.deleted_applied_remote := (SELECT max(lsn) FROM (
-            SELECT v.deleted_applied_remote AS lsn
-            UNION ALL SELECT (e ->> 'm')::pg_lsn FROM jsonb_each(v.columns) AS c(k, e)) AS l);
-        v.columns := '{}';
-    ELSE
-        IF TG_OP = 'INSERT' THEN
-            SELECT array_agg(k) INTO changed FROM jsonb_object_keys(new_row) AS k;
-            v.deleted := NULL;
-        ELSE
-            SELECT array_agg(k) INTO changed FROM jsonb_object_keys(new_row) AS k
-             WHERE new_row -> k IS DISTINCT FROM old_row -> k;
-        END IF;
-        FOREACH col IN ARRAY coalesce(changed, '{}') LOOP
-            entry := coalesce(v.columns -> col, v.columns -> '', '{"n": 0, "s": 0}');
-            v.columns := jsonb_set(v.columns, ARRAY[col],
-                entry || jsonb_build_object('w', 'l', 'x', xid, 'n', (entry ->> 'n')::bigint + 1));
-        END LOOP;
-    END IF;
-
-    INSERT INTO pgbridge.row_versions AS r VALUES (v.*)
-    ON CONFLICT (table_name, key) DO UPDATE
-       SET columns = EXCLUDED.columns, local_row_writes = EXCLUDED.local_row_writes,
-           local_delete_writes = EXCLUDED.local_delete_writes, deleted = EXCLUDED.deleted,
-           deleted_applied_remote = EXCLUDED.deleted_applied_remote;
-
-    PERFORM pg_logical_emit_message(true, 'pgbridge.versions', jsonb_build_object(
-        'table', tbl, 'key', row_key,
-        'row', jsonb_build_array(v.local_row_writes, v.seen_remote_row_writes),
-        'columns', (SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(e -> 'n', e -> 's')), '{}')
-                      FROM jsonb_each(v.columns) AS c(k, e)))::text);
-    RETURN NULL;
-END
-$function$;
+-- Version 1 and 2 kept local versions with a trigger inside the application's transaction; it
+-- goes from every table that has it (CASCADE drops the triggers with their function).
+DROP FUNCTION IF EXISTS pgbridge.track_row_versions() CASCADE;
 
 -- The last local TRUNCATE of each synced table on this side (docs/apply-design.md,
 -- "Truncate"): a change from the other side that committed before it was truncated away here

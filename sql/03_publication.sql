@@ -1,6 +1,7 @@
 -- The publication of one side: the synced tables, with REPLICA IDENTITY FULL so that every
 -- update and delete carries the old row (the conflict rules compare old values column by
--- column), and the trigger that keeps their column versions (pgbridge.row_versions). Run as the owner of the tables (or a superuser):
+-- column), and the statement trigger that records their truncates. Run as the owner of the
+-- tables (or a superuser):
 --   psql "dbname=looma" -v ON_ERROR_STOP=1 -v bridge=crm \
 --        -v tables='public.talents,public.customers' -f 03_publication.sql
 -- Refuses a table without a primary key. Idempotent; a changed table list is applied with
@@ -45,27 +46,6 @@ BEGIN
                 EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
             END IF;
         END LOOP;
-        -- Column versions for the conflict rules (01_metadata_schema.sql defines the function).
-        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = 'pgbridge_row_versions') THEN
-            -- The WHEN condition keeps the applier's own writes (it records their versions
-            -- itself) from calling the function at all.
-            EXECUTE format('CREATE TRIGGER pgbridge_row_versions AFTER INSERT OR UPDATE OR DELETE ON %s '
-                           'FOR EACH ROW WHEN (current_setting(''pgbridge.applying'', true) '
-                           'IS DISTINCT FROM ''on'') '
-                           'EXECUTE FUNCTION pgbridge.track_row_versions(%s%s)', t,
-                           -- A partitioned table: '' and its name first (the function says why).
-                           (SELECT CASE WHEN c.relkind = 'p'
-                                        THEN quote_literal('') || ', ' || quote_literal(
-                                             quote_ident(n.nspname) || '.' || quote_ident(c.relname)) || ', '
-                                        ELSE '' END
-                              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                             WHERE c.oid = t),
-                           (SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY k.ord)
-                              FROM pg_index i
-                             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-                              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                             WHERE i.indrelid = t AND i.indisprimary));
-        END IF;
         -- Local truncates, so that the other side's older changes are not applied after one.
         IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t AND tgname = 'pgbridge_truncations') THEN
             EXECUTE format('CREATE TRIGGER pgbridge_truncations AFTER TRUNCATE ON %s '

@@ -78,8 +78,9 @@ std::string truncate_statement(const TargetTable& table) {
            " CROSS JOIN LATERAL jsonb_each(v.columns) AS e(name, entry)"
            " WHERE v.table_name = $1 AND v.key = " +
            key +
-           " AND e.entry ->> 'w' = 'l' AND pg_xact_commit_timestamp((e.entry ->> "
-           "'x')::xid8::xid) > $2::timestamptz)";
+           " AND e.entry ->> 'w' = 'l' AND coalesce((e.entry ->> 't')::int8 >"
+           " extract(epoch FROM $2::timestamptz) * 1000000, pg_xact_commit_timestamp((e.entry"
+           " ->> 'x')::xid8::xid) > $2::timestamptz))";
 }
 
 const char* const kReadTruncationStatement =
@@ -99,8 +100,12 @@ std::string lock_rows_statement(const TargetTable& table) {
         match += (k > 0 ? " AND " : "") + quote_identifier(table.columns[table.key[k]].name) +
                  " = " + typed_key(table, k);
     }
-    return "SELECT k.ord, t.* FROM " + keys_source(table, 1) + " CROSS JOIN LATERAL (SELECT " +
-           columns + " FROM " + table.name.quoted() + " WHERE " + match + " FOR UPDATE) AS t";
+    // The row's xmin, and whether a local session wrote it (origin 0; NULL when older than
+    // commit timestamps): the applier compares it with what capture recorded for the key.
+    return "SELECT k.ord, t.*, t.xmin::text::int8, (pg_catalog.pg_xact_commit_timestamp_origin("
+           "t.xmin)).roident FROM " +
+           keys_source(table, 1) + " CROSS JOIN LATERAL (SELECT " + columns + ", xmin FROM " +
+           table.name.quoted() + " WHERE " + match + " FOR UPDATE) AS t";
 }
 
 // The row_versions columns as lock_versions_statement returns them, from alias v, with the
@@ -111,7 +116,8 @@ const char* const kVersionsColumns =
     " (SELECT coalesce(jsonb_object_agg(x.xid, coalesce((extract(epoch FROM"
     "   pg_xact_commit_timestamp(x.xid::xid8::xid)) * 1000000)::int8, 0)), '{}')"
     "    FROM (SELECT e.value ->> 'x' FROM jsonb_each(v.columns) AS e WHERE e.value ? 'x'"
-    "          UNION SELECT v.deleted ->> 'x' WHERE v.deleted ? 'x') AS x(xid))::text";
+    "          UNION SELECT v.deleted ->> 'x' WHERE v.deleted ? 'x') AS x(xid))::text,"
+    " v.local_xid";
 
 std::string lock_versions_statement(const TargetTable& table) {
     return std::string("SELECT k.ord, ") + kVersionsColumns + " FROM " + keys_source(table, 2) +

@@ -30,6 +30,9 @@ void versions_from_result(const pg::Result& result, int row, int first_column,
     if (!result.is_null(row, first_column + 5)) {
         stored.deleted_applied_remote = Lsn::parse(text(5)).value_or(Lsn());
     }
+    if (!result.is_null(row, first_column + 7)) {
+        stored.local_xid = std::stoll(std::string(text(7)));
+    }
     const auto times = nlohmann::json::parse(text(6));
     for (const auto& [xid, time] : times.items()) {
         commit_times[xid] = time.get<UnixMicros>();

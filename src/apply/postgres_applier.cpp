@@ -65,6 +65,19 @@ struct KeyState {
     CommitTimes commit_times;
     LocalRow local;
     bool versions_changed = false;
+    // The row's xmin, when a local session wrote it (origin 0).
+    std::optional<std::int64_t> local_xmin;
+};
+
+// What the applier saw of a key whose last local write capture had not recorded (by row and
+// record): unchanged after the watermark passed, it is a write capture will never record (older
+// than the slot, outside the publication's row filter, in a subtransaction), not one on its way.
+struct UnsettledKey {
+    bool exists = false;
+    std::optional<std::int64_t> xmin;
+    bool recorded = false;
+    std::optional<std::int64_t> local_xid;
+    bool operator==(const UnsettledKey&) const = default;
 };
 
 // One change of the batch in source order: a row change of one key, or a truncate.
@@ -107,7 +120,17 @@ class PostgresApplier::Attempt {
         }
         pg::Connection& conn = a_.connection();
         try {
-            read_local_state(conn);
+            for (int waits = 0;; ++waits) {
+                read_local_state(conn);
+                if (!must_wait_for_capture()) {
+                    break;
+                }
+                // Decide nothing against a local write this side's capture has not counted:
+                // let go of the locks, wait for it, and read again.
+                conn.exec("ROLLBACK");
+                wait_for_capture(conn, waits);
+                reset_local_state();
+            }
             write(conn);
         } catch (...) {
             rollback(conn);
@@ -176,6 +199,68 @@ class PostgresApplier::Attempt {
         return params;
     }
 
+    // The keys whose last local write capture has not recorded, as this read saw them.
+    std::map<std::size_t, UnsettledKey> unsettled() const {
+        std::map<std::size_t, UnsettledKey> out;
+        for (std::size_t i = 0; i < keys_.size(); ++i) {
+            const KeyState& k = keys_[i];
+            UnsettledKey u{k.values.has_value(), k.local_xmin, k.stored.found,
+                           k.stored.local_xid};
+            const bool settled =
+                k.values ? !k.local_xmin || k.local_xmin == k.stored.local_xid
+                         // Absent: a recorded delete, or a key this side never had.
+                         : (k.stored.found ? k.stored.deleted.has_value() : false);
+            if (!settled) {
+                out.emplace(i, u);
+            }
+        }
+        return out;
+    }
+
+    bool must_wait_for_capture() {
+        const auto& watermark = a_.options_.local_versions;
+        if (!watermark || !own_transaction_) {
+            return false;
+        }
+        auto now = unsettled();
+        if (now.empty() || watermark->recorded() >= insert_lsn_) {
+            return false;
+        }
+        // Seen the same before, and the watermark has passed the position of that read.
+        if (waited_for_.valid() && watermark->recorded() >= waited_for_ && now == seen_unsettled_) {
+            return false;
+        }
+        seen_unsettled_ = std::move(now);
+        waited_for_ = insert_lsn_;
+        return true;
+    }
+
+    void wait_for_capture(pg::Connection& conn, int waits) {
+        a_.stats_.local_version_waits++;
+        // The position read came after this session's row locks, which the server logs and
+        // flushes only with a later commit; capture reads only what is flushed. A commit of
+        // our own (empty, marked with the origin: capture drops it) flushes everything.
+        conn.exec("SELECT pg_catalog.pg_current_xact_id()");
+        if (waits >= kMaxCaptureWaits ||
+            !a_.options_.local_versions->wait_for(waited_for_, a_.options_.local_versions_wait)) {
+            throw Error(ErrorKind::Setup,
+                        "waiting for this side's capture to record its local writes")
+                .with("side", a_.options_.target_side)
+                .with("lsn", waited_for_.to_string())
+                .with("waiting_for", "local_versions");
+        }
+    }
+
+    void reset_local_state() {
+        for (auto& k : keys_) {
+            k.stored = StoredRowVersions{};
+            k.values.reset();
+            k.commit_times.clear();
+            k.local_xmin.reset();
+        }
+        truncated_at_.clear();
+    }
+
     // BEGIN, bind the commit to the source, and lock and read every key the batch touches.
     void read_local_state(pg::Connection& conn) {
         const SourceTransaction& last = batch_.transactions.back();
@@ -205,7 +290,16 @@ class PostgresApplier::Attempt {
                 truncation_reads.push_back(
                     send_prepared(pipeline, kReadTruncationStatement, {table->versions_name}));
             }
+            // Every local write this read saw committed before this position.
+            const std::size_t position =
+                a_.options_.local_versions
+                    ? send_prepared(pipeline, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text",
+                                    {})
+                    : SIZE_MAX;
             results = pipeline.sync();
+            if (position != SIZE_MAX) {
+                insert_lsn_ = Lsn::parse(results.at(position).value(0, 0)).value_or(Lsn());
+            }
         }
         std::size_t t = 0;
         for (const TargetTable* table : tables_) {
@@ -233,9 +327,14 @@ class PostgresApplier::Attempt {
     }
 
     void read_rows(const TargetTable& table, const pg::Result& rows) {
+        const int n = static_cast<int>(table.columns.size());
         for (int i = 0; i < rows.rows(); ++i) {
             KeyState& k = keys_.at(std::stoul(std::string(rows.value(i, 0))));
             k.values = row_from_result(rows, i, 1, table.columns.size());
+            // After the columns: xmin, xmin as a number, the origin of its commit.
+            if (!rows.is_null(i, n + 3) && rows.value(i, n + 3) == "0") {
+                k.local_xmin = std::stoll(std::string(rows.value(i, n + 2)));
+            }
         }
     }
 
@@ -561,7 +660,12 @@ class PostgresApplier::Attempt {
     }
 
     static constexpr std::size_t kSyncEvery = 1000;
+    // Waits of one batch for capture: each needs a new local write to one of its keys.
+    static constexpr int kMaxCaptureWaits = 20;
 
+    Lsn insert_lsn_;
+    Lsn waited_for_;
+    std::map<std::size_t, UnsettledKey> seen_unsettled_;
     bool own_transaction_ = true;
     std::uint32_t sequence_base_ = 0;
     std::optional<Lsn> in_progress_;
@@ -768,8 +872,6 @@ pg::Connection& PostgresApplier::connection() {
         // what keeps the target's capture from sending it back (SPEC guarantee 3).
         conn.exec("SELECT pg_catalog.pg_replication_origin_session_setup($1)",
                   {names::origin(options_.bridge, options_.source_side)});
-        // The version trigger stands aside: the applier writes the versions itself.
-        conn.exec("SET pgbridge.applying = on");
         connection_ = std::move(conn);
         prepared_.clear();
     }

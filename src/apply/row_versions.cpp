@@ -40,6 +40,12 @@ StoredStamp stamp_from(const json& entry) {
         if (const auto x = entry.find("x"); x != entry.end()) {
             stamp.local_xid = x->is_string() ? x->get<std::string>() : x->dump();
         }
+        if (const auto t = entry.find("t"); t != entry.end() && t->is_number_integer()) {
+            stamp.remote_time = t->get<UnixMicros>();
+        }
+        if (const auto l = entry.find("l"); l != entry.end() && l->is_string()) {
+            stamp.local_lsn = l->get<std::string>();
+        }
     } else if (*w == "r") {
         stamp.writer = WriteStamp::Writer::Remote;
         if (const auto t = entry.find("t"); t != entry.end() && t->is_number_integer()) {
@@ -53,7 +59,14 @@ void put_stamp(json& entry, const StoredStamp& stamp) {
     switch (stamp.writer) {
         case WriteStamp::Writer::Local:
             entry["w"] = "l";
-            entry["x"] = stamp.local_xid;
+            if (!stamp.local_xid.empty()) {
+                entry["x"] = stamp.local_xid;
+            } else {
+                entry["t"] = stamp.remote_time;
+            }
+            if (!stamp.local_lsn.empty()) {
+                entry["l"] = stamp.local_lsn;
+            }
             break;
         case WriteStamp::Writer::Remote:
             entry["w"] = "r";
@@ -67,6 +80,9 @@ void put_stamp(json& entry, const StoredStamp& stamp) {
 WriteStamp resolve_stamp(const StoredStamp& stamp, const CommitTimes& commit_times) {
     switch (stamp.writer) {
         case WriteStamp::Writer::Local: {
+            if (stamp.local_xid.empty()) {
+                return {WriteStamp::Writer::Local, stamp.remote_time};
+            }
             const auto it = commit_times.find(stamp.local_xid);
             return {WriteStamp::Writer::Local, it != commit_times.end() ? it->second : 0};
         }
@@ -143,6 +159,7 @@ bool same_version(const StoredColumnVersion& a, const StoredColumnVersion& b) {
     return a.last_write.writer == b.last_write.writer &&
            a.last_write.local_xid == b.last_write.local_xid &&
            a.last_write.remote_time == b.last_write.remote_time &&
+           a.last_write.local_lsn == b.last_write.local_lsn &&
            a.local_writes == b.local_writes && a.seen_remote_writes == b.seen_remote_writes &&
            a.applied_remote == b.applied_remote;
 }

@@ -224,8 +224,14 @@ int run_command(const GlobalOptions& global) {
     std::vector<std::unique_ptr<run::Direction>> directions;
     const std::string& a = config.sides[0].name;
     const std::string& b = config.sides[1].name;
-    directions.push_back(std::make_unique<run::Direction>(config, a, b, metrics.get()));
-    directions.push_back(std::make_unique<run::Direction>(config, b, a, metrics.get()));
+    // How far each side's capture has recorded that side's local writes: the capture of one
+    // direction moves it, the applier of the other reads it.
+    const auto versions_a = std::make_shared<VersionsWatermark>();
+    const auto versions_b = std::make_shared<VersionsWatermark>();
+    directions.push_back(
+        std::make_unique<run::Direction>(config, a, b, metrics.get(), versions_a, versions_b));
+    directions.push_back(
+        std::make_unique<run::Direction>(config, b, a, metrics.get(), versions_b, versions_a));
     for (const auto& d : directions) {
         d->start();
     }

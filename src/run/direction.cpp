@@ -57,7 +57,8 @@ source::InitialCopyOptions copy_options(const Config& config, const std::string&
     return o;
 }
 
-source::CaptureOptions capture_options(const Config& config, const std::string& source) {
+source::CaptureOptions capture_options(const Config& config, const std::string& source,
+                                       std::shared_ptr<VersionsWatermark> versions) {
     source::CaptureOptions o;
     o.side = source;
     o.connect =
@@ -65,6 +66,11 @@ source::CaptureOptions capture_options(const Config& config, const std::string& 
     o.slot = names::slot(config.bridge_name, source);
     o.publication = names::publication(config.bridge_name);
     o.excluded_columns = excluded_columns(config, source);
+    o.versions = source::VersionKeeperOptions{
+        config.bridge_name, source,
+        side_connect_options(config.side(source), config.engine.timeout_ms,
+                             "pgbridge run: column versions"),
+        std::move(versions)};
     o.journal = std::make_shared<source::PostgresSlotJournal>(
         side_connect_options(config.side(source), config.engine.timeout_ms,
                              "pgbridge run: slot journal"),
@@ -77,9 +83,12 @@ source::CaptureOptions capture_options(const Config& config, const std::string& 
 }
 
 apply::ApplierOptions applier_options(const Config& config, const std::string& source,
-                                      const std::string& target, apply::ApplyObserver* observer) {
+                                      const std::string& target, apply::ApplyObserver* observer,
+                                      std::shared_ptr<VersionsWatermark> target_versions) {
     apply::ApplierOptions o;
     o.observer = observer;
+    o.local_versions = std::move(target_versions);
+    o.local_versions_wait = std::chrono::milliseconds(config.engine.timeout_ms);
     o.bridge = config.bridge_name;
     o.source_side = source;
     o.target_side = target;
@@ -110,15 +119,18 @@ transport::ConsumerOptions consumer_options(const Config& config, const std::str
 }  // namespace
 
 Direction::Direction(const Config& config, const std::string& source, const std::string& target,
-                     apply::ApplyObserver* observer)
+                     apply::ApplyObserver* observer,
+                     std::shared_ptr<VersionsWatermark> source_versions,
+                     std::shared_ptr<VersionsWatermark> target_versions)
     : source_(source),
       target_(target),
       publisher_(publisher_options(config, source, target)),
-      capture_(capture_options(config, source), publisher_),
+      capture_(capture_options(config, source, std::move(source_versions)), publisher_),
       backfill_publisher_(
           publisher_options(config, source, target, transport::BatchKind::Backfill)),
       initial_copy_(copy_options(config, source), backfill_publisher_),
-      applier_(applier_options(config, source, target, observer), ConflictRules(config)),
+      applier_(applier_options(config, source, target, observer, std::move(target_versions)),
+               ConflictRules(config)),
       dead_letters_(
           side_connect_options(config.side(target), config.engine.timeout_ms, kApplicationName)),
       consumer_(consumer_options(config, target), applier_, dead_letters_) {}

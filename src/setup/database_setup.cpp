@@ -25,12 +25,8 @@ namespace {
 using Outcome = SetupStep::Outcome;
 
 constexpr int kMinServerVersion = 150000;
-constexpr std::string_view kVersionTrigger = "pgbridge_row_versions";
+constexpr std::string_view kOldVersionTrigger = "pgbridge_row_versions";
 constexpr std::string_view kTruncateTrigger = "pgbridge_truncations";
-// The version trigger's condition: the applier records its own writes, and a condition checked
-// when the row is written costs far less than calling the trigger function to return at once.
-constexpr std::string_view kNotApplying =
-    "current_setting('pgbridge.applying', true) IS DISTINCT FROM 'on'";
 
 // The functions the apply session calls to tag its transactions with a replication origin.
 // PostgreSQL revokes them from PUBLIC; they can be granted since version 14.
@@ -476,39 +472,23 @@ class SideSetupRun {
         }
     }
 
-    // The trigger that keeps pgbridge.row_versions for local writes (docs/apply-design.md).
-    void version_triggers() {
+    // pgbridge before metadata schema 3 kept local column versions with a row trigger inside
+    // the application's transaction; capture keeps them now (docs/apply-design.md). The
+    // metadata schema drops the trigger function with every trigger left on other tables.
+    void old_version_triggers() {
         for (const auto& table : config_.tables) {
             const QualifiedName local = table.name_on(side());
-            auto existing = s_.conn.exec(
-                "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
-                {local.quoted(), std::string(kVersionTrigger)});
-            if (existing.rows() > 0) {
-                report_.add(side(), "version trigger on " + local.display(), Outcome::Unchanged,
-                            "present");
+            if (s_.conn
+                    .exec("SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
+                          {local.quoted(), std::string(kOldVersionTrigger)})
+                    .rows() == 0) {
                 continue;
             }
-            // A partitioned table's trigger (its partitions inherit it) starts with '' and the
-            // table's name, under which the partitions' rows are synced.
-            auto key = s_.conn.exec(
-                "SELECT CASE WHEN c.relkind = 'p' THEN quote_literal('') || ', ' ||"
-                "              quote_literal(quote_ident(n.nspname) || '.' ||"
-                "                            quote_ident(c.relname)) || ', ' ELSE '' END ||"
-                "       (SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY k.ord)"
-                "          FROM pg_index i"
-                "         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
-                "          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
-                "         WHERE i.indrelid = c.oid AND i.indisprimary)"
-                "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE c.oid = to_regclass($1)",
-                {local.quoted()});
-            change("version trigger on " + local.display(), "created",
-                   fmt::format("CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH "
-                               "ROW WHEN ({}) EXECUTE FUNCTION pgbridge.track_row_versions({})",
-                               quote_identifier(kVersionTrigger), local.quoted(), kNotApplying,
-                               key.value(0, 0)));
+            change("version trigger of an older pgbridge on " + local.display(),
+                   "dropped (capture keeps column versions now)",
+                   fmt::format("DROP TRIGGER {} ON {}", quote_identifier(kOldVersionTrigger),
+                               local.quoted()));
         }
-        truncate_triggers();
     }
 
     // Local truncates, recorded in pgbridge.truncations: the other side's changes older than
@@ -913,10 +893,11 @@ SetupReport run_setup(const Config& config, const DatabaseSetupOptions& options)
         s.conn.transaction([&] {
             // Two setups at once would race on "create if missing"; the second waits here.
             s.conn.exec("SELECT pg_advisory_xact_lock(hashtext('pgbridge setup'))");
+            run.old_version_triggers();
             run.metadata_schema();
             run.runtime_role();
             run.replica_identity();
-            run.version_triggers();
+            run.truncate_triggers();
             run.publication();
             run.origins();
         });
@@ -971,9 +952,9 @@ SetupReport run_teardown(const Config& config, const DatabaseSetupOptions& optio
             const QualifiedName local = table.name_on(s.side->name);
             auto trigger = s.conn.exec(
                 "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
-                {local.quoted(), std::string(kVersionTrigger)});
+                {local.quoted(), std::string(kOldVersionTrigger)});
             record(s, "version trigger on " + local.display(), trigger.rows() > 0,
-                   fmt::format("DROP TRIGGER {} ON {}", quote_identifier(kVersionTrigger),
+                   fmt::format("DROP TRIGGER {} ON {}", quote_identifier(kOldVersionTrigger),
                                local.quoted()));
             record(s, "truncate trigger on " + local.display(),
                    s.conn.exec("SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND "

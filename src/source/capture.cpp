@@ -46,7 +46,11 @@ class Capture::Session {
         if (o.journal) {
             o.journal->verify_slot();
         }
-        assembler_.set_primary_keys(conn.publication_primary_keys(o.publication));
+        auto primary_keys = conn.publication_primary_keys(o.publication);
+        if (c_.keeper_) {
+            recorded_at_start_ = c_.keeper_->start_session(primary_keys);
+        }
+        assembler_.set_primary_keys(std::move(primary_keys));
         assembler_.set_piece_bytes(o.piece_bytes);
         StartReplicationOptions start;
         start.slot = o.slot;
@@ -67,7 +71,10 @@ class Capture::Session {
             if (!message) {
                 // Caught up with the server: let the sink send what it batches.
                 flush_sink();
-                message = conn.next(wait, c_.wake_fd_);
+                message = conn.next(keeper_wait(wait), c_.wake_fd_);
+                if (!message) {
+                    drain_wake();
+                }
             }
             bool reply_requested = false;
             if (message) {
@@ -85,6 +92,7 @@ class Capture::Session {
                     feedback_.keepalive(keepalive.sent_up_to, assembler_.holds_partial_data());
                     if (!assembler_.holds_partial_data()) {
                         written_ = std::max(written_, keepalive.sent_up_to);
+                        pass(keepalive.sent_up_to);
                     }
                     reply_requested = keepalive.reply_requested;
                 }
@@ -93,12 +101,18 @@ class Capture::Session {
             if (reply_requested || Clock::now() >= next_status) {
                 send_status(conn);
                 next_status = Clock::now() + o.status_interval;
+            } else if (wants_position()) {
+                // The applier of the other direction waits for this side's local writes to
+                // be recorded up to a position; the server's reply says how far it has sent.
+                send_status(conn, false, /*reply_requested=*/true);
+                reply_asked_ = Clock::now();
             }
         }
         // Leave the slot as current as downstream allows before closing.
         try {
             flush_sink();
             c_.sink_.settle(o.settle_timeout);
+            record_durable();
         } catch (const SinkFailure& f) {
             log::warning("capture", "could not hand over the last transactions before stopping",
                          {{"side", o.side}, {"error", f.error.what()}});
@@ -120,11 +134,37 @@ class Capture::Session {
         if (echo && !o.deliver_echo) {
             ++c_.stats_.echo_transactions_dropped;
             feedback_.skipped(end);
+            pass(end);
             log::debug("capture", "dropped a transaction pgbridge applied (no echo)",
                        {{"side", o.side}, {"origin", *txn.origin}, {"lsn", end.to_string()}});
             return;
         }
+        if (c_.keeper_ && end <= recorded_at_start_) {
+            // Recorded after the broker confirmed it: it is there already.
+            feedback_.skipped(end);
+            pass(end);
+            return;
+        }
+        if (c_.keeper_ && txn.in_pieces) {
+            // The piece that commits a large transaction.
+            deliver_piece(std::move(txn));
+            c_.keeper_->piece_committed(end);
+            feedback_.delivered(end);
+            return;
+        }
+        if (c_.keeper_) {
+            held_.push_back(std::move(txn));
+            if (held_.size() >= kHeldTransactions) {
+                stamp_held();
+            }
+            return;
+        }
         parse_versions(txn);
+        deliver(std::move(txn));
+    }
+
+    void deliver(SourceTransaction txn) {
+        const Lsn end = txn.end_lsn;
         c_.filter_.apply(txn);
         ++c_.stats_.transactions;
         c_.stats_.changes += txn.changes.size();
@@ -136,6 +176,105 @@ class Capture::Session {
         feedback_.delivered(end);
     }
 
+    // Stamps the held transactions with their versions (one read of the keys they touch) and
+    // hands them on, in order.
+    void stamp_held() {
+        if (held_.empty()) {
+            return;
+        }
+        std::vector<SourceTransaction> batch = std::exchange(held_, {});
+        try {
+            c_.keeper_->stamp(batch);
+        } catch (const Error& e) {
+            throw SinkFailure{e};  // replayed from what is durable, counted from the record
+        }
+        for (auto& txn : batch) {
+            deliver(std::move(txn));
+        }
+        if (passed_while_held_.valid()) {
+            c_.keeper_->passed(std::exchange(passed_while_held_, Lsn()));
+        }
+    }
+
+    // A position with no local transaction before it that is not stamped yet.
+    void pass(Lsn lsn) {
+        if (!c_.keeper_) {
+            return;
+        }
+        if (!held_.empty()) {
+            passed_while_held_ = std::max(passed_while_held_, lsn);
+            return;
+        }
+        c_.keeper_->passed(lsn);
+    }
+
+    // Waits for the whole transactions handed on so far to be durable and recorded: a piece's
+    // versions are written before it goes out, after theirs.
+    void record_all_pending() {
+        stamp_held();
+        if (!c_.keeper_->has_pending()) {
+            return;
+        }
+        flush_sink();
+        c_.sink_.settle(c_.options_.settle_timeout);
+        record_durable();
+        if (c_.keeper_->has_pending()) {
+            throw SinkFailure{Error(ErrorKind::Broker,
+                                    "the broker did not confirm the transactions before a large "
+                                    "one in time")
+                                  .with("side", c_.options_.side)};
+        }
+    }
+
+    void record_durable() {
+        if (c_.keeper_ && c_.keeper_->has_pending()) {
+            try {
+                c_.keeper_->record_durable(c_.sink_.durable_lsn());
+            } catch (const Error& e) {
+                throw SinkFailure{e};
+            }
+        }
+    }
+
+    void deliver_piece(SourceTransaction piece) {
+        record_all_pending();
+        try {
+            c_.keeper_->stamp_piece(piece);
+        } catch (const Error& e) {
+            throw SinkFailure{e};
+        }
+        c_.filter_.apply(piece);
+        c_.stats_.changes += piece.changes.size();
+        try {
+            c_.sink_.deliver(std::move(piece));
+        } catch (const Error& e) {
+            throw SinkFailure{e};
+        }
+    }
+
+    // How long to wait for the server: short while versions wait for the broker's confirms,
+    // so that they are recorded (and the applier of the other direction goes on) soon.
+    std::chrono::milliseconds keeper_wait(std::chrono::milliseconds wait) const {
+        if (c_.keeper_ && (c_.keeper_->has_pending() || wants_position())) {
+            return std::min(wait, std::chrono::milliseconds(1));
+        }
+        return wait;
+    }
+
+    bool wants_position() const {
+        return c_.keeper_ && c_.keeper_->wanted() && held_.empty() &&
+               !c_.keeper_->has_pending() && !assembler_.holds_partial_data() &&
+               Clock::now() - reply_asked_ >= std::chrono::milliseconds(1);
+    }
+
+    void drain_wake() const {
+        if (c_.stopping_) {
+            return;
+        }
+        std::uint64_t count = 0;
+        [[maybe_unused]] const auto read = ::read(c_.wake_fd_, &count, sizeof count);
+    }
+
     // A piece of a transaction too large to hold: on to the sink at once. What decides its
     // fate (echo, received before) is known from its Begin and Origin already.
     void handle_piece(SourceTransaction piece) {
@@ -145,6 +284,12 @@ class Capture::Session {
         }
         if (piece.origin && pgoutput::is_pgbridge_origin(*piece.origin) && !o.deliver_echo) {
             return;  // dropped with its commit (handle)
+        }
+        if (c_.keeper_) {
+            if (piece.commit_lsn > recorded_at_start_) {
+                deliver_piece(std::move(piece));
+            }
+            return;
         }
         parse_versions(piece);
         c_.filter_.apply(piece);
@@ -178,17 +323,27 @@ class Capture::Session {
 
     void flush_sink() {
         try {
+            if (c_.keeper_) {
+                stamp_held();
+            }
             c_.sink_.flush();
+            record_durable();
         } catch (const Error& e) {
             throw SinkFailure{e};
         }
     }
 
-    void send_status(ReplicationConnection& conn, bool closing = false) {
+    void send_status(ReplicationConnection& conn, bool closing = false,
+                     bool reply_requested = false) {
         Lsn flush;
         if (c_.options_.acknowledge) {
-            flush =
-                feedback_.flush_position(c_.sink_.durable_lsn(), assembler_.holds_partial_data());
+            Lsn durable = c_.sink_.durable_lsn();
+            if (c_.keeper_) {
+                // Not past a local transaction whose versions are not recorded: a restart
+                // from the slot must stream it again.
+                durable = std::min(durable, c_.keeper_->reached());
+            }
+            flush = feedback_.flush_position(durable, assembler_.holds_partial_data());
             if (c_.options_.journal && c_.options_.journal->allow(flush, closing) < flush) {
                 // Not recorded yet: no flush position this time. Not a lower one: a server
                 // shutting down waits for its walsenders until the reported flush position
@@ -196,16 +351,24 @@ class Capture::Session {
                 flush = Lsn();
             }
         }
-        conn.send_status(std::max(written_, flush), flush, false);
+        conn.send_status(std::max(written_, flush), flush, reply_requested);
         if (flush.valid()) {
             c_.stats_.confirmed_lsn = flush.value;
         }
     }
 
+    static constexpr std::size_t kHeldTransactions = 64;
+
     Capture& c_;
     FeedbackPosition& feedback_;
     pgoutput::TransactionAssembler assembler_;
     Lsn written_;
+    // With versions kept: local transactions received and not yet stamped, the positions
+    // passed meanwhile, and what was recorded before this session began.
+    std::vector<SourceTransaction> held_;
+    Lsn passed_while_held_;
+    Lsn recorded_at_start_;
+    Clock::time_point reply_asked_{};
 };
 
 Capture::Capture(CaptureOptions options, TransactionSink& sink)
@@ -216,16 +379,29 @@ Capture::Capture(CaptureOptions options, TransactionSink& sink)
     if (wake_fd_ < 0) {
         throw Error(ErrorKind::Internal, "cannot create an eventfd").with("side", options_.side);
     }
+    if (options_.versions) {
+        keeper_ = std::make_unique<VersionKeeper>(*options_.versions);
+        if (options_.versions->watermark) {
+            options_.versions->watermark->set_nudge([this] { wake(); });
+        }
+    }
 }
 
 Capture::~Capture() {
+    if (options_.versions && options_.versions->watermark) {
+        options_.versions->watermark->set_nudge(nullptr);
+    }
     ::close(wake_fd_);
+}
+
+void Capture::wake() {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto written = ::write(wake_fd_, &one, sizeof one);
 }
 
 void Capture::stop() {
     stopping_ = true;
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const auto written = ::write(wake_fd_, &one, sizeof one);
+    wake();
 }
 
 void Capture::run() {
@@ -243,7 +419,10 @@ void Capture::run() {
                 throw f.error;
             }
             // Downstream lost what it had not made durable: replay from there.
-            const Lsn durable = sink_.durable_lsn();
+            Lsn durable = sink_.durable_lsn();
+            if (keeper_) {
+                durable = keeper_->rewind(durable);
+            }
             feedback.rewind_to(durable);
             sink_.rewind(feedback.resume_position());
             failure = f.error.what();

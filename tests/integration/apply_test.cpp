@@ -69,8 +69,8 @@ class Harness {
         scratch.setup();
         config = load_config(scratch.config_path());
         for (int side = 0; side < 2; ++side) {
-            captures[side] =
-                std::make_unique<CaptureThread>(scratch.capture_options(side), sinks[side]);
+            captures[side] = std::make_unique<CaptureThread>(
+                scratch.versioned_capture_options(side, watermarks[side]), sinks[side]);
             appliers[side] = std::make_unique<apply::PostgresApplier>(applier_options(side),
                                                                       ConflictRules(config));
         }
@@ -88,6 +88,7 @@ class Harness {
         o.target.password = Secret(scratch.password());
         o.target.side = o.target_side;
         o.tables = config.tables;
+        o.local_versions = watermarks[target];
         return o;
     }
 
@@ -133,6 +134,8 @@ class Harness {
     ScratchBridge scratch;
     Config config;
     RecordingSink sinks[2]{RecordingSink(true), RecordingSink(true)};
+    std::shared_ptr<VersionsWatermark> watermarks[2]{std::make_shared<VersionsWatermark>(),
+                                                     std::make_shared<VersionsWatermark>()};
     std::unique_ptr<CaptureThread> captures[2];
     std::unique_ptr<apply::PostgresApplier> appliers[2];
     std::size_t taken[2] = {0, 0};

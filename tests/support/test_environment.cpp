@@ -313,6 +313,13 @@ source::CaptureOptions ScratchBridge::capture_options(int side) const {
     return o;
 }
 
+source::CaptureOptions ScratchBridge::versioned_capture_options(
+    int side, std::shared_ptr<VersionsWatermark> watermark) const {
+    source::CaptureOptions o = capture_options(side);
+    o.versions = source::VersionKeeperOptions{name_, side_name(side), o.connect, std::move(watermark)};
+    return o;
+}
+
 Lsn ScratchBridge::confirmed_flush(int side) const {
     auto conn = admin(side);
     auto r = conn.exec("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1",

@@ -96,6 +96,9 @@ class ScratchBridge {
     // pgbridge setup with both sides' admin conninfos; fails the test unless it succeeds.
     void setup() const;
     // Capture options for the side's slot as the runtime role, with short intervals for tests.
+    // The same, keeping the side's column versions of local writes as pgbridge run does.
+    source::CaptureOptions versioned_capture_options(
+        int side, std::shared_ptr<VersionsWatermark> watermark) const;
     source::CaptureOptions capture_options(int side) const;
     Lsn confirmed_flush(int side) const;
 

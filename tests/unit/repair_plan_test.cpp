@@ -86,7 +86,7 @@ TEST_SUITE("unit") {
         CHECK(plan.writes[0].columns == t.columns);
 
         d.states[1].stored.found = true;
-        d.states[1].stored.deleted = apply::StoredStamp{WriteStamp::Writer::Local, "900", 0};
+        d.states[1].stored.deleted = apply::StoredStamp{WriteStamp::Writer::Local, "900", 0, ""};
         plan = plan_repair(t, d, rules, kSides);
         REQUIRE(plan.writes.size() == 1);
         CHECK(plan.writes[0].side == 0);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <pgbridge/apply/conflict_resolver.hpp>
 #include <pgbridge/apply/target_table.hpp>
 #include <pgbridge/config/config.hpp>
+#include <pgbridge/core/versions_watermark.hpp>
 #include <pgbridge/pg/connection.hpp>
 #include <pgbridge/transport/consumer.hpp>
 
@@ -33,6 +35,12 @@ struct ApplierOptions {
     int transient_attempts = 3;
     // Told about each committed batch (metrics); may be null.
     ApplyObserver* observer = nullptr;
+    // How far the target side's capture has recorded the target's local writes
+    // (docs/apply-design.md, "Local versions"). Null: no capture runs on the target and the
+    // versions stored are taken as complete (tests of the applier alone, repair).
+    std::shared_ptr<VersionsWatermark> local_versions;
+    // How long one batch waits for it before the consumer tries the message again in place.
+    std::chrono::milliseconds local_versions_wait{10000};
 };
 
 struct ApplierStats {
@@ -45,6 +53,8 @@ struct ApplierStats {
     std::atomic<std::uint64_t> pending_conflicts{0};
     std::atomic<std::uint64_t> transient_retries{0};
     std::atomic<std::uint64_t> schema_waits{0};
+    // Batches that met a local write capture had not recorded yet, and waited for it.
+    std::atomic<std::uint64_t> local_version_waits{0};
 };
 
 // Applies batches of one source side on the target (docs/apply-design.md): one target

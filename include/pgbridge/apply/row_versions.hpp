@@ -11,13 +11,14 @@
 
 namespace pgbridge::apply {
 
-// Who wrote a column (or deleted the row) last, as pgbridge.row_versions stores it: a local
-// write by its transaction id (its commit time is looked up when needed, because the trigger
-// runs before the commit), an applied write by the source's commit time.
+// Who wrote a column (or deleted the row) last, as pgbridge.row_versions stores it, and the
+// commit time of that write ("t"). Local writes recorded by a pgbridge before metadata schema
+// 3 name their transaction id instead ("x"); its commit time is looked up when needed.
 struct StoredStamp {
     WriteStamp::Writer writer = WriteStamp::Writer::Unknown;
-    std::string local_xid;       // "x", for local writes
-    UnixMicros remote_time = 0;  // "t", for applied writes
+    std::string local_xid;       // "x": an older pgbridge's local writes
+    UnixMicros remote_time = 0;  // "t": the commit time of the write (local or applied)
+    std::string local_lsn;       // "l": commit LSN of a local write (capture's own bookkeeping)
 };
 
 struct StoredColumnVersion {
@@ -41,6 +42,8 @@ struct StoredRowVersions {
     std::uint64_t local_delete_writes = 0;
     std::optional<StoredStamp> deleted;
     Lsn deleted_applied_remote;
+    // The last local transaction capture recorded for the key (32-bit xid, as xmin shows it).
+    std::optional<std::int64_t> local_xid;
 };
 
 // Parses the jsonb documents of a row_versions row (columns, deleted). Throws

@@ -27,9 +27,12 @@ using metrics::DirectionCounters;
 // what is not (a slot that does not exist, say) ends its thread and is reported by failure().
 class Direction {
   public:
-    // observer (may be null) hears of every batch applied on TARGET.
+    // observer (may be null) hears of every batch applied on TARGET. source_versions and
+    // target_versions: how far each side's capture has recorded its local writes (the
+    // capture here moves SOURCE's; the applier reads TARGET's, moved by the other direction).
     Direction(const Config& config, const std::string& source, const std::string& target,
-              apply::ApplyObserver* observer = nullptr);
+              apply::ApplyObserver* observer, std::shared_ptr<VersionsWatermark> source_versions,
+              std::shared_ptr<VersionsWatermark> target_versions);
     ~Direction();
     Direction(const Direction&) = delete;
     Direction& operator=(const Direction&) = delete;

@@ -15,6 +15,7 @@
 #include <pgbridge/source/column_filter.hpp>
 #include <pgbridge/source/slot_identity.hpp>
 #include <pgbridge/source/transaction_sink.hpp>
+#include <pgbridge/source/version_keeper.hpp>
 
 namespace pgbridge::source {
 
@@ -29,6 +30,9 @@ struct CaptureOptions {
     bool acknowledge = true;
     // Records each position before it is reported (pgbridge run); null: reported as is.
     std::shared_ptr<SlotJournal> journal;
+    // Keep this side's column versions of local writes and give each change its vectors
+    // (pgbridge run, and tests of the rules); none for tail.
+    std::optional<VersionKeeperOptions> versions;
     // Hand echo transactions (pgbridge origins) to the sink instead of dropping them (tail
     // shows them, marked).
     bool deliver_echo = false;
@@ -82,10 +86,12 @@ class Capture {
 
   private:
     class Session;
+    void wake();
 
     CaptureOptions options_;
     TransactionSink& sink_;
     ColumnFilter filter_;
+    std::unique_ptr<VersionKeeper> keeper_;
     CaptureStats stats_;
     std::atomic<bool> stopping_{false};
     int wake_fd_ = -1;

@@ -1,0 +1,134 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <pgbridge/core/change_event.hpp>
+#include <pgbridge/core/lsn.hpp>
+#include <pgbridge/core/versions_watermark.hpp>
+#include <pgbridge/pg/connection.hpp>
+
+namespace pgbridge::source {
+
+struct VersionKeeperOptions {
+    std::string bridge;
+    std::string side;
+    pg::ConnectOptions connect;
+    // Told how far local writes are recorded (the applier writing to this side reads it).
+    std::shared_ptr<VersionsWatermark> watermark;
+};
+
+// Keeps this side's column versions of local writes (pgbridge.row_versions) from the changes
+// capture decodes, instead of a trigger inside the application's transaction
+// (docs/apply-design.md, "Local versions"): it counts which columns each local write changed
+// (old and new row, REPLICA IDENTITY FULL), stamps them with the commit time and LSN, and
+// gives every change the writer's version vectors after it, which the change then carries.
+//
+// A whole transaction's versions are written once the broker has confirmed the message that
+// carries it (record_durable), together with the position they reach
+// (pgbridge.local_versions): a capture that starts again skips what is recorded, so nothing is
+// counted twice and every vector published is the one computed the first time. A transaction
+// handed over in pieces writes each piece's versions before the piece goes out (no size is
+// held in memory); a column entry names the commit LSN of its last local write, which makes
+// counting a piece again a no-op.
+class VersionKeeper {
+  public:
+    explicit VersionKeeper(VersionKeeperOptions options);
+    ~VersionKeeper();
+    VersionKeeper(const VersionKeeper&) = delete;
+    VersionKeeper& operator=(const VersionKeeper&) = delete;
+
+    // A new replication session: returns the recorded position (transactions ending at or
+    // before it are not stamped again: the broker has them). Primary key columns per relation
+    // oid, in key order.
+    Lsn start_session(std::unordered_map<std::uint32_t, std::vector<std::string>> primary_keys);
+    // Downstream lost what is not durable: records what is (if it can) and forgets the rest,
+    // which capture receives again from the position returned (at most `durable`).
+    Lsn rewind(Lsn durable) noexcept;
+    // Every local transaction before this is recorded: the slot may be confirmed up to it.
+    Lsn reached() const;
+
+    // Stamps whole local transactions, in commit order: every row change gets its versions.
+    void stamp(std::vector<SourceTransaction>& transactions);
+    // Stamps one piece of a large transaction and records it at once.
+    void stamp_piece(SourceTransaction& piece);
+    // The last piece committed the transaction: it is recorded once `end_lsn` is durable.
+    void piece_committed(Lsn end_lsn);
+
+    // Records the stamped transactions ending at or before `durable`; moves the watermark.
+    void record_durable(Lsn durable);
+    // No local transaction ends between what is recorded and `lsn` (a transaction pgbridge
+    // applied, or the server's keepalive while nothing is held): the watermark may pass it.
+    void passed(Lsn lsn);
+    bool has_pending() const { return !pending_.empty(); }
+    // A position the applier waits for that is not recorded yet.
+    bool wanted() const;
+
+  private:
+    struct Key {
+        std::string table;  // versions name: quote_ident(schema) || '.' || quote_ident(name)
+        std::vector<std::string> values;
+        auto operator<=>(const Key&) const = default;
+    };
+    struct State {
+        bool found = false;
+        nlohmann::json columns = nlohmann::json::object();
+        std::int64_t local_row_writes = 0;
+        std::int64_t seen_remote_row_writes = 0;
+        std::int64_t local_delete_writes = 0;
+        std::optional<nlohmann::json> deleted;
+        Lsn deleted_applied_remote;
+        std::int64_t local_xid = 0;
+        Lsn local_lsn;
+    };
+    struct Table {
+        const TableInfo* described = nullptr;
+        std::string versions_name;
+        std::vector<std::size_t> key_columns;  // in TableInfo::columns
+        std::vector<std::string> key_types;
+        std::string read_sql;
+        std::string write_sql;
+    };
+    struct PendingTransaction {
+        Lsn end_lsn;
+        std::vector<std::pair<Key, State>> states;  // after the transaction, one per key
+    };
+
+    pg::Connection& connection();
+    const Table& table_of(const TableInfo& info);
+    std::optional<Key> key_of(const Table& table, const Row& row) const;
+    // Reads the stored state of the keys not known from pending transactions.
+    void load(const std::vector<std::pair<const Table*, Key>>& keys);
+    // Splits an update that changed the primary key into a delete of the old key and an
+    // insert of the new one: versions are kept per key. Returns how many changes it added.
+    std::uint32_t split_key_changes(SourceTransaction& txn);
+    void stamp_change(const SourceTransaction& txn, ChangeEvent& change, State& state) const;
+    void write(const std::map<Key, const State*>& states);
+    void advance_watermark();
+
+    VersionKeeperOptions options_;
+    std::unique_ptr<pg::Connection> conn_;
+    std::unordered_map<std::uint32_t, std::vector<std::string>> primary_keys_;
+    std::unordered_map<std::uint32_t, Table> tables_;
+    std::map<Key, State> known_;  // the latest state of keys of pending transactions
+    std::map<Key, Lsn> known_until_;  // the end of the last pending transaction per key
+    std::deque<PendingTransaction> pending_;
+    Lsn recorded_;
+    Lsn passed_;  // passed() beyond the first pending transaction
+    // The large transaction being stamped in pieces, and how many changes splitting added to
+    // it so far (its later pieces' places move by as many).
+    Lsn piece_commit_lsn_;
+    std::uint32_t piece_places_added_ = 0;
+};
+
+}  // namespace pgbridge::source

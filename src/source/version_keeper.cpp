@@ -1,0 +1,553 @@
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/core/log.hpp>
+#include <pgbridge/pg/array_literal.hpp>
+#include <pgbridge/pg/pipeline.hpp>
+#include <pgbridge/source/version_keeper.hpp>
+
+namespace pgbridge::source {
+namespace {
+
+using nlohmann::json;
+
+std::string param(std::size_t n) {
+    return "$" + std::to_string(n);
+}
+
+// unnest($first::int4[], ...) of the key columns, cast to their types, as jsonb_build_array:
+// the same document the applier builds for the same key (apply_statements.cpp).
+std::string typed_key(const std::vector<std::string>& types, const std::string& alias) {
+    std::string out = "jsonb_build_array(";
+    for (std::size_t k = 0; k < types.size(); ++k) {
+        out += (k > 0 ? ", " : "") + fmt::format("CAST({}.k{} AS {})", alias, k, types[k]);
+    }
+    return out + ")";
+}
+
+std::int64_t counter(const json& entry, const char* name) {
+    const auto it = entry.find(name);
+    return it != entry.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+}
+
+// A column entry: its own, else the row's default entry (''), else none yet.
+json entry_of(const json& columns, const std::string& name) {
+    if (const auto it = columns.find(name); it != columns.end() && it->is_object()) {
+        return *it;
+    }
+    if (const auto it = columns.find(""); it != columns.end() && it->is_object()) {
+        return *it;
+    }
+    return json{{"n", 0}, {"s", 0}};
+}
+
+Lsn lsn_of(const json& entry, const char* name) {
+    const auto it = entry.find(name);
+    if (it == entry.end() || !it->is_string()) {
+        return Lsn();
+    }
+    return Lsn::parse(it->get<std::string>()).value_or(Lsn());
+}
+
+}  // namespace
+
+VersionKeeper::VersionKeeper(VersionKeeperOptions options) : options_(std::move(options)) {}
+
+VersionKeeper::~VersionKeeper() = default;
+
+pg::Connection& VersionKeeper::connection() {
+    if (!conn_) {
+        conn_ = std::make_unique<pg::Connection>(pg::Connection::open(options_.connect));
+    }
+    return *conn_;
+}
+
+Lsn VersionKeeper::start_session(
+    std::unordered_map<std::uint32_t, std::vector<std::string>> primary_keys) {
+    primary_keys_ = std::move(primary_keys);
+    tables_.clear();
+    piece_commit_lsn_ = Lsn();
+    piece_places_added_ = 0;
+    conn_.reset();  // a session starts over after any failure, this connection's too
+    const pg::Result r = connection().exec(
+        "SELECT recorded_lsn::text FROM pgbridge.local_versions WHERE bridge = $1 AND side = $2",
+        {options_.bridge, options_.side});
+    if (r.rows() > 0) {
+        recorded_ = std::max(recorded_, Lsn::parse(r.value(0, 0)).value_or(Lsn()));
+    }
+    return recorded_;
+}
+
+Lsn VersionKeeper::rewind(Lsn durable) noexcept {
+    try {
+        record_durable(durable);
+    } catch (const std::exception& e) {
+        log::warning("capture", "could not record column versions; they are counted again",
+                     {{"side", options_.side}, {"error", e.what()}});
+        conn_.reset();
+    }
+    known_.clear();
+    known_until_.clear();
+    pending_.clear();
+    passed_ = Lsn();
+    piece_commit_lsn_ = Lsn();
+    piece_places_added_ = 0;
+    return std::min(durable, recorded_);
+}
+
+Lsn VersionKeeper::reached() const {
+    if (pending_.empty() || passed_ < pending_.front().end_lsn) {
+        return std::max(recorded_, passed_);
+    }
+    return recorded_;
+}
+
+const VersionKeeper::Table& VersionKeeper::table_of(const TableInfo& info) {
+    Table& t = tables_[info.relation_oid];
+    if (t.described == &info) {
+        return t;
+    }
+    const pg::Result r = connection().exec(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname,"
+        "       format_type(a.atttypid, a.atttypmod)"
+        "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        "  JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary"
+        " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
+        "  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum"
+        " WHERE c.oid = $1::oid ORDER BY k.ord",
+        {std::to_string(info.relation_oid)});
+    t = Table{};
+    t.described = &info;
+    for (int row = 0; row < r.rows(); ++row) {
+        t.versions_name = std::string(r.value(row, 0));
+        const std::string column(r.value(row, 1));
+        const auto it = std::find_if(info.columns.begin(), info.columns.end(),
+                                     [&](const ColumnInfo& c) { return c.name == column; });
+        if (it == info.columns.end()) {
+            t.key_columns.clear();  // a key column the change does not carry: no versions
+            break;
+        }
+        t.key_columns.push_back(static_cast<std::size_t>(it - info.columns.begin()));
+        t.key_types.emplace_back(r.value(row, 2));
+    }
+    if (t.key_columns.empty()) {
+        log::warning("capture", "no primary key found for a published table: its changes go "
+                     "without column versions",
+                     {{"side", options_.side}, {"table", info.schema + "." + info.name}});
+        return t;
+    }
+    const std::size_t n = t.key_columns.size();
+    std::string keys = param(2) + "::int4[]";
+    std::string names = "ord";
+    for (std::size_t k = 0; k < n; ++k) {
+        keys += ", " + param(3 + k) + "::text[]";
+        names += fmt::format(", k{}", k);
+    }
+    t.read_sql = "SELECT k.ord, v.columns::text, v.local_row_writes, v.seen_remote_row_writes,"
+                 " v.local_delete_writes, v.deleted::text, v.deleted_applied_remote::text,"
+                 " v.local_xid, v.local_lsn::text FROM unnest(" +
+                 keys + ") AS k(" + names +
+                 ") CROSS JOIN LATERAL (SELECT * FROM pgbridge.row_versions WHERE table_name = $1"
+                 " AND key = " +
+                 typed_key(t.key_types, "k") + ") AS v";
+    std::string args;
+    std::string columns;
+    for (std::size_t k = 0; k < n; ++k) {
+        args += param(2 + k) + "::text[], ";
+        columns += fmt::format("k{}, ", k);
+    }
+    const std::size_t p = 2 + n;
+    args += fmt::format("{}::text[], {}::int8[], {}::int8[], {}::int8[], {}::text[], {}::text[], "
+                        "{}::int8[], {}::text[]",
+                        param(p), param(p + 1), param(p + 2), param(p + 3), param(p + 4),
+                        param(p + 5), param(p + 6), param(p + 7));
+    columns += "columns, lw, sw, dw, deleted, da, xid, lsn";
+    // seen_remote_row_writes belongs to the applier: kept as the row has it.
+    t.write_sql =
+        "INSERT INTO pgbridge.row_versions AS r (table_name, key, columns, local_row_writes,"
+        " seen_remote_row_writes, local_delete_writes, deleted, deleted_applied_remote, local_xid,"
+        " local_lsn) SELECT $1, " +
+        typed_key(t.key_types, "k") +
+        ", k.columns::jsonb, k.lw, k.sw, k.dw, k.deleted::jsonb, k.da::pg_lsn, k.xid,"
+        " k.lsn::pg_lsn FROM unnest(" +
+        args + ") AS k(" + columns +
+        ") ON CONFLICT (table_name, key) DO UPDATE SET columns = EXCLUDED.columns,"
+        " local_row_writes = EXCLUDED.local_row_writes, local_delete_writes ="
+        " EXCLUDED.local_delete_writes, deleted = EXCLUDED.deleted, deleted_applied_remote ="
+        " EXCLUDED.deleted_applied_remote, local_xid = EXCLUDED.local_xid, local_lsn ="
+        " EXCLUDED.local_lsn";
+    return t;
+}
+
+std::optional<VersionKeeper::Key> VersionKeeper::key_of(const Table& table, const Row& row) const {
+    if (table.key_columns.empty()) {
+        return std::nullopt;
+    }
+    Key key{table.versions_name, {}};
+    for (const std::size_t c : table.key_columns) {
+        if (c >= row.size() || row[c].kind != Value::Kind::Text) {
+            return std::nullopt;
+        }
+        key.values.push_back(row[c].data);
+    }
+    return key;
+}
+
+std::uint32_t VersionKeeper::split_key_changes(SourceTransaction& txn) {
+    std::uint32_t added = 0;
+    for (std::size_t i = 0; i < txn.changes.size(); ++i) {
+        ChangeEvent& change = txn.changes[i];
+        if (change.op != ChangeOp::Update || !change.old_row || change.old_is_key_only ||
+            !change.new_row || !change.table) {
+            continue;
+        }
+        const Table& table = table_of(*change.table);
+        const auto old_key = key_of(table, *change.old_row);
+        const auto new_key = key_of(table, *change.new_row);
+        if (!old_key || !new_key || *old_key == *new_key) {
+            continue;
+        }
+        // The row under its new key: whole (what the update left unchanged, TOAST included,
+        // comes from the old row).
+        ChangeEvent insert;
+        insert.op = ChangeOp::Insert;
+        insert.table = change.table;
+        insert.new_row = std::move(*change.new_row);
+        for (std::size_t c = 0; c < insert.new_row->size(); ++c) {
+            if ((*insert.new_row)[c].kind == Value::Kind::UnchangedToast &&
+                c < change.old_row->size()) {
+                (*insert.new_row)[c] = (*change.old_row)[c];
+            }
+        }
+        change.op = ChangeOp::Delete;
+        change.new_row.reset();
+        txn.changes.insert(txn.changes.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                           std::move(insert));
+        ++added;
+        ++i;
+    }
+    return added;
+}
+
+void VersionKeeper::load(const std::vector<std::pair<const Table*, Key>>& keys) {
+    std::map<const Table*, std::vector<const Key*>> by_table;
+    for (const auto& [table, key] : keys) {
+        by_table[table].push_back(&key);
+    }
+    std::vector<std::pair<std::size_t, const std::vector<const Key*>*>> reads;
+    std::vector<pg::Result> results;
+    {
+        pg::Pipeline pipeline(connection());
+        for (const auto& [table, list] : by_table) {
+            std::vector<std::optional<std::string>> ordinals;
+            std::vector<std::vector<std::optional<std::string>>> columns(table->key_columns.size());
+            for (std::size_t i = 0; i < list.size(); ++i) {
+                ordinals.push_back(std::to_string(i));
+                for (std::size_t c = 0; c < columns.size(); ++c) {
+                    columns[c].push_back(list[i]->values[c]);
+                }
+            }
+            pg::Params params{table->versions_name, pg::array_literal(ordinals)};
+            for (const auto& c : columns) {
+                params.push_back(pg::array_literal(c));
+            }
+            reads.emplace_back(pipeline.send(table->read_sql, params), &list);
+        }
+        results = pipeline.sync();
+    }
+    for (const auto& [index, list] : reads) {
+        const pg::Result& r = results.at(index);
+        for (int row = 0; row < r.rows(); ++row) {
+            const Key& key = *list->at(std::stoul(std::string(r.value(row, 0))));
+            State s;
+            s.found = true;
+            s.columns = json::parse(r.value(row, 1), nullptr, false);
+            if (!s.columns.is_object()) {
+                s.columns = json::object();
+            }
+            s.local_row_writes = std::stoll(std::string(r.value(row, 2)));
+            s.seen_remote_row_writes = std::stoll(std::string(r.value(row, 3)));
+            s.local_delete_writes = std::stoll(std::string(r.value(row, 4)));
+            if (!r.is_null(row, 5)) {
+                s.deleted = json::parse(r.value(row, 5), nullptr, false);
+            }
+            if (!r.is_null(row, 6)) {
+                s.deleted_applied_remote = Lsn::parse(r.value(row, 6)).value_or(Lsn());
+            }
+            if (!r.is_null(row, 7)) {
+                s.local_xid = std::stoll(std::string(r.value(row, 7)));
+            }
+            if (!r.is_null(row, 8)) {
+                s.local_lsn = Lsn::parse(r.value(row, 8)).value_or(Lsn());
+            }
+            known_.emplace(key, std::move(s));
+        }
+    }
+}
+
+void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& change,
+                                 State& state) const {
+    const std::string commit_lsn = txn.commit_lsn.to_string();
+    // Counted once per transaction: a second change of the key in the same transaction, or
+    // the same transaction stamped again (a piece after a restart), adds nothing.
+    if (state.local_lsn != txn.commit_lsn) {
+        ++state.local_row_writes;
+        state.local_lsn = txn.commit_lsn;
+    }
+    state.found = true;
+    state.local_xid = static_cast<std::int64_t>(txn.xid);
+    if (change.op == ChangeOp::Delete) {
+        state.local_delete_writes = state.local_row_writes;
+        state.deleted = json{{"w", "l"}, {"t", txn.commit_time}, {"l", commit_lsn}};
+        // What the columns had applied from the other side stays known for the key, so that
+        // a late copy of one of those changes is recognised as superseded.
+        for (const auto& [name, entry] : state.columns.items()) {
+            state.deleted_applied_remote =
+                std::max(state.deleted_applied_remote, lsn_of(entry, "m"));
+        }
+        state.columns = json::object();
+    } else {
+        const Row& next = *change.new_row;
+        const bool whole_old =
+            change.op == ChangeOp::Update && change.old_row && !change.old_is_key_only;
+        if (change.op == ChangeOp::Insert) {
+            state.deleted.reset();
+        }
+        for (std::size_t c = 0; c < next.size() && c < change.table->columns.size(); ++c) {
+            if (next[c].kind == Value::Kind::UnchangedToast) {
+                continue;
+            }
+            if (whole_old && c < change.old_row->size() && (*change.old_row)[c] == next[c]) {
+                continue;
+            }
+            const std::string& name = change.table->columns[c].name;
+            json entry = entry_of(state.columns, name);
+            if (lsn_of(entry, "l") != txn.commit_lsn) {
+                entry["n"] = counter(entry, "n") + 1;
+                entry["w"] = "l";
+                entry["t"] = txn.commit_time;
+                entry["l"] = commit_lsn;
+                entry.erase("x");
+            }
+            state.columns[name] = std::move(entry);
+        }
+    }
+    RowVersions v;
+    v.row = {static_cast<std::uint64_t>(state.local_row_writes),
+             static_cast<std::uint64_t>(state.seen_remote_row_writes)};
+    for (const auto& [name, entry] : state.columns.items()) {
+        v.columns.emplace(name, VersionVector{static_cast<std::uint64_t>(counter(entry, "n")),
+                                              static_cast<std::uint64_t>(counter(entry, "s"))});
+    }
+    change.versions = std::move(v);
+    change.versions_message.clear();
+}
+
+void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
+    std::vector<std::pair<const Table*, Key>> missing;
+    std::set<Key> asked;
+    for (auto& txn : transactions) {
+        split_key_changes(txn);
+        txn.late_versions.clear();
+        for (auto& change : txn.changes) {
+            change.versions.reset();  // a pgbridge.versions message is nobody's word now
+            change.versions_message.clear();
+            if (change.op == ChangeOp::Truncate || !change.table) {
+                continue;
+            }
+            const Table& table = table_of(*change.table);
+            const Row* row = change.new_row ? &*change.new_row : change.old_row ? &*change.old_row
+                                                                                : nullptr;
+            const auto key = row ? key_of(table, *row) : std::nullopt;
+            if (key && !known_.contains(*key) && asked.insert(*key).second) {
+                missing.emplace_back(&table, *key);
+            }
+        }
+    }
+    if (!missing.empty()) {
+        load(missing);
+    }
+    for (auto& txn : transactions) {
+        PendingTransaction p{txn.end_lsn, {}};
+        std::set<Key> touched;
+        for (auto& change : txn.changes) {
+            if (change.op == ChangeOp::Truncate || !change.table) {
+                continue;
+            }
+            const Table& table = table_of(*change.table);
+            const Row* row = change.new_row ? &*change.new_row : change.old_row ? &*change.old_row
+                                                                                : nullptr;
+            const auto key = row ? key_of(table, *row) : std::nullopt;
+            if (!key) {
+                continue;
+            }
+            stamp_change(txn, change, known_[*key]);
+            touched.insert(*key);
+        }
+        for (const Key& key : touched) {
+            p.states.emplace_back(key, known_[key]);
+            known_until_[key] = txn.end_lsn;
+        }
+        pending_.push_back(std::move(p));
+    }
+}
+
+void VersionKeeper::stamp_piece(SourceTransaction& piece) {
+    if (!known_.empty()) {
+        // Capture makes every whole transaction before a piece durable and recorded first.
+        throw Error(ErrorKind::Internal, "a piece to stamp while transactions wait to be recorded")
+            .with("side", options_.side);
+    }
+    if (piece.commit_lsn != piece_commit_lsn_) {
+        piece_commit_lsn_ = piece.commit_lsn;
+        piece_places_added_ = 0;
+    }
+    piece.first_place += piece_places_added_;
+    piece_places_added_ += split_key_changes(piece);
+    piece.late_versions.clear();
+    std::vector<std::pair<const Table*, Key>> missing;
+    std::set<Key> asked;
+    std::vector<std::optional<Key>> keys;
+    for (auto& change : piece.changes) {
+        change.versions.reset();
+        change.versions_message.clear();
+        std::optional<Key> key;
+        if (change.op != ChangeOp::Truncate && change.table) {
+            const Table& table = table_of(*change.table);
+            const Row* row = change.new_row ? &*change.new_row : change.old_row ? &*change.old_row
+                                                                                : nullptr;
+            key = row ? key_of(table, *row) : std::nullopt;
+            if (key && !known_.contains(*key) && asked.insert(*key).second) {
+                missing.emplace_back(&table, *key);
+            }
+        }
+        keys.push_back(std::move(key));
+    }
+    if (!missing.empty()) {
+        load(missing);
+    }
+    for (std::size_t i = 0; i < piece.changes.size(); ++i) {
+        if (keys[i]) {
+            stamp_change(piece, piece.changes[i], known_[*keys[i]]);
+        }
+    }
+    // Written now, with no transaction id: until the whole transaction is in the broker, the
+    // applier treats its rows as not yet seen by capture (and waits for the watermark).
+    std::map<Key, const State*> states;
+    for (auto& [key, state] : known_) {
+        state.local_xid = 0;
+        states.emplace(key, &state);
+    }
+    connection().transaction([&] { write(states); });
+    known_.clear();
+    known_until_.clear();
+}
+
+void VersionKeeper::piece_committed(Lsn end_lsn) {
+    pending_.push_back(PendingTransaction{end_lsn, {}});
+    piece_commit_lsn_ = Lsn();
+    piece_places_added_ = 0;
+}
+
+void VersionKeeper::write(const std::map<Key, const State*>& states) {
+    std::map<std::string, std::vector<std::pair<const Key*, const State*>>> by_table;
+    for (const auto& [key, state] : states) {
+        by_table[key.table].emplace_back(&key, state);
+    }
+    for (const auto& [name, list] : by_table) {
+        const Table* table = nullptr;
+        for (const auto& [oid, t] : tables_) {
+            if (t.versions_name == name && !t.write_sql.empty()) {
+                table = &t;
+                break;
+            }
+        }
+        if (table == nullptr) {
+            continue;
+        }
+        const std::size_t n = table->key_columns.size();
+        std::vector<std::vector<std::optional<std::string>>> arrays(n + 8);
+        for (const auto& [key, s] : list) {
+            for (std::size_t k = 0; k < n; ++k) {
+                arrays[k].push_back(key->values[k]);
+            }
+            arrays[n].push_back(s->columns.dump());
+            arrays[n + 1].push_back(std::to_string(s->local_row_writes));
+            arrays[n + 2].push_back(std::to_string(s->seen_remote_row_writes));
+            arrays[n + 3].push_back(std::to_string(s->local_delete_writes));
+            arrays[n + 4].push_back(s->deleted ? std::optional(s->deleted->dump()) : std::nullopt);
+            arrays[n + 5].push_back(s->deleted_applied_remote.valid()
+                                        ? std::optional(s->deleted_applied_remote.to_string())
+                                        : std::nullopt);
+            arrays[n + 6].push_back(s->local_xid != 0 ? std::optional(std::to_string(s->local_xid))
+                                                      : std::nullopt);
+            arrays[n + 7].push_back(s->local_lsn.valid() ? std::optional(s->local_lsn.to_string())
+                                                         : std::nullopt);
+        }
+        pg::Params params{name};
+        for (const auto& a : arrays) {
+            params.push_back(pg::array_literal(a));
+        }
+        connection().exec(table->write_sql, params);
+    }
+}
+
+void VersionKeeper::record_durable(Lsn durable) {
+    std::size_t count = 0;
+    while (count < pending_.size() && pending_[count].end_lsn <= durable) {
+        ++count;
+    }
+    if (count == 0) {
+        return;
+    }
+    const Lsn last = pending_[count - 1].end_lsn;
+    std::map<Key, const State*> states;
+    for (std::size_t i = 0; i < count; ++i) {
+        for (const auto& [key, state] : pending_[i].states) {
+            states[key] = &state;  // the later transaction's state of a key wins
+        }
+    }
+    connection().transaction([&] {
+        write(states);
+        connection().exec(
+            "INSERT INTO pgbridge.local_versions AS v (bridge, side, recorded_lsn) VALUES ($1, "
+            "$2, $3::pg_lsn) ON CONFLICT (bridge, side) DO UPDATE SET recorded_lsn = "
+            "greatest(v.recorded_lsn, EXCLUDED.recorded_lsn), recorded_at = now()",
+            {options_.bridge, options_.side, last.to_string()});
+    });
+    for (std::size_t i = 0; i < count; ++i) {
+        for (const auto& [key, state] : pending_.front().states) {
+            if (const auto it = known_until_.find(key); it != known_until_.end() &&
+                                                        it->second <= last) {
+                known_until_.erase(it);
+                known_.erase(key);
+            }
+        }
+        pending_.pop_front();
+    }
+    recorded_ = std::max(recorded_, last);
+    advance_watermark();
+}
+
+void VersionKeeper::passed(Lsn lsn) {
+    passed_ = std::max(passed_, lsn);
+    advance_watermark();
+}
+
+void VersionKeeper::advance_watermark() {
+    if (options_.watermark) {
+        options_.watermark->advance(reached());
+    }
+}
+
+bool VersionKeeper::wanted() const {
+    if (!options_.watermark) {
+        return false;
+    }
+    const Lsn want = options_.watermark->wanted();
+    return want.valid() && want > options_.watermark->recorded();
+}
+
+}  // namespace pgbridge::source
