@@ -358,10 +358,11 @@ INSERT INTO public.typed VALUES
         CHECK(wrong.err.find("a or b") != std::string::npos);
     }
 
-    TEST_CASE("local writes keep column versions and ship them with the change") {
+    TEST_CASE("capture keeps column versions of local writes and ships them with the change") {
         Bridge bridge;
         RecordingSink sink(true);
-        CaptureThread capture(bridge.capture_options(), sink);
+        auto watermark = std::make_shared<VersionsWatermark>();
+        CaptureThread capture(bridge.scratch.versioned_capture_options(0, watermark), sink);
         REQUIRE(eventually([&] { return capture.stats().streaming.load(); }));
         // An application's own role, with rights on its table only.
         auto app = bridge.scratch.runtime(0);
@@ -371,7 +372,9 @@ INSERT INTO public.typed VALUES
         app.exec("DELETE FROM public.other WHERE id = 1");
         REQUIRE(wait_for_count(sink, 4));
 
+        // Recorded once durable downstream (the sink says at once), with the watermark.
         auto db = bridge.scratch.admin(0);
+        REQUIRE(eventually([&] { return watermark->recorded() >= sink.delivered().back().end_lsn; }));
         auto v = db.exec(
             "SELECT local_row_writes, local_delete_writes, deleted ->> 'w', columns::text"
             "  FROM pgbridge.row_versions WHERE table_name = 'public.other' AND key = '[1]'");
@@ -384,7 +387,6 @@ INSERT INTO public.typed VALUES
         const auto txns = sink.delivered();
         for (std::size_t i = 0; i < txns.size(); ++i) {
             CAPTURE(i);
-            CHECK(txns[i].messages.empty());
             const ChangeEvent& change = txns[i].changes.at(0);
             REQUIRE(change.versions);
             CHECK(change.versions->row == VersionVector{i + 1, 0});
@@ -395,8 +397,7 @@ INSERT INTO public.typed VALUES
                 CHECK(change.versions->columns.empty());  // a delete ends the incarnation
             }
         }
-        // One statement writing many rows logs the rows first and the messages after them;
-        // each change still gets its own row's versions.
+        // One statement writing many rows: each change gets its own row's versions.
         app.exec("INSERT INTO public.other SELECT g, 'n' FROM generate_series(10, 14) g");
         app.exec("UPDATE public.other SET note = 'm' WHERE id IN (11, 13)");
         app.exec("UPDATE public.other SET note = 'k' WHERE id BETWEEN 10 AND 14");
@@ -414,11 +415,65 @@ INSERT INTO public.typed VALUES
         }
         CHECK(writes["11"] == 3);
         CHECK(writes["12"] == 2);
+        // Two writes of one key in one transaction count once.
+        app.exec("BEGIN; UPDATE public.other SET note = 'a' WHERE id = 10;"
+                 " UPDATE public.other SET note = 'b' WHERE id = 10; COMMIT");
+        REQUIRE(wait_for_count(sink, 8));
+        const auto twice = sink.delivered().at(7);
+        REQUIRE(twice.changes.size() == 2);
+        CHECK(twice.changes[1].versions->columns.at("note").own == 3);
+    }
 
-        // Writes by pgbridge's apply session are left to the applier.
+    TEST_CASE("an application role can neither switch version tracking off nor forge versions") {
+        Bridge bridge;
+        RecordingSink sink(true);
+        auto watermark = std::make_shared<VersionsWatermark>();
+        CaptureThread capture(bridge.scratch.versioned_capture_options(0, watermark), sink);
+        REQUIRE(eventually([&] { return capture.stats().streaming.load(); }));
+        // An application's role: its table, nothing of pgbridge's.
+        auto app = bridge.scratch.admin(0);
+        const std::string role = "app_" + bridge.scratch.name();
+        app.exec("CREATE ROLE " + role + " NOLOGIN");
+        app.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON public.other TO " + role);
+        app.exec("SET ROLE " + role);
+        // What used to make the trigger stand aside is just a setting now.
         app.exec("SET pgbridge.applying = 'on'");
-        app.exec("INSERT INTO public.other VALUES (2, 'applied')");
-        CHECK(db.exec("SELECT count(*) FROM pgbridge.row_versions WHERE key = '[2]'").value(0, 0) ==
-              "0");
+        app.exec("INSERT INTO public.other VALUES (2, 'two')");
+        // A message in the shape of the old trigger's, claiming the other side's writes seen.
+        app.exec("BEGIN; UPDATE public.other SET note = 'deux' WHERE id = 2;"
+                 " SELECT pg_logical_emit_message(true, 'pgbridge.versions', '{\"table\":"
+                 " \"public.other\", \"key\": [2], \"row\": [99, 99], \"columns\":"
+                 " {\"note\": [99, 99]}}'); COMMIT");
+        REQUIRE(wait_for_count(sink, 2));
+        const auto txns = sink.delivered();
+        REQUIRE(txns[1].changes.at(0).versions);
+        CHECK(txns[1].changes.at(0).versions->row == VersionVector{2, 0});
+        CHECK(txns[1].changes.at(0).versions->columns.at("note") == VersionVector{2, 0});
+        // The versions themselves are out of its reach.
+        CHECK_THROWS(app.exec("UPDATE pgbridge.row_versions SET local_row_writes = 0"));
+        CHECK_THROWS(app.exec("DELETE FROM pgbridge.row_versions"));
+        CHECK_THROWS(app.exec("SELECT pg_replication_origin_session_setup('pgbridge_x')"));
+    }
+
+    TEST_CASE("an update of the primary key travels as the delete of the old key and the insert "
+              "of the new one") {
+        Bridge bridge;
+        RecordingSink sink(true);
+        auto watermark = std::make_shared<VersionsWatermark>();
+        CaptureThread capture(bridge.scratch.versioned_capture_options(0, watermark), sink);
+        REQUIRE(eventually([&] { return capture.stats().streaming.load(); }));
+        auto app = bridge.scratch.runtime(0);
+        app.exec("INSERT INTO public.other VALUES (5, 'five')");
+        app.exec("UPDATE public.other SET id = 6 WHERE id = 5");
+        REQUIRE(wait_for_count(sink, 2));
+        const auto moved = sink.delivered().at(1);
+        REQUIRE(moved.changes.size() == 2);
+        CHECK(moved.changes[0].op == ChangeOp::Delete);
+        CHECK((*moved.changes[0].old_row)[0].data == "5");
+        CHECK(moved.changes[1].op == ChangeOp::Insert);
+        CHECK((*moved.changes[1].new_row)[0].data == "6");
+        CHECK((*moved.changes[1].new_row)[1].data == "five");
+        CHECK(moved.changes[0].versions->row == VersionVector{2, 0});
+        CHECK(moved.changes[1].versions->row == VersionVector{1, 0});
     }
 }
