@@ -122,13 +122,14 @@ class PostgresApplier::Attempt {
         try {
             for (int waits = 0;; ++waits) {
                 read_local_state(conn);
-                if (!must_wait_for_capture()) {
+                const CaptureCheck check = check_capture();
+                if (check == CaptureCheck::Go) {
                     break;
                 }
                 // Decide nothing against a local write this side's capture has not counted:
                 // let go of the locks, wait for it, and read again.
                 conn.exec("ROLLBACK");
-                wait_for_capture(conn, waits);
+                wait_for_capture(conn, check, waits);
                 reset_local_state();
             }
             write(conn);
@@ -217,32 +218,68 @@ class PostgresApplier::Attempt {
         return out;
     }
 
-    bool must_wait_for_capture() {
+    enum class CaptureCheck { Go, WaitDecoded, WaitRecorded };
+
+    // May the batch decide against the local state it read? Yes when every key's last local
+    // write is recorded, or is one capture will never record (older than its slot, outside the
+    // row filter, in a subtransaction): capture has received everything before the position
+    // of this read, and none of these keys waits in it to be recorded.
+    CaptureCheck check_capture() {
         const auto& watermark = a_.options_.local_versions;
         if (!watermark || !own_transaction_) {
-            return false;
+            return CaptureCheck::Go;
         }
         auto now = unsettled();
-        if (now.empty() || watermark->recorded() >= insert_lsn_) {
-            return false;
+        if (now.empty()) {
+            return CaptureCheck::Go;
         }
-        // Seen the same before, and the watermark has passed the position of that read.
-        if (waited_for_.valid() && watermark->recorded() >= waited_for_ && now == seen_unsettled_) {
-            return false;
+        // Seen the same before: the position of that read is the one to pass.
+        const Lsn position = waited_for_.valid() && now == seen_unsettled_ ? waited_for_
+                                                                            : insert_lsn_;
+        const auto verdict = [&] {
+            if (watermark->recorded() >= position) {
+                return CaptureCheck::Go;
+            }
+            if (watermark->decoded() < position) {
+                return CaptureCheck::WaitDecoded;
+            }
+            for (const auto& [index, key] : now) {
+                const KeyState& k = keys_[index];
+                if (watermark->unrecorded(VersionsWatermark::key(k.table->versions_name, k.key))) {
+                    return CaptureCheck::WaitRecorded;
+                }
+            }
+            return CaptureCheck::Go;
+        };
+        CaptureCheck check = verdict();
+        const bool locked_rows =
+            std::any_of(keys_.begin(), keys_.end(), [](const KeyState& k) { return k.values; });
+        if (check == CaptureCheck::WaitDecoded && !locked_rows) {
+            // This transaction has logged nothing yet (no row locked): capture can reach the
+            // position while it stays open. Usually a matter of a millisecond.
+            a_.stats_.local_version_waits++;
+            watermark->wait_decoded(position, kWaitInPlace);
+            check = verdict();
         }
-        seen_unsettled_ = std::move(now);
-        waited_for_ = insert_lsn_;
-        return true;
+        if (check != CaptureCheck::Go) {
+            seen_unsettled_ = std::move(now);
+            waited_for_ = position;
+        }
+        return check;
     }
 
-    void wait_for_capture(pg::Connection& conn, int waits) {
+    void wait_for_capture(pg::Connection& conn, CaptureCheck check, int waits) {
         a_.stats_.local_version_waits++;
         // The position read came after this session's row locks, which the server logs and
         // flushes only with a later commit; capture reads only what is flushed. A commit of
         // our own (empty, marked with the origin: capture drops it) flushes everything.
         conn.exec("SELECT pg_catalog.pg_current_xact_id()");
-        if (waits >= kMaxCaptureWaits ||
-            !a_.options_.local_versions->wait_for(waited_for_, a_.options_.local_versions_wait)) {
+        const auto& watermark = a_.options_.local_versions;
+        const bool reached =
+            check == CaptureCheck::WaitRecorded
+                ? watermark->wait_recorded(waited_for_, a_.options_.local_versions_wait)
+                : watermark->wait_decoded(waited_for_, a_.options_.local_versions_wait);
+        if (waits >= kMaxCaptureWaits || !reached) {
             throw Error(ErrorKind::Setup,
                         "waiting for this side's capture to record its local writes")
                 .with("side", a_.options_.target_side)
@@ -662,6 +699,7 @@ class PostgresApplier::Attempt {
     static constexpr std::size_t kSyncEvery = 1000;
     // Waits of one batch for capture: each needs a new local write to one of its keys.
     static constexpr int kMaxCaptureWaits = 20;
+    static constexpr std::chrono::milliseconds kWaitInPlace{20};
 
     Lsn insert_lsn_;
     Lsn waited_for_;

@@ -2,23 +2,87 @@
 
 namespace pgbridge {
 
+std::string VersionsWatermark::key(const std::string& table,
+                                   const std::vector<std::string>& values) {
+    std::string out = table;
+    for (const auto& v : values) {
+        out += '\0';
+        out += v;
+    }
+    return out;
+}
+
 Lsn VersionsWatermark::recorded() const {
     const std::lock_guard lock(mutex_);
     return recorded_;
 }
 
-void VersionsWatermark::advance(Lsn lsn) {
+Lsn VersionsWatermark::decoded() const {
+    const std::lock_guard lock(mutex_);
+    return decoded_;
+}
+
+bool VersionsWatermark::unrecorded(const std::string& key) const {
+    const std::lock_guard lock(mutex_);
+    return large_unrecorded_ || unrecorded_.contains(key);
+}
+
+void VersionsWatermark::advance(Lsn recorded) {
     {
         const std::lock_guard lock(mutex_);
-        if (lsn <= recorded_) {
+        if (recorded <= recorded_) {
             return;
         }
-        recorded_ = lsn;
-        if (wanted_ <= recorded_) {
+        recorded_ = recorded;
+        decoded_ = std::max(decoded_, recorded);
+    }
+    moved_.notify_all();
+}
+
+void VersionsWatermark::set_decoded(Lsn decoded) {
+    {
+        const std::lock_guard lock(mutex_);
+        if (decoded <= decoded_) {
+            return;
+        }
+        decoded_ = decoded;
+        if (wanted_ <= decoded_) {
             wanted_ = Lsn();
         }
     }
-    advanced_.notify_all();
+    moved_.notify_all();
+}
+
+void VersionsWatermark::add_unrecorded(const std::vector<std::string>& keys) {
+    const std::lock_guard lock(mutex_);
+    for (const auto& k : keys) {
+        ++unrecorded_[k];
+    }
+}
+
+void VersionsWatermark::remove_unrecorded(const std::vector<std::string>& keys) {
+    const std::lock_guard lock(mutex_);
+    for (const auto& k : keys) {
+        if (const auto it = unrecorded_.find(k); it != unrecorded_.end() && --it->second <= 0) {
+            unrecorded_.erase(it);
+        }
+    }
+}
+
+void VersionsWatermark::set_large_unrecorded(bool large) {
+    const std::lock_guard lock(mutex_);
+    large_unrecorded_ = large;
+}
+
+void VersionsWatermark::rewind(Lsn recorded) {
+    {
+        const std::lock_guard lock(mutex_);
+        recorded_ = std::max(recorded_, recorded);
+        decoded_ = recorded_;
+        unrecorded_.clear();
+        large_unrecorded_ = false;
+    }
+    moved_.notify_all();
 }
 
 Lsn VersionsWatermark::wanted() const {
@@ -31,21 +95,32 @@ void VersionsWatermark::set_nudge(std::function<void()> nudge) {
     nudge_ = std::move(nudge);
 }
 
-bool VersionsWatermark::wait_for(Lsn lsn, std::chrono::milliseconds timeout) {
+bool VersionsWatermark::wait_recorded(Lsn lsn, std::chrono::milliseconds timeout) {
+    return wait_until(lsn, timeout, true);
+}
+
+bool VersionsWatermark::wait_decoded(Lsn lsn, std::chrono::milliseconds timeout) {
+    return wait_until(lsn, timeout, false);
+}
+
+bool VersionsWatermark::wait_until(Lsn lsn, std::chrono::milliseconds timeout, bool recorded) {
+    const auto reached = [&] { return (recorded ? recorded_ : decoded_) >= lsn; };
     std::function<void()> nudge;
     {
         const std::lock_guard lock(mutex_);
-        if (recorded_ >= lsn) {
+        if (reached()) {
             return true;
         }
-        wanted_ = std::max(wanted_, lsn);
+        if (decoded_ < lsn) {
+            wanted_ = std::max(wanted_, lsn);
+        }
         nudge = nudge_;
     }
     if (nudge) {
         nudge();
     }
     std::unique_lock lock(mutex_);
-    return advanced_.wait_for(lock, timeout, [&] { return recorded_ >= lsn; });
+    return moved_.wait_for(lock, timeout, reached);
 }
 
 }  // namespace pgbridge

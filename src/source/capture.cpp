@@ -153,6 +153,11 @@ class Capture::Session {
             return;
         }
         if (c_.keeper_) {
+            try {
+                c_.keeper_->note_received(txn);
+            } catch (const Error& e) {
+                throw SinkFailure{e};
+            }
             held_.push_back(std::move(txn));
             if (held_.size() >= kHeldTransactions) {
                 stamp_held();
@@ -201,6 +206,7 @@ class Capture::Session {
         if (!c_.keeper_) {
             return;
         }
+        c_.keeper_->decoded(lsn);
         if (!held_.empty()) {
             passed_while_held_ = std::max(passed_while_held_, lsn);
             return;
@@ -262,8 +268,7 @@ class Capture::Session {
     }
 
     bool wants_position() const {
-        return c_.keeper_ && c_.keeper_->wanted() && held_.empty() &&
-               !c_.keeper_->has_pending() && !assembler_.holds_partial_data() &&
+        return c_.keeper_ && c_.keeper_->wanted() && !assembler_.holds_partial_data() &&
                Clock::now() - reply_asked_ >= std::chrono::milliseconds(1);
     }
 

@@ -71,6 +71,7 @@ Lsn VersionKeeper::start_session(
     piece_commit_lsn_ = Lsn();
     piece_places_added_ = 0;
     conn_.reset();  // a session starts over after any failure, this connection's too
+    prepared_.clear();
     const pg::Result r = connection().exec(
         "SELECT recorded_lsn::text FROM pgbridge.local_versions WHERE bridge = $1 AND side = $2",
         {options_.bridge, options_.side});
@@ -80,6 +81,37 @@ Lsn VersionKeeper::start_session(
     return recorded_;
 }
 
+void VersionKeeper::note_received(const SourceTransaction& txn) {
+    if (!options_.watermark) {
+        return;
+    }
+    std::vector<std::string> keys;
+    for (const auto& change : txn.changes) {
+        if (change.op == ChangeOp::Truncate || !change.table) {
+            continue;
+        }
+        const Table& table = table_of(*change.table);
+        for (const Row* row : {change.old_row ? &*change.old_row : nullptr,
+                               change.new_row ? &*change.new_row : nullptr}) {
+            if (row == nullptr) {
+                continue;
+            }
+            if (const auto key = key_of(table, *row)) {
+                keys.push_back(VersionsWatermark::key(key->table, key->values));
+            }
+        }
+    }
+    options_.watermark->add_unrecorded(keys);
+    unrecorded_keys_.emplace_back(txn.end_lsn, std::move(keys));
+    options_.watermark->set_decoded(txn.end_lsn);
+}
+
+void VersionKeeper::decoded(Lsn lsn) {
+    if (options_.watermark) {
+        options_.watermark->set_decoded(lsn);
+    }
+}
+
 Lsn VersionKeeper::rewind(Lsn durable) noexcept {
     try {
         record_durable(durable);
@@ -87,6 +119,7 @@ Lsn VersionKeeper::rewind(Lsn durable) noexcept {
         log::warning("capture", "could not record column versions; they are counted again",
                      {{"side", options_.side}, {"error", e.what()}});
         conn_.reset();
+        prepared_.clear();
     }
     known_.clear();
     known_until_.clear();
@@ -94,6 +127,11 @@ Lsn VersionKeeper::rewind(Lsn durable) noexcept {
     passed_ = Lsn();
     piece_commit_lsn_ = Lsn();
     piece_places_added_ = 0;
+    unrecorded_keys_.clear();
+    large_end_ = Lsn();
+    if (options_.watermark) {
+        options_.watermark->rewind(recorded_);
+    }
     return std::min(durable, recorded_);
 }
 
@@ -120,6 +158,8 @@ const VersionKeeper::Table& VersionKeeper::table_of(const TableInfo& info) {
         {std::to_string(info.relation_oid)});
     t = Table{};
     t.described = &info;
+    ++descriptions_;
+    t.read_name = fmt::format("pgbridge_versions_read_{}", descriptions_);
     for (int row = 0; row < r.rows(); ++row) {
         t.versions_name = std::string(r.value(row, 0));
         const std::string column(r.value(row, 1));
@@ -253,7 +293,10 @@ void VersionKeeper::load(const std::vector<std::pair<const Table*, Key>>& keys) 
             for (const auto& c : columns) {
                 params.push_back(pg::array_literal(c));
             }
-            reads.emplace_back(pipeline.send(table->read_sql, params), &list);
+            if (prepared_.insert(table->read_name).second) {
+                pipeline.prepare(table->read_name, table->read_sql);
+            }
+            reads.emplace_back(pipeline.send_prepared(table->read_name, params), &list);
         }
         results = pipeline.sync();
     }
@@ -403,6 +446,9 @@ void VersionKeeper::stamp_piece(SourceTransaction& piece) {
     if (piece.commit_lsn != piece_commit_lsn_) {
         piece_commit_lsn_ = piece.commit_lsn;
         piece_places_added_ = 0;
+        if (options_.watermark) {
+            options_.watermark->set_large_unrecorded(true);
+        }
     }
     piece.first_place += piece_places_added_;
     piece_places_added_ += split_key_changes(piece);
@@ -440,18 +486,23 @@ void VersionKeeper::stamp_piece(SourceTransaction& piece) {
         state.local_xid = 0;
         states.emplace(key, &state);
     }
-    connection().transaction([&] { write(states); });
+    write(states, std::nullopt);
     known_.clear();
     known_until_.clear();
 }
 
 void VersionKeeper::piece_committed(Lsn end_lsn) {
     pending_.push_back(PendingTransaction{end_lsn, {}});
+    large_end_ = end_lsn;
+    decoded(end_lsn);
     piece_commit_lsn_ = Lsn();
     piece_places_added_ = 0;
 }
 
-void VersionKeeper::write(const std::map<Key, const State*>& states) {
+void VersionKeeper::write(const std::map<Key, const State*>& states,
+                          const std::optional<Lsn>& recorded) {
+    pg::Pipeline pipeline(connection());
+    pipeline.send("BEGIN");
     std::map<std::string, std::vector<std::pair<const Key*, const State*>>> by_table;
     for (const auto& [key, state] : states) {
         by_table[key.table].emplace_back(&key, state);
@@ -490,7 +541,23 @@ void VersionKeeper::write(const std::map<Key, const State*>& states) {
         for (const auto& a : arrays) {
             params.push_back(pg::array_literal(a));
         }
-        connection().exec(table->write_sql, params);
+        pipeline.send(table->write_sql, params);
+    }
+    if (recorded) {
+        pipeline.send(
+            "INSERT INTO pgbridge.local_versions AS v (bridge, side, recorded_lsn) VALUES ($1, "
+            "$2, $3::pg_lsn) ON CONFLICT (bridge, side) DO UPDATE SET recorded_lsn = "
+            "greatest(v.recorded_lsn, EXCLUDED.recorded_lsn), recorded_at = now()",
+            {options_.bridge, options_.side, recorded->to_string()});
+    }
+    pipeline.send("COMMIT");
+    try {
+        pipeline.sync();  // one round trip
+    } catch (...) {
+        // Left in a failed transaction block: a new connection rolls it back.
+        conn_.reset();
+        prepared_.clear();
+        throw;
     }
 }
 
@@ -509,14 +576,7 @@ void VersionKeeper::record_durable(Lsn durable) {
             states[key] = &state;  // the later transaction's state of a key wins
         }
     }
-    connection().transaction([&] {
-        write(states);
-        connection().exec(
-            "INSERT INTO pgbridge.local_versions AS v (bridge, side, recorded_lsn) VALUES ($1, "
-            "$2, $3::pg_lsn) ON CONFLICT (bridge, side) DO UPDATE SET recorded_lsn = "
-            "greatest(v.recorded_lsn, EXCLUDED.recorded_lsn), recorded_at = now()",
-            {options_.bridge, options_.side, last.to_string()});
-    });
+    write(states, last);
     for (std::size_t i = 0; i < count; ++i) {
         for (const auto& [key, state] : pending_.front().states) {
             if (const auto it = known_until_.find(key); it != known_until_.end() &&
@@ -528,6 +588,18 @@ void VersionKeeper::record_durable(Lsn durable) {
         pending_.pop_front();
     }
     recorded_ = std::max(recorded_, last);
+    while (!unrecorded_keys_.empty() && unrecorded_keys_.front().first <= last) {
+        if (options_.watermark) {
+            options_.watermark->remove_unrecorded(unrecorded_keys_.front().second);
+        }
+        unrecorded_keys_.pop_front();
+    }
+    if (large_end_.valid() && large_end_ <= last) {
+        large_end_ = Lsn();
+        if (options_.watermark) {
+            options_.watermark->set_large_unrecorded(false);
+        }
+    }
     advance_watermark();
 }
 
@@ -547,7 +619,7 @@ bool VersionKeeper::wanted() const {
         return false;
     }
     const Lsn want = options_.watermark->wanted();
-    return want.valid() && want > options_.watermark->recorded();
+    return want.valid() && want > options_.watermark->decoded();
 }
 
 }  // namespace pgbridge::source

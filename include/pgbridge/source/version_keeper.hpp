@@ -58,6 +58,10 @@ class VersionKeeper {
     // Every local transaction before this is recorded: the slot may be confirmed up to it.
     Lsn reached() const;
 
+    // A local transaction has reached capture (before it is stamped): the applier of the
+    // other direction learns which keys wait to be recorded.
+    void note_received(const SourceTransaction& txn);
+
     // Stamps whole local transactions, in commit order: every row change gets its versions.
     void stamp(std::vector<SourceTransaction>& transactions);
     // Stamps one piece of a large transaction and records it at once.
@@ -67,11 +71,14 @@ class VersionKeeper {
 
     // Records the stamped transactions ending at or before `durable`; moves the watermark.
     void record_durable(Lsn durable);
-    // No local transaction ends between what is recorded and `lsn` (a transaction pgbridge
-    // applied, or the server's keepalive while nothing is held): the watermark may pass it.
+    // Every local transaction before `lsn` has reached capture (a transaction pgbridge
+    // applied ends there, or the server's keepalive says so).
+    void decoded(Lsn lsn);
+    // No local transaction ends between what is recorded and `lsn`, none held unstamped: the
+    // recorded watermark may pass it.
     void passed(Lsn lsn);
     bool has_pending() const { return !pending_.empty(); }
-    // A position the applier waits for that is not recorded yet.
+    // A position the applier waits for that has not reached capture yet.
     bool wanted() const;
 
   private:
@@ -97,6 +104,7 @@ class VersionKeeper {
         std::vector<std::size_t> key_columns;  // in TableInfo::columns
         std::vector<std::string> key_types;
         std::string read_sql;
+        std::string read_name;  // prepared once per connection
         std::string write_sql;
     };
     struct PendingTransaction {
@@ -113,13 +121,16 @@ class VersionKeeper {
     // insert of the new one: versions are kept per key. Returns how many changes it added.
     std::uint32_t split_key_changes(SourceTransaction& txn);
     void stamp_change(const SourceTransaction& txn, ChangeEvent& change, State& state) const;
-    void write(const std::map<Key, const State*>& states);
+    // In one transaction and one round trip, with the position recorded, if any.
+    void write(const std::map<Key, const State*>& states, const std::optional<Lsn>& recorded);
     void advance_watermark();
 
     VersionKeeperOptions options_;
     std::unique_ptr<pg::Connection> conn_;
     std::unordered_map<std::uint32_t, std::vector<std::string>> primary_keys_;
     std::unordered_map<std::uint32_t, Table> tables_;
+    std::uint64_t descriptions_ = 0;
+    std::set<std::string> prepared_;
     std::map<Key, State> known_;  // the latest state of keys of pending transactions
     std::map<Key, Lsn> known_until_;  // the end of the last pending transaction per key
     std::deque<PendingTransaction> pending_;
@@ -129,6 +140,9 @@ class VersionKeeper {
     // it so far (its later pieces' places move by as many).
     Lsn piece_commit_lsn_;
     std::uint32_t piece_places_added_ = 0;
+    // The keys of received transactions not recorded yet, told to the watermark.
+    std::deque<std::pair<Lsn, std::vector<std::string>>> unrecorded_keys_;
+    Lsn large_end_;  // a large transaction not recorded yet: every key counts as unrecorded
 };
 
 }  // namespace pgbridge::source
