@@ -343,12 +343,23 @@ class Capture::Session {
         Lsn flush;
         if (c_.options_.acknowledge) {
             Lsn durable = c_.sink_.durable_lsn();
+            bool versions_behind = false;
             if (c_.keeper_) {
+                if (!closing) {
+                    record_durable();
+                }
                 // Not past a local transaction whose versions are not recorded: a restart
                 // from the slot must stream it again.
-                durable = std::min(durable, c_.keeper_->reached());
+                if (c_.keeper_->reached() < durable) {
+                    durable = c_.keeper_->reached();
+                    versions_behind = true;
+                }
             }
             flush = feedback_.flush_position(durable, assembler_.holds_partial_data());
+            if (versions_behind) {
+                // No flush position this time rather than a lower one (see below).
+                flush = Lsn();
+            }
             if (c_.options_.journal && c_.options_.journal->allow(flush, closing) < flush) {
                 // Not recorded yet: no flush position this time. Not a lower one: a server
                 // shutting down waits for its walsenders until the reported flush position

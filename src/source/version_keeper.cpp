@@ -501,6 +501,18 @@ void VersionKeeper::piece_committed(Lsn end_lsn) {
 
 void VersionKeeper::write(const std::map<Key, const State*>& states,
                           const std::optional<Lsn>& recorded) {
+    try {
+        write_pipelined(states, recorded);
+    } catch (...) {
+        // Left in a failed transaction block (or broken): a new connection rolls it back.
+        conn_.reset();
+        prepared_.clear();
+        throw;
+    }
+}
+
+void VersionKeeper::write_pipelined(const std::map<Key, const State*>& states,
+                                    const std::optional<Lsn>& recorded) {
     pg::Pipeline pipeline(connection());
     pipeline.send("BEGIN");
     std::map<std::string, std::vector<std::pair<const Key*, const State*>>> by_table;
@@ -551,14 +563,7 @@ void VersionKeeper::write(const std::map<Key, const State*>& states,
             {options_.bridge, options_.side, recorded->to_string()});
     }
     pipeline.send("COMMIT");
-    try {
-        pipeline.sync();  // one round trip
-    } catch (...) {
-        // Left in a failed transaction block: a new connection rolls it back.
-        conn_.reset();
-        prepared_.clear();
-        throw;
-    }
+    pipeline.sync();  // one round trip
 }
 
 void VersionKeeper::record_durable(Lsn durable) {

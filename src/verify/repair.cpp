@@ -239,7 +239,6 @@ void RepairWriter::write_batch(const ComparedTable& table, std::size_t side,
     }
     std::vector<bool> written(jobs.size(), false);
     conn.transaction([&] {
-        conn.exec("SET LOCAL pgbridge.applying = 'on'");
         conn.exec(apply::lock_rows_statement(table.sides[side]), key_array_params(keys));
         const std::vector<RowState> here = read_row_states(conn, table, side, keys);
         const std::vector<RowState> there =

@@ -227,7 +227,7 @@ TEST_SUITE("containment") {
         // Atomic: the target never shows part of it.
         std::set<long> seen;
         // Generous deadlines: a 100,000-row transaction takes tens of seconds end to end on a
-        // loaded CI machine (the version trigger on the source, issue 16).
+        // loaded CI machine.
         const auto large_deadline = std::chrono::seconds(300);
         REQUIRE(eventually(
             [&] {
@@ -243,8 +243,7 @@ TEST_SUITE("containment") {
         CHECK(std::stol(std::string(applied.value(0, 0))) > 10);
         CHECK(applied.value(0, 1) == std::to_string(kRows));
         CHECK(parts_kept() == 0);
-        // The versions of a statement's rows come after all of them (the version trigger runs
-        // AFTER ... FOR EACH ROW), in later parts: every row has its writer's versions.
+        // Every row has its writer's versions: capture stamps each part before it goes out.
         const auto with_versions = [&](int remote_writes) -> std::string {
             return std::string(
                 b.exec("SELECT count(*) FROM pgbridge.row_versions WHERE table_name = "

@@ -624,8 +624,8 @@ TEST_SUITE("operations") {
         CHECK(rows_of(scratch, 0,
                       "SELECT count(*) FROM pgbridge.row_versions WHERE table_name <> "
                       "'public.events'") == "0");
-        // A partition attached while running: its rows sync at once (the version trigger is
-        // cloned to it); setup run again gives it the replica identity the others have.
+        // A partition attached while running: its rows sync at once (published through the
+        // table's root); setup run again gives it the replica identity the others have.
         a.exec(
             "CREATE TABLE public.events_asia PARTITION OF public.events FOR VALUES IN "
             "('asia')");

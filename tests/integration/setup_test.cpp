@@ -270,6 +270,34 @@ name = "public.nokey"
               "0");
     }
 
+    TEST_CASE("setup over an older pgbridge drops its row trigger: nothing runs for a row written") {
+        ScratchBridge bridge("upgrade", kSchemaA, kSchemaB, kTables);
+        // What metadata schema 2 left on a synced table (its function's body does not matter).
+        auto admin = bridge.admin(0);
+        admin.exec("CREATE SCHEMA pgbridge");
+        admin.exec(
+            "CREATE FUNCTION pgbridge.track_row_versions() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN RAISE EXCEPTION 'the old trigger ran'; END$$");
+        admin.exec(
+            "CREATE TRIGGER pgbridge_row_versions AFTER INSERT OR UPDATE OR DELETE ON "
+            "public.talents FOR EACH ROW EXECUTE FUNCTION pgbridge.track_row_versions('id')");
+        auto report = parse_json(bridge.pgbridge(with({"--json", "setup"}, bridge.admin_flags())));
+        INFO(report.dump(2));
+        bool reported = false;
+        for (const auto& step : report["steps"]) {
+            reported = reported || step["object"].get<std::string>().find(
+                                       "version trigger of an older pgbridge") != std::string::npos;
+        }
+        CHECK(reported);
+        CHECK(scalar(admin,
+                     "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+                     "AND NOT t.tgisinternal AND t.tgname <> 'pgbridge_truncations'") == "0");
+        CHECK(scalar(admin, "SELECT to_regproc('pgbridge.track_row_versions') IS NULL") == "t");
+        admin.exec("INSERT INTO public.talents (id) VALUES (1)");
+        admin.exec("UPDATE public.talents SET id = 2 WHERE id = 1");  // a key update works too
+    }
+
     TEST_CASE("the psql scripts in sql/ set up exactly what pgbridge setup would") {
         ScratchBridge bridge("sqlscripts", kSchemaA, kSchemaB, kTables);
         const auto& env = TestEnvironment::get();

@@ -24,16 +24,13 @@ using nlohmann::json;
 namespace {
 
 // A write the bridge never sees, as drift happens in life (a restore, a script run with
-// triggers off): committed under a pgbridge origin, so capture drops it, with
-// pgbridge.applying on, so it records no column version.
+// replication off): committed under a pgbridge origin, so capture drops it and records no
+// column version.
 void write_behind_the_bridge(const ScratchBridge& scratch, int side, const std::string& sql) {
     auto conn = scratch.admin(side);
     conn.exec("SELECT pg_replication_origin_session_setup($1)",
               {names::repair_origin(scratch.name())});
-    conn.exec("BEGIN");
-    conn.exec("SET LOCAL pgbridge.applying = 'on'");
     conn.exec(sql);
-    conn.exec("COMMIT");
     conn.exec("SELECT pg_replication_origin_session_reset()");
 }
 

@@ -123,6 +123,8 @@ class VersionKeeper {
     void stamp_change(const SourceTransaction& txn, ChangeEvent& change, State& state) const;
     // In one transaction and one round trip, with the position recorded, if any.
     void write(const std::map<Key, const State*>& states, const std::optional<Lsn>& recorded);
+    void write_pipelined(const std::map<Key, const State*>& states,
+                         const std::optional<Lsn>& recorded);
     void advance_watermark();
 
     VersionKeeperOptions options_;
