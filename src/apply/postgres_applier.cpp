@@ -205,12 +205,11 @@ class PostgresApplier::Attempt {
         std::map<std::size_t, UnsettledKey> out;
         for (std::size_t i = 0; i < keys_.size(); ++i) {
             const KeyState& k = keys_[i];
-            UnsettledKey u{k.values.has_value(), k.local_xmin, k.stored.found,
-                           k.stored.local_xid};
-            const bool settled =
-                k.values ? !k.local_xmin || k.local_xmin == k.stored.local_xid
-                         // Absent: a recorded delete, or a key this side never had.
-                         : (k.stored.found ? k.stored.deleted.has_value() : false);
+            UnsettledKey u{k.values.has_value(), k.local_xmin, k.stored.found, k.stored.local_xid};
+            const bool settled = k.values
+                                     ? !k.local_xmin || k.local_xmin == k.stored.local_xid
+                                     // Absent: a recorded delete, or a key this side never had.
+                                     : (k.stored.found ? k.stored.deleted.has_value() : false);
             if (!settled) {
                 out.emplace(i, u);
             }
@@ -234,8 +233,8 @@ class PostgresApplier::Attempt {
             return CaptureCheck::Go;
         }
         // Seen the same before: the position of that read is the one to pass.
-        const Lsn position = waited_for_.valid() && now == seen_unsettled_ ? waited_for_
-                                                                            : insert_lsn_;
+        const Lsn position =
+            waited_for_.valid() && now == seen_unsettled_ ? waited_for_ : insert_lsn_;
         const auto verdict = [&] {
             if (watermark->recorded() >= position) {
                 return CaptureCheck::Go;

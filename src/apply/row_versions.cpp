@@ -159,9 +159,8 @@ bool same_version(const StoredColumnVersion& a, const StoredColumnVersion& b) {
     return a.last_write.writer == b.last_write.writer &&
            a.last_write.local_xid == b.last_write.local_xid &&
            a.last_write.remote_time == b.last_write.remote_time &&
-           a.last_write.local_lsn == b.last_write.local_lsn &&
-           a.local_writes == b.local_writes && a.seen_remote_writes == b.seen_remote_writes &&
-           a.applied_remote == b.applied_remote;
+           a.last_write.local_lsn == b.last_write.local_lsn && a.local_writes == b.local_writes &&
+           a.seen_remote_writes == b.seen_remote_writes && a.applied_remote == b.applied_remote;
 }
 
 // The entry of a column: its own, else the row's default entry, else nothing yet.

@@ -479,8 +479,9 @@ class SideSetupRun {
         for (const auto& table : config_.tables) {
             const QualifiedName local = table.name_on(side());
             if (s_.conn
-                    .exec("SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
-                          {local.quoted(), std::string(kOldVersionTrigger)})
+                    .exec(
+                        "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
+                        {local.quoted(), std::string(kOldVersionTrigger)})
                     .rows() == 0) {
                 continue;
             }

@@ -173,7 +173,8 @@ const VersionKeeper::Table& VersionKeeper::table_of(const TableInfo& info) {
         t.key_types.emplace_back(r.value(row, 2));
     }
     if (t.key_columns.empty()) {
-        log::warning("capture", "no primary key found for a published table: its changes go "
+        log::warning("capture",
+                     "no primary key found for a published table: its changes go "
                      "without column versions",
                      {{"side", options_.side}, {"table", info.schema + "." + info.name}});
         return t;
@@ -185,13 +186,14 @@ const VersionKeeper::Table& VersionKeeper::table_of(const TableInfo& info) {
         keys += ", " + param(3 + k) + "::text[]";
         names += fmt::format(", k{}", k);
     }
-    t.read_sql = "SELECT k.ord, v.columns::text, v.local_row_writes, v.seen_remote_row_writes,"
-                 " v.local_delete_writes, v.deleted::text, v.deleted_applied_remote::text,"
-                 " v.local_xid, v.local_lsn::text FROM unnest(" +
-                 keys + ") AS k(" + names +
-                 ") CROSS JOIN LATERAL (SELECT * FROM pgbridge.row_versions WHERE table_name = $1"
-                 " AND key = " +
-                 typed_key(t.key_types, "k") + ") AS v";
+    t.read_sql =
+        "SELECT k.ord, v.columns::text, v.local_row_writes, v.seen_remote_row_writes,"
+        " v.local_delete_writes, v.deleted::text, v.deleted_applied_remote::text,"
+        " v.local_xid, v.local_lsn::text FROM unnest(" +
+        keys + ") AS k(" + names +
+        ") CROSS JOIN LATERAL (SELECT * FROM pgbridge.row_versions WHERE table_name = $1"
+        " AND key = " +
+        typed_key(t.key_types, "k") + ") AS v";
     std::string args;
     std::string columns;
     for (std::size_t k = 0; k < n; ++k) {
@@ -199,10 +201,11 @@ const VersionKeeper::Table& VersionKeeper::table_of(const TableInfo& info) {
         columns += fmt::format("k{}, ", k);
     }
     const std::size_t p = 2 + n;
-    args += fmt::format("{}::text[], {}::int8[], {}::int8[], {}::int8[], {}::text[], {}::text[], "
-                        "{}::int8[], {}::text[]",
-                        param(p), param(p + 1), param(p + 2), param(p + 3), param(p + 4),
-                        param(p + 5), param(p + 6), param(p + 7));
+    args += fmt::format(
+        "{}::text[], {}::int8[], {}::int8[], {}::int8[], {}::text[], {}::text[], "
+        "{}::int8[], {}::text[]",
+        param(p), param(p + 1), param(p + 2), param(p + 3), param(p + 4), param(p + 5),
+        param(p + 6), param(p + 7));
     columns += "columns, lw, sw, dw, deleted, da, xid, lsn";
     // seen_remote_row_writes belongs to the applier: kept as the row has it.
     t.write_sql =
@@ -401,8 +404,9 @@ void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
                 continue;
             }
             const Table& table = table_of(*change.table);
-            const Row* row = change.new_row ? &*change.new_row : change.old_row ? &*change.old_row
-                                                                                : nullptr;
+            const Row* row = change.new_row   ? &*change.new_row
+                             : change.old_row ? &*change.old_row
+                                              : nullptr;
             const auto key = row ? key_of(table, *row) : std::nullopt;
             if (key && !known_.contains(*key) && asked.insert(*key).second) {
                 missing.emplace_back(&table, *key);
@@ -420,8 +424,9 @@ void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
                 continue;
             }
             const Table& table = table_of(*change.table);
-            const Row* row = change.new_row ? &*change.new_row : change.old_row ? &*change.old_row
-                                                                                : nullptr;
+            const Row* row = change.new_row   ? &*change.new_row
+                             : change.old_row ? &*change.old_row
+                                              : nullptr;
             const auto key = row ? key_of(table, *row) : std::nullopt;
             if (!key) {
                 continue;
@@ -462,8 +467,9 @@ void VersionKeeper::stamp_piece(SourceTransaction& piece) {
         std::optional<Key> key;
         if (change.op != ChangeOp::Truncate && change.table) {
             const Table& table = table_of(*change.table);
-            const Row* row = change.new_row ? &*change.new_row : change.old_row ? &*change.old_row
-                                                                                : nullptr;
+            const Row* row = change.new_row   ? &*change.new_row
+                             : change.old_row ? &*change.old_row
+                                              : nullptr;
             key = row ? key_of(table, *row) : std::nullopt;
             if (key && !known_.contains(*key) && asked.insert(*key).second) {
                 missing.emplace_back(&table, *key);
@@ -584,8 +590,8 @@ void VersionKeeper::record_durable(Lsn durable) {
     write(states, last);
     for (std::size_t i = 0; i < count; ++i) {
         for (const auto& [key, state] : pending_.front().states) {
-            if (const auto it = known_until_.find(key); it != known_until_.end() &&
-                                                        it->second <= last) {
+            if (const auto it = known_until_.find(key);
+                it != known_until_.end() && it->second <= last) {
                 known_until_.erase(it);
                 known_.erase(key);
             }

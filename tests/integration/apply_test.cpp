@@ -265,8 +265,9 @@ TEST_SUITE("apply") {
         CHECK(h.talents(0).at("1") == Values{"Ann", "a", "pb", "new", "1.00"});
     }
 
-    TEST_CASE("a local write committed just before a remote change to the same key converges, "
-              "many times, under every strategy") {
+    TEST_CASE(
+        "a local write committed just before a remote change to the same key converges, "
+        "many times, under every strategy") {
         // The applier reads the target's column versions, which the target's capture records
         // after the fact: a local write it has not recorded yet must not be overwritten as if
         // it were older than the remote change (docs/apply-design.md, "Local versions").
@@ -322,9 +323,10 @@ TEST_SUITE("apply") {
         CHECK(h.talents(1).at("2") == Values{"Ann", "a@x", std::nullopt, "moved", "1.00"});
         // The other way, and two keys swapped through a third in one transaction.
         h.app(1).exec("UPDATE hr.candidates SET id = 3 WHERE id = 2");
-        h.app(1).exec("BEGIN; UPDATE hr.candidates SET id = 100 WHERE id = 3;"
-                      " UPDATE hr.candidates SET id = 3 WHERE id = 9;"
-                      " UPDATE hr.candidates SET id = 9 WHERE id = 100; COMMIT");
+        h.app(1).exec(
+            "BEGIN; UPDATE hr.candidates SET id = 100 WHERE id = 3;"
+            " UPDATE hr.candidates SET id = 3 WHERE id = 9;"
+            " UPDATE hr.candidates SET id = 9 WHERE id = 100; COMMIT");
         h.deliver(1, 2);
         CHECK(h.talents(0) == h.talents(1));
         CHECK(h.talents(0).size() == 2);

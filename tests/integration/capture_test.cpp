@@ -374,7 +374,8 @@ INSERT INTO public.typed VALUES
 
         // Recorded once durable downstream (the sink says at once), with the watermark.
         auto db = bridge.scratch.admin(0);
-        REQUIRE(eventually([&] { return watermark->recorded() >= sink.delivered().back().end_lsn; }));
+        REQUIRE(
+            eventually([&] { return watermark->recorded() >= sink.delivered().back().end_lsn; }));
         auto v = db.exec(
             "SELECT local_row_writes, local_delete_writes, deleted ->> 'w', columns::text"
             "  FROM pgbridge.row_versions WHERE table_name = 'public.other' AND key = '[1]'");
@@ -416,8 +417,9 @@ INSERT INTO public.typed VALUES
         CHECK(writes["11"] == 3);
         CHECK(writes["12"] == 2);
         // Two writes of one key in one transaction count once.
-        app.exec("BEGIN; UPDATE public.other SET note = 'a' WHERE id = 10;"
-                 " UPDATE public.other SET note = 'b' WHERE id = 10; COMMIT");
+        app.exec(
+            "BEGIN; UPDATE public.other SET note = 'a' WHERE id = 10;"
+            " UPDATE public.other SET note = 'b' WHERE id = 10; COMMIT");
         REQUIRE(wait_for_count(sink, 8));
         const auto twice = sink.delivered().at(7);
         REQUIRE(twice.changes.size() == 2);
@@ -440,10 +442,11 @@ INSERT INTO public.typed VALUES
         app.exec("SET pgbridge.applying = 'on'");
         app.exec("INSERT INTO public.other VALUES (2, 'two')");
         // A message in the shape of the old trigger's, claiming the other side's writes seen.
-        app.exec("BEGIN; UPDATE public.other SET note = 'deux' WHERE id = 2;"
-                 " SELECT pg_logical_emit_message(true, 'pgbridge.versions', '{\"table\":"
-                 " \"public.other\", \"key\": [2], \"row\": [99, 99], \"columns\":"
-                 " {\"note\": [99, 99]}}'); COMMIT");
+        app.exec(
+            "BEGIN; UPDATE public.other SET note = 'deux' WHERE id = 2;"
+            " SELECT pg_logical_emit_message(true, 'pgbridge.versions', '{\"table\":"
+            " \"public.other\", \"key\": [2], \"row\": [99, 99], \"columns\":"
+            " {\"note\": [99, 99]}}'); COMMIT");
         REQUIRE(wait_for_count(sink, 2));
         const auto txns = sink.delivered();
         REQUIRE(txns[1].changes.at(0).versions);
@@ -455,8 +458,9 @@ INSERT INTO public.typed VALUES
         CHECK_THROWS(app.exec("SELECT pg_replication_origin_session_setup('pgbridge_x')"));
     }
 
-    TEST_CASE("an update of the primary key travels as the delete of the old key and the insert "
-              "of the new one") {
+    TEST_CASE(
+        "an update of the primary key travels as the delete of the old key and the insert "
+        "of the new one") {
         Bridge bridge;
         RecordingSink sink(true);
         auto watermark = std::make_shared<VersionsWatermark>();

@@ -270,7 +270,8 @@ name = "public.nokey"
               "0");
     }
 
-    TEST_CASE("setup over an older pgbridge drops its row trigger: nothing runs for a row written") {
+    TEST_CASE(
+        "setup over an older pgbridge drops its row trigger: nothing runs for a row written") {
         ScratchBridge bridge("upgrade", kSchemaA, kSchemaB, kTables);
         // What metadata schema 2 left on a synced table (its function's body does not matter).
         auto admin = bridge.admin(0);

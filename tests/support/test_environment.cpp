@@ -316,7 +316,8 @@ source::CaptureOptions ScratchBridge::capture_options(int side) const {
 source::CaptureOptions ScratchBridge::versioned_capture_options(
     int side, std::shared_ptr<VersionsWatermark> watermark) const {
     source::CaptureOptions o = capture_options(side);
-    o.versions = source::VersionKeeperOptions{name_, side_name(side), o.connect, std::move(watermark)};
+    o.versions =
+        source::VersionKeeperOptions{name_, side_name(side), o.connect, std::move(watermark)};
     return o;
 }
 

@@ -133,7 +133,7 @@ class VersionKeeper {
     std::unordered_map<std::uint32_t, Table> tables_;
     std::uint64_t descriptions_ = 0;
     std::set<std::string> prepared_;
-    std::map<Key, State> known_;  // the latest state of keys of pending transactions
+    std::map<Key, State> known_;      // the latest state of keys of pending transactions
     std::map<Key, Lsn> known_until_;  // the end of the last pending transaction per key
     std::deque<PendingTransaction> pending_;
     Lsn recorded_;

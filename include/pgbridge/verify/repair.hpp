@@ -46,11 +46,12 @@ struct RepairOutcome {
 };
 
 // Carries out repair plans in a session bound to the repair origin on each side (capture drops
-// what it writes, so nothing echoes, and records no new local version for it). The writes of each side go in transactions of up to 500 keys: the rows are locked
-// and both sides read again first, and a key that changed on either side since verify compared
-// it is skipped. A transaction the server refuses is done again key by key, so a bad key costs
-// only itself. Every repair is a row of pgbridge.conflicts on the side written (kind and
-// strategy `repair`), every undecided column a pending conflict on both sides.
+// what it writes, so nothing echoes, and records no new local version for it). The writes of each
+// side go in transactions of up to 500 keys: the rows are locked and both sides read again first,
+// and a key that changed on either side since verify compared it is skipped. A transaction the
+// server refuses is done again key by key, so a bad key costs only itself. Every repair is a row of
+// pgbridge.conflicts on the side written (kind and strategy `repair`), every undecided column a
+// pending conflict on both sides.
 class RepairWriter {
   public:
     RepairWriter(const Config& config, Verifier& verifier);
