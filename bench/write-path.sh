@@ -3,11 +3,12 @@
 # identical tables of one database, one synced by pgbridge (in its publication, REPLICA
 # IDENTITY FULL, set up by `pgbridge setup`), one not, alternating in the same run (ABBA), with
 # synchronous_commit = off so that CPU cost shows rather than the disk.
-#   1. the write path alone (nothing consumes the slot): what the application's own
-#      transaction pays;
-#   2. the same while `pgbridge run` syncs the synced table both ways: what the machine pays,
-#      the daemon's capture and column versions included (on a small machine they share its
-#      cores with pgbench).
+#   1. while `pgbridge run` syncs the synced table both ways: what the machine pays, the
+#      daemon's capture, column versions and apply included (on a small machine they share its
+#      cores with pgbench, and a backlog of the synced runs is still being worked off during
+#      the unsynced ones: read it as an order of magnitude);
+#   2. the write path alone (the daemon stopped, nothing consumes the slot): what the
+#      application's own transaction pays.
 #   scripts/testenv start && bench/write-path.sh [SECONDS] [CLIENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,8 +94,11 @@ compare() {  # label
     done
 }
 echo "single-row writes, $CLIENTS clients, $SECONDS_PER_RUN s each, ABBA, synchronous_commit = off"
-compare "write path (no daemon):"
 "$PGBRIDGE" --config "$work/bridge.toml" run 2>"$work/run.log" &
 RUN_PID=$!
 until grep -q "streaming both directions" "$work/run.log"; do sleep 0.1; done
 compare "with pgbridge run syncing:"
+kill -TERM "$RUN_PID"
+wait "$RUN_PID" || true
+RUN_PID=""
+compare "write path (no daemon):"
