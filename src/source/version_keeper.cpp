@@ -90,7 +90,7 @@ void VersionKeeper::note_received(const SourceTransaction& txn) {
         if (change.op == ChangeOp::Truncate || !change.table) {
             continue;
         }
-        const Table& table = table_of(*change.table);
+        const Table& table = table_of(change.table);
         for (const Row* row : {change.old_row ? &*change.old_row : nullptr,
                                change.new_row ? &*change.new_row : nullptr}) {
             if (row == nullptr) {
@@ -142,9 +142,13 @@ Lsn VersionKeeper::reached() const {
     return recorded_;
 }
 
-const VersionKeeper::Table& VersionKeeper::table_of(const TableInfo& info) {
+const VersionKeeper::Table& VersionKeeper::table_of(
+    const std::shared_ptr<const TableInfo>& described) {
+    const TableInfo& info = *described;
     Table& t = tables_[info.relation_oid];
-    if (t.described == &info) {
+    // The same description (a new one after ALTER TABLE may reuse a freed one's address: a
+    // weak pointer to it tells them apart).
+    if (t.described.lock() == described) {
         return t;
     }
     const pg::Result r = connection().exec(
@@ -157,7 +161,7 @@ const VersionKeeper::Table& VersionKeeper::table_of(const TableInfo& info) {
         " WHERE c.oid = $1::oid ORDER BY k.ord",
         {std::to_string(info.relation_oid)});
     t = Table{};
-    t.described = &info;
+    t.described = described;
     ++descriptions_;
     t.read_name = fmt::format("pgbridge_versions_read_{}", descriptions_);
     for (int row = 0; row < r.rows(); ++row) {
@@ -246,7 +250,7 @@ std::uint32_t VersionKeeper::split_key_changes(SourceTransaction& txn) {
             !change.new_row || !change.table) {
             continue;
         }
-        const Table& table = table_of(*change.table);
+        const Table& table = table_of(change.table);
         const auto old_key = key_of(table, *change.old_row);
         const auto new_key = key_of(table, *change.new_row);
         if (!old_key || !new_key || *old_key == *new_key) {
@@ -403,7 +407,7 @@ void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
             if (change.op == ChangeOp::Truncate || !change.table) {
                 continue;
             }
-            const Table& table = table_of(*change.table);
+            const Table& table = table_of(change.table);
             const Row* row = change.new_row   ? &*change.new_row
                              : change.old_row ? &*change.old_row
                                               : nullptr;
@@ -423,7 +427,7 @@ void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
             if (change.op == ChangeOp::Truncate || !change.table) {
                 continue;
             }
-            const Table& table = table_of(*change.table);
+            const Table& table = table_of(change.table);
             const Row* row = change.new_row   ? &*change.new_row
                              : change.old_row ? &*change.old_row
                                               : nullptr;
@@ -466,7 +470,7 @@ void VersionKeeper::stamp_piece(SourceTransaction& piece) {
         change.versions_message.clear();
         std::optional<Key> key;
         if (change.op != ChangeOp::Truncate && change.table) {
-            const Table& table = table_of(*change.table);
+            const Table& table = table_of(change.table);
             const Row* row = change.new_row   ? &*change.new_row
                              : change.old_row ? &*change.old_row
                                               : nullptr;

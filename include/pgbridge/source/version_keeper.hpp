@@ -99,7 +99,7 @@ class VersionKeeper {
         Lsn local_lsn;
     };
     struct Table {
-        const TableInfo* described = nullptr;
+        std::weak_ptr<const TableInfo> described;
         std::string versions_name;
         std::vector<std::size_t> key_columns;  // in TableInfo::columns
         std::vector<std::string> key_types;
@@ -113,7 +113,7 @@ class VersionKeeper {
     };
 
     pg::Connection& connection();
-    const Table& table_of(const TableInfo& info);
+    const Table& table_of(const std::shared_ptr<const TableInfo>& described);
     std::optional<Key> key_of(const Table& table, const Row& row) const;
     // Reads the stored state of the keys not known from pending transactions.
     void load(const std::vector<std::pair<const Table*, Key>>& keys);
