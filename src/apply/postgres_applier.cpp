@@ -228,6 +228,18 @@ class PostgresApplier::Attempt {
         if (!watermark || !own_transaction_) {
             return CaptureCheck::Go;
         }
+        // A truncate deletes every row this side did not write after it: each local write
+        // before this read must be recorded first, or it would go too.
+        const bool truncates = std::any_of(items_.begin(), items_.end(),
+                                           [](const Item& i) { return !i.truncated.empty(); });
+        if (truncates) {
+            const Lsn position = waited_for_.valid() ? waited_for_ : insert_lsn_;
+            if (watermark->recorded() >= position) {
+                return CaptureCheck::Go;
+            }
+            waited_for_ = position;
+            return CaptureCheck::WaitRecorded;
+        }
         auto now = unsettled();
         if (now.empty()) {
             return CaptureCheck::Go;
