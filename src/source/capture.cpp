@@ -249,6 +249,11 @@ class Capture::Session {
         } catch (const Error& e) {
             throw SinkFailure{e};
         }
+        hand_over_piece(std::move(piece));
+    }
+
+    // A piece on to the sink as it is, its excluded columns left out.
+    void hand_over_piece(SourceTransaction piece) {
         c_.filter_.apply(piece);
         c_.stats_.changes += piece.changes.size();
         try {
@@ -297,13 +302,7 @@ class Capture::Session {
             return;
         }
         parse_versions(piece);
-        c_.filter_.apply(piece);
-        c_.stats_.changes += piece.changes.size();
-        try {
-            c_.sink_.deliver(std::move(piece));
-        } catch (const Error& e) {
-            throw SinkFailure{e};
-        }
+        hand_over_piece(std::move(piece));
     }
 
     void parse_versions(SourceTransaction& txn) const {

@@ -242,6 +242,22 @@ std::optional<VersionKeeper::Key> VersionKeeper::key_of(const Table& table, cons
     return key;
 }
 
+std::optional<std::pair<const VersionKeeper::Table*, VersionKeeper::Key>>
+VersionKeeper::keyed_change(const ChangeEvent& change) {
+    if (change.op == ChangeOp::Truncate || !change.table) {
+        return std::nullopt;
+    }
+    const Table& table = table_of(change.table);
+    const Row* row = change.new_row   ? &*change.new_row
+                     : change.old_row ? &*change.old_row
+                                      : nullptr;
+    auto key = row ? key_of(table, *row) : std::nullopt;
+    if (!key) {
+        return std::nullopt;
+    }
+    return std::pair{&table, std::move(*key)};
+}
+
 std::uint32_t VersionKeeper::split_key_changes(SourceTransaction& txn) {
     std::uint32_t added = 0;
     for (std::size_t i = 0; i < txn.changes.size(); ++i) {
@@ -404,16 +420,9 @@ void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
         for (auto& change : txn.changes) {
             change.versions.reset();  // a pgbridge.versions message is nobody's word now
             change.versions_message.clear();
-            if (change.op == ChangeOp::Truncate || !change.table) {
-                continue;
-            }
-            const Table& table = table_of(change.table);
-            const Row* row = change.new_row   ? &*change.new_row
-                             : change.old_row ? &*change.old_row
-                                              : nullptr;
-            const auto key = row ? key_of(table, *row) : std::nullopt;
-            if (key && !known_.contains(*key) && asked.insert(*key).second) {
-                missing.emplace_back(&table, *key);
+            const auto keyed = keyed_change(change);
+            if (keyed && !known_.contains(keyed->second) && asked.insert(keyed->second).second) {
+                missing.push_back(*keyed);
             }
         }
     }
@@ -424,19 +433,12 @@ void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
         PendingTransaction p{txn.end_lsn, {}};
         std::set<Key> touched;
         for (auto& change : txn.changes) {
-            if (change.op == ChangeOp::Truncate || !change.table) {
+            const auto keyed = keyed_change(change);
+            if (!keyed) {
                 continue;
             }
-            const Table& table = table_of(change.table);
-            const Row* row = change.new_row   ? &*change.new_row
-                             : change.old_row ? &*change.old_row
-                                              : nullptr;
-            const auto key = row ? key_of(table, *row) : std::nullopt;
-            if (!key) {
-                continue;
-            }
-            stamp_change(txn, change, known_[*key]);
-            touched.insert(*key);
+            stamp_change(txn, change, known_[keyed->second]);
+            touched.insert(keyed->second);
         }
         for (const Key& key : touched) {
             p.states.emplace_back(key, known_[key]);
@@ -468,18 +470,11 @@ void VersionKeeper::stamp_piece(SourceTransaction& piece) {
     for (auto& change : piece.changes) {
         change.versions.reset();
         change.versions_message.clear();
-        std::optional<Key> key;
-        if (change.op != ChangeOp::Truncate && change.table) {
-            const Table& table = table_of(change.table);
-            const Row* row = change.new_row   ? &*change.new_row
-                             : change.old_row ? &*change.old_row
-                                              : nullptr;
-            key = row ? key_of(table, *row) : std::nullopt;
-            if (key && !known_.contains(*key) && asked.insert(*key).second) {
-                missing.emplace_back(&table, *key);
-            }
+        const auto keyed = keyed_change(change);
+        if (keyed && !known_.contains(keyed->second) && asked.insert(keyed->second).second) {
+            missing.push_back(*keyed);
         }
-        keys.push_back(std::move(key));
+        keys.push_back(keyed ? std::optional(keyed->second) : std::nullopt);
     }
     if (!missing.empty()) {
         load(missing);

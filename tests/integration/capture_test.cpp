@@ -90,6 +90,19 @@ bool wait_for_count(const RecordingSink& sink, std::size_t n,
 
 }  // namespace
 
+// Capture of side a keeping that side's column versions, as pgbridge run does, into a sink
+// that says everything is durable at once.
+struct VersionedCapture {
+    Bridge bridge;
+    RecordingSink sink{true};
+    std::shared_ptr<VersionsWatermark> watermark = std::make_shared<VersionsWatermark>();
+    CaptureThread capture{bridge.scratch.versioned_capture_options(0, watermark), sink};
+
+    VersionedCapture() {
+        REQUIRE(eventually([&] { return capture.stats().streaming.load(); }));
+    }
+};
+
 TEST_SUITE("capture") {
     TEST_CASE("decoded changes equal what was written, for every type, NULLs and TOAST") {
         Bridge bridge;
@@ -359,11 +372,9 @@ INSERT INTO public.typed VALUES
     }
 
     TEST_CASE("capture keeps column versions of local writes and ships them with the change") {
-        Bridge bridge;
-        RecordingSink sink(true);
-        auto watermark = std::make_shared<VersionsWatermark>();
-        CaptureThread capture(bridge.scratch.versioned_capture_options(0, watermark), sink);
-        REQUIRE(eventually([&] { return capture.stats().streaming.load(); }));
+        VersionedCapture versioned;
+        Bridge& bridge = versioned.bridge;
+        RecordingSink& sink = versioned.sink;
         // An application's own role, with rights on its table only.
         auto app = bridge.scratch.runtime(0);
         app.exec("INSERT INTO public.other VALUES (1, 'one')");
@@ -374,8 +385,8 @@ INSERT INTO public.typed VALUES
 
         // Recorded once durable downstream (the sink says at once), with the watermark.
         auto db = bridge.scratch.admin(0);
-        REQUIRE(
-            eventually([&] { return watermark->recorded() >= sink.delivered().back().end_lsn; }));
+        REQUIRE(eventually(
+            [&] { return versioned.watermark->recorded() >= sink.delivered().back().end_lsn; }));
         auto v = db.exec(
             "SELECT local_row_writes, local_delete_writes, deleted ->> 'w', columns::text"
             "  FROM pgbridge.row_versions WHERE table_name = 'public.other' AND key = '[1]'");
@@ -427,11 +438,9 @@ INSERT INTO public.typed VALUES
     }
 
     TEST_CASE("an application role can neither switch version tracking off nor forge versions") {
-        Bridge bridge;
-        RecordingSink sink(true);
-        auto watermark = std::make_shared<VersionsWatermark>();
-        CaptureThread capture(bridge.scratch.versioned_capture_options(0, watermark), sink);
-        REQUIRE(eventually([&] { return capture.stats().streaming.load(); }));
+        VersionedCapture versioned;
+        Bridge& bridge = versioned.bridge;
+        RecordingSink& sink = versioned.sink;
         // An application's role: its table, nothing of pgbridge's.
         auto app = bridge.scratch.admin(0);
         const std::string role = "app_" + bridge.scratch.name();
@@ -461,11 +470,9 @@ INSERT INTO public.typed VALUES
     TEST_CASE(
         "an update of the primary key travels as the delete of the old key and the insert "
         "of the new one") {
-        Bridge bridge;
-        RecordingSink sink(true);
-        auto watermark = std::make_shared<VersionsWatermark>();
-        CaptureThread capture(bridge.scratch.versioned_capture_options(0, watermark), sink);
-        REQUIRE(eventually([&] { return capture.stats().streaming.load(); }));
+        VersionedCapture versioned;
+        Bridge& bridge = versioned.bridge;
+        RecordingSink& sink = versioned.sink;
         auto app = bridge.scratch.runtime(0);
         app.exec("INSERT INTO public.other VALUES (5, 'five')");
         app.exec("UPDATE public.other SET id = 6 WHERE id = 5");

@@ -115,6 +115,9 @@ class VersionKeeper {
     pg::Connection& connection();
     const Table& table_of(const std::shared_ptr<const TableInfo>& described);
     std::optional<Key> key_of(const Table& table, const Row& row) const;
+    // The table and key a row change writes (by its new row, else its old one); none for a
+    // truncate or a table without a primary key.
+    std::optional<std::pair<const Table*, Key>> keyed_change(const ChangeEvent& change);
     // Reads the stored state of the keys not known from pending transactions.
     void load(const std::vector<std::pair<const Table*, Key>>& keys);
     // Splits an update that changed the primary key into a delete of the old key and an
