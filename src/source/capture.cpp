@@ -67,14 +67,11 @@ class Capture::Session {
             const auto wait = std::max(
                 std::chrono::milliseconds(0),
                 std::chrono::duration_cast<std::chrono::milliseconds>(next_status - Clock::now()));
-            auto message = conn.next(std::chrono::milliseconds(0), c_.wake_fd_);
+            auto message = conn.next(std::chrono::milliseconds(0));
             if (!message) {
                 // Caught up with the server: let the sink send what it batches.
                 flush_sink();
-                message = conn.next(keeper_wait(wait), c_.wake_fd_);
-                if (!message) {
-                    drain_wake();
-                }
+                message = conn.next(idle_wait(wait), c_.wake_fd_, confirms_fd());
             }
             bool reply_requested = false;
             if (message) {
@@ -263,26 +260,29 @@ class Capture::Session {
         }
     }
 
-    // How long to wait for the server: short while versions wait for the broker's confirms,
-    // so that they are recorded (and the applier of the other direction goes on) soon.
-    std::chrono::milliseconds keeper_wait(std::chrono::milliseconds wait) const {
-        if (c_.keeper_ && (c_.keeper_->has_pending() || wants_position())) {
+    // How long to wait for the server when idle. Versions that wait for the broker's confirms
+    // are woken by the confirms themselves (confirms_fd), not by polling; a bound remains for
+    // confirms a TLS layer may hold where poll does not see them. A position the applier of
+    // the other direction waits for is asked of the server again every millisecond.
+    std::chrono::milliseconds idle_wait(std::chrono::milliseconds wait) const {
+        if (wants_position()) {
             return std::min(wait, std::chrono::milliseconds(1));
         }
+        if (c_.keeper_ && c_.keeper_->has_pending()) {
+            return std::min(wait, c_.sink_.durable_fd() >= 0 ? std::chrono::milliseconds(20)
+                                                             : std::chrono::milliseconds(1));
+        }
         return wait;
+    }
+
+    // Readable when the sink's durable position may have moved, while versions wait for it.
+    int confirms_fd() const {
+        return c_.keeper_ && c_.keeper_->has_pending() ? c_.sink_.durable_fd() : -1;
     }
 
     bool wants_position() const {
         return c_.keeper_ && c_.keeper_->wanted() && !assembler_.holds_partial_data() &&
                Clock::now() - reply_asked_ >= std::chrono::milliseconds(1);
-    }
-
-    void drain_wake() const {
-        if (c_.stopping_) {
-            return;
-        }
-        std::uint64_t count = 0;
-        [[maybe_unused]] const auto read = ::read(c_.wake_fd_, &count, sizeof count);
     }
 
     // A piece of a transaction too large to hold: on to the sink at once. What decides its

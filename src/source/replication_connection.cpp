@@ -1,6 +1,7 @@
 #include <cerrno>
 #include <cstring>
 #include <poll.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
@@ -142,7 +143,7 @@ void ReplicationConnection::start_replication(const StartReplicationOptions& opt
 }
 
 std::optional<StreamMessage> ReplicationConnection::next(std::chrono::milliseconds timeout,
-                                                         int wake_fd) {
+                                                         int wake_fd, int ready_fd) {
     release_buffer();
     PGconn* conn = conn_.native();
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -172,13 +173,18 @@ std::optional<StreamMessage> ReplicationConnection::next(std::chrono::millisecon
         if (left.count() <= 0) {
             return std::nullopt;
         }
-        pollfd fds[2] = {{PQsocket(conn), POLLIN, 0}, {wake_fd, POLLIN, 0}};
-        const int ready = ::poll(fds, wake_fd >= 0 ? 2 : 1, static_cast<int>(left.count()));
+        pollfd fds[3] = {{PQsocket(conn), POLLIN, 0}, {wake_fd, POLLIN, 0}, {ready_fd, POLLIN, 0}};
+        const int ready = ::poll(fds, 3, static_cast<int>(left.count()));  // -1s are skipped
         if (ready < 0 && errno != EINTR) {
             throw Error(ErrorKind::Database, fmt::format("poll failed: {}", std::strerror(errno)))
                 .with("side", side());
         }
         if (wake_fd >= 0 && (fds[1].revents & POLLIN) != 0) {
+            std::uint64_t signalled = 0;
+            [[maybe_unused]] const auto read = ::read(wake_fd, &signalled, sizeof signalled);
+            return std::nullopt;
+        }
+        if (ready_fd >= 0 && fds[2].revents != 0) {
             return std::nullopt;
         }
         if (ready > 0 && PQconsumeInput(conn) == 0) {

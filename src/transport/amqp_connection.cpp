@@ -333,6 +333,13 @@ void AmqpConnection::check_reply(std::string_view what, std::uint16_t channel) {
         .with("broker", server_);
 }
 
+int AmqpConnection::readable_fd() const {
+    if (amqp_data_in_buffer(state_) != 0 || amqp_frames_enqueued(state_) != 0) {
+        return -1;
+    }
+    return amqp_get_sockfd(state_);
+}
+
 std::optional<PublishConfirm> AmqpConnection::next_confirm(
     std::optional<std::chrono::milliseconds> wait) {
     timeval zero{0, 0};

@@ -247,7 +247,7 @@ void Publisher::throw_if_failed() {
 }
 
 Lsn Publisher::durable_lsn() {
-    if (connection_ && !failure_) {
+    if (connection_ && !failure_ && !in_flight_.empty()) {
         try {
             read_confirms(std::nullopt);
         } catch (Error& e) {
@@ -255,6 +255,13 @@ Lsn Publisher::durable_lsn() {
         }
     }
     return durable_;
+}
+
+int Publisher::durable_fd() {
+    if (!connection_ || failure_ || in_flight_.empty()) {
+        return -1;
+    }
+    return connection_->readable_fd();
 }
 
 void Publisher::settle(std::chrono::milliseconds timeout) {

@@ -55,10 +55,13 @@ class ReplicationConnection {
         const std::string& publication);
     void start_replication(const StartReplicationOptions& options);
 
-    // The next stream message, waiting at most `timeout` (nullopt on timeout) or until
-    // wake_fd becomes readable (-1: none). Views into the returned message stay valid until
-    // the next call. Throws Error(Database) when the connection or the server fails.
-    std::optional<StreamMessage> next(std::chrono::milliseconds timeout, int wake_fd = -1);
+    // The next stream message, waiting at most `timeout` (nullopt on timeout) or until the
+    // eventfd `wake_fd` is signalled (it is read, ready to be signalled again) or `ready_fd`
+    // becomes readable (left for its owner to read); -1 for none. Views into the returned
+    // message stay valid until the next call. Throws Error(Database) when the connection or
+    // the server fails.
+    std::optional<StreamMessage> next(std::chrono::milliseconds timeout, int wake_fd = -1,
+                                      int ready_fd = -1);
     void send_status(Lsn written, Lsn flushed, bool reply_requested);
 
     const std::string& side() const { return conn_.side(); }

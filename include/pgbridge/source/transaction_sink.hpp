@@ -29,6 +29,11 @@ class TransactionSink {
     // Called from the capture's thread; must not decrease.
     virtual Lsn durable_lsn() = 0;
 
+    // A descriptor that becomes readable when durable_lsn() may have moved, for the capture
+    // to wait on with its replication stream; -1 when nothing is awaited (or durable_lsn()
+    // should be asked again at once).
+    virtual int durable_fd() { return -1; }
+
     // The capture is stopping: wait (up to `timeout`) for what was delivered to become
     // durable, so that the final status update confirms as much as possible.
     virtual void settle(std::chrono::milliseconds timeout) { (void)timeout; }

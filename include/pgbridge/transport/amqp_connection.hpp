@@ -100,6 +100,9 @@ class AmqpConnection {
     void check_reply(std::string_view what, std::uint16_t channel);
 
     const std::string& server() const { return server_; }
+    // The socket, for a caller that waits on several descriptors; -1 when frames already read
+    // wait in rabbitmq-c's buffer (the socket would not say so: read them first).
+    int readable_fd() const;
 
   private:
     // Reads the header and body frames that follow a basic.deliver or basic.get-ok.

@@ -59,6 +59,7 @@ class Publisher final : public source::TransactionSink {
     void deliver(SourceTransaction transaction) override;
     void flush() override;
     Lsn durable_lsn() override;
+    int durable_fd() override;
     void settle(std::chrono::milliseconds timeout) override;
     void rewind(Lsn from) override;
 
