@@ -35,6 +35,9 @@ void VersionsWatermark::advance(Lsn recorded) {
         }
         recorded_ = recorded;
         decoded_ = std::max(decoded_, recorded);
+        if (recording_wanted_ <= recorded_) {
+            recording_wanted_ = Lsn();
+        }
     }
     moved_.notify_all();
 }
@@ -90,6 +93,11 @@ Lsn VersionsWatermark::wanted() const {
     return wanted_;
 }
 
+Lsn VersionsWatermark::recording_wanted() const {
+    const std::lock_guard lock(mutex_);
+    return recording_wanted_;
+}
+
 void VersionsWatermark::set_nudge(std::function<void()> nudge) {
     const std::lock_guard lock(mutex_);
     nudge_ = std::move(nudge);
@@ -113,6 +121,9 @@ bool VersionsWatermark::wait_until(Lsn lsn, std::chrono::milliseconds timeout, b
         }
         if (decoded_ < lsn) {
             wanted_ = std::max(wanted_, lsn);
+        }
+        if (recorded) {
+            recording_wanted_ = std::max(recording_wanted_, lsn);
         }
         nudge = nudge_;
     }

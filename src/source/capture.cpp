@@ -269,15 +269,21 @@ class Capture::Session {
             return std::min(wait, std::chrono::milliseconds(1));
         }
         if (c_.keeper_ && c_.keeper_->has_pending()) {
-            return std::min(wait, c_.sink_.durable_fd() >= 0 ? std::chrono::milliseconds(20)
-                                                             : std::chrono::milliseconds(1));
+            const auto now = Clock::now();
+            if (c_.keeper_->record_due(now)) {
+                return std::min(wait, c_.sink_.durable_fd() >= 0 ? std::chrono::milliseconds(20)
+                                                                 : std::chrono::milliseconds(1));
+            }
+            const auto until_due = std::chrono::ceil<std::chrono::milliseconds>(
+                c_.keeper_->record_deadline() - now);
+            return std::min(wait, std::max(until_due, std::chrono::milliseconds(1)));
         }
         return wait;
     }
 
-    // Readable when the sink's durable position may have moved, while versions wait for it.
+    // Readable when the sink's durable position may have moved, while recording waits for it.
     int confirms_fd() const {
-        return c_.keeper_ && c_.keeper_->has_pending() ? c_.sink_.durable_fd() : -1;
+        return c_.keeper_ && c_.keeper_->record_due(Clock::now()) ? c_.sink_.durable_fd() : -1;
     }
 
     bool wants_position() const {
@@ -331,7 +337,9 @@ class Capture::Session {
                 stamp_held();
             }
             c_.sink_.flush();
-            record_durable();
+            if (c_.keeper_ && c_.keeper_->record_due(Clock::now())) {
+                record_durable();
+            }
         } catch (const Error& e) {
             throw SinkFailure{e};
         }

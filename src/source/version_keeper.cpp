@@ -60,6 +60,9 @@ VersionKeeper::~VersionKeeper() = default;
 pg::Connection& VersionKeeper::connection() {
     if (!conn_) {
         conn_ = std::make_unique<pg::Connection>(pg::Connection::open(options_.connect));
+        // The same few statements, once per transaction captured: planned once. A custom plan
+        // per execution cost ten times the execution of these index lookups.
+        conn_->exec("SET plan_cache_mode = force_generic_plan");
     }
     return *conn_;
 }
@@ -430,7 +433,7 @@ void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
         load(missing);
     }
     for (auto& txn : transactions) {
-        PendingTransaction p{txn.end_lsn, {}};
+        PendingTransaction p{txn.end_lsn, std::chrono::steady_clock::now(), {}};
         std::set<Key> touched;
         for (auto& change : txn.changes) {
             const auto keyed = keyed_change(change);
@@ -497,7 +500,7 @@ void VersionKeeper::stamp_piece(SourceTransaction& piece) {
 }
 
 void VersionKeeper::piece_committed(Lsn end_lsn) {
-    pending_.push_back(PendingTransaction{end_lsn, {}});
+    pending_.push_back(PendingTransaction{end_lsn, std::chrono::steady_clock::now(), {}});
     large_end_ = end_lsn;
     decoded(end_lsn);
     piece_commit_lsn_ = Lsn();
@@ -611,6 +614,21 @@ void VersionKeeper::record_durable(Lsn durable) {
         }
     }
     advance_watermark();
+}
+
+bool VersionKeeper::record_due(std::chrono::steady_clock::time_point now) const {
+    if (pending_.empty()) {
+        return false;
+    }
+    if (pending_.size() >= kRecordBatch || now >= record_deadline()) {
+        return true;
+    }
+    return options_.watermark && options_.watermark->recording_wanted() > recorded_;
+}
+
+std::chrono::steady_clock::time_point VersionKeeper::record_deadline() const {
+    return pending_.empty() ? std::chrono::steady_clock::time_point::max()
+                            : pending_.front().stamped_at + kRecordDelay;
 }
 
 void VersionKeeper::passed(Lsn lsn) {

@@ -42,6 +42,9 @@ class VersionsWatermark {
     void rewind(Lsn recorded);
     // A position someone waits for that is not decoded yet; invalid when nobody waits.
     Lsn wanted() const;
+    // A position someone waits to see recorded (capture records at once rather than
+    // batching); invalid when nobody waits.
+    Lsn recording_wanted() const;
     // Called when a position is wanted, from the waiting thread (wakes capture up).
     void set_nudge(std::function<void()> nudge);
 
@@ -58,6 +61,7 @@ class VersionsWatermark {
     Lsn recorded_;
     Lsn decoded_;
     Lsn wanted_;
+    Lsn recording_wanted_;
     std::unordered_map<std::string, int> unrecorded_;
     bool large_unrecorded_ = false;
     std::function<void()> nudge_;

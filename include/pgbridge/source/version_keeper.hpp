@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -78,6 +79,12 @@ class VersionKeeper {
     // recorded watermark may pass it.
     void passed(Lsn lsn);
     bool has_pending() const { return !pending_.empty(); }
+    // Whether the stamped transactions should be recorded as soon as the broker has them:
+    // someone waits for it, or they have waited long enough (kRecordDelay) or are many
+    // (kRecordBatch). Until then recording waits, so that one write records many.
+    bool record_due(std::chrono::steady_clock::time_point now) const;
+    // When record_due becomes true by time alone (with something pending).
+    std::chrono::steady_clock::time_point record_deadline() const;
     // A position the applier waits for that has not reached capture yet.
     bool wanted() const;
 
@@ -109,6 +116,7 @@ class VersionKeeper {
     };
     struct PendingTransaction {
         Lsn end_lsn;
+        std::chrono::steady_clock::time_point stamped_at = std::chrono::steady_clock::now();
         std::vector<std::pair<Key, State>> states;  // after the transaction, one per key
     };
 
@@ -129,6 +137,12 @@ class VersionKeeper {
     void write_pipelined(const std::map<Key, const State*>& states,
                          const std::optional<Lsn>& recorded);
     void advance_watermark();
+
+    // Recording batches what the broker confirmed for up to this long, or this many
+    // transactions: the slot and the applier's watermark follow a little later, the source
+    // database gets one write instead of one per transaction.
+    static constexpr std::chrono::milliseconds kRecordDelay{50};
+    static constexpr std::size_t kRecordBatch = 256;
 
     VersionKeeperOptions options_;
     std::unique_ptr<pg::Connection> conn_;
