@@ -921,6 +921,10 @@ pg::Connection& PostgresApplier::connection() {
         // what keeps the target's capture from sending it back (SPEC guarantee 3).
         conn.exec("SELECT pg_catalog.pg_replication_origin_session_setup($1)",
                   {names::origin(options_.bridge, options_.source_side)});
+        // Its statements are prepared and run once per batch, by key: one plan each (index
+        // lookups by key whatever the batch), not a custom plan per execution, whose planning
+        // cost more than running them.
+        conn.exec("SET plan_cache_mode = force_generic_plan");
         connection_ = std::move(conn);
         prepared_.clear();
     }
