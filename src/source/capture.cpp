@@ -94,6 +94,7 @@ class Capture::Session {
                     reply_requested = keepalive.reply_requested;
                 }
                 c_.stats_.received_lsn = written_.value;
+                received_at_ = Clock::now();
             }
             if (reply_requested || Clock::now() >= next_status) {
                 send_status(conn);
@@ -265,8 +266,8 @@ class Capture::Session {
     // confirms a TLS layer may hold where poll does not see them. A position the applier of
     // the other direction waits for is asked of the server again every millisecond.
     std::chrono::milliseconds idle_wait(std::chrono::milliseconds wait) const {
-        if (wants_position()) {
-            return std::min(wait, std::chrono::milliseconds(1));
+        if (c_.keeper_ && c_.keeper_->wanted() && !assembler_.holds_partial_data()) {
+            return std::min(wait, std::chrono::milliseconds(1));  // to ask when quiet
         }
         if (c_.keeper_ && c_.keeper_->has_pending()) {
             const auto now = Clock::now();
@@ -286,9 +287,13 @@ class Capture::Session {
         return c_.keeper_ && c_.keeper_->record_due(Clock::now()) ? c_.sink_.durable_fd() : -1;
     }
 
+    // Asked of the server only while its stream is quiet: while transactions come, each
+    // one moves the position on its own.
     bool wants_position() const {
+        const auto now = Clock::now();
         return c_.keeper_ && c_.keeper_->wanted() && !assembler_.holds_partial_data() &&
-               Clock::now() - reply_asked_ >= std::chrono::milliseconds(1);
+               now - reply_asked_ >= std::chrono::milliseconds(1) &&
+               now - received_at_ >= std::chrono::milliseconds(1);
     }
 
     // A piece of a transaction too large to hold: on to the sink at once. What decides its
@@ -392,6 +397,7 @@ class Capture::Session {
     Lsn passed_while_held_;
     Lsn recorded_at_start_;
     Clock::time_point reply_asked_{};
+    Clock::time_point received_at_{};
 };
 
 Capture::Capture(CaptureOptions options, TransactionSink& sink)
