@@ -147,6 +147,7 @@ std::optional<StreamMessage> ReplicationConnection::next(std::chrono::millisecon
     release_buffer();
     PGconn* conn = conn_.native();
     const auto deadline = std::chrono::steady_clock::now() + timeout;
+    bool polled = false;
     while (true) {
         const int length = PQgetCopyData(conn, &buffer_, /*async=*/1);
         if (length > 0) {
@@ -168,11 +169,16 @@ std::optional<StreamMessage> ReplicationConnection::next(std::chrono::millisecon
             throw Error(ErrorKind::Database, "replication stream lost: " + message)
                 .with("side", side());
         }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
+        // What the socket holds is read at least once, even with no time to wait (libpq reads
+        // the socket only when asked to); a part of a millisecond left is waited as a whole one.
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline && polled) {
             return std::nullopt;
         }
+        const auto left = now >= deadline
+                              ? std::chrono::milliseconds(0)
+                              : std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+        polled = true;
         pollfd fds[3] = {{PQsocket(conn), POLLIN, 0}, {wake_fd, POLLIN, 0}, {ready_fd, POLLIN, 0}};
         const int ready = ::poll(fds, 3, static_cast<int>(left.count()));  // -1s are skipped
         if (ready < 0 && errno != EINTR) {
