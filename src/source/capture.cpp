@@ -68,6 +68,9 @@ class Capture::Session {
                 std::chrono::milliseconds(0),
                 std::chrono::duration_cast<std::chrono::milliseconds>(next_status - Clock::now()));
             auto message = conn.next(std::chrono::milliseconds(0));
+            if (message && unflushed_since_ && Clock::now() - *unflushed_since_ >= kLongestHold) {
+                flush_sink();  // a stream that never pauses still goes out every kLongestHold
+            }
             if (!message) {
                 // Caught up with the server: let the sink send what it batches.
                 flush_sink();
@@ -156,6 +159,7 @@ class Capture::Session {
             } catch (const Error& e) {
                 throw SinkFailure{e};
             }
+            note_unflushed();
             held_.push_back(std::move(txn));
             if (held_.size() >= kHeldTransactions) {
                 stamp_held();
@@ -167,6 +171,7 @@ class Capture::Session {
     }
 
     void deliver(SourceTransaction txn) {
+        note_unflushed();
         const Lsn end = txn.end_lsn;
         c_.filter_.apply(txn);
         ++c_.stats_.transactions;
@@ -337,6 +342,7 @@ class Capture::Session {
     }
 
     void flush_sink() {
+        unflushed_since_.reset();
         try {
             if (c_.keeper_) {
                 stamp_held();
@@ -385,7 +391,16 @@ class Capture::Session {
         }
     }
 
+    // Transactions wait for the stream to pause before they are stamped and sent (one read
+    // and one message for all of them), but no longer than this.
+    void note_unflushed() {
+        if (!unflushed_since_) {
+            unflushed_since_ = Clock::now();
+        }
+    }
+
     static constexpr std::size_t kHeldTransactions = 64;
+    static constexpr std::chrono::milliseconds kLongestHold{2};
 
     Capture& c_;
     FeedbackPosition& feedback_;
@@ -398,6 +413,7 @@ class Capture::Session {
     Lsn recorded_at_start_;
     Clock::time_point reply_asked_{};
     Clock::time_point received_at_{};
+    std::optional<Clock::time_point> unflushed_since_;
 };
 
 Capture::Capture(CaptureOptions options, TransactionSink& sink)
