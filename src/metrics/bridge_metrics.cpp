@@ -52,6 +52,13 @@ struct BridgeMetrics::Families {
                                  "have yet (docs/schema-changes.md)")
                            .Labels({{"bridge", bridge}})
                            .Register(r)),
+          local_version_waits(prometheus::BuildCounter()
+                                  .Name("pgbridge_apply_local_version_waits_total")
+                                  .Help("Apply attempts that waited for the target side's "
+                                        "capture to record its own recent writes of the keys "
+                                        "(docs/apply-design.md, Local versions)")
+                                  .Labels({{"bridge", bridge}})
+                                  .Register(r)),
           conflicts(prometheus::BuildCounter()
                         .Name("pgbridge_conflicts_total")
                         .Help("Conflicts met on apply, by table, column and strategy")
@@ -126,6 +133,7 @@ struct BridgeMetrics::Families {
     prometheus::Family<prometheus::Counter>& dead_lettered;
     prometheus::Family<prometheus::Counter>& retries;
     prometheus::Family<prometheus::Counter>& schema_waits;
+    prometheus::Family<prometheus::Counter>& local_version_waits;
     prometheus::Family<prometheus::Counter>& conflicts;
     prometheus::Family<prometheus::Histogram>& latency;
     prometheus::Family<prometheus::Gauge>& slot_lag;
@@ -207,6 +215,7 @@ void BridgeMetrics::update_totals(const std::string& source, const std::string& 
     advance(f.dead_lettered, seen.dead_lettered, totals.dead_lettered);
     advance(f.retries, seen.retries, totals.retries);
     advance(f.schema_waits, seen.schema_waits, totals.schema_waits);
+    advance(f.local_version_waits, seen.local_version_waits, totals.local_version_waits);
 }
 
 void BridgeMetrics::update_probe(const BridgeProbe& probe, const std::vector<DirectionLag>& lag) {

@@ -215,6 +215,7 @@ DirectionCounters Direction::counters() const {
     c.dead_lettered = consumer_.stats().dead_lettered;
     c.retries = consumer_.stats().retries;
     c.schema_waits = a.schema_waits;
+    c.local_version_waits = a.local_version_waits;
     c.streaming = capture_.stats().streaming;
     c.copy_done = copy_done_;
     c.consuming = consumer_.stats().consuming;

@@ -26,6 +26,8 @@ struct DirectionCounters {
     std::uint64_t retries = 0;
     // Apply attempts that found a column the target does not have yet and wait for it.
     std::uint64_t schema_waits = 0;
+    // Apply attempts that waited for the target side's capture to record its local writes.
+    std::uint64_t local_version_waits = 0;
     bool copy_done = false;  // the initial copy of every table is confirmed (or not needed)
     bool streaming = false;
     bool consuming = false;
@@ -46,6 +48,7 @@ struct VerifyOutcome {
 //   pgbridge_messages_dead_lettered_total{direction}
 //   pgbridge_apply_retries_total{direction}
 //   pgbridge_apply_schema_waits_total{direction}        waits for a column the target lacks
+//   pgbridge_apply_local_version_waits_total{direction} waits for the target's capture
 //   pgbridge_conflicts_total{direction,table,column,strategy}
 //   pgbridge_apply_latency_seconds{direction}           histogram: source commit -> target commit
 //   pgbridge_slot_lag_bytes{side}, pgbridge_queue_messages{direction,queue}
