@@ -280,8 +280,8 @@ class Capture::Session {
                 return std::min(wait, c_.sink_.durable_fd() >= 0 ? std::chrono::milliseconds(20)
                                                                  : std::chrono::milliseconds(1));
             }
-            const auto until_due = std::chrono::ceil<std::chrono::milliseconds>(
-                c_.keeper_->record_deadline() - now);
+            const auto until_due =
+                std::chrono::ceil<std::chrono::milliseconds>(c_.keeper_->record_deadline() - now);
             return std::min(wait, std::max(until_due, std::chrono::milliseconds(1)));
         }
         return wait;
