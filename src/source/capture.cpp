@@ -444,6 +444,24 @@ void Capture::wake() {
     [[maybe_unused]] const auto written = ::write(wake_fd_, &one, sizeof one);
 }
 
+void Capture::wait_to_reconnect(std::chrono::milliseconds backoff) {
+    // Only stop() cuts the wait short: the applier's nudges (a position it waits for) signal
+    // the same eventfd, and are read and let pass here.
+    const auto deadline = std::chrono::steady_clock::now() + backoff;
+    while (!stopping_) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            return;
+        }
+        pollfd fd{wake_fd_, POLLIN, 0};
+        if (::poll(&fd, 1, static_cast<int>(left.count())) > 0) {
+            std::uint64_t signalled = 0;
+            [[maybe_unused]] const auto read = ::read(wake_fd_, &signalled, sizeof signalled);
+        }
+    }
+}
+
 void Capture::stop() {
     stopping_ = true;
     wake();
@@ -495,8 +513,7 @@ void Capture::run() {
                       {"retry_in_ms", std::to_string(backoff.count())},
                       {"resume_lsn", feedback.resume_position().to_string()},
                       {"error", failure}});
-        pollfd fd{wake_fd_, POLLIN, 0};
-        ::poll(&fd, 1, static_cast<int>(backoff.count()));
+        wait_to_reconnect(backoff);
         backoff = std::min(backoff * 2, options_.reconnect_max);
     }
 }

@@ -87,6 +87,7 @@ class Capture {
   private:
     class Session;
     void wake();
+    void wait_to_reconnect(std::chrono::milliseconds backoff);
 
     CaptureOptions options_;
     TransactionSink& sink_;
