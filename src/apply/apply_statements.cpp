@@ -126,6 +126,7 @@ std::string lock_versions_statement(const TargetTable& table) {
            versions_key(table) + " FOR UPDATE) AS v";
 }
 
+// LIMIT 1 keeps each lookup per key, as in lock_rows_statement.
 std::string read_key_states_statement(const TargetTable& table) {
     std::string columns;
     for (const auto& c : table.columns) {
@@ -139,9 +140,9 @@ std::string read_key_states_statement(const TargetTable& table) {
     return "SELECT k.ord, t.ctid IS NOT NULL" + columns + ", v.table_name IS NOT NULL, " +
            kVersionsColumns + " FROM " + keys_source(table, 2) +
            " LEFT JOIN LATERAL (SELECT *, ctid FROM " + table.name.quoted() + " WHERE " + match +
-           ") AS t ON true LEFT JOIN LATERAL (SELECT * FROM pgbridge.row_versions"
+           " LIMIT 1) AS t ON true LEFT JOIN LATERAL (SELECT * FROM pgbridge.row_versions"
            " WHERE table_name = $1 AND key = " +
-           versions_key(table) + ") AS v ON true ORDER BY k.ord";
+           versions_key(table) + " LIMIT 1) AS v ON true ORDER BY k.ord";
 }
 
 std::string insert_versions_statement(const TargetTable& table) {

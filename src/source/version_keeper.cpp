@@ -193,6 +193,9 @@ const VersionKeeper::Table& VersionKeeper::table_of(
         keys += ", " + param(3 + k) + "::text[]";
         names += fmt::format(", k{}", k);
     }
+    // LIMIT 1 (a primary key: at most one row anyway) keeps the lookup per key: a plan made
+    // while row_versions was empty would otherwise hash-join the whole table, and a generic
+    // plan stays until the table is analyzed (67 ms a read at 200,000 rows, measured).
     t.read_sql =
         "SELECT k.ord, v.columns::text, v.local_row_writes, v.seen_remote_row_writes,"
         " v.local_delete_writes, v.deleted::text, v.deleted_applied_remote::text,"
@@ -200,7 +203,7 @@ const VersionKeeper::Table& VersionKeeper::table_of(
         keys + ") AS k(" + names +
         ") CROSS JOIN LATERAL (SELECT * FROM pgbridge.row_versions WHERE table_name = $1"
         " AND key = " +
-        typed_key(t.key_types, "k") + ") AS v";
+        typed_key(t.key_types, "k") + " LIMIT 1) AS v";
     std::string args;
     std::string columns;
     for (std::size_t k = 0; k < n; ++k) {
