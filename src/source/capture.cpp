@@ -74,8 +74,7 @@ class Capture::Session {
             if (!message) {
                 // Caught up with the server: let the sink send what it batches.
                 flush_sink();
-                const IdleWait idle = idle_wait(wait);
-                message = conn.next(idle.timeout, c_.wake_fd_, idle.confirms_fd);
+                message = conn.next(idle_wait(wait), c_.wake_fd_, confirms_fd());
             }
             bool reply_requested = false;
             if (message) {
@@ -267,36 +266,30 @@ class Capture::Session {
         }
     }
 
-    // How long to wait for the server when idle, and the sink's descriptor to wake on too.
-    // Versions that wait for the broker's confirms are woken by the confirms themselves, not by
-    // polling; a bound remains for confirms a TLS layer may hold where poll does not see them.
-    // A position the applier of the other direction waits for is asked of the server again
-    // every millisecond.
-    struct IdleWait {
-        std::chrono::milliseconds timeout;
-        int confirms_fd = -1;  // readable when the sink's durable position may have moved
-    };
-    IdleWait idle_wait(std::chrono::milliseconds wait) const {
-        if (!c_.keeper_) {
-            return {wait};
+    // How long to wait for the server when idle. Versions that wait for the broker's confirms
+    // are woken by the confirms themselves (confirms_fd), not by polling; a bound remains for
+    // confirms a TLS layer may hold where poll does not see them. A position the applier of
+    // the other direction waits for is asked of the server again every millisecond.
+    std::chrono::milliseconds idle_wait(std::chrono::milliseconds wait) const {
+        if (c_.keeper_ && c_.keeper_->wanted() && !assembler_.holds_partial_data()) {
+            return std::min(wait, std::chrono::milliseconds(1));  // to ask when quiet
         }
-        const auto now = Clock::now();
-        const bool due = c_.keeper_->record_due(now);
-        const int confirms_fd = due ? c_.sink_.durable_fd() : -1;
-        if (c_.keeper_->wanted() && !assembler_.holds_partial_data()) {
-            return {std::min(wait, std::chrono::milliseconds(1)), confirms_fd};  // to ask
-        }
-        if (due) {
-            return {std::min(wait, confirms_fd >= 0 ? std::chrono::milliseconds(20)
-                                                    : std::chrono::milliseconds(1)),
-                    confirms_fd};
-        }
-        if (c_.keeper_->has_pending()) {
+        if (c_.keeper_ && c_.keeper_->has_pending()) {
+            const auto now = Clock::now();
+            if (c_.keeper_->record_due(now)) {
+                return std::min(wait, c_.sink_.durable_fd() >= 0 ? std::chrono::milliseconds(20)
+                                                                 : std::chrono::milliseconds(1));
+            }
             const auto until_due =
                 std::chrono::ceil<std::chrono::milliseconds>(c_.keeper_->record_deadline() - now);
-            return {std::min(wait, std::max(until_due, std::chrono::milliseconds(1)))};
+            return std::min(wait, std::max(until_due, std::chrono::milliseconds(1)));
         }
-        return {wait};
+        return wait;
+    }
+
+    // Readable when the sink's durable position may have moved, while recording waits for it.
+    int confirms_fd() const {
+        return c_.keeper_ && c_.keeper_->record_due(Clock::now()) ? c_.sink_.durable_fd() : -1;
     }
 
     // Asked of the server only while its stream is quiet: while transactions come, each
