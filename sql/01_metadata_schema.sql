@@ -1,6 +1,7 @@
--- pgbridge metadata schema, version 3 (2 plus local versions kept by capture instead of a
--- trigger; 2 was 1 plus slot_state, sync_state.slot_generation and apply_progress.waiting_for:
--- every statement below also upgrades an older schema).
+-- pgbridge metadata schema, version 4 (3 with every local write named by its commit time;
+-- 3 was 2 plus local versions kept by capture instead of a trigger; 2 was 1 plus slot_state,
+-- sync_state.slot_generation and apply_progress.waiting_for: every statement below also
+-- upgrades an older schema).
 --
 -- Run on each side of a bridge, as a role that may create schemas in the database:
 --   psql "dbname=looma" -v ON_ERROR_STOP=1 -f 01_metadata_schema.sql
@@ -13,7 +14,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.schema_version (
     version      integer PRIMARY KEY,
     installed_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO pgbridge.schema_version (version) VALUES (1), (2), (3) ON CONFLICT (version) DO NOTHING;
+INSERT INTO pgbridge.schema_version (version) VALUES (1), (2), (3), (4) ON CONFLICT (version) DO NOTHING;
 
 -- Every conflict the apply side met, resolved or pending. Row values are kept here (and only
 -- here, never in logs) so that a DBA can see what each side had and act on it.
@@ -173,6 +174,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.row_versions (
     seen_remote_row_writes bigint NOT NULL DEFAULT 0,
     local_delete_writes    bigint NOT NULL DEFAULT 0,
     deleted                jsonb,            -- the tombstone's stamp while the key is absent
+                                             -- (columns then keep only "n" and "s")
     deleted_applied_remote pg_lsn,
     PRIMARY KEY (table_name, key)
 );
@@ -197,6 +199,32 @@ CREATE TABLE IF NOT EXISTS pgbridge.local_versions (
 -- Version 1 and 2 kept local versions with a trigger inside the application's transaction; it
 -- goes from every table that has it (CASCADE drops the triggers with their function).
 DROP FUNCTION IF EXISTS pgbridge.track_row_versions() CASCADE;
+
+-- Version 1 and 2 named a local write by its transaction id ("x") and looked its commit time
+-- up when needed: an entry left untouched for about two billion transactions would name a
+-- reused id. Version 4 gives each such entry its commit time ("t") while the id still names
+-- the transaction (0, unknown, where the server no longer has it, as a lookup gave before).
+-- Nothing writes "x" any more, so this runs once; it needs track_commit_timestamp, without
+-- which pgbridge's rules cannot run anyway.
+CREATE OR REPLACE FUNCTION pgbridge.stamp_with_time(entry jsonb) RETURNS jsonb
+    LANGUAGE sql AS $$
+    SELECT CASE WHEN entry ? 'x'
+        THEN (entry - 'x') || jsonb_build_object('t', coalesce((extract(epoch FROM
+                 pg_xact_commit_timestamp((entry ->> 'x')::xid)) * 1000000)::bigint, 0))
+        ELSE entry END
+$$;
+DO $$
+BEGIN
+    IF current_setting('track_commit_timestamp') = 'on' THEN
+        UPDATE pgbridge.row_versions
+           SET columns = (SELECT jsonb_object_agg(e.key, pgbridge.stamp_with_time(e.value))
+                            FROM jsonb_each(columns) AS e),
+               deleted = pgbridge.stamp_with_time(deleted)
+         WHERE jsonb_path_exists(columns, '$.*.x') OR deleted ? 'x';
+    END IF;
+END
+$$;
+DROP FUNCTION pgbridge.stamp_with_time(jsonb);
 
 -- The last local TRUNCATE of each synced table on this side (docs/apply-design.md,
 -- "Truncate"): a change from the other side that committed before it was truncated away here

@@ -14,6 +14,14 @@ void set_deleted_applied(LocalRow& row, ChangePosition p) {
 
 }  // namespace
 
+void retire_columns(LocalRow& row) {
+    row.exists = false;
+    for (auto& c : row.columns) {
+        c.value = Value{};
+        c.last_write = WriteStamp{};
+    }
+}
+
 ChangePosition LocalRow::row_applied_position() const {
     ChangePosition max = deleted_applied_position();
     for (const auto& c : columns) {
@@ -187,10 +195,11 @@ Resolution ConflictResolver::resolve_insert(const QualifiedName& table,
         if (local.deleted_applied_position() >= change.position()) {
             return skip("superseded by a later delete from the same side");
         }
-        if (local.deleted && local.deleted->writer == WriteStamp::Writer::Local &&
-            local.local_delete_writes > change.seen_row) {
+        if (local.local_delete_writes > change.seen_row) {
             // This side deleted the key without the other side knowing: concurrent, and the
-            // delete wins (the other side meets this delete and removes its row too).
+            // delete wins (the other side meets this delete and removes its row too). So even
+            // when the tombstone here is now the other side's: both sides deleted and
+            // inserted the key again concurrently, and each delete removes the other's new row.
             return concurrent_with_local_delete(ConflictKind::InsertDeleted);
         }
         Resolution r;
@@ -345,10 +354,12 @@ LocalRow apply_resolution(const LocalRow& local, const RemoteChange& change,
             next.exists = true;
             next.columns.clear();
             for (std::size_t i = 0; i < resolution.row.size(); ++i) {
-                const std::uint64_t own =
-                    i < local.columns.size() ? local.columns[i].local_writes : 0;
+                const bool counted = i < local.columns.size();
+                const std::uint64_t own = counted ? local.columns[i].local_writes : 0;
+                const std::uint64_t seen = std::max(
+                    counted ? local.columns[i].seen_remote_writes : 0, change.sender_column(i));
                 next.columns.push_back(LocalColumn{resolution.row[i], remote, floor.commit_lsn, own,
-                                                   change.sender_column(i), floor.sequence});
+                                                   seen, floor.sequence});
             }
             next.deleted.reset();
             next.deleted_applied_remote = Lsn();
@@ -373,9 +384,8 @@ LocalRow apply_resolution(const LocalRow& local, const RemoteChange& change,
             }
             break;
         case Resolution::Action::Delete:
-            next.exists = false;
+            retire_columns(next);
             next.deleted = remote;
-            next.columns.clear();
             set_deleted_applied(next, std::max(local.row_applied_position(), change.position()));
             break;
         case Resolution::Action::None:

@@ -509,8 +509,7 @@ class PostgresApplier::Attempt {
                                c.last_write.time > at;
                     });
                 if (!written_after) {
-                    k.local.exists = false;
-                    k.local.columns.clear();
+                    retire_columns(k.local);
                 }
             }
             send_write(pipeline, truncate_statement(*t), {t->versions_name, time_param(at)}, index);

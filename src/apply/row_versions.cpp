@@ -228,6 +228,15 @@ LocalRow to_local_row(const StoredRowVersions& stored, const std::optional<Row>&
             c.seen_remote_writes = v.seen_remote_writes;
             row.columns.push_back(std::move(c));
         }
+    } else if (!stored.columns.empty()) {
+        // A tombstone keeps the counters of the deleted row's columns (LocalRow::columns).
+        for (const auto& name : columns) {
+            const StoredColumnVersion v = entry_of(stored.columns, name);
+            LocalColumn c;
+            c.local_writes = v.local_writes;
+            c.seen_remote_writes = v.seen_remote_writes;
+            row.columns.push_back(std::move(c));
+        }
     }
     return row;
 }
@@ -254,8 +263,16 @@ StoredRowVersions to_stored(const LocalRow& after, const StoredRowVersions& befo
         }
         out.columns = compact(columns, entries);
     } else {
-        // Gone: what the columns knew of the other side survives in deleted_applied_remote.
-        out.columns.clear();
+        // Gone: what the columns knew of the other side survives in deleted_applied_remote,
+        // their counters in entries without a stamp, for the key's next incarnation.
+        std::vector<StoredColumnVersion> entries;
+        for (std::size_t i = 0; i < columns.size() && i < after.columns.size(); ++i) {
+            StoredColumnVersion v;
+            v.local_writes = after.columns[i].local_writes;
+            v.seen_remote_writes = after.columns[i].seen_remote_writes;
+            entries.push_back(v);
+        }
+        out.columns = compact(columns, entries);
         if (after.deleted) {
             out.deleted =
                 store_stamp(*after.deleted, before.deleted ? *before.deleted : StoredStamp{});

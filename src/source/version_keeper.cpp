@@ -375,11 +375,15 @@ void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& chan
         state.deleted = json{{"w", "l"}, {"t", txn.commit_time}, {"l", commit_lsn}};
         // What the columns had applied from the other side stays known for the key, so that
         // a late copy of one of those changes is recognised as superseded.
+        // The counters stay, without a stamp: the key's next incarnation goes on from them
+        // (apply::LocalRow::columns).
+        json retired = json::object();
         for (const auto& [name, entry] : state.columns.items()) {
             state.deleted_applied_remote =
                 std::max(state.deleted_applied_remote, lsn_of(entry, "m"));
+            retired[name] = json{{"n", counter(entry, "n")}, {"s", counter(entry, "s")}};
         }
-        state.columns = json::object();
+        state.columns = std::move(retired);
     } else {
         const Row& next = *change.new_row;
         const bool whole_old =

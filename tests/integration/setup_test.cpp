@@ -299,6 +299,45 @@ name = "public.nokey"
         admin.exec("UPDATE public.talents SET id = 2 WHERE id = 1");  // a key update works too
     }
 
+    TEST_CASE("setup names every local write of an older pgbridge by its commit time") {
+        ScratchBridge bridge("xids", kSchemaA, kSchemaB, kTables);
+        bridge.setup();
+        auto admin = bridge.admin(0);
+        admin.exec("INSERT INTO public.talents (id) VALUES (5)");
+        const std::string xid = scalar(admin, "SELECT xmin::text FROM public.talents WHERE id = 5");
+        const std::string micros =
+            scalar(admin,
+                   "SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000000)::bigint "
+                   "FROM public.talents WHERE id = 5");
+        // What a pgbridge before metadata schema 3 wrote: local writes named by transaction id
+        // (as text or as a number), on a row and on a tombstone.
+        admin.exec(fmt::format(
+            R"(INSERT INTO pgbridge.row_versions (table_name, key, columns, deleted) VALUES
+               ('public.talents', '[5]', '{{"email": {{"w": "l", "x": "{0}", "n": 1, "s": 0}},
+                 "name": {{"w": "r", "t": 7, "n": 0, "s": 1}}}}', NULL),
+               ('public.talents', '[6]', '{{"": {{"n": 2, "s": 0}}}}',
+                '{{"w": "l", "x": {0}}}'))",
+            xid));
+        admin.exec("DELETE FROM pgbridge.schema_version WHERE version = 4");
+        bridge.setup();
+        CHECK(scalar(admin,
+                     "SELECT columns -> 'email' ->> 't' FROM pgbridge.row_versions "
+                     "WHERE key = '[5]'") == micros);
+        CHECK(scalar(admin,
+                     "SELECT columns -> 'email' ? 'x' FROM pgbridge.row_versions "
+                     "WHERE key = '[5]'") == "f");
+        CHECK(scalar(admin,
+                     "SELECT columns -> 'name' ->> 't' FROM pgbridge.row_versions "
+                     "WHERE key = '[5]'") == "7");
+        CHECK(scalar(admin,
+                     "SELECT deleted ->> 't' FROM pgbridge.row_versions "
+                     "WHERE key = '[6]'") == micros);
+        CHECK(scalar(admin,
+                     "SELECT deleted ? 'x' FROM pgbridge.row_versions "
+                     "WHERE key = '[6]'") == "f");
+        CHECK(scalar(admin, "SELECT max(version) FROM pgbridge.schema_version") == "4");
+    }
+
     TEST_CASE("the psql scripts in sql/ set up exactly what pgbridge setup would") {
         ScratchBridge bridge("sqlscripts", kSchemaA, kSchemaB, kTables);
         const auto& env = TestEnvironment::get();

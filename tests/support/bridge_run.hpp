@@ -395,6 +395,7 @@ class BridgeRun {
             }
         }
         INFO("versions: " << versions);
+        INFO("daemon log, last lines: " << (daemon ? daemon->output_tail(150) : std::string()));
         if (!manual) {
             CHECK(agreed);
             CHECK(diff.empty());

@@ -73,4 +73,14 @@ std::string DaemonProcess::output() const {
     return text.str();
 }
 
+std::string DaemonProcess::output_tail(std::size_t lines) const {
+    const std::string all = output();
+    std::size_t start = all.size();
+    for (std::size_t seen = 0; start > 0 && seen <= lines;) {
+        --start;
+        seen += all[start] == '\n' ? 1 : 0;
+    }
+    return all.substr(start == 0 ? 0 : start + 1);
+}
+
 }  // namespace pgbridge::test

@@ -21,7 +21,8 @@ class DaemonProcess {
     // The exit code (128 + signal when killed by one), or -1 when it did not end in time.
     int wait(std::chrono::milliseconds timeout);
     bool running();
-    std::string output() const;  // stdout and stderr so far
+    std::string output() const;                        // stdout and stderr so far
+    std::string output_tail(std::size_t lines) const;  // the last lines of it
     pid_t pid() const { return pid_; }
     bool output_contains(const std::string& text) const {
         return output().find(text) != std::string::npos;

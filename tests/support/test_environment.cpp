@@ -248,6 +248,13 @@ ScratchBridge::~ScratchBridge() {
     } catch (const std::exception& e) {
         MESSAGE("cleanup of the RabbitMQ objects of ", name_, " failed: ", e.what());
     }
+    // PGBRIDGE_KEEP_SCRATCH=1 keeps the daemon logs and config of every scratch bridge, to look
+    // at after a failure.
+    const char* keep = std::getenv("PGBRIDGE_KEEP_SCRATCH");
+    if (keep != nullptr && std::string_view(keep) == "1") {
+        MESSAGE("kept ", dir_);
+        return;
+    }
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
 }

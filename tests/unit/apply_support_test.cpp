@@ -167,15 +167,29 @@ TEST_SUITE("apply support") {
         CHECK(next.columns.at("note").last_write.remote_time == 1800);
         CHECK(next.columns.at("note").applied_remote == Lsn(0xCD));
 
-        // A delete keeps only the tombstone.
-        LocalRow gone;
+        // A delete keeps the tombstone, and of the columns only their counters: the key's next
+        // incarnation counts on from them.
+        LocalRow gone = local;
+        retire_columns(gone);
         gone.deleted = WriteStamp{WriteStamp::Writer::Remote, 1900};
         gone.deleted_applied_remote = Lsn(0xEF);
         const StoredRowVersions tomb = to_stored(gone, stored, names);
-        CHECK(tomb.columns.empty());
         REQUIRE(tomb.deleted);
         CHECK(parse_stamp(stamp_document(*tomb.deleted)).remote_time == 1900);
         CHECK(tomb.deleted_applied_remote == Lsn(0xEF));
+        const auto kept = parse_column_versions(column_versions_document(tomb.columns));
+        CHECK(kept.at("email").local_writes == 2);
+        CHECK(kept.at("email").last_write.writer == WriteStamp::Writer::Unknown);
+        CHECK_FALSE(kept.at("note").applied_remote.valid());
+        const LocalRow absent = to_local_row(tomb, std::nullopt, names, {});
+        CHECK_FALSE(absent.exists);
+        REQUIRE(absent.columns.size() == 3);
+        CHECK(absent.columns[1].local_writes == 2);
+        CHECK(absent.columns[2].seen_remote_writes == 4);
+        // A tombstone written before incarnations were kept has no columns.
+        StoredRowVersions old_tomb = tomb;
+        old_tomb.columns.clear();
+        CHECK(to_local_row(old_tomb, std::nullopt, names, {}).columns.empty());
     }
 
     TEST_CASE("a row written whole keeps one default entry; a column that differs its own") {

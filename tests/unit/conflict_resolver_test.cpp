@@ -233,6 +233,90 @@ TEST_CASE("delete wins over a concurrent update, on both sides") {
     }
 }
 
+TEST_CASE("a key deleted and inserted again meets the other side's writes to the old row") {
+    for (const auto& [name, config] : kStrategies) {
+        CAPTURE(name);
+        ConflictResolver a(rules(config), "a");
+        ConflictResolver b(rules(config), "b");
+        // Both sides hold a's row; a wrote email once.
+        LocalRow on_a = row({"1", "o", "p", "s"}, local_at(10));
+        LocalRow on_b = row({"1", "o", "p", "s"}, remote_at(10));
+        for (auto& c : on_b.columns) {
+            c.seen_remote_writes = 1;
+        }
+        on_a.local_row_writes = 1;
+        on_b.seen_remote_row_writes = 1;
+        // a deletes the row and inserts it again: its columns count on (2 local writes each).
+        auto del = remove("a", 100, 20, {"1", "o", "p", "s"});
+        del.sender_row = 2;
+        on_a.local_row_writes = 3;
+        on_a.local_delete_writes = 2;
+        auto ins = insert("a", 200, 30, {"1", "new", "p2", "s2"});
+        ins.sender_row = 3;
+        ins.sender_columns = {2, 2, 2, 2};
+        on_a = row({"1", "new", "p2", "s2"}, local_at(30));
+        for (auto& c : on_a.columns) {
+            c.local_writes = 2;
+        }
+        on_a.local_row_writes = 3;
+        on_a.local_delete_writes = 2;
+        // Meanwhile b changed the old row's phone, having seen a's first write only.
+        auto upd = update("b", 300, 25, {"1", "o", "p", "s"}, {"1", "o", "999", "s"});
+        upd.seen_row = 1;
+        upd.sender_row = 1;
+        upd.seen_columns = {1, 1, 1, 1};
+        upd.sender_columns = {0, 0, 1, 0};
+        on_b.columns[kPhone].value = text("999");
+        on_b.columns[kPhone].last_write = local_at(25);
+        on_b.columns[kPhone].local_writes = 1;
+        on_b.local_row_writes = 1;
+
+        const auto at_a = resolve_and_apply(a, on_a, upd);
+        CHECK(at_a.conflict == ConflictKind::UpdateMissing);  // a's delete wins over it
+        CHECK(resolve_and_apply(b, on_b, del).action == Resolution::Action::Delete);
+        CHECK(resolve_and_apply(b, on_b, ins).action == Resolution::Action::Insert);
+        REQUIRE(on_b.exists);
+        for (std::size_t c = 0; c < kColumns.size(); ++c) {
+            CHECK(value_of(on_a, c) == value_of(on_b, c));
+        }
+        // b's next write to phone is one it makes having seen a's re-insert: no conflict at a.
+        CHECK(on_b.columns[kPhone].seen_remote_writes == 2);
+        CHECK(on_b.columns[kPhone].local_writes == 1);
+    }
+}
+
+TEST_CASE("both sides delete a key and insert it again concurrently: each delete wins") {
+    for (const auto& [name, config] : kStrategies) {
+        CAPTURE(name);
+        ConflictResolver a(rules(config), "a");
+        ConflictResolver b(rules(config), "b");
+        // Each side deleted the row (its second write) and inserted it again (its third), none
+        // of it seen by the other.
+        const auto reinserted = [](const std::string& v) {
+            LocalRow r = row({"1", v, v, v}, local_at(30));
+            r.local_row_writes = 3;
+            r.local_delete_writes = 2;
+            return r;
+        };
+        LocalRow on_a = reinserted("a");
+        LocalRow on_b = reinserted("b");
+        auto a_del = remove("a", 100, 20, {"1", "o", "p", "s"});
+        auto a_ins = insert("a", 200, 30, {"1", "a", "a", "a"});
+        auto b_del = remove("b", 300, 21, {"1", "o", "p", "s"});
+        auto b_ins = insert("b", 400, 31, {"1", "b", "b", "b"});
+        for (auto* c : {&a_del, &a_ins, &b_del, &b_ins}) {
+            c->seen_row = 1;
+            c->sender_row = c->op == ChangeOp::Delete ? 2 : 3;
+        }
+        resolve_and_apply(a, on_a, b_del);
+        CHECK(resolve_and_apply(a, on_a, b_ins).conflict == ConflictKind::InsertDeleted);
+        resolve_and_apply(b, on_b, a_del);
+        CHECK(resolve_and_apply(b, on_b, a_ins).conflict == ConflictKind::InsertDeleted);
+        CHECK_FALSE(on_a.exists);
+        CHECK_FALSE(on_b.exists);
+    }
+}
+
 TEST_CASE("delete of a missing row, duplicates and a redelivered insert after a delete") {
     ConflictResolver b(rules(kStrategies[0].second), "b");
     LocalRow local;
@@ -445,12 +529,6 @@ class Simulation {
         change.commit_time = now;
         const WriteStamp stamp = local_at(now);
         ++r.local_row_writes;
-        if (!r.exists && r.deleted) {
-            // A deleted key is not inserted again: concurrent incarnations of one key are not
-            // settled yet (docs/apply-design.md, "Known gap").
-            --s.lsn;
-            return;
-        }
         if (!r.exists) {
             change.op = ChangeOp::Insert;
             Row fresh{text(std::to_string(key))};
@@ -458,10 +536,14 @@ class Simulation {
                 fresh.push_back(text(s.name + std::to_string(pick(3))));
             }
             const Lsn floor = r.row_applied_remote();
+            const std::vector<LocalColumn> before = r.columns;  // a deleted row's counters
             r.exists = true;
             r.columns.clear();
-            for (const auto& v : fresh) {
-                r.columns.push_back(LocalColumn{v, stamp, floor, 1, 0});
+            for (std::size_t c = 0; c < fresh.size(); ++c) {
+                const bool counted = c < before.size();
+                r.columns.push_back(LocalColumn{fresh[c], stamp, floor,
+                                                (counted ? before[c].local_writes : 0) + 1,
+                                                counted ? before[c].seen_remote_writes : 0});
             }
             r.deleted.reset();
             r.deleted_applied_remote = Lsn();
@@ -474,10 +556,9 @@ class Simulation {
             }
             change.old_row = old;
             r.deleted_applied_remote = r.row_applied_remote();
-            r.exists = false;
             r.deleted = stamp;
             r.local_delete_writes = r.local_row_writes;
-            r.columns.clear();
+            retire_columns(r);
         } else {
             change.op = ChangeOp::Update;
             Row old;
@@ -497,7 +578,7 @@ class Simulation {
             change.old_row = old;
             change.new_row = next;
         }
-        // The version vectors after the write travel with the change (the trigger ships them).
+        // The version vectors after the write travel with the change (capture ships them).
         change.seen_row = r.seen_remote_row_writes;
         change.sender_row = r.local_row_writes;
         for (const auto& c : r.columns) {

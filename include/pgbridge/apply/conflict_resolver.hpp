@@ -59,7 +59,11 @@ struct LocalColumn {
 // The local state of one key, in canonical column order.
 struct LocalRow {
     bool exists = false;
-    std::vector<LocalColumn> columns;  // when exists
+    // When exists, the row. When absent, the counters its columns had reached (values null),
+    // if the key ever had a row here: every incarnation of a key continues the same vectors,
+    // so that a delete and a re-insert on one side against an update of the old row on the
+    // other is decided the same way on both sides.
+    std::vector<LocalColumn> columns;
     // When absent: the deletion pgbridge saw, if any (a tombstone).
     std::optional<WriteStamp> deleted;
     Lsn deleted_applied_remote;  // highest remote LSN applied to the key while absent
@@ -148,6 +152,10 @@ struct Resolution {
     std::vector<ColumnConflict> column_conflicts;  // UpdateUpdate, InsertInsert
     std::optional<std::string> row_winner;         // UpdateMissing, InsertDeleted, DeleteChanged
 };
+
+// The row gone (deleted or truncated): its columns keep their counters, values and stamps
+// gone, so that the key's next incarnation counts on from them.
+void retire_columns(LocalRow& row);
 
 // The local row (values and versions) after the applier has carried out `resolution`: what
 // the applier writes to the table and to pgbridge.row_versions.
