@@ -241,6 +241,18 @@ void TransactionAssembler::attach_versions(OpenTransaction& t, std::string conte
 }
 
 std::optional<SourceTransaction> TransactionAssembler::feed(std::string_view payload) {
+    if (open_ && open_->skipping_changes && !stream_block_xid_ && !payload.empty()) {
+        switch (payload.front()) {
+            case 'I':  // Insert, Update, Delete, Truncate, Message
+            case 'U':
+            case 'D':
+            case 'T':
+            case 'M':
+                return std::nullopt;
+            default:
+                break;
+        }
+    }
     return apply(decode_message(payload, stream_block_xid_.has_value()));
 }
 
@@ -279,6 +291,7 @@ std::optional<SourceTransaction> TransactionAssembler::apply(Message message) {
                 open_.reset();
             } else if constexpr (std::is_same_v<T, OriginMessage>) {
                 OpenTransaction& t = current("Origin");
+                t.skipping_changes = skipped_origins_ && skipped_origins_(m.name);
                 t.txn.origin = m.name;
                 t.txn.origin_lsn = m.origin_lsn;
             } else if constexpr (std::is_same_v<T, RelationMessage>) {

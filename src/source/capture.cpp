@@ -52,6 +52,9 @@ class Capture::Session {
         }
         assembler_.set_primary_keys(std::move(primary_keys));
         assembler_.set_piece_bytes(o.piece_bytes);
+        if (!o.deliver_echo) {
+            assembler_.set_skipped_origins(pgoutput::is_pgbridge_origin);
+        }
         StartReplicationOptions start;
         start.slot = o.slot;
         start.publication = o.publication;

@@ -263,6 +263,30 @@ TEST_CASE("fixture: a transaction applied under a replication origin is marked a
     CHECK_FALSE(is_pgbridge_origin("pg_16384"));
 }
 
+TEST_CASE("a transaction of a skipped origin comes out without its changes, undecoded") {
+    TransactionAssembler assembler("a");
+    assembler.set_skipped_origins(is_pgbridge_origin);
+    const std::string origin = Bytes().ch('O').u64(0xABCDEF).str("pgbridge_fx_from_b").bytes();
+    const std::string malformed_insert = Bytes().ch('I').u32(16400).ch('N').u16(9).bytes();
+    // The relation described inside the skipped transaction serves the next one.
+    const auto txns = assemble({begin_msg(700), origin, relation_msg(16400), malformed_insert,
+                                insert_msg(16400, "1"), commit_msg(0x100, 0x108), begin_msg(701),
+                                insert_msg(16400, "2"), commit_msg(0x200, 0x208)},
+                               assembler);
+    REQUIRE(txns.size() == 2);
+    CHECK(*txns[0].origin == "pgbridge_fx_from_b");
+    CHECK(txns[0].changes.empty());
+    CHECK(txns[0].end_lsn == Lsn(0x108));
+    REQUIRE(txns[1].changes.size() == 1);
+    CHECK(column(txns[1].changes[0], *txns[1].changes[0].new_row, "id") == text("2"));
+    // Another origin (a native subscription's) is decoded as always.
+    const std::string other = Bytes().ch('O').u64(0x10).str("pg_16384").bytes();
+    const auto decoded = assemble(
+        {begin_msg(702), other, insert_msg(16400, "3"), commit_msg(0x300, 0x308)}, assembler);
+    REQUIRE(decoded.size() == 1);
+    CHECK(decoded[0].changes.size() == 1);
+}
+
 TEST_CASE("fixture: streamed transactions (protocol 2) with a subtransaction and a full abort") {
     const auto messages = load_fixture("streamed.hex");
     const auto txns = assemble(messages);

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,6 +49,15 @@ class TransactionAssembler {
     // the transaction feed() returns on its Commit is then its last piece. A versions message
     // for a change already handed out follows as PlacedVersions, paired by position.
     void set_piece_bytes(std::size_t bytes) { piece_bytes_ = bytes; }
+
+    // Transactions the caller drops whole by their origin (capture drops what pgbridge itself
+    // applied: SPEC, no echo). Their row changes and logical messages are not decoded, only
+    // skipped: the transaction comes out of Commit without them. Relation and Type messages
+    // inside them are still read, as later transactions refer to them. Streamed transactions
+    // are always decoded (the origin of a streamed chunk is not sent first).
+    void set_skipped_origins(std::function<bool(std::string_view origin_name)> skipped) {
+        skipped_origins_ = std::move(skipped);
+    }
     std::vector<SourceTransaction> take_pieces() { return std::exchange(pieces_, {}); }
 
     // A new connection starts over: the server resends relations and any transaction that was
@@ -77,6 +87,7 @@ class TransactionAssembler {
         // (No member initialisers: value-initialised by optional::emplace(), which clang
         // cannot check inside the enclosing class's definition otherwise.)
         bool in_pieces;
+        bool skipping_changes;  // its origin is one of the skipped ones
         std::uint32_t handed_out;
         std::size_t held_bytes;
         std::map<std::pair<std::string, std::string>,
@@ -104,6 +115,7 @@ class TransactionAssembler {
     std::optional<std::uint32_t> stream_block_xid_;     // between Stream Start and Stream Stop
     std::size_t piece_bytes_ = 0;
     std::vector<SourceTransaction> pieces_;
+    std::function<bool(std::string_view)> skipped_origins_;
 };
 
 // The prefix of the logical messages pgbridge's version trigger emits after each row change.
