@@ -265,9 +265,13 @@ class PostgresApplier::Attempt {
         CaptureCheck check = verdict();
         const bool locked_rows =
             std::any_of(keys_.begin(), keys_.end(), [](const KeyState& k) { return k.values; });
-        if (check == CaptureCheck::WaitDecoded && !locked_rows) {
-            // This transaction has logged nothing yet (no row locked): capture can reach the
-            // position while it stays open. Usually a matter of a millisecond.
+        if (check == CaptureCheck::WaitDecoded && !locked_rows && flush_lsn_ >= position) {
+            // This transaction has logged nothing yet (no row locked), and the server has
+            // flushed its WAL up to the position: capture can reach it while the transaction
+            // stays open. Usually a matter of a millisecond. WAL not flushed yet (written by a
+            // transaction that commits without waiting for the flush, or not committed yet)
+            // would keep it waiting for the WAL writer: the flush of wait_for_capture is
+            // quicker.
             a_.stats_.local_version_waits++;
             watermark->wait_decoded(position, kWaitInPlace);
             check = verdict();
@@ -283,8 +287,10 @@ class PostgresApplier::Attempt {
         a_.stats_.local_version_waits++;
         // The position read came after this session's row locks, which the server logs and
         // flushes only with a later commit; capture reads only what is flushed. A commit of
-        // our own (empty, marked with the origin: capture drops it) flushes everything.
-        conn.exec("SELECT pg_catalog.pg_current_xact_id()");
+        // our own (marked with the origin: capture drops it) flushes everything, if it wrote
+        // WAL: the server commits a transaction that wrote nothing but its commit record
+        // without waiting for the flush (then the WAL writer flushes it up to 200 ms later).
+        conn.exec("SELECT pg_catalog.pg_logical_emit_message(true, 'pgbridge.flush', '')");
         const auto& watermark = a_.options_.local_versions;
         const bool reached =
             check == CaptureCheck::WaitRecorded
@@ -341,12 +347,15 @@ class PostgresApplier::Attempt {
             // Every local write this read saw committed before this position.
             const std::size_t position =
                 a_.options_.local_versions
-                    ? send_prepared(pipeline, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text",
+                    ? send_prepared(pipeline,
+                                    "SELECT pg_catalog.pg_current_wal_insert_lsn()::text,"
+                                    " pg_catalog.pg_current_wal_flush_lsn()::text",
                                     {})
                     : SIZE_MAX;
             results = pipeline.sync();
             if (position != SIZE_MAX) {
                 insert_lsn_ = Lsn::parse(results.at(position).value(0, 0)).value_or(Lsn());
+                flush_lsn_ = Lsn::parse(results.at(position).value(0, 1)).value_or(Lsn());
             }
         }
         std::size_t t = 0;
@@ -712,6 +721,7 @@ class PostgresApplier::Attempt {
     static constexpr std::chrono::milliseconds kWaitInPlace{20};
 
     Lsn insert_lsn_;
+    Lsn flush_lsn_;  // how far the server had flushed its WAL at that read
     Lsn waited_for_;
     std::map<std::size_t, UnsettledKey> seen_unsettled_;
     bool own_transaction_ = true;
@@ -928,6 +938,18 @@ pg::Connection& PostgresApplier::connection() {
         prepared_.clear();
     }
     return *connection_;
+}
+
+void PostgresApplier::prepare() {
+    try {
+        for (const auto& table : options_.tables) {
+            target_for(table);
+        }
+    } catch (...) {
+        forget_session();
+        targets_.clear();
+        throw;
+    }
 }
 
 void PostgresApplier::forget_session() noexcept {

@@ -55,6 +55,11 @@ class Capture::Session {
         if (!o.deliver_echo) {
             assembler_.set_skipped_origins(pgoutput::is_pgbridge_origin);
         }
+        try {
+            c_.sink_.open();
+        } catch (const Error& e) {
+            throw SinkFailure{e};
+        }
         StartReplicationOptions start;
         start.slot = o.slot;
         start.publication = o.publication;

@@ -459,6 +459,12 @@ void Consumer::run() {
             stats_.consuming = true;
             log::info("consumer", "consuming",
                       {{"queue", names::queue(options_.topology.bridge, options_.target_side)}});
+            try {
+                handler_.prepare();
+            } catch (const std::exception& e) {
+                log::debug("consumer", "the target is not ready; the first apply tries again",
+                           {{"target", options_.target_side}, {"error", e.what()}});
+            }
             Session(*this, *channel).run();
             stats_.consuming = false;
             return;

@@ -37,6 +37,16 @@ void Publisher::connect() {
                {"target", options_.target_side}});
 }
 
+void Publisher::open() {
+    throw_if_failed();
+    try {
+        connect();
+    } catch (Error& e) {
+        fail(std::move(e));
+        throw_if_failed();
+    }
+}
+
 int Publisher::priority_of(const SourceTransaction& txn) const {
     if (options_.kind == BatchKind::Backfill || !options_.priority_of) {
         return 0;

@@ -69,6 +69,8 @@ class PostgresApplier final : public transport::BatchHandler {
     ~PostgresApplier() override;
 
     void apply(const transport::ChangeBatch& batch) override;
+    // Connects to the target and reads the description of every synced table.
+    void prepare() override;
 
     // Takes effect from the next batch (SIGHUP).
     void set_rules(ConflictRules rules);

@@ -14,6 +14,11 @@ class TransactionSink {
   public:
     virtual ~TransactionSink() = default;
 
+    // The capture starts a session, before its first transaction: a sink that talks to a
+    // broker connects now, so that the first change after a start or a reconnect does not
+    // wait for the connection. Throwing has the same effect as in deliver().
+    virtual void open() {}
+
     // Takes one committed transaction, in source commit order. May block (backpressure).
     // Throwing makes the capture reconnect and replay from durable_lsn().
     // With CaptureOptions::piece_bytes set, a large transaction comes as pieces

@@ -24,6 +24,10 @@ class BatchHandler {
   public:
     virtual ~BatchHandler() = default;
     virtual void apply(const ChangeBatch& batch) = 0;
+    // The consumer starts consuming: open connections and read descriptions now, so that the
+    // first message after a start does not wait for them. A failure here is only logged: the
+    // first apply meets it again and handles it as usual.
+    virtual void prepare() {}
 };
 
 // A message that will not be applied, for pgbridge.dead_letters on the target. Text fields

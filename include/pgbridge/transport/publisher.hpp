@@ -56,6 +56,7 @@ class Publisher final : public source::TransactionSink {
     explicit Publisher(PublisherOptions options);
     ~Publisher() override;
 
+    void open() override;
     void deliver(SourceTransaction transaction) override;
     void flush() override;
     Lsn durable_lsn() override;
