@@ -136,38 +136,172 @@ std::optional<std::string> base64_decode(std::string_view in) {
     return out;
 }
 
-json encode_value(const Value& v) {
+// Writes the body's JSON straight into a string: building a document first cost the capture
+// as much as the rest of publishing. Keys come in the order a document with sorted keys would
+// print them, so the bytes are what they always were.
+class JsonWriter {
+  public:
+    std::string take() { return std::move(out_); }
+
+    void key(std::string_view name) {
+        separate();
+        quoted(name);
+        out_ += ':';
+        fresh_ = true;  // the value follows without a comma
+    }
+    // A key that is a name the source gave (a column).
+    void name_key(std::string_view name, std::string_view source_side) {
+        this->name(name, source_side);
+        out_ += ':';
+        fresh_ = true;
+    }
+    void string(std::string_view text) {
+        separate();
+        quoted(text);
+    }
+    // A name the source gave (schema, table, column, origin): JSON text must be UTF-8.
+    void name(std::string_view text, std::string_view source_side) {
+        if (!is_valid_utf8(text)) {
+            throw Error(ErrorKind::Setup,
+                        "a schema, table, column or origin name is not valid UTF-8: pgbridge "
+                        "needs a UTF-8 source database")
+                .with("source", std::string(source_side));
+        }
+        string(text);
+    }
+    template <typename Number>
+    void number(Number n) {
+        separate();
+        fmt::format_to(std::back_inserter(out_), "{}", n);
+    }
+    void boolean(bool b) {
+        separate();
+        out_ += b ? "true" : "false";
+    }
+    void null() {
+        separate();
+        out_ += "null";
+    }
+    void open(char bracket) {
+        separate();
+        out_ += bracket;
+        fresh_ = true;
+    }
+    void close(char bracket) {
+        out_ += bracket;
+        fresh_ = false;
+    }
+
+  private:
+    void separate() {
+        if (!fresh_) {
+            out_ += ',';
+        }
+        fresh_ = false;
+    }
+    void quoted(std::string_view text) {
+        out_ += '"';
+        for (const char ch : text) {
+            const auto c = static_cast<unsigned char>(ch);
+            switch (c) {
+                case '"':
+                    out_ += "\\\"";
+                    break;
+                case '\\':
+                    out_ += "\\\\";
+                    break;
+                case '\b':
+                    out_ += "\\b";
+                    break;
+                case '\f':
+                    out_ += "\\f";
+                    break;
+                case '\n':
+                    out_ += "\\n";
+                    break;
+                case '\r':
+                    out_ += "\\r";
+                    break;
+                case '\t':
+                    out_ += "\\t";
+                    break;
+                default:
+                    if (c < 0x20) {
+                        fmt::format_to(std::back_inserter(out_), "\\u{:04x}", c);
+                    } else {
+                        out_ += ch;
+                    }
+            }
+        }
+        out_ += '"';
+    }
+
+    std::string out_;
+    bool fresh_ = true;
+};
+
+void write_value(JsonWriter& w, const Value& v) {
     switch (v.kind) {
         case Value::Kind::Null:
-            return nullptr;
+            w.null();
+            return;
         case Value::Kind::UnchangedToast:
-            return json{{"unchanged_toast", true}};
+            w.open('{');
+            w.key("unchanged_toast");
+            w.boolean(true);
+            w.close('}');
+            return;
         case Value::Kind::Binary:
-            return json{{"binary", base64_encode(v.data)}};
+            w.open('{');
+            w.key("binary");
+            w.string(base64_encode(v.data));
+            w.close('}');
+            return;
         case Value::Kind::Text:
             if (is_valid_utf8(v.data)) {
-                return v.data;
+                w.string(v.data);
+                return;
             }
-            return json{{"text_base64", base64_encode(v.data)}};
+            w.open('{');
+            w.key("text_base64");
+            w.string(base64_encode(v.data));
+            w.close('}');
+            return;
     }
-    return nullptr;
+    w.null();
 }
 
-json encode_row(const Row& row) {
-    json out = json::array();
+void write_row(JsonWriter& w, const Row& row) {
+    w.open('[');
     for (const auto& v : row) {
-        out.push_back(encode_value(v));
+        write_value(w, v);
     }
-    return out;
+    w.close(']');
 }
 
-json encode_versions(const RowVersions& versions) {
-    json columns = json::object();
-    for (const auto& [name, v] : versions.columns) {
-        columns[name] = json::array({v.own, v.seen});
+void write_pair(JsonWriter& w, const VersionVector& v) {
+    w.open('[');
+    w.number(v.own);
+    w.number(v.seen);
+    w.close(']');
+}
+
+// The members of a versions object: "columns" first, then `between` (late versions' place),
+// then "row", as sorted keys would have them.
+void write_versions_members(JsonWriter& w, const RowVersions& versions,
+                            const std::function<void()>& between, std::string_view source_side) {
+    w.key("columns");
+    w.open('{');
+    for (const auto& [column, v] : versions.columns) {
+        w.name_key(column, source_side);
+        write_pair(w, v);
     }
-    return {{"row", json::array({versions.row.own, versions.row.seen})},
-            {"columns", std::move(columns)}};
+    w.close('}');
+    if (between) {
+        between();
+    }
+    w.key("row");
+    write_pair(w, versions.row);
 }
 
 std::string_view op_name(ChangeOp op) {
@@ -348,97 +482,166 @@ std::shared_ptr<const TableInfo> decode_relation(const json& r, const std::strin
 }  // namespace
 
 std::string encode_body(const ChangeBatch& batch) {
-    // Each distinct table description once; changes refer to it by index.
+    const std::string& side = batch.source_side;
+    // Each distinct table description once, in order of first use; changes refer to it by
+    // index. Found first, as the relations come before the transactions in key order.
     std::map<const TableInfo*, std::size_t> index;
-    json relations = json::array();
-    auto relation_index = [&](const std::shared_ptr<const TableInfo>& table) {
-        auto [it, inserted] = index.emplace(table.get(), relations.size());
-        if (inserted) {
-            json columns = json::array();
-            for (const auto& c : table->columns) {
-                columns.push_back({{"name", c.name},
-                                   {"type", c.type_oid},
-                                   {"typmod", c.type_modifier},
-                                   {"pk", c.primary_key},
-                                   {"identity", c.key}});
-            }
-            relations.push_back({{"schema", table->schema},
-                                 {"name", table->name},
-                                 {"replica_identity", std::string(1, table->replica_identity)},
-                                 {"columns", columns}});
+    std::vector<const TableInfo*> relations;
+    auto note = [&](const std::shared_ptr<const TableInfo>& table) {
+        if (index.emplace(table.get(), relations.size()).second) {
+            relations.push_back(table.get());
         }
-        return it->second;
     };
-
-    json transactions = json::array();
     for (const auto& t : batch.transactions) {
-        json changes = json::array();
         for (const auto& c : t.changes) {
-            json change{{"op", op_name(c.op)}};
             if (c.op == ChangeOp::Truncate) {
-                json rels = json::array();
                 for (const auto& rel : c.truncated) {
-                    rels.push_back(relation_index(rel));
+                    note(rel);
                 }
-                change["rels"] = rels;
-                change["cascade"] = c.truncate_cascade;
-                change["restart_identity"] = c.truncate_restart_identity;
             } else {
-                change["rel"] = relation_index(c.table);
-                if (c.old_row) {
-                    change["old"] = encode_row(*c.old_row);
-                    change["old_key_only"] = c.old_is_key_only;
+                note(c.table);
+            }
+        }
+    }
+
+    JsonWriter w;
+    w.open('{');
+    w.key("bridge");
+    w.name(batch.bridge, side);
+    if (batch.chunk) {
+        w.key("chunk");
+        w.open('{');
+        w.key("count");
+        w.number(batch.chunk->count);
+        w.key("first_change");
+        w.number(batch.chunk->first_change);
+        w.key("index");
+        w.number(batch.chunk->index);
+        w.key("last");
+        w.boolean(batch.chunk->last);
+        w.close('}');
+    }
+    w.key("format");
+    w.string("pgbridge.changes");
+    w.key("kind");
+    w.string(to_string(batch.kind));
+    w.key("relations");
+    w.open('[');
+    for (const TableInfo* table : relations) {
+        w.open('{');
+        w.key("columns");
+        w.open('[');
+        for (const auto& c : table->columns) {
+            w.open('{');
+            w.key("identity");
+            w.boolean(c.key);
+            w.key("name");
+            w.name(c.name, side);
+            w.key("pk");
+            w.boolean(c.primary_key);
+            w.key("type");
+            w.number(c.type_oid);
+            w.key("typmod");
+            w.number(c.type_modifier);
+            w.close('}');
+        }
+        w.close(']');
+        w.key("name");
+        w.name(table->name, side);
+        w.key("replica_identity");
+        w.name(std::string_view(&table->replica_identity, 1), side);
+        w.key("schema");
+        w.name(table->schema, side);
+        w.close('}');
+    }
+    w.close(']');
+    w.key("source");
+    w.name(side, side);
+    w.key("transactions");
+    w.open('[');
+    for (const auto& t : batch.transactions) {
+        w.open('{');
+        w.key("changes");
+        w.open('[');
+        for (const auto& c : t.changes) {
+            w.open('{');
+            if (c.op == ChangeOp::Truncate) {
+                w.key("cascade");
+                w.boolean(c.truncate_cascade);
+                w.key("op");
+                w.string(op_name(c.op));
+                w.key("rels");
+                w.open('[');
+                for (const auto& rel : c.truncated) {
+                    w.number(index.at(rel.get()));
                 }
+                w.close(']');
+                w.key("restart_identity");
+                w.boolean(c.truncate_restart_identity);
+            } else {
                 if (c.new_row) {
-                    change["new"] = encode_row(*c.new_row);
+                    w.key("new");
+                    write_row(w, *c.new_row);
                 }
+                if (c.old_row) {
+                    w.key("old");
+                    write_row(w, *c.old_row);
+                    w.key("old_key_only");
+                    w.boolean(c.old_is_key_only);
+                }
+                w.key("op");
+                w.string(op_name(c.op));
+                w.key("rel");
+                w.number(index.at(c.table.get()));
                 if (c.versions) {
-                    change["versions"] = encode_versions(*c.versions);
+                    w.key("versions");
+                    w.open('{');
+                    write_versions_members(w, *c.versions, {}, side);
+                    w.close('}');
                 }
             }
-            changes.push_back(std::move(change));
+            w.close('}');
         }
-        json txn{{"xid", t.xid},
-                 {"commit_lsn", t.commit_lsn.to_string()},
-                 {"end_lsn", t.end_lsn.to_string()},
-                 {"commit_time", format_timestamp(t.commit_time)},
-                 {"changes", std::move(changes)}};
-        txn["origin"] = t.origin ? json(*t.origin) : json();
+        w.close(']');
+        w.key("commit_lsn");
+        w.string(t.commit_lsn.to_string());
+        w.key("commit_time");
+        w.string(format_timestamp(t.commit_time));
+        w.key("end_lsn");
+        w.string(t.end_lsn.to_string());
         if (!t.late_versions.empty()) {
-            json late = json::array();
+            w.key("late_versions");
+            w.open('[');
             for (const auto& p : t.late_versions) {
                 if (p.versions) {
-                    json entry = encode_versions(*p.versions);
-                    entry["place"] = p.place;
-                    late.push_back(std::move(entry));
+                    w.open('{');
+                    write_versions_members(
+                        w, *p.versions,
+                        [&] {
+                            w.key("place");
+                            w.number(p.place);
+                        },
+                        side);
+                    w.close('}');
                 }
             }
-            txn["late_versions"] = std::move(late);
+            w.close(']');
         }
-        transactions.push_back(std::move(txn));
+        w.key("origin");
+        if (t.origin) {
+            w.name(*t.origin, side);
+        } else {
+            w.null();
+        }
+        w.key("xid");
+        w.number(t.xid);
+        w.close('}');
     }
-    json body{{"format", "pgbridge.changes"},
-              {"version", batch.chunk ? kChunkFormatVersion : kMessageFormatVersion},
-              {"bridge", batch.bridge},
-              {"source", batch.source_side},
-              {"kind", to_string(batch.kind)},
-              {"relations", std::move(relations)},
-              {"transactions", std::move(transactions)}};
-    if (batch.chunk) {
-        body["chunk"] = {{"index", batch.chunk->index},
-                         {"first_change", batch.chunk->first_change},
-                         {"last", batch.chunk->last},
-                         {"count", batch.chunk->count}};
-    }
-    try {
-        return body.dump();
-    } catch (const json::type_error&) {
-        // Values that are not UTF-8 travel as base64; names cannot.
-        throw Error(ErrorKind::Setup,
-                    "a schema, table, column or origin name is not valid UTF-8: pgbridge needs a "
-                    "UTF-8 source database")
-            .with("source", batch.source_side);
-    }
+    w.close(']');
+    w.key("version");
+    w.number(batch.chunk ? kChunkFormatVersion : kMessageFormatVersion);
+    w.close('}');
+    return w.take();
 }
 
 namespace {

@@ -87,6 +87,31 @@ TEST_CASE("NULL, unchanged TOAST, binary and non-UTF-8 text values round-trip") 
     check_same(t, decoded.transactions.at(0));
 }
 
+TEST_CASE("the body is the JSON a document with sorted keys prints, escapes included") {
+    auto txns = fixture_transactions("basic.hex");
+    auto origin = fixture_transactions("origin.hex");
+    txns.insert(txns.end(), origin.begin(), origin.end());
+    // Text that JSON must escape, and text it must not.
+    auto& change = txns.at(0).changes.at(0);
+    REQUIRE(change.new_row);
+    change.new_row->at(1) =
+        Value{Value::Kind::Text, std::string("q\"b\\s/\b\f\n\r\t\x01\x1f\x7f \xc3\xa9", 17)};
+    change.versions = RowVersions{VersionVector{2, 1}, {{"", {1, 0}}, {"na\"me", {3, 2}}}};
+    ChangeBatch batch = batch_of(txns);
+    const std::string body = encode_body(batch);
+    CHECK(nlohmann::json::parse(body).dump() == body);
+    const ChangeBatch decoded = decode_body(body);
+    // A part of a large transaction, with versions of changes of earlier parts.
+    batch.transactions.resize(1);
+    batch.transactions[0].late_versions.push_back(
+        PlacedVersions{4, RowVersions{VersionVector{1, 0}, {{"id", {1, 0}}}}, {}});
+    batch.chunk = ChunkInfo{3, 120, true, 4};
+    const std::string part = encode_body(batch);
+    CHECK(nlohmann::json::parse(part).dump() == part);
+    CHECK(decode_body(part).transactions.at(0).late_versions.at(0).place == 4);
+    check_same(txns.at(0), decoded.transactions.at(0));
+}
+
 TEST_CASE("headers name the batch without parsing the body") {
     auto txns = fixture_transactions("basic.hex");
     const ChangeBatch batch = batch_of({txns[0], txns[4]});
