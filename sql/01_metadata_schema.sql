@@ -204,13 +204,14 @@ DROP FUNCTION IF EXISTS pgbridge.track_row_versions() CASCADE;
 -- up when needed: an entry left untouched for about two billion transactions would name a
 -- reused id. Version 4 gives each such entry its commit time ("t") while the id still names
 -- the transaction (0, unknown, where the server no longer has it, as a lookup gave before).
--- Nothing writes "x" any more, so this runs once; it needs track_commit_timestamp, without
--- which pgbridge's rules cannot run anyway.
+-- Nothing writes "x" any more. Without track_commit_timestamp (which pgbridge's rules need)
+-- nothing can be looked up: the entries are left as they are, and setup converts them once
+-- it is on.
 CREATE OR REPLACE FUNCTION pgbridge.stamp_with_time(entry jsonb) RETURNS jsonb
     LANGUAGE sql AS $$
     SELECT CASE WHEN entry ? 'x'
         THEN (entry - 'x') || jsonb_build_object('t', coalesce((extract(epoch FROM
-                 pg_xact_commit_timestamp((entry ->> 'x')::xid)) * 1000000)::bigint, 0))
+                 pg_xact_commit_timestamp((entry ->> 'x')::xid8::xid)) * 1000000)::bigint, 0))
         ELSE entry END
 $$;
 DO $$
@@ -218,9 +219,10 @@ BEGIN
     IF current_setting('track_commit_timestamp') = 'on' THEN
         UPDATE pgbridge.row_versions
            SET columns = (SELECT jsonb_object_agg(e.key, pgbridge.stamp_with_time(e.value))
-                            FROM jsonb_each(columns) AS e),
-               deleted = pgbridge.stamp_with_time(deleted)
-         WHERE jsonb_path_exists(columns, '$.*.x') OR deleted ? 'x';
+                            FROM jsonb_each(columns) AS e)
+         WHERE jsonb_path_exists(columns, '$.*.x');
+        UPDATE pgbridge.row_versions SET deleted = pgbridge.stamp_with_time(deleted)
+         WHERE deleted ? 'x';
     END IF;
 END
 $$;

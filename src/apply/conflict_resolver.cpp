@@ -195,11 +195,14 @@ Resolution ConflictResolver::resolve_insert(const QualifiedName& table,
         if (local.deleted_applied_position() >= change.position()) {
             return skip("superseded by a later delete from the same side");
         }
-        if (local.local_delete_writes > change.seen_row) {
+        const bool deleted_here =
+            local.deleted && local.deleted->writer == WriteStamp::Writer::Local;
+        if ((deleted_here || !change.backfill) && local.local_delete_writes > change.seen_row) {
             // This side deleted the key without the other side knowing: concurrent, and the
             // delete wins (the other side meets this delete and removes its row too). So even
             // when the tombstone here is now the other side's: both sides deleted and
             // inserted the key again concurrently, and each delete removes the other's new row.
+            // (A copied row carries no vectors: only this side's own tombstone stops it.)
             return concurrent_with_local_delete(ConflictKind::InsertDeleted);
         }
         Resolution r;

@@ -288,9 +288,12 @@ class PostgresApplier::Attempt {
         // The position read came after this session's row locks, which the server logs and
         // flushes only with a later commit; capture reads only what is flushed. A commit of
         // our own (marked with the origin: capture drops it) flushes everything, if it wrote
-        // WAL: the server commits a transaction that wrote nothing but its commit record
-        // without waiting for the flush (then the WAL writer flushes it up to 200 ms later).
-        conn.exec("SELECT pg_catalog.pg_logical_emit_message(true, 'pgbridge.flush', '')");
+        // WAL and waits for the flush: the server commits a transaction that wrote nothing but
+        // its commit record, or under synchronous_commit = off, without waiting (then the WAL
+        // writer flushes it up to 200 ms later).
+        conn.exec(
+            "BEGIN; SET LOCAL synchronous_commit = on;"
+            " SELECT pg_catalog.pg_logical_emit_message(true, 'pgbridge.flush', ''); COMMIT");
         const auto& watermark = a_.options_.local_versions;
         const bool reached =
             check == CaptureCheck::WaitRecorded
@@ -941,14 +944,21 @@ pg::Connection& PostgresApplier::connection() {
 }
 
 void PostgresApplier::prepare() {
-    try {
-        for (const auto& table : options_.tables) {
+    connection();
+    for (const auto& table : options_.tables) {
+        try {
             target_for(table);
+        } catch (const Error& e) {
+            if (is_connection_failure(e)) {
+                forget_session();
+                throw;
+            }
+            // Told again, with its table, by the first apply that needs it.
+            log::info("apply", "a synced table cannot be read on the target yet",
+                      {{"target", options_.target_side},
+                       {"table", table.name_on(options_.target_side).display()},
+                       {"error", e.what()}});
         }
-    } catch (...) {
-        forget_session();
-        targets_.clear();
-        throw;
     }
 }
 

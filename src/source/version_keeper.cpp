@@ -43,6 +43,54 @@ json entry_of(const json& columns, const std::string& name) {
     return json{{"n", 0}, {"s", 0}};
 }
 
+// Keeps the most common entry of the table's columns once, as the default (''), and lists only
+// the columns that differ from it (apply/row_versions reads it the same way): an insert
+// records one entry instead of one per column, which is what the source pays for per row.
+// The candidates are the current default and the entry the latest write gave `written`.
+void compact_columns(json& columns, const std::vector<ColumnInfo>& table_columns,
+                     const std::string* written) {
+    std::vector<json> resolved;
+    resolved.reserve(table_columns.size());
+    for (const auto& c : table_columns) {
+        resolved.push_back(entry_of(columns, c.name));
+    }
+    const json* best = nullptr;
+    std::size_t best_count = 1;  // a default that stands for one column saves nothing
+    std::vector<json> candidates;
+    if (const auto it = columns.find(""); it != columns.end()) {
+        candidates.push_back(*it);
+    }
+    if (written != nullptr) {
+        candidates.push_back(entry_of(columns, *written));
+    }
+    for (const auto& candidate : candidates) {
+        const auto count =
+            static_cast<std::size_t>(std::count(resolved.begin(), resolved.end(), candidate));
+        if (count > best_count) {
+            best = &candidate;
+            best_count = count;
+        }
+    }
+    json out = json::object();
+    for (const auto& [name, entry] : columns.items()) {
+        const bool in_table =
+            name.empty() || std::any_of(table_columns.begin(), table_columns.end(),
+                                        [&](const ColumnInfo& c) { return c.name == name; });
+        if (!in_table) {
+            out[name] = entry;  // a column the table no longer has keeps what it had
+        }
+    }
+    if (best != nullptr) {
+        out[""] = *best;
+    }
+    for (std::size_t i = 0; i < table_columns.size(); ++i) {
+        if (best == nullptr || resolved[i] != *best) {
+            out[table_columns[i].name] = std::move(resolved[i]);
+        }
+    }
+    columns = std::move(out);
+}
+
 Lsn lsn_of(const json& entry, const char* name) {
     const auto it = entry.find(name);
     if (it == entry.end() || !it->is_string()) {
@@ -376,14 +424,21 @@ void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& chan
         // What the columns had applied from the other side stays known for the key, so that
         // a late copy of one of those changes is recognised as superseded.
         // The counters stay, without a stamp: the key's next incarnation goes on from them
-        // (apply::LocalRow::columns).
+        // (apply::LocalRow::columns). The last local write's LSN stays too: an insert of the
+        // key in the same transaction (a delete and an insert, a key update) counts once,
+        // however often the transaction is stamped.
         json retired = json::object();
         for (const auto& [name, entry] : state.columns.items()) {
             state.deleted_applied_remote =
                 std::max(state.deleted_applied_remote, lsn_of(entry, "m"));
-            retired[name] = json{{"n", counter(entry, "n")}, {"s", counter(entry, "s")}};
+            json kept{{"n", counter(entry, "n")}, {"s", counter(entry, "s")}};
+            if (const auto l = entry.find("l"); l != entry.end()) {
+                kept["l"] = *l;  // a transaction stamped again counts its columns once
+            }
+            retired[name] = std::move(kept);
         }
         state.columns = std::move(retired);
+        compact_columns(state.columns, change.table->columns, nullptr);
     } else {
         const Row& next = *change.new_row;
         const bool whole_old =
@@ -391,6 +446,7 @@ void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& chan
         if (change.op == ChangeOp::Insert) {
             state.deleted.reset();
         }
+        const std::string* written = nullptr;
         for (std::size_t c = 0; c < next.size() && c < change.table->columns.size(); ++c) {
             if (next[c].kind == Value::Kind::UnchangedToast) {
                 continue;
@@ -408,6 +464,10 @@ void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& chan
                 entry.erase("x");
             }
             state.columns[name] = std::move(entry);
+            written = &name;
+        }
+        if (written != nullptr) {
+            compact_columns(state.columns, change.table->columns, written);
         }
     }
     RowVersions v;

@@ -314,6 +314,15 @@ TEST_CASE("both sides delete a key and insert it again concurrently: each delete
         CHECK(resolve_and_apply(b, on_b, a_ins).conflict == ConflictKind::InsertDeleted);
         CHECK_FALSE(on_a.exists);
         CHECK_FALSE(on_b.exists);
+
+        // A copied row (initial sync: no vectors) is stopped only by a delete of this side's.
+        RemoteChange copy = insert("b", 0x1000, 0, {"1", "c", "c", "c"});
+        copy.backfill = true;
+        CHECK(a.resolve(kTable, kColumns, copy, on_a).action == Resolution::Action::Insert);
+        LocalRow deleted_here = on_a;
+        deleted_here.deleted = local_at(40);
+        CHECK(a.resolve(kTable, kColumns, copy, deleted_here).conflict ==
+              ConflictKind::InsertDeleted);
     }
 }
 

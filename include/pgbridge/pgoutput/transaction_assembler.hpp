@@ -54,7 +54,7 @@ class TransactionAssembler {
     // applied: SPEC, no echo). Their row changes and logical messages are not decoded, only
     // skipped: the transaction comes out of Commit without them. Relation and Type messages
     // inside them are still read, as later transactions refer to them. Streamed transactions
-    // are always decoded (the origin of a streamed chunk is not sent first).
+    // are decoded as before (kept simple: they are few, and dropped whole all the same).
     void set_skipped_origins(std::function<bool(std::string_view origin_name)> skipped) {
         skipped_origins_ = std::move(skipped);
     }
