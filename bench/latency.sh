@@ -3,12 +3,17 @@
 # the moment the row is written on the other side), and the rate one direction keeps up with,
 # next to PostgreSQL's native logical replication on the same workload in the same run.
 #   scripts/testenv start && bench/latency.sh [RATE per side] [SECONDS]
+# KEEPUP_ROUNDS=N repeats the keep-up phase N times in ABBA order (pgbridge first in odd
+# rounds, native first in even ones) and prints each round's ratio and their median;
+# STEADY=0 leaves the latency phase out (keep-up only).
 # Native replication of PostgreSQL 15 cannot run both directions on one table (no origin
 # filter before 16), so its run uses two tables, one per direction: the same load per side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-1000}
 SECONDS_RUN=${2:-30}
+KEEPUP_ROUNDS=${KEEPUP_ROUNDS:-1}
+STEADY=${STEADY:-1}
 BUILD_DIR=${BUILD_DIR:-build}
 ninja -C "$BUILD_DIR" src/pgbridge >/dev/null
 . "$(scripts/testenv env-file)"
@@ -119,6 +124,7 @@ run_steady() {  # conninfo a, conninfo b, table on a, table on b
     wait_arrived "$1" "$TXNS"
 }
 
+if [ "$STEADY" = 1 ]; then
 echo "== pgbridge: $RATE single-row INSERT transactions/s on each side for $SECONDS_RUN s"
 run_steady "$A dbname=lat_a" "$B dbname=lat_b" t t
 read -r n p50 p99 max <<<"$(latency "$A dbname=lat_a" "$B dbname=lat_b" 1 t)"
@@ -126,16 +132,19 @@ echo "pgbridge a->b: $n rows, latency ms p50 $p50, p99 $p99, max $max"
 read -r n p50 p99 max <<<"$(latency "$B dbname=lat_b" "$A dbname=lat_a" 0 t)"
 echo "pgbridge b->a: $n rows, latency ms p50 $p50, p99 $p99, max $max"
 echo "pgbridge run peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$RUN_PID/status")"
+fi
 
 echo "== native logical replication: the same load, one table per direction"
 psql "$B dbname=lat_native_b" -X -q -c "CREATE SUBSCRIPTION lat_ab CONNECTION '$A dbname=lat_native_a' PUBLICATION lat_ab WITH (copy_data = false)" 2>/dev/null
 psql "$A dbname=lat_native_a" -X -q -c "CREATE SUBSCRIPTION lat_ba CONNECTION '$B dbname=lat_native_b' PUBLICATION lat_ba WITH (copy_data = false)" 2>/dev/null
 sleep 2  # the apply workers start
+if [ "$STEADY" = 1 ]; then
 run_steady "$A dbname=lat_native_a" "$B dbname=lat_native_b" t_ab t_ba
 read -r n p50 p99 max <<<"$(latency "$A dbname=lat_native_a" "$B dbname=lat_native_b" 1 t_ab)"
 echo "native a->b: $n rows, latency ms p50 $p50, p99 $p99, max $max"
 read -r n p50 p99 max <<<"$(latency "$B dbname=lat_native_b" "$A dbname=lat_native_a" 0 t_ba)"
 echo "native b->a: $n rows, latency ms p50 $p50, p99 $p99, max $max"
+fi
 
 echo "== keeping up: the source's own maximum single-row write rate for 15 s, one direction"
 catch_up() {  # conninfo source, conninfo target, table, label
@@ -147,9 +156,25 @@ catch_up() {  # conninfo source, conninfo target, table, label
     rows=$(psql "$1" -X -At -c "SELECT count(*) FROM $3 WHERE id % 2 = 1")
     wait_arrived "$2" $((rows))
     end=$(date +%s.%N)
+    rate=$(echo "($rows - $before) / ($end - $start)" | bc -l)
     printf "; all applied %.1f s after the writes began (%.0f rows/s end to end)\n" \
-        "$(echo "$end - $start" | bc)" "$(echo "($rows - $before) / ($end - $start)" | bc -l)"
+        "$(echo "$end - $start" | bc)" "$rate"
+    echo "$5 $rate" >>"$work/keepup.txt"
 }
-catch_up "$A dbname=lat_a" "$B dbname=lat_b" t "pgbridge a->b:"
-catch_up "$A dbname=lat_native_a" "$B dbname=lat_native_b" t_ab "native   a->b:"
+for round in $(seq 1 "$KEEPUP_ROUNDS"); do
+    order="pgbridge native"
+    [ $((round % 2)) = 1 ] || order="native pgbridge"
+    for who in $order; do
+        case $who in
+            pgbridge) catch_up "$A dbname=lat_a" "$B dbname=lat_b" t "pgbridge a->b:" pgbridge ;;
+            native) catch_up "$A dbname=lat_native_a" "$B dbname=lat_native_b" t_ab "native   a->b:" native ;;
+        esac
+    done
+done
+awk '$1 == "pgbridge" {p[++np] = $2} $1 == "native" {n[++nn] = $2}
+     END {
+         for (i = 1; i <= np; i++) { r[i] = p[i] / n[i]; printf "round %d: pgbridge/native %.2fx\n", i, r[i] }
+         for (i = 1; i <= np; i++) for (j = i + 1; j <= np; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+         printf "keep-up ratio, median of %d rounds: %.2fx\n", np, (np % 2 ? r[(np + 1) / 2] : (r[np / 2] + r[np / 2 + 1]) / 2)
+     }' "$work/keepup.txt"
 echo "pgbridge run peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$RUN_PID/status")"

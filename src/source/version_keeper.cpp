@@ -422,11 +422,11 @@ void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& chan
         state.local_delete_writes = state.local_row_writes;
         state.deleted = json{{"w", "l"}, {"t", txn.commit_time}, {"l", commit_lsn}};
         // What the columns had applied from the other side stays known for the key, so that
-        // a late copy of one of those changes is recognised as superseded.
-        // The counters stay, without a stamp: the key's next incarnation goes on from them
-        // (apply::LocalRow::columns). The last local write's LSN stays too: an insert of the
-        // key in the same transaction (a delete and an insert, a key update) counts once,
-        // however often the transaction is stamped.
+        // a late copy of one of those changes is recognised as superseded. Their counters
+        // stay, without a stamp: the key's next incarnation goes on from them
+        // (apply::LocalRow::columns). So does the last local write's LSN: an insert of the key
+        // in the same transaction (a delete and an insert, a key update) counts once, however
+        // often the transaction is stamped.
         json retired = json::object();
         for (const auto& [name, entry] : state.columns.items()) {
             state.deleted_applied_remote =
