@@ -174,7 +174,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.row_versions (
     seen_remote_row_writes bigint NOT NULL DEFAULT 0,
     local_delete_writes    bigint NOT NULL DEFAULT 0,
     deleted                jsonb,            -- the tombstone's stamp while the key is absent
-                                             -- (columns then keep only "n" and "s")
+                                             -- (columns then keep only "n", "s" and "l")
     deleted_applied_remote pg_lsn,
     PRIMARY KEY (table_name, key)
 );

@@ -286,10 +286,10 @@ void write_pair(JsonWriter& w, const VersionVector& v) {
     w.close(']');
 }
 
-// The members of a versions object: "columns" first, then `between` (late versions' place),
-// then "row", as sorted keys would have them.
-void write_versions_members(JsonWriter& w, const RowVersions& versions,
-                            const std::function<void()>& between, std::string_view source_side) {
+// A versions object; late versions (of a change in an earlier part) also name its place.
+void write_versions(JsonWriter& w, const RowVersions& versions, std::optional<std::uint32_t> place,
+                    std::string_view source_side) {
+    w.open('{');
     w.key("columns");
     w.open('{');
     for (const auto& [column, v] : versions.columns) {
@@ -297,11 +297,13 @@ void write_versions_members(JsonWriter& w, const RowVersions& versions,
         write_pair(w, v);
     }
     w.close('}');
-    if (between) {
-        between();
+    if (place) {
+        w.key("place");
+        w.number(*place);
     }
     w.key("row");
     write_pair(w, versions.row);
+    w.close('}');
 }
 
 std::string_view op_name(ChangeOp op) {
@@ -595,9 +597,7 @@ std::string encode_body(const ChangeBatch& batch) {
                 w.number(index.at(c.table.get()));
                 if (c.versions) {
                     w.key("versions");
-                    w.open('{');
-                    write_versions_members(w, *c.versions, {}, side);
-                    w.close('}');
+                    write_versions(w, *c.versions, std::nullopt, side);
                 }
             }
             w.close('}');
@@ -614,15 +614,7 @@ std::string encode_body(const ChangeBatch& batch) {
             w.open('[');
             for (const auto& p : t.late_versions) {
                 if (p.versions) {
-                    w.open('{');
-                    write_versions_members(
-                        w, *p.versions,
-                        [&] {
-                            w.key("place");
-                            w.number(p.place);
-                        },
-                        side);
-                    w.close('}');
+                    write_versions(w, *p.versions, p.place, side);
                 }
             }
             w.close(']');

@@ -449,22 +449,25 @@ INSERT INTO public.typed VALUES
         }
         CHECK(writes["11"] == 3);
         CHECK(writes["12"] == 2);
+        // The next transaction, of two changes, as delivered.
+        const auto two_changes = [&](const std::string& sql) {
+            const std::size_t before = sink.delivered().size();
+            app.exec(sql);
+            REQUIRE(wait_for_count(sink, before + 1));
+            const auto txn = sink.delivered().at(before);
+            REQUIRE(txn.changes.size() == 2);
+            return txn;
+        };
         // Two writes of one key in one transaction count once.
-        app.exec(
+        const auto twice = two_changes(
             "BEGIN; UPDATE public.other SET note = 'a' WHERE id = 10;"
             " UPDATE public.other SET note = 'b' WHERE id = 10; COMMIT");
-        REQUIRE(wait_for_count(sink, 8));
-        const auto twice = sink.delivered().at(7);
-        REQUIRE(twice.changes.size() == 2);
         CHECK(column_vector(*twice.changes[1].versions, "note").own == 3);
         // Deleted and inserted again in one transaction: the new row counts on from the old
         // one's columns, once.
-        app.exec(
+        const auto again = two_changes(
             "BEGIN; DELETE FROM public.other WHERE id = 10;"
             " INSERT INTO public.other VALUES (10, 'again'); COMMIT");
-        REQUIRE(wait_for_count(sink, 9));
-        const auto again = sink.delivered().at(8);
-        REQUIRE(again.changes.size() == 2);
         CHECK(again.changes[1].versions->row.own == 4);
         CHECK(column_vector(*again.changes[1].versions, "id").own == 2);
         CHECK(column_vector(*again.changes[1].versions, "note").own == 4);
