@@ -11,8 +11,6 @@
 namespace pgbridge::source {
 namespace {
 
-using nlohmann::json;
-
 std::string param(std::size_t n) {
     return "$" + std::to_string(n);
 }
@@ -27,76 +25,22 @@ std::string typed_key(const std::vector<std::string>& types, const std::string& 
     return out + ")";
 }
 
-std::int64_t counter(const json& entry, const char* name) {
-    const auto it = entry.find(name);
-    return it != entry.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
-}
-
-// A column entry: its own, else the row's default entry (''), else none yet.
-json entry_of(const json& columns, const std::string& name) {
-    if (const auto it = columns.find(name); it != columns.end() && it->is_object()) {
-        return *it;
+// Compacts a key's entries after a write by the rule the applier uses too; a column the table
+// no longer has keeps what it had.
+void compact(ColumnVersions& columns, const std::vector<std::string>& names) {
+    std::vector<StoredColumnVersion> entries;
+    entries.reserve(names.size());
+    for (const auto& name : names) {
+        entries.push_back(column_entry(columns, name));
     }
-    if (const auto it = columns.find(""); it != columns.end() && it->is_object()) {
-        return *it;
-    }
-    return json{{"n", 0}, {"s", 0}};
-}
-
-// Keeps the most common entry of the table's columns once, as the default (''), and lists only
-// the columns that differ from it (apply/row_versions reads it the same way): an insert
-// records one entry instead of one per column, which is what the source pays for per row.
-// The candidates are the current default and the entry the latest write gave `written`.
-void compact_columns(json& columns, const std::vector<ColumnInfo>& table_columns,
-                     const std::string* written) {
-    std::vector<json> resolved;
-    resolved.reserve(table_columns.size());
-    for (const auto& c : table_columns) {
-        resolved.push_back(entry_of(columns, c.name));
-    }
-    const json* best = nullptr;
-    std::size_t best_count = 1;  // a default that stands for one column saves nothing
-    std::vector<json> candidates;
-    if (const auto it = columns.find(""); it != columns.end()) {
-        candidates.push_back(*it);
-    }
-    if (written != nullptr) {
-        candidates.push_back(entry_of(columns, *written));
-    }
-    for (const auto& candidate : candidates) {
-        const auto count =
-            static_cast<std::size_t>(std::count(resolved.begin(), resolved.end(), candidate));
-        if (count > best_count) {
-            best = &candidate;
-            best_count = count;
-        }
-    }
-    json out = json::object();
-    for (const auto& [name, entry] : columns.items()) {
-        const bool in_table =
-            name.empty() || std::any_of(table_columns.begin(), table_columns.end(),
-                                        [&](const ColumnInfo& c) { return c.name == name; });
-        if (!in_table) {
-            out[name] = entry;  // a column the table no longer has keeps what it had
-        }
-    }
-    if (best != nullptr) {
-        out[""] = *best;
-    }
-    for (std::size_t i = 0; i < table_columns.size(); ++i) {
-        if (best == nullptr || resolved[i] != *best) {
-            out[table_columns[i].name] = std::move(resolved[i]);
+    ColumnVersions out = compact_columns(names, std::move(entries));
+    for (auto& [name, entry] : columns) {
+        if (name != kDefaultColumnEntry &&
+            std::find(names.begin(), names.end(), name) == names.end()) {
+            out.emplace(name, std::move(entry));
         }
     }
     columns = std::move(out);
-}
-
-Lsn lsn_of(const json& entry, const char* name) {
-    const auto it = entry.find(name);
-    if (it == entry.end() || !it->is_string()) {
-        return Lsn();
-    }
-    return Lsn::parse(it->get<std::string>()).value_or(Lsn());
 }
 
 }  // namespace
@@ -213,6 +157,9 @@ const VersionKeeper::Table& VersionKeeper::table_of(
         {std::to_string(info.relation_oid)});
     t = Table{};
     t.described = described;
+    for (const auto& c : info.columns) {
+        t.columns.push_back(c.name);
+    }
     ++descriptions_;
     t.read_name = fmt::format("pgbridge_versions_read_{}", descriptions_);
     for (int row = 0; row < r.rows(); ++row) {
@@ -383,16 +330,20 @@ void VersionKeeper::load(const std::vector<std::pair<const Table*, Key>>& keys) 
             const Key& key = *list->at(std::stoul(std::string(r.value(row, 0))));
             State s;
             s.found = true;
-            s.columns = json::parse(r.value(row, 1), nullptr, false);
-            if (!s.columns.is_object()) {
-                s.columns = json::object();
+            try {
+                s.columns = parse_column_versions(r.value(row, 1));
+                if (!r.is_null(row, 5)) {
+                    s.deleted = parse_stamp(r.value(row, 5));
+                }
+            } catch (const Error& e) {
+                // Not a document pgbridge wrote: its columns count from zero again (the
+                // applier dead-letters changes of the key until then).
+                log::warning("capture", "column versions of a key are malformed; counting anew",
+                             {{"side", options_.side}, {"table", key.table}, {"error", e.what()}});
             }
             s.local_row_writes = std::stoll(std::string(r.value(row, 2)));
             s.seen_remote_row_writes = std::stoll(std::string(r.value(row, 3)));
             s.local_delete_writes = std::stoll(std::string(r.value(row, 4)));
-            if (!r.is_null(row, 5)) {
-                s.deleted = json::parse(r.value(row, 5), nullptr, false);
-            }
             if (!r.is_null(row, 6)) {
                 s.deleted_applied_remote = Lsn::parse(r.value(row, 6)).value_or(Lsn());
             }
@@ -408,8 +359,7 @@ void VersionKeeper::load(const std::vector<std::pair<const Table*, Key>>& keys) 
 }
 
 void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& change,
-                                 State& state) const {
-    const std::string commit_lsn = txn.commit_lsn.to_string();
+                                 const Table& table, State& state) const {
     // Counted once per transaction: a second change of the key in the same transaction, or
     // the same transaction stamped again (a piece after a restart), adds nothing.
     if (state.local_lsn != txn.commit_lsn) {
@@ -418,27 +368,24 @@ void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& chan
     }
     state.found = true;
     state.local_xid = static_cast<std::int64_t>(txn.xid);
+    const StoredStamp stamp{VersionWriter::Local, {}, txn.commit_time, txn.commit_lsn};
     if (change.op == ChangeOp::Delete) {
         state.local_delete_writes = state.local_row_writes;
-        state.deleted = json{{"w", "l"}, {"t", txn.commit_time}, {"l", commit_lsn}};
+        state.deleted = stamp;
         // What the columns had applied from the other side stays known for the key, so that
         // a late copy of one of those changes is recognised as superseded. Their counters
         // stay, without a stamp: the key's next incarnation goes on from them
         // (apply::LocalRow::columns). So does the last local write's LSN: an insert of the key
         // in the same transaction (a delete and an insert, a key update) counts once, however
         // often the transaction is stamped.
-        json retired = json::object();
-        for (const auto& [name, entry] : state.columns.items()) {
+        for (auto& [name, entry] : state.columns) {
             state.deleted_applied_remote =
-                std::max(state.deleted_applied_remote, lsn_of(entry, "m"));
-            json kept{{"n", counter(entry, "n")}, {"s", counter(entry, "s")}};
-            if (const auto l = entry.find("l"); l != entry.end()) {
-                kept["l"] = *l;  // a transaction stamped again counts its columns once
-            }
-            retired[name] = std::move(kept);
+                std::max(state.deleted_applied_remote, entry.applied_remote);
+            entry.last_write =
+                StoredStamp{VersionWriter::Unknown, {}, 0, entry.last_write.local_lsn};
+            entry.applied_remote = Lsn();
         }
-        state.columns = std::move(retired);
-        compact_columns(state.columns, change.table->columns, nullptr);
+        compact(state.columns, table.columns);
     } else {
         const Row& next = *change.new_row;
         const bool whole_old =
@@ -446,36 +393,33 @@ void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& chan
         if (change.op == ChangeOp::Insert) {
             state.deleted.reset();
         }
-        const std::string* written = nullptr;
-        for (std::size_t c = 0; c < next.size() && c < change.table->columns.size(); ++c) {
+        bool written = false;
+        for (std::size_t c = 0; c < next.size() && c < table.columns.size(); ++c) {
             if (next[c].kind == Value::Kind::UnchangedToast) {
                 continue;
             }
             if (whole_old && c < change.old_row->size() && (*change.old_row)[c] == next[c]) {
                 continue;
             }
-            const std::string& name = change.table->columns[c].name;
-            json entry = entry_of(state.columns, name);
-            if (lsn_of(entry, "l") != txn.commit_lsn) {
-                entry["n"] = counter(entry, "n") + 1;
-                entry["w"] = "l";
-                entry["t"] = txn.commit_time;
-                entry["l"] = commit_lsn;
-                entry.erase("x");
+            StoredColumnVersion entry = column_entry(state.columns, table.columns[c]);
+            if (entry.last_write.local_lsn != txn.commit_lsn) {
+                ++entry.local_writes;
             }
-            state.columns[name] = std::move(entry);
-            written = &name;
+            // Stamped even when this transaction counted the column already (written, then
+            // the row deleted and inserted again): the new row's column is this write's.
+            entry.last_write = stamp;
+            state.columns.insert_or_assign(table.columns[c], std::move(entry));
+            written = true;
         }
-        if (written != nullptr) {
-            compact_columns(state.columns, change.table->columns, written);
+        if (written) {
+            compact(state.columns, table.columns);
         }
     }
     RowVersions v;
     v.row = {static_cast<std::uint64_t>(state.local_row_writes),
              static_cast<std::uint64_t>(state.seen_remote_row_writes)};
-    for (const auto& [name, entry] : state.columns.items()) {
-        v.columns.emplace(name, VersionVector{static_cast<std::uint64_t>(counter(entry, "n")),
-                                              static_cast<std::uint64_t>(counter(entry, "s"))});
+    for (const auto& [name, entry] : state.columns) {
+        v.columns.emplace(name, VersionVector{entry.local_writes, entry.seen_remote_writes});
     }
     change.versions = std::move(v);
     change.versions_message.clear();
@@ -507,7 +451,7 @@ void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
             if (!keyed) {
                 continue;
             }
-            stamp_change(txn, change, known_[keyed->second]);
+            stamp_change(txn, change, *keyed->first, known_[keyed->second]);
             touched.insert(keyed->second);
         }
         for (const Key& key : touched) {
@@ -536,7 +480,7 @@ void VersionKeeper::stamp_piece(SourceTransaction& piece) {
     piece.late_versions.clear();
     std::vector<std::pair<const Table*, Key>> missing;
     std::set<Key> asked;
-    std::vector<std::optional<Key>> keys;
+    std::vector<std::optional<std::pair<const Table*, Key>>> keys;
     for (auto& change : piece.changes) {
         change.versions.reset();
         change.versions_message.clear();
@@ -544,14 +488,14 @@ void VersionKeeper::stamp_piece(SourceTransaction& piece) {
         if (keyed && !known_.contains(keyed->second) && asked.insert(keyed->second).second) {
             missing.push_back(*keyed);
         }
-        keys.push_back(keyed ? std::optional(keyed->second) : std::nullopt);
+        keys.push_back(keyed);
     }
     if (!missing.empty()) {
         load(missing);
     }
     for (std::size_t i = 0; i < piece.changes.size(); ++i) {
         if (keys[i]) {
-            stamp_change(piece, piece.changes[i], known_[*keys[i]]);
+            stamp_change(piece, piece.changes[i], *keys[i]->first, known_[keys[i]->second]);
         }
     }
     // Written now, with no transaction id: until the whole transaction is in the broker, the
@@ -611,11 +555,12 @@ void VersionKeeper::write_pipelined(const std::map<Key, const State*>& states,
             for (std::size_t k = 0; k < n; ++k) {
                 arrays[k].push_back(key->values[k]);
             }
-            arrays[n].push_back(s->columns.dump());
+            arrays[n].push_back(column_versions_document(s->columns));
             arrays[n + 1].push_back(std::to_string(s->local_row_writes));
             arrays[n + 2].push_back(std::to_string(s->seen_remote_row_writes));
             arrays[n + 3].push_back(std::to_string(s->local_delete_writes));
-            arrays[n + 4].push_back(s->deleted ? std::optional(s->deleted->dump()) : std::nullopt);
+            arrays[n + 4].push_back(s->deleted ? std::optional(stamp_document(*s->deleted))
+                                               : std::nullopt);
             arrays[n + 5].push_back(s->deleted_applied_remote.valid()
                                         ? std::optional(s->deleted_applied_remote.to_string())
                                         : std::nullopt);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/json_writer.hpp>
 #include <pgbridge/core/utf8.hpp>
 #include <pgbridge/transport/message_codec.hpp>
 
@@ -136,109 +137,29 @@ std::optional<std::string> base64_decode(std::string_view in) {
     return out;
 }
 
-// Writes the body's JSON straight into a string: building a document first cost the capture
-// as much as the rest of publishing. Keys come in the order a document with sorted keys would
-// print them, so the bytes are what they always were.
-class JsonWriter {
-  public:
-    std::string take() { return std::move(out_); }
+// The body's JSON goes straight into a string (core/json_writer.hpp). Keys come in the order a
+// document with sorted keys would print them, so the bytes are what they always were.
 
-    void key(std::string_view name) {
-        separate();
-        quoted(name);
-        out_ += ':';
-        fresh_ = true;  // the value follows without a comma
+// A name the source gave (schema, table, column, origin): JSON text must be UTF-8.
+void checked_name(std::string_view text, std::string_view source_side) {
+    if (!is_valid_utf8(text)) {
+        throw Error(ErrorKind::Setup,
+                    "a schema, table, column or origin name is not valid UTF-8: pgbridge "
+                    "needs a UTF-8 source database")
+            .with("source", std::string(source_side));
     }
-    // A key that is a name the source gave (a column).
-    void name_key(std::string_view name, std::string_view source_side) {
-        this->name(name, source_side);
-        out_ += ':';
-        fresh_ = true;
-    }
-    void string(std::string_view text) {
-        separate();
-        quoted(text);
-    }
-    // A name the source gave (schema, table, column, origin): JSON text must be UTF-8.
-    void name(std::string_view text, std::string_view source_side) {
-        if (!is_valid_utf8(text)) {
-            throw Error(ErrorKind::Setup,
-                        "a schema, table, column or origin name is not valid UTF-8: pgbridge "
-                        "needs a UTF-8 source database")
-                .with("source", std::string(source_side));
-        }
-        string(text);
-    }
-    template <typename Number>
-    void number(Number n) {
-        separate();
-        fmt::format_to(std::back_inserter(out_), "{}", n);
-    }
-    void boolean(bool b) {
-        separate();
-        out_ += b ? "true" : "false";
-    }
-    void null() {
-        separate();
-        out_ += "null";
-    }
-    void open(char bracket) {
-        separate();
-        out_ += bracket;
-        fresh_ = true;
-    }
-    void close(char bracket) {
-        out_ += bracket;
-        fresh_ = false;
-    }
+}
 
-  private:
-    void separate() {
-        if (!fresh_) {
-            out_ += ',';
-        }
-        fresh_ = false;
-    }
-    void quoted(std::string_view text) {
-        out_ += '"';
-        for (const char ch : text) {
-            const auto c = static_cast<unsigned char>(ch);
-            switch (c) {
-                case '"':
-                    out_ += "\\\"";
-                    break;
-                case '\\':
-                    out_ += "\\\\";
-                    break;
-                case '\b':
-                    out_ += "\\b";
-                    break;
-                case '\f':
-                    out_ += "\\f";
-                    break;
-                case '\n':
-                    out_ += "\\n";
-                    break;
-                case '\r':
-                    out_ += "\\r";
-                    break;
-                case '\t':
-                    out_ += "\\t";
-                    break;
-                default:
-                    if (c < 0x20) {
-                        fmt::format_to(std::back_inserter(out_), "\\u{:04x}", c);
-                    } else {
-                        out_ += ch;
-                    }
-            }
-        }
-        out_ += '"';
-    }
+void write_name(JsonWriter& w, std::string_view text, std::string_view source_side) {
+    checked_name(text, source_side);
+    w.string(text);
+}
 
-    std::string out_;
-    bool fresh_ = true;
-};
+// A key that is a name the source gave (a column).
+void write_name_key(JsonWriter& w, std::string_view text, std::string_view source_side) {
+    checked_name(text, source_side);
+    w.key(text);
+}
 
 void write_value(JsonWriter& w, const Value& v) {
     switch (v.kind) {
@@ -293,7 +214,7 @@ void write_versions(JsonWriter& w, const RowVersions& versions, std::optional<st
     w.key("columns");
     w.open('{');
     for (const auto& [column, v] : versions.columns) {
-        w.name_key(column, source_side);
+        write_name_key(w, column, source_side);
         write_pair(w, v);
     }
     w.close('}');
@@ -509,7 +430,7 @@ std::string encode_body(const ChangeBatch& batch) {
     JsonWriter w;
     w.open('{');
     w.key("bridge");
-    w.name(batch.bridge, side);
+    write_name(w, batch.bridge, side);
     if (batch.chunk) {
         w.key("chunk");
         w.open('{');
@@ -538,7 +459,7 @@ std::string encode_body(const ChangeBatch& batch) {
             w.key("identity");
             w.boolean(c.key);
             w.key("name");
-            w.name(c.name, side);
+            write_name(w, c.name, side);
             w.key("pk");
             w.boolean(c.primary_key);
             w.key("type");
@@ -549,16 +470,16 @@ std::string encode_body(const ChangeBatch& batch) {
         }
         w.close(']');
         w.key("name");
-        w.name(table->name, side);
+        write_name(w, table->name, side);
         w.key("replica_identity");
-        w.name(std::string_view(&table->replica_identity, 1), side);
+        write_name(w, std::string_view(&table->replica_identity, 1), side);
         w.key("schema");
-        w.name(table->schema, side);
+        write_name(w, table->schema, side);
         w.close('}');
     }
     w.close(']');
     w.key("source");
-    w.name(side, side);
+    write_name(w, side, side);
     w.key("transactions");
     w.open('[');
     for (const auto& t : batch.transactions) {
@@ -621,7 +542,7 @@ std::string encode_body(const ChangeBatch& batch) {
         }
         w.key("origin");
         if (t.origin) {
-            w.name(*t.origin, side);
+            write_name(w, *t.origin, side);
         } else {
             w.null();
         }

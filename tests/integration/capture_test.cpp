@@ -406,7 +406,7 @@ INSERT INTO public.typed VALUES
         CHECK(v.value(0, 1) == "4");
         CHECK(v.value(0, 2) == "l");
         // The tombstone keeps the counters of the columns, not their stamps.
-        const auto kept = apply::parse_column_versions(v.value(0, 3));
+        const auto kept = parse_column_versions(v.value(0, 3));
         CHECK(kept.at("note").local_writes == 3);
         CHECK(kept.at("note").last_write.writer == apply::WriteStamp::Writer::Unknown);
 

@@ -51,7 +51,7 @@ RowState row(std::size_t side, const std::string& email, const std::string& stat
     s.stored.found = true;
     const std::vector<std::string> names = {"id", side == 0 ? "email" : "contact_email", "status"};
     for (std::size_t i = 0; i < names.size(); ++i) {
-        apply::StoredColumnVersion v;
+        StoredColumnVersion v;
         v.last_write.writer = times[i] ? WriteStamp::Writer::Remote : WriteStamp::Writer::Unknown;
         v.last_write.remote_time = times[i];
         s.stored.columns[names[i]] = v;
@@ -86,7 +86,7 @@ TEST_SUITE("unit") {
         CHECK(plan.writes[0].columns == t.columns);
 
         d.states[1].stored.found = true;
-        d.states[1].stored.deleted = apply::StoredStamp{WriteStamp::Writer::Local, "900", 0, ""};
+        d.states[1].stored.deleted = StoredStamp{WriteStamp::Writer::Local, "900", 0, Lsn()};
         plan = plan_repair(t, d, rules, kSides);
         REQUIRE(plan.writes.size() == 1);
         CHECK(plan.writes[0].side == 0);

@@ -8,6 +8,7 @@
 #include <pgbridge/config/conflict_rules.hpp>
 #include <pgbridge/core/change_event.hpp>
 #include <pgbridge/core/lsn.hpp>
+#include <pgbridge/core/stored_versions.hpp>
 
 namespace pgbridge::apply {
 
@@ -15,7 +16,7 @@ namespace pgbridge::apply {
 // write. Time 0 means unknown (a row older than pgbridge, or initial-sync data) and sorts
 // before every known time, so both sides order the same pair of writes the same way.
 struct WriteStamp {
-    enum class Writer : std::uint8_t { Unknown, Local, Remote };
+    using Writer = VersionWriter;
     Writer writer = Writer::Unknown;
     UnixMicros time = 0;
 

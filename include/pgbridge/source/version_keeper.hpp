@@ -12,10 +12,9 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include <pgbridge/core/change_event.hpp>
 #include <pgbridge/core/lsn.hpp>
+#include <pgbridge/core/stored_versions.hpp>
 #include <pgbridge/core/versions_watermark.hpp>
 #include <pgbridge/pg/connection.hpp>
 
@@ -96,11 +95,11 @@ class VersionKeeper {
     };
     struct State {
         bool found = false;
-        nlohmann::json columns = nlohmann::json::object();
+        ColumnVersions columns;
         std::int64_t local_row_writes = 0;
         std::int64_t seen_remote_row_writes = 0;
         std::int64_t local_delete_writes = 0;
-        std::optional<nlohmann::json> deleted;
+        std::optional<StoredStamp> deleted;
         Lsn deleted_applied_remote;
         std::int64_t local_xid = 0;
         Lsn local_lsn;
@@ -108,6 +107,7 @@ class VersionKeeper {
     struct Table {
         std::weak_ptr<const TableInfo> described;
         std::string versions_name;
+        std::vector<std::string> columns;      // the names, in TableInfo::columns order
         std::vector<std::size_t> key_columns;  // in TableInfo::columns
         std::vector<std::string> key_types;
         std::string read_sql;
@@ -131,7 +131,8 @@ class VersionKeeper {
     // Splits an update that changed the primary key into a delete of the old key and an
     // insert of the new one: versions are kept per key. Returns how many changes it added.
     std::uint32_t split_key_changes(SourceTransaction& txn);
-    void stamp_change(const SourceTransaction& txn, ChangeEvent& change, State& state) const;
+    void stamp_change(const SourceTransaction& txn, ChangeEvent& change, const Table& table,
+                      State& state) const;
     // In one transaction and one round trip, with the position recorded, if any.
     void write(const std::map<Key, const State*>& states, const std::optional<Lsn>& recorded);
     void write_pipelined(const std::map<Key, const State*>& states,
