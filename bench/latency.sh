@@ -25,6 +25,7 @@ chmod 755 "$work"
 role=pgb_benchlat
 PGBRIDGE=$BUILD_DIR/src/pgbridge
 RUN_PID=""
+METRICS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 cleanup() {
     [ -z "$RUN_PID" ] || kill -TERM "$RUN_PID" 2>/dev/null || true
@@ -103,6 +104,8 @@ password_file = "$work/role.pass"
 [rabbitmq]
 url = "$PGBRIDGE_TEST_AMQP_URL"
 password_file = "$work/rabbit.pass"
+[metrics]
+listen = "127.0.0.1:$METRICS_PORT"
 [[tables]]
 name = "public.t"
 TOML
@@ -147,9 +150,16 @@ echo "native b->a: $n rows, latency ms p50 $p50, p99 $p99, max $max"
 fi
 
 echo "== keeping up: the source's own maximum single-row write rate for 15 s, one direction"
+# pgbridge's counter NAME for the a->b direction, from its metrics.
+counter() {
+    curl -s "http://127.0.0.1:$METRICS_PORT/metrics" |
+        awk -v n="$1" '$1 ~ "^" n "\\{" && $1 ~ /"a->b"|source="a"/ {print $2; exit}'
+}
 catch_up() {  # conninfo source, conninfo target, table, label
-    local before after start end rows
+    local before after start end rows changes0 messages0
     before=$(psql "$2" -X -At -c "SELECT count(*) FROM arrivals")
+    changes0=$(counter pgbridge_changes_captured_total)
+    messages0=$(counter pgbridge_messages_published_total)
     insert_script 1 "$3" >"$work/max.sql"
     start=$(date +%s.%N)
     "$BINDIR/pgbench" -n -c 2 -j 2 -T 15 -f "$work/max.sql" "$1" 2>&1 | awk -v l="$4" '/tps =/ {printf "%s source wrote %.0f tps", l, $3}'
@@ -157,8 +167,12 @@ catch_up() {  # conninfo source, conninfo target, table, label
     wait_arrived "$2" $((rows))
     end=$(date +%s.%N)
     rate=$(echo "($rows - $before) / ($end - $start)" | bc -l)
-    printf "; all applied %.1f s after the writes began (%.0f rows/s end to end)\n" \
+    printf "; all applied %.1f s after the writes began (%.0f rows/s end to end)" \
         "$(echo "$end - $start" | bc)" "$rate"
+    if [ "$5" = pgbridge ]; then
+        printf "; %.1f changes per message" "$(echo "($(counter pgbridge_changes_captured_total) - $changes0) / ($(counter pgbridge_messages_published_total) - $messages0 + 0.000001)" | bc -l)"
+    fi
+    echo
     echo "$5 $rate" >>"$work/keepup.txt"
 }
 for round in $(seq 1 "$KEEPUP_ROUNDS"); do

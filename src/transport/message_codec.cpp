@@ -242,75 +242,92 @@ std::string_view op_name(ChangeOp op) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decoding helpers: every access says which field was wrong.
+// Decoding helpers: every access says which field was wrong. The field's path is formatted only
+// when it is: a message of many changes has thousands of fields, and naming each one in
+// advance cost more than reading it.
+struct Where {
+    const Where* parent = nullptr;
+    std::string_view name;  // a member (".name"), or the root's name
+    std::size_t index = 0;  // an element ("[index]") when name is empty
 
-[[noreturn]] void malformed(const std::string& where, std::string_view expected) {
+    Where member(std::string_view n) const { return Where{this, n, 0}; }
+    Where at(std::size_t i) const { return Where{this, {}, i}; }
+    std::string str() const {
+        std::string out = parent != nullptr ? parent->str() : std::string();
+        if (name.empty()) {
+            return out + fmt::format("[{}]", index);
+        }
+        return out + (parent != nullptr ? "." : "") + std::string(name);
+    }
+};
+
+[[noreturn]] void malformed(const Where& where, std::string_view expected) {
     throw Error(ErrorKind::Protocol,
-                fmt::format("malformed pgbridge message: {} must be {}", where, expected));
+                fmt::format("malformed pgbridge message: {} must be {}", where.str(), expected));
 }
 
-const json& field(const json& object, const char* key, const std::string& where) {
+const json& field(const json& object, const char* key, const Where& where) {
     if (!object.is_object()) {
         malformed(where, "an object");
     }
     auto it = object.find(key);
     if (it == object.end()) {
-        malformed(where + "." + key, "present");
+        malformed(where.member(key), "present");
     }
     return *it;
 }
 
 // PostgreSQL's text, names included, never holds a NUL; libpq would cut such a value short.
-void check_no_nul(const std::string& s, const std::string& where) {
+void check_no_nul(const std::string& s, const Where& where) {
     if (s.find('\0') != std::string::npos) {
         malformed(where, "text without NUL characters");
     }
 }
 
-std::string string_field(const json& object, const char* key, const std::string& where) {
+std::string string_field(const json& object, const char* key, const Where& where) {
     const json& v = field(object, key, where);
     if (!v.is_string()) {
-        malformed(where + "." + key, "a string");
+        malformed(where.member(key), "a string");
     }
     std::string s = v.get<std::string>();
-    check_no_nul(s, where + "." + key);
+    check_no_nul(s, where.member(key));
     return s;
 }
 
 template <typename Int>
-Int int_field(const json& object, const char* key, const std::string& where) {
+Int int_field(const json& object, const char* key, const Where& where) {
     const json& v = field(object, key, where);
     if (!v.is_number_integer()) {
-        malformed(where + "." + key, "an integer");
+        malformed(where.member(key), "an integer");
     }
     const auto value = v.get<std::int64_t>();
     if (value < static_cast<std::int64_t>(std::numeric_limits<Int>::min()) ||
         value > static_cast<std::int64_t>(std::numeric_limits<Int>::max())) {
-        malformed(where + "." + key, "in range");
+        malformed(where.member(key), "in range");
     }
     return static_cast<Int>(value);
 }
 
-bool bool_field(const json& object, const char* key, const std::string& where, bool fallback) {
+bool bool_field(const json& object, const char* key, const Where& where, bool fallback) {
     auto it = object.find(key);
     if (it == object.end()) {
         return fallback;
     }
     if (!it->is_boolean()) {
-        malformed(where + "." + key, "a boolean");
+        malformed(where.member(key), "a boolean");
     }
     return it->get<bool>();
 }
 
-Lsn lsn_field(const json& object, const char* key, const std::string& where) {
+Lsn lsn_field(const json& object, const char* key, const Where& where) {
     auto lsn = Lsn::parse(string_field(object, key, where));
     if (!lsn) {
-        malformed(where + "." + key, "an LSN like \"0/16B3748\"");
+        malformed(where.member(key), "an LSN like \"0/16B3748\"");
     }
     return *lsn;
 }
 
-Value decode_value(const json& v, const std::string& where) {
+Value decode_value(const json& v, const Where& where) {
     if (v.is_null()) {
         return Value{Value::Kind::Null, {}};
     }
@@ -342,7 +359,7 @@ Value decode_value(const json& v, const std::string& where) {
               "{\"text_base64\": base64}");
 }
 
-Row decode_row(const json& v, const TableInfo& table, const std::string& where) {
+Row decode_row(const json& v, const TableInfo& table, const Where& where) {
     if (!v.is_array() || v.size() != table.columns.size()) {
         malformed(where, fmt::format("an array of {} values (one per column of {}.{})",
                                      table.columns.size(), table.schema, table.name));
@@ -350,12 +367,12 @@ Row decode_row(const json& v, const TableInfo& table, const std::string& where) 
     Row row;
     row.reserve(v.size());
     for (std::size_t i = 0; i < v.size(); ++i) {
-        row.push_back(decode_value(v[i], fmt::format("{}[{}]", where, i)));
+        row.push_back(decode_value(v[i], where.at(i)));
     }
     return row;
 }
 
-VersionVector decode_vector(const json& pair, const std::string& where) {
+VersionVector decode_vector(const json& pair, const Where& where) {
     if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number_unsigned() ||
         !pair[1].is_number_unsigned()) {
         malformed(where, "a pair of counts [own, seen]");
@@ -363,34 +380,36 @@ VersionVector decode_vector(const json& pair, const std::string& where) {
     return VersionVector{pair[0].get<std::uint64_t>(), pair[1].get<std::uint64_t>()};
 }
 
-RowVersions decode_versions(const json& v, const std::string& where) {
+RowVersions decode_versions(const json& v, const Where& where) {
     RowVersions versions;
-    versions.row = decode_vector(field(v, "row", where), where + ".row");
+    versions.row = decode_vector(field(v, "row", where), where.member("row"));
     const json& columns = field(v, "columns", where);
+    const Where columns_where = where.member("columns");
     if (!columns.is_object()) {
-        malformed(where + ".columns", "an object");
+        malformed(columns_where, "an object");
     }
     for (const auto& [name, pair] : columns.items()) {
-        versions.columns.emplace(name, decode_vector(pair, where + ".columns." + name));
+        versions.columns.emplace(name, decode_vector(pair, columns_where.member(name)));
     }
     return versions;
 }
 
-std::shared_ptr<const TableInfo> decode_relation(const json& r, const std::string& where) {
+std::shared_ptr<const TableInfo> decode_relation(const json& r, const Where& where) {
     auto table = std::make_shared<TableInfo>();
     table->schema = string_field(r, "schema", where);
     table->name = string_field(r, "name", where);
     const std::string identity = string_field(r, "replica_identity", where);
     if (identity.size() != 1) {
-        malformed(where + ".replica_identity", "one character");
+        malformed(where.member("replica_identity"), "one character");
     }
     table->replica_identity = identity[0];
     const json& columns = field(r, "columns", where);
+    const Where columns_where = where.member("columns");
     if (!columns.is_array()) {
-        malformed(where + ".columns", "an array");  // empty for a table without columns
+        malformed(columns_where, "an array");  // empty for a table without columns
     }
     for (std::size_t i = 0; i < columns.size(); ++i) {
-        const std::string w = fmt::format("{}.columns[{}]", where, i);
+        const Where w = columns_where.at(i);
         ColumnInfo c;
         c.name = string_field(columns[i], "name", w);
         c.type_oid = int_field<std::uint32_t>(columns[i], "type", w);
@@ -624,9 +643,9 @@ ChangeBatch decode_body(std::string_view body) {
 namespace {
 
 ChangeBatch decode_document(const json& root) {
-    const std::string top = "message";
+    const Where top{nullptr, "message", 0};
     if (!root.is_object() || !root.contains("format") || root["format"] != "pgbridge.changes") {
-        malformed(top + ".format", "\"pgbridge.changes\"");
+        malformed(top.member("format"), "\"pgbridge.changes\"");
     }
     const int version = int_field<int>(root, "version", top);
     if (version != kMessageFormatVersion && version != kChunkFormatVersion) {
@@ -645,33 +664,36 @@ ChangeBatch decode_document(const json& root) {
     } else if (kind == "backfill") {
         batch.kind = BatchKind::Backfill;
     } else {
-        malformed(top + ".kind", "\"live\" or \"backfill\"");
+        malformed(top.member("kind"), "\"live\" or \"backfill\"");
     }
 
     if (version == kChunkFormatVersion) {
         const json& c = field(root, "chunk", top);
+        const Where chunk_where = top.member("chunk");
         ChunkInfo chunk;
-        chunk.index = int_field<std::uint32_t>(c, "index", "message.chunk");
-        chunk.first_change = int_field<std::uint32_t>(c, "first_change", "message.chunk");
-        chunk.last = bool_field(c, "last", "message.chunk", false);
-        chunk.count = int_field<std::uint32_t>(c, "count", "message.chunk");
+        chunk.index = int_field<std::uint32_t>(c, "index", chunk_where);
+        chunk.first_change = int_field<std::uint32_t>(c, "first_change", chunk_where);
+        chunk.last = bool_field(c, "last", chunk_where, false);
+        chunk.count = int_field<std::uint32_t>(c, "count", chunk_where);
         if (chunk.last && chunk.count != chunk.index + 1) {
-            malformed("message.chunk.count", "the number of parts (index + 1) on the last part");
+            malformed(chunk_where.member("count"),
+                      "the number of parts (index + 1) on the last part");
         }
         batch.chunk = chunk;
     } else if (root.contains("chunk")) {
-        malformed("message.chunk", "absent from a version 1 message");
+        malformed(top.member("chunk"), "absent from a version 1 message");
     }
 
     std::vector<std::shared_ptr<const TableInfo>> relations;
     const json& rels = field(root, "relations", top);
     if (!rels.is_array()) {
-        malformed("message.relations", "an array");
+        malformed(top.member("relations"), "an array");
     }
+    const Where rels_where{nullptr, "relations", 0};
     for (std::size_t i = 0; i < rels.size(); ++i) {
-        relations.push_back(decode_relation(rels[i], fmt::format("relations[{}]", i)));
+        relations.push_back(decode_relation(rels[i], rels_where.at(i)));
     }
-    auto relation_at = [&](const json& v, const std::string& where) {
+    auto relation_at = [&](const json& v, const Where& where) {
         if (!v.is_number_unsigned() || v.get<std::size_t>() >= relations.size()) {
             malformed(where, fmt::format("an index into relations (0..{})", relations.size()));
         }
@@ -680,10 +702,11 @@ ChangeBatch decode_document(const json& root) {
 
     const json& txns = field(root, "transactions", top);
     if (!txns.is_array() || txns.empty()) {
-        malformed("message.transactions", "a non-empty array");
+        malformed(top.member("transactions"), "a non-empty array");
     }
+    const Where txns_where{nullptr, "transactions", 0};
     for (std::size_t ti = 0; ti < txns.size(); ++ti) {
-        const std::string tw = fmt::format("transactions[{}]", ti);
+        const Where tw = txns_where.at(ti);
         const json& t = txns[ti];
         SourceTransaction txn;
         txn.source_side = batch.source_side;
@@ -692,20 +715,21 @@ ChangeBatch decode_document(const json& root) {
         txn.end_lsn = lsn_field(t, "end_lsn", tw);
         auto time = parse_timestamp(string_field(t, "commit_time", tw));
         if (!time) {
-            malformed(tw + ".commit_time", "a time like \"2026-11-25T19:40:01.123456Z\"");
+            malformed(tw.member("commit_time"), "a time like \"2026-11-25T19:40:01.123456Z\"");
         }
         txn.commit_time = *time;
         if (const json& origin = field(t, "origin", tw); origin.is_string()) {
             txn.origin = origin.get<std::string>();
         } else if (!origin.is_null()) {
-            malformed(tw + ".origin", "a string or null");
+            malformed(tw.member("origin"), "a string or null");
         }
         const json& changes = field(t, "changes", tw);
+        const Where changes_where = tw.member("changes");
         if (!changes.is_array()) {
-            malformed(tw + ".changes", "an array");
+            malformed(changes_where, "an array");
         }
         for (std::size_t ci = 0; ci < changes.size(); ++ci) {
-            const std::string cw = fmt::format("{}.changes[{}]", tw, ci);
+            const Where cw = changes_where.at(ci);
             const json& c = changes[ci];
             const std::string op = string_field(c, "op", cw);
             ChangeEvent change;
@@ -713,11 +737,10 @@ ChangeBatch decode_document(const json& root) {
                 change.op = ChangeOp::Truncate;
                 const json& list = field(c, "rels", cw);
                 if (!list.is_array() || list.empty()) {
-                    malformed(cw + ".rels", "a non-empty array");
+                    malformed(cw.member("rels"), "a non-empty array");
                 }
                 for (std::size_t k = 0; k < list.size(); ++k) {
-                    change.truncated.push_back(
-                        relation_at(list[k], fmt::format("{}.rels[{}]", cw, k)));
+                    change.truncated.push_back(relation_at(list[k], cw.member("rels").at(k)));
                 }
                 change.table = change.truncated.front();
                 change.truncate_cascade = bool_field(c, "cascade", cw, false);
@@ -730,18 +753,18 @@ ChangeBatch decode_document(const json& root) {
                 } else if (op == "delete") {
                     change.op = ChangeOp::Delete;
                 } else {
-                    malformed(cw + ".op", "insert, update, delete or truncate");
+                    malformed(cw.member("op"), "insert, update, delete or truncate");
                 }
-                change.table = relation_at(field(c, "rel", cw), cw + ".rel");
+                change.table = relation_at(field(c, "rel", cw), cw.member("rel"));
                 if (auto it = c.find("old"); it != c.end()) {
-                    change.old_row = decode_row(*it, *change.table, cw + ".old");
+                    change.old_row = decode_row(*it, *change.table, cw.member("old"));
                     change.old_is_key_only = bool_field(c, "old_key_only", cw, false);
                 }
                 if (auto it = c.find("new"); it != c.end()) {
-                    change.new_row = decode_row(*it, *change.table, cw + ".new");
+                    change.new_row = decode_row(*it, *change.table, cw.member("new"));
                 }
                 if (auto it = c.find("versions"); it != c.end()) {
-                    change.versions = decode_versions(*it, cw + ".versions");
+                    change.versions = decode_versions(*it, cw.member("versions"));
                 }
                 const bool needs_new = change.op != ChangeOp::Delete;
                 if (needs_new != change.new_row.has_value() ||
@@ -755,10 +778,11 @@ ChangeBatch decode_document(const json& root) {
         }
         if (auto it = t.find("late_versions"); it != t.end()) {
             if (!it->is_array() || !batch.chunk) {
-                malformed(tw + ".late_versions", "an array, in a part of a transaction");
+                malformed(tw.member("late_versions"), "an array, in a part of a transaction");
             }
             for (std::size_t k = 0; k < it->size(); ++k) {
-                const std::string w = fmt::format("{}.late_versions[{}]", tw, k);
+                const Where late_where = tw.member("late_versions");
+                const Where w = late_where.at(k);
                 PlacedVersions p;
                 p.place = int_field<std::uint32_t>((*it)[k], "place", w);
                 p.versions = decode_versions((*it)[k], w);
@@ -770,7 +794,7 @@ ChangeBatch decode_document(const json& root) {
     if (batch.chunk && (batch.transactions.size() != 1 ||
                         (batch.transactions[0].changes.empty() &&
                          batch.transactions[0].late_versions.empty() && !batch.chunk->last))) {
-        malformed("message.transactions", "one transaction with changes or versions in a part");
+        malformed(top.member("transactions"), "one transaction with changes or versions in a part");
     }
     return batch;
 }
