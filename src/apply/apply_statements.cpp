@@ -73,8 +73,11 @@ std::string truncate_statement(const TargetTable& table) {
         key += (k > 0 ? ", t." : "t.") + quote_identifier(table.columns[table.key[k]].name);
     }
     key += ")";
-    return "DELETE FROM " + table.name.quoted() +
-           " AS t WHERE NOT EXISTS (SELECT 1 FROM pgbridge.row_versions v"
+    // Only the rows this bridge syncs: a row outside the table's row filter was never the
+    // source's to remove.
+    const std::string synced = table.row_filter ? "(" + *table.row_filter + ") AND " : "";
+    return "DELETE FROM " + table.name.quoted() + " AS t WHERE " + synced +
+           "NOT EXISTS (SELECT 1 FROM pgbridge.row_versions v"
            " CROSS JOIN LATERAL jsonb_each(v.columns) AS e(name, entry)"
            " WHERE v.table_name = $1 AND v.key = " +
            key +
@@ -82,6 +85,14 @@ std::string truncate_statement(const TargetTable& table) {
            " extract(epoch FROM $2::timestamptz) * 1000000, pg_xact_commit_timestamp((e.entry"
            " ->> 'x')::xid8::xid) > $2::timestamptz))";
 }
+
+const char* const kReadReachingReferences =
+    "SELECT c.conrelid::pg_catalog.regclass::text, c.confrelid::pg_catalog.regclass::text"
+    "  FROM pg_catalog.pg_constraint c"
+    " WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd')"
+    "   AND c.confrelid = ANY ($1::pg_catalog.regclass[])"
+    "   AND c.conrelid <> ALL ($1::pg_catalog.regclass[])"
+    " ORDER BY 1, 2";
 
 const char* const kReadTruncationStatement =
     "SELECT (extract(epoch FROM pg_xact_commit_timestamp(xid::xid)) * 1000000)::int8"

@@ -347,6 +347,20 @@ class PostgresApplier::Attempt {
                 truncation_reads.push_back(
                     send_prepared(pipeline, kReadTruncationStatement, {table->versions_name}));
             }
+            // A truncate must not reach a table it does not include (docs/apply-design.md,
+            // "Truncate").
+            std::vector<std::pair<const Item*, std::size_t>> cascade_reads;
+            for (const Item& item : items_) {
+                if (item.truncated.empty()) {
+                    continue;
+                }
+                std::vector<std::optional<std::string>> names;
+                for (const TargetTable* t : item.truncated) {
+                    names.emplace_back(t->name.quoted());
+                }
+                cascade_reads.emplace_back(&item, send_prepared(pipeline, kReadReachingReferences,
+                                                                {pg::array_literal(names)}));
+            }
             // Every local write this read saw committed before this position.
             const std::size_t position =
                 a_.options_.local_versions
@@ -356,6 +370,9 @@ class PostgresApplier::Attempt {
                                     {})
                     : SIZE_MAX;
             results = pipeline.sync();
+            for (const auto& [item, index] : cascade_reads) {
+                refuse_reaching_truncate(*item, results.at(index));
+            }
             if (position != SIZE_MAX) {
                 insert_lsn_ = Lsn::parse(results.at(position).value(0, 0)).value_or(Lsn());
                 flush_lsn_ = Lsn::parse(results.at(position).value(0, 1)).value_or(Lsn());
@@ -499,6 +516,23 @@ class PostgresApplier::Attempt {
         statement_items_.push_back(kNoItem);
         pipeline.send("COMMIT");
         pipeline.sync();
+    }
+
+    // A foreign key of a table the truncate does not include whose ON DELETE action would
+    // change that table (CASCADE, SET NULL, SET DEFAULT): the deletes would reach beyond
+    // what the source truncated. Held (retried, then dead-lettered) with the reason, until
+    // the DBA decides. A key with NO ACTION or RESTRICT refuses by itself when a row refers.
+    void refuse_reaching_truncate(const Item& item, const pg::Result& references) {
+        if (references.rows() == 0) {
+            return;
+        }
+        throw Error(ErrorKind::Setup,
+                    "a TRUNCATE from the source would change a table it does not include: a "
+                    "foreign key with ON DELETE CASCADE, SET NULL or SET DEFAULT refers to a "
+                    "truncated table; not applied")
+            .with("table", std::string(references.value(0, 1)))
+            .with("referenced_by", std::string(references.value(0, 0)))
+            .with("source_lsn", item.transaction->commit_lsn.to_string());
     }
 
     // The source's TRUNCATE, resolved like deletes (docs/apply-design.md, "Truncate"): every

@@ -387,10 +387,17 @@ TEST_SUITE("operations") {
     TEST_CASE(
         "a TRUNCATE never cascades on the target: a table the target does not sync keeps "
         "its rows") {
+        // A key that refuses the deletes, and one whose ON DELETE would change the table
+        // that refers (held before any delete: the reason names the table).
+        std::string on_delete;
+        SUBCASE("no action") {}
+        SUBCASE("on delete cascade") { on_delete = " ON DELETE CASCADE"; }
+        SUBCASE("on delete set null") { on_delete = " ON DELETE SET NULL"; }
         BridgeRun run("");
         run.scratch.admin(1).exec(
             "CREATE TABLE public.note_refs (id int PRIMARY KEY,"
-            "                               note_id bigint REFERENCES public.notes (id))");
+            "                               note_id bigint REFERENCES public.notes (id)" +
+            on_delete + ")");
         run.start();
         insert_notes(run.scratch, 0, 1, 3);
         REQUIRE(eventually([&] { return notes_arrived(run.scratch, 1, 1, 3); },
@@ -403,8 +410,12 @@ TEST_SUITE("operations") {
         CHECK(eventually(
             [&] { return count_of(b, "SELECT count(*) FROM pgbridge.dead_letters") == 1; },
             std::chrono::seconds(60)));
-        CHECK(count_of(b, "SELECT count(*) FROM public.note_refs") == 1);
+        CHECK(count_of(b, "SELECT count(*) FROM public.note_refs WHERE note_id = 1") == 1);
         CHECK(count_of(b, "SELECT count(*) FROM public.notes") == 3);
+        if (!on_delete.empty()) {
+            CHECK(rows_of(run.scratch, 1, "SELECT reason FROM pgbridge.dead_letters")
+                      .find("referenced_by=note_refs") != std::string::npos);
+        }
         CHECK(run.scratch.pgbridge({"status"}).exit_code == 1);
         CHECK(run.daemon->running());
         run.stop();
@@ -717,6 +728,11 @@ TEST_SUITE("operations") {
         CHECK(eventually([&] { return rows_of(run.scratch, 1, ids) == "1,2,3,20,21"; },
                          std::chrono::seconds(30)));
         CHECK(rows_of(run.scratch, 0, ids) == "1,2,3,4,10,11,21");
+        // A TRUNCATE removes on the other side only the rows the filter syncs.
+        a.exec("TRUNCATE public.notes");
+        CHECK(eventually([&] { return rows_of(run.scratch, 1, ids) == "20"; },
+                         std::chrono::seconds(30)));
+        CHECK(rows_of(run.scratch, 0, ids) == "");
         CHECK(dead_letters_none(run.scratch));
         const auto [code, report] = run.pgbridge_json("verify");
         CHECK(code == 0);

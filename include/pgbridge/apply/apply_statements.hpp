@@ -19,8 +19,11 @@ std::string update_statement(const TargetTable& table, const std::vector<std::si
 std::string delete_statement(const TargetTable& table);
 // The other side's TRUNCATE of t, as deletes: every row but those this side wrote after the
 // truncate committed there (row_versions table name $1, the truncate's commit time $2; NULL:
-// every row). docs/apply-design.md, "Truncate".
+// every row), and only the rows of the table's row filter. docs/apply-design.md, "Truncate".
 std::string truncate_statement(const TargetTable& table);
+// The foreign keys of other tables whose ON DELETE would change them when rows of the tables
+// $1 (regclass[]) go: (referencing table, referenced table).
+extern const char* const kReadReachingReferences;
 // The commit time (µs) of this side's last TRUNCATE of row_versions table name $1, if any.
 extern const char* const kReadTruncationStatement;
 
