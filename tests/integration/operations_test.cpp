@@ -391,8 +391,12 @@ TEST_SUITE("operations") {
         // that refers (held before any delete: the reason names the table).
         std::string on_delete;
         SUBCASE("no action") {}
-        SUBCASE("on delete cascade") { on_delete = " ON DELETE CASCADE"; }
-        SUBCASE("on delete set null") { on_delete = " ON DELETE SET NULL"; }
+        SUBCASE("on delete cascade") {
+            on_delete = " ON DELETE CASCADE";
+        }
+        SUBCASE("on delete set null") {
+            on_delete = " ON DELETE SET NULL";
+        }
         BridgeRun run("");
         run.scratch.admin(1).exec(
             "CREATE TABLE public.note_refs (id int PRIMARY KEY,"
