@@ -1,6 +1,8 @@
 // The pgbridge command line: parses arguments and hands each subcommand to its module.
 
 #include <iostream>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -46,12 +48,22 @@ void parse_admin_conninfo(const std::vector<std::string>& items, SetupCommandOpt
     }
 }
 
+// Every command may hold the passwords of both databases and the broker in memory: no core
+// file is written, and no other process of the same user may read the process's memory
+// (ptrace, /proc/PID/mem). Root still can; docs/security.md.
+void protect_secrets_in_memory() {
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    const rlimit none{0, 0};
+    ::setrlimit(RLIMIT_CORE, &none);
+}
+
 }  // namespace
 }  // namespace pgbridge::cli
 
 int main(int argc, char** argv) {
     using namespace pgbridge;
     using namespace pgbridge::cli;
+    protect_secrets_in_memory();
 
     CLI::App app{
         "pgbridge: two-way PostgreSQL sync through RabbitMQ, built on logical "

@@ -288,9 +288,25 @@ bool is_valid_object_name(std::string_view name) {
 // Longer than any password (cloud IAM tokens are a few KB).
 constexpr std::size_t kMaxPasswordLine = 64 * 1024;
 
+// The one rule for a file that holds a secret (a password, a signing key): only its owner may
+// read or write it (mode 0600 or 0400, owned by the user pgbridge runs as). A file others can
+// read is refused, not warned about: a warning in a log nobody reads leaves the secret open.
+std::optional<std::string> exposed_secret_file(const std::filesystem::path& path) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) {
+        return std::nullopt;  // reading it failed already, with its own error
+    }
+    if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        return fmt::format(
+            "can be read or written by group or others (mode {:04o}): pgbridge "
+            "refuses it; chmod 0600 it, owned by the user pgbridge runs as",
+            info.st_mode & 07777);
+    }
+    return std::nullopt;
+}
+
 std::optional<Secret> read_password_file(const std::filesystem::path& path,
-                                         const toml::source_region& where, Diagnostics& diag,
-                                         std::vector<std::string>& warnings) {
+                                         const toml::source_region& where, Diagnostics& diag) {
     std::ifstream in(path);
     if (!in) {
         diag.error(where, fmt::format("password_file '{}' cannot be read: expected a readable "
@@ -298,8 +314,10 @@ std::optional<Secret> read_password_file(const std::filesystem::path& path,
                                       path.string()));
         return std::nullopt;
     }
-    // The first line, read up to a bound: a path like /dev/zero must not read forever.
+    // The first line, read up to a bound: a path like /dev/zero must not read forever. Room
+    // for all of it at once: a buffer that grows leaves copies of the password in freed memory.
     std::string line;
+    line.reserve(kMaxPasswordLine + 1);
     for (char c = 0; line.size() <= kMaxPasswordLine && in.get(c) && c != '\n';) {
         line += c;
     }
@@ -318,14 +336,12 @@ std::optional<Secret> read_password_file(const std::filesystem::path& path,
                                       path.string()));
         return std::nullopt;
     }
-    struct stat info {};
-    if (::stat(path.c_str(), &info) == 0 && (info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        warnings.push_back(
-            fmt::format("password_file '{}' is readable by group or others; "
-                        "chmod 0600 it",
-                        path.string()));
+    Secret secret(std::move(line));
+    if (const auto problem = exposed_secret_file(path)) {
+        diag.error(where, fmt::format("password_file '{}' {}", path.string(), *problem));
+        return std::nullopt;
     }
-    return Secret(std::move(line));
+    return secret;
 }
 
 std::filesystem::path resolve_path(const std::string& text, const std::filesystem::path& base) {
@@ -426,9 +442,8 @@ class ConfigParser {
             }
             if (auto file = reader.string("password_file", false)) {
                 side.password_file = resolve_path(*file, base_dir_);
-                if (auto secret =
-                        read_password_file(*side.password_file, reader.source_of("password_file"),
-                                           diag_, config_.warnings)) {
+                if (auto secret = read_password_file(*side.password_file,
+                                                     reader.source_of("password_file"), diag_)) {
                     side.password = std::move(*secret);
                 }
             }
@@ -495,8 +510,7 @@ class ConfigParser {
         if (auto file = reader.string("password_file", false)) {
             config_.rabbitmq.password_file = resolve_path(*file, base_dir_);
             if (auto secret = read_password_file(*config_.rabbitmq.password_file,
-                                                 reader.source_of("password_file"), diag_,
-                                                 config_.warnings)) {
+                                                 reader.source_of("password_file"), diag_)) {
                 config_.rabbitmq.url.password = std::move(*secret);
             }
         } else if (config_.rabbitmq.url.password_in_url) {

@@ -24,6 +24,25 @@ std::string quote_value(std::string_view value) {
     return out;
 }
 
+// libpq's parse errors quote the text they stopped at, which may be a password: each is told
+// in words of its own, without the text.
+std::string conninfo_error(std::string_view libpq_message) {
+    if (libpq_message.starts_with("missing \"=\"")) {
+        return "a word without \"=\" (expected keyword=value pairs; quote a value with spaces "
+               "in single quotes)";
+    }
+    if (libpq_message.starts_with("invalid connection option")) {
+        return "an unknown keyword (expected the keywords of libpq's connection parameters)";
+    }
+    if (libpq_message.starts_with("unterminated quoted string")) {
+        return "an unterminated quoted value";
+    }
+    if (libpq_message.starts_with("out of memory")) {
+        return "out of memory";
+    }
+    return "not a valid keyword=value connection string or postgresql:// URI";
+}
+
 }  // namespace
 
 std::optional<ConninfoParts> ConninfoParts::parse(std::string_view conninfo, std::string* error) {
@@ -32,7 +51,7 @@ std::optional<ConninfoParts> ConninfoParts::parse(std::string_view conninfo, std
     std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
         PQconninfoParse(text.c_str(), &message), &PQconninfoFree);
     if (!options) {
-        *error = message != nullptr ? trimmed_message(message) : "out of memory";
+        *error = message != nullptr ? conninfo_error(message) : "out of memory";
         PQfreemem(message);
         return std::nullopt;
     }

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -305,6 +306,40 @@ TEST_SUITE("operations") {
         CHECK(same_notes(run.scratch));
         CHECK(eventually([&] { return run.scratch.pgbridge({"status"}).exit_code == 0; },
                          std::chrono::seconds(60)));
+        run.stop();
+    }
+
+    TEST_CASE(
+        "run refuses a secret file others can read (exit 2, nothing started); the daemon "
+        "writes no core file") {
+        BridgeRun run("");
+        for (const std::string file : {"a.pass", "rabbit.pass"}) {
+            const std::string path = run.scratch.dir() + "/" + file;
+            std::filesystem::permissions(
+                path, std::filesystem::perms::group_read | std::filesystem::perms::others_read,
+                std::filesystem::perm_options::add);
+            const CommandResult refused = run.scratch.pgbridge({"run"});
+            INFO(refused.out << refused.err);
+            CHECK(refused.exit_code == 2);
+            CHECK(refused.err.find(file + "' can be read or written by group or others (mode "
+                                          "0644)") != std::string::npos);
+            CHECK(refused.err.find(TestEnvironment::get().amqp_password) == std::string::npos);
+            std::filesystem::permissions(
+                path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+        }
+        run.start();
+        std::ifstream limits(fmt::format("/proc/{}/limits", run.daemon->pid()));
+        const std::string_view name = "Max core file size";
+        std::string line;
+        std::string soft;
+        std::string hard;
+        while (std::getline(limits, line)) {
+            if (line.starts_with(name)) {
+                std::istringstream(line.substr(name.size())) >> soft >> hard;
+            }
+        }
+        CHECK(soft == "0");
+        CHECK(hard == "0");
         run.stop();
     }
 

@@ -350,6 +350,17 @@ TEST_CASE("invalid configurations name the line of the mistake") {
     }
     SUBCASE("invalid libpq conninfo") {
         CHECK(error_line(replace(kValid, "port=5433 dbname=zervigo", "port=5433 dbname")) == 8);
+        // libpq quotes what it stopped at, which may be a password: never shown.
+        for (const char* broken :
+             {"user=pgbridge hunter2", "user=pgbridge password='hunter2", "user=pgbridge hunter2=x",
+              "postgresql://pgbridge:hunter2@[::1/zervigo"}) {
+            const Error e = parse_error(replace(kValid, "dbname=zervigo user=pgbridge", broken));
+            INFO(e.what());
+            CHECK(e.context_value("line") == "8");
+            CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+            CHECK(std::string(e.what()).find("not a valid libpq connection string") !=
+                  std::string::npos);
+        }
     }
     SUBCASE("bridge name with characters a slot name cannot hold") {
         CHECK(error_line(replace(kValid, "name = \"crm\"", "name = \"CRM-1\"")) == 2);
@@ -419,13 +430,31 @@ TEST_CASE("password files are read, never shown, and their permissions checked")
         CHECK(c.sides[0].password.reveal() == "s3cret-pw");
         CHECK(c.warnings.empty());
     }
-    SUBCASE("group-readable file loads with a warning") {
-        std::filesystem::permissions(file, std::filesystem::perms::group_read,
-                                     std::filesystem::perm_options::add);
-        const Config c = parse_config(text, "test.toml", dir);
-        REQUIRE(c.warnings.size() == 1);
-        CHECK(c.warnings[0].find("chmod 0600") != std::string::npos);
-        CHECK(c.warnings[0].find("s3cret") == std::string::npos);
+    SUBCASE("a file group or others can read is refused, at the key") {
+        for (const auto perm :
+             {std::filesystem::perms::group_read, std::filesystem::perms::others_read,
+              std::filesystem::perms::group_write}) {
+            std::filesystem::permissions(
+                file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+            std::filesystem::permissions(file, perm, std::filesystem::perm_options::add);
+            const Error e = [&] {
+                try {
+                    parse_config(text, "test.toml", dir);
+                } catch (const Error& err) {
+                    return err;
+                }
+                FAIL("expected an error");
+                return Error(ErrorKind::Internal, "");
+            }();
+            CHECK(e.kind() == ErrorKind::Config);
+            CHECK(e.context_value("line") == "7");
+            const std::string message = e.what();
+            CHECK(message.find("chmod 0600") != std::string::npos);
+            CHECK(message.find("s3cret") == std::string::npos);
+        }
+        // Owner only, read-only: accepted.
+        std::filesystem::permissions(file, std::filesystem::perms::owner_read);
+        CHECK(parse_config(text, "test.toml", dir).sides[0].password.reveal() == "s3cret-pw");
     }
     SUBCASE("missing file is an error at the key") {
         const Error e = [&] {
