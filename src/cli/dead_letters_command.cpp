@@ -20,6 +20,7 @@
 #include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 #include <pgbridge/transport/message_codec.hpp>
+#include <pgbridge/transport/message_signature.hpp>
 
 namespace pgbridge::cli {
 namespace {
@@ -225,7 +226,8 @@ void mark(pg::Connection& conn, const Letter& l, std::string_view status) {
 // refused again.
 bool refused_for_itself(const std::string& kind) {
     return kind == transport::dead_kind::kOversized || kind == transport::dead_kind::kUnparseable ||
-           kind == transport::dead_kind::kUnsupported || kind == transport::dead_kind::kMisrouted;
+           kind == transport::dead_kind::kUnsupported || kind == transport::dead_kind::kMisrouted ||
+           kind == transport::dead_kind::kForged;
 }
 
 int handle(const Config& config, const GlobalOptions& global,
@@ -269,6 +271,9 @@ int handle(const Config& config, const GlobalOptions& global,
                     // (columns applied later are not overwritten by an older change).
                     message.properties = transport::message_properties(batch, 0);
                     message.properties.headers.set("x-pgbridge-replayed-from", l.id());
+                    // Signed anew: a DBA who replays it vouches for it (an unsigned one too,
+                    // left over from before the key was set).
+                    transport::sign(message, config.rabbitmq.signing_keys);
                     broker->publish(kChannel, message);
                     if (!broker->next_confirm(
                             std::chrono::milliseconds(config.engine.timeout_ms))) {

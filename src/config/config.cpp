@@ -287,6 +287,7 @@ bool is_valid_object_name(std::string_view name) {
 
 // Longer than any password (cloud IAM tokens are a few KB).
 constexpr std::size_t kMaxPasswordLine = 64 * 1024;
+constexpr std::size_t kMaxSigningKeyFile = 64 * 1024;
 
 // The one rule for a file that holds a secret (a password, a signing key): only its owner may
 // read or write it (mode 0600 or 0400, owned by the user pgbridge runs as). A file others can
@@ -497,7 +498,7 @@ class ConfigParser {
         }
         TableReader reader(*rabbit, "[rabbitmq]", diag_,
                            {"url", "password_file", "max_priority", "max_message_bytes", "ca_file",
-                            "cert_file", "key_file", "verify_peer"});
+                            "cert_file", "key_file", "verify_peer", "signing_key_file"});
         if (auto url = reader.string("url", true)) {
             std::string expected;
             if (auto parsed = AmqpUrl::parse(*url, &expected)) {
@@ -527,6 +528,38 @@ class ConfigParser {
             config_.rabbitmq.max_message_bytes = static_cast<std::size_t>(*bytes);
         }
         read_tls_files(reader);
+        if (auto file = reader.string("signing_key_file", false)) {
+            config_.rabbitmq.signing_key_file = resolve_path(*file, base_dir_);
+            read_signing_keys(*config_.rabbitmq.signing_key_file,
+                              reader.source_of("signing_key_file"));
+        }
+    }
+
+    void read_signing_keys(const std::filesystem::path& path, const toml::source_region& where) {
+        std::ifstream in(path);
+        // A few keys of a few dozen bytes: a bound keeps a path like /dev/zero from being
+        // read forever.
+        Secret text([&] {
+            std::string out;
+            out.reserve(kMaxSigningKeyFile + 1);
+            for (char c = 0; out.size() <= kMaxSigningKeyFile && in.get(c);) {
+                out += c;
+            }
+            return out;
+        }());
+        std::string error;
+        if (!in && !in.eof()) {
+            error = "cannot be read: expected a readable file of keys, one a line";
+        } else if (text.reveal().size() > kMaxSigningKeyFile) {
+            error = fmt::format("is longer than {} bytes: expected a few keys, one a line",
+                                kMaxSigningKeyFile);
+        } else if (const auto problem = exposed_secret_file(path)) {
+            error = *problem;
+        } else if (auto keys = parse_signing_keys(text.reveal(), &error)) {
+            config_.rabbitmq.signing_keys = std::move(*keys);
+            return;
+        }
+        diag_.error(where, fmt::format("rabbitmq.signing_key_file '{}' {}", path.string(), error));
     }
 
     void read_tls_files(TableReader& reader) {

@@ -21,6 +21,7 @@ transport::PublisherOptions publisher_options(
     o.batch_size = static_cast<std::size_t>(config.engine.batch_size);
     o.max_message_bytes = config.rabbitmq.max_message_bytes;
     o.chunk_bytes = std::min<std::size_t>(1024 * 1024, config.rabbitmq.max_message_bytes / 2);
+    o.signing_keys = config.rabbitmq.signing_keys;
     // A table's priority, found by the name the source gives it.
     std::map<QualifiedName, int> priorities;
     for (const auto& t : config.tables) {
@@ -113,6 +114,7 @@ transport::ConsumerOptions consumer_options(const Config& config, const std::str
     // Decoded, a group takes several times its bytes: a few parts of a large transaction
     // at most, however large max_message_bytes is.
     o.max_group_bytes = std::min<std::size_t>(2 * 1024 * 1024, config.rabbitmq.max_message_bytes);
+    o.signing_keys = config.rabbitmq.signing_keys;
     return o;
 }
 

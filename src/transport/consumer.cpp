@@ -12,6 +12,7 @@
 #include <pgbridge/core/utf8.hpp>
 #include <pgbridge/transport/consumer.hpp>
 #include <pgbridge/transport/message_codec.hpp>
+#include <pgbridge/transport/message_signature.hpp>
 
 namespace pgbridge::transport {
 namespace {
@@ -154,6 +155,18 @@ class Consumer::Session {
                                   kMessageType)
                     : fmt::format("message has no type property; pgbridge reads {}", kMessageType));
             return out;
+        }
+        // Before the body is parsed: with a key set, nothing unsigned is read at all.
+        if (!o.signing_keys.empty()) {
+            const auto check =
+                check_signature(o.signing_keys, d.properties.headers.get_string(kSignatureHeader),
+                                *d.properties.type, d.body);
+            if (check != SignatureCheck::Valid) {
+                out.content = refusal(
+                    check == SignatureCheck::Missing ? dead_kind::kUnsigned : dead_kind::kForged,
+                    std::string(describe(check)));
+                return out;
+            }
         }
         try {
             ChangeBatch batch = decode_body(d.body);

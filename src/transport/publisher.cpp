@@ -5,6 +5,7 @@
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/transport/message_codec.hpp>
+#include <pgbridge/transport/message_signature.hpp>
 #include <pgbridge/transport/publisher.hpp>
 
 namespace pgbridge::transport {
@@ -200,6 +201,7 @@ void Publisher::publish_batch(const ChangeBatch& batch, int priority, Lsn durabl
                 .with("tables", fmt::format("{}", fmt::join(batch.table_names(), ",")));
         }
         message.properties = message_properties(batch, priority);
+        sign(message, options_.signing_keys);
         connection_->publish(kChannel, message);
         // A part that is not the last makes nothing durable: durable_at is empty.
         in_flight_.push_back(InFlight{next_sequence_++, durable_at});

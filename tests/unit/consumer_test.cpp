@@ -12,9 +12,11 @@
 
 #include <doctest/doctest.h>
 
+#include <pgbridge/core/base64.hpp>
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/transport/consumer.hpp>
 #include <pgbridge/transport/message_codec.hpp>
+#include <pgbridge/transport/message_signature.hpp>
 
 #include "../support/memory_broker.hpp"
 
@@ -271,6 +273,51 @@ TEST_SUITE("unit") {
         REQUIRE(letters[0].last_lsn);
         CHECK(letters[0].last_lsn->to_string() == "0/1108");
         CHECK(r.broker.dead().at(0).properties.headers.get_int("x-pgbridge-attempts") == 3);
+    }
+
+    TEST_CASE("with signing keys, only what one of them signed is read; retries stay signed") {
+        auto key = [](char fill) {
+            std::string error;
+            auto keys = parse_signing_keys(base64_encode(std::string(32, fill)), &error);
+            REQUIRE(keys);
+            return std::move(keys->front());
+        };
+        const SigningKey current = key('c');
+        const SigningKey previous = key('p');
+        const SigningKey stranger = key('s');
+        auto signed_by = [](const SigningKey& k, const std::string& body) {
+            OutgoingMessage m{"", "", MemoryBroker::pgbridge_type(), body};
+            sign(m, {k});
+            return m.properties;
+        };
+        Running r;
+        r.broker.enqueue(message(1), signed_by(current, message(1)));
+        r.broker.enqueue(message(2), signed_by(previous, message(2)));  // before a rotation
+        r.broker.enqueue(message(3));                                   // unsigned
+        r.broker.enqueue(message(4), signed_by(stranger, message(4)));
+        r.broker.enqueue(message(6), signed_by(current, message(5)));  // altered body
+        MessageProperties garbled = signed_by(current, message(7));
+        garbled.headers.set(std::string(kSignatureHeader), std::string("v1 00"));
+        r.broker.enqueue(message(7), garbled);
+        // Signed, fails to apply: its retry copies keep the signature, and it dead-letters
+        // for what the target said, after its attempts.
+        r.broker.enqueue(message(8, "fails"), signed_by(current, message(8, "fails")));
+        r.broker.enqueue(message(9), signed_by(current, message(9)));
+        r.start([&](ConsumerOptions& o) { o.signing_keys = {current, previous}; });
+        REQUIRE(eventually([&] { return r.drained(); }));
+        CHECK(r.handler.ids() == std::vector<std::string>{"1", "2", "9"});
+        const auto letters = r.recorder.all();
+        std::vector<std::string> kinds;
+        for (const auto& l : letters) {
+            kinds.push_back(l.error_kind);
+        }
+        CHECK(kinds ==
+              std::vector<std::string>{"unsigned", "forged", "forged", "forged", "database"});
+        CHECK(letter_with(letters, "does not hold") != nullptr);
+        CHECK(letter_with(letters, "forged or altered") != nullptr);
+        CHECK(letter_with(letters, "not \"v1 KEYID MAC\"") != nullptr);
+        CHECK(letters.back().attempts == 3);
+        CHECK(r.broker.retried() == 2);
     }
 
     TEST_CASE("retry counters are bounded: a forged attempts header cannot loop or overflow") {

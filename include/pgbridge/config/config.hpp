@@ -10,6 +10,7 @@
 
 #include <pgbridge/config/amqp_url.hpp>
 #include <pgbridge/config/cron_schedule.hpp>
+#include <pgbridge/config/signing_keys.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/core/qualified_name.hpp>
 #include <pgbridge/core/secret.hpp>
@@ -48,6 +49,10 @@ struct RabbitConfig {
     std::optional<std::filesystem::path> cert_file;
     std::optional<std::filesystem::path> key_file;
     bool verify_peer = true;
+    // Messages signed with the first key and verified with any (docs/security.md). Without
+    // one, whatever can publish to the bridge's exchange is trusted.
+    std::optional<std::filesystem::path> signing_key_file;
+    std::vector<SigningKey> signing_keys;
 };
 
 struct EngineConfig {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include <pgbridge/config/signing_keys.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 #include <pgbridge/transport/change_batch.hpp>
@@ -71,6 +72,8 @@ struct ConsumerOptions {
     // Messages already delivered are applied together up to this many body bytes (and
     // `prefetch` messages): what bounds the memory of one apply group.
     std::size_t max_group_bytes = 8 * 1024 * 1024;
+    // With keys, a message without a valid signature by one of them is dead-lettered unread.
+    std::vector<SigningKey> signing_keys;
     std::chrono::milliseconds reconnect_min{100};
     std::chrono::milliseconds reconnect_max{10000};
     // Opens the broker side; unset: AMQP connections from `connect`. Unit tests give an

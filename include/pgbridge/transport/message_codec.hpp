@@ -27,6 +27,8 @@ inline constexpr std::string_view kOversized = "oversized";      // over max_mes
 inline constexpr std::string_view kUnparseable = "unparseable";  // not a valid message body
 inline constexpr std::string_view kUnsupported = "unsupported";  // another type or version
 inline constexpr std::string_view kMisrouted = "misrouted";      // another bridge or source
+inline constexpr std::string_view kUnsigned = "unsigned";        // no signature, a key is set
+inline constexpr std::string_view kForged = "forged";            // a signature that fails
 }  // namespace dead_kind
 
 std::string encode_body(const ChangeBatch& batch);

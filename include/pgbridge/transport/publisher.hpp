@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include <pgbridge/config/signing_keys.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/source/transaction_sink.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
@@ -36,6 +37,8 @@ struct PublisherOptions {
     // The priority of a table's changes (its [[tables]] priority); a message takes the
     // highest of its tables. Backfill messages always use 0.
     std::function<int(const TableInfo&)> priority_of;
+    // Every message is signed with the first key ([rabbitmq] signing_key_file); none: unsigned.
+    std::vector<SigningKey> signing_keys;
 };
 
 struct PublisherStats {
