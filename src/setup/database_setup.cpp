@@ -444,9 +444,10 @@ class SideSetupRun {
             "SELECT r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb,"
             "       (SELECT string_agg(g.rolname, ', ' ORDER BY g.rolname) FROM pg_auth_members m"
             "          JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid),"
-            "       (SELECT datdba = r.oid FROM pg_database WHERE datname = current_database())"
+            "       (SELECT datdba = r.oid FROM pg_database WHERE datname = current_database()),"
+            "       (SELECT nspowner = r.oid FROM pg_namespace WHERE nspname = $2)"
             "  FROM pg_roles r WHERE r.rolname = $1",
-            {role});
+            {role, std::string(names::kMetadataSchema)});
         if (r.rows() == 0) {
             return;
         }
@@ -469,6 +470,10 @@ class SideSetupRun {
         if (r.value(0, 5) == "t") {
             more.emplace_back("owner of the database");
         }
+        if (r.value(0, 6) == "t") {
+            more.push_back(fmt::format("owner of schema {} (may rewrite its own history)",
+                                       names::kMetadataSchema));
+        }
         for (const auto& table : config_.tables) {
             const QualifiedName local = table.name_on(side());
             if (s_.conn
@@ -484,7 +489,8 @@ class SideSetupRun {
         }
         report_.add(side(), "role " + role, Outcome::Warning,
                     fmt::format("has more than pgbridge needs: {}; consider a least-privileged "
-                                "role (docs/setup.md)",
+                                "role (docs/setup.md), and run setup again once these are "
+                                "taken away: it grants only what the role lacks",
                                 fmt::join(more, "; ")));
     }
 
