@@ -15,6 +15,7 @@
 #include <pgbridge/pg/conninfo.hpp>
 #include <pgbridge/setup/database_setup.hpp>
 #include <pgbridge/setup/key_sequences.hpp>
+#include <pgbridge/setup/runtime_privileges.hpp>
 #include <pgbridge/source/slot_identity.hpp>
 
 #include "embedded_sql.hpp"
@@ -27,19 +28,6 @@ using Outcome = SetupStep::Outcome;
 constexpr int kMinServerVersion = 150000;
 constexpr std::string_view kOldVersionTrigger = "pgbridge_row_versions";
 constexpr std::string_view kTruncateTrigger = "pgbridge_truncations";
-
-// The functions the apply session calls to tag its transactions with a replication origin.
-// PostgreSQL revokes them from PUBLIC; they can be granted since version 14.
-constexpr std::string_view kOriginFunctions[] = {
-    "pg_catalog.pg_replication_origin_oid(text)",
-    "pg_catalog.pg_replication_origin_session_setup(text)",
-    "pg_catalog.pg_replication_origin_session_reset()",
-    "pg_catalog.pg_replication_origin_session_is_setup()",
-    "pg_catalog.pg_replication_origin_session_progress(boolean)",
-    "pg_catalog.pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)",
-    "pg_catalog.pg_replication_origin_xact_reset()",
-    "pg_catalog.pg_replication_origin_progress(text, boolean)",
-};
 
 struct Column {
     std::string name;  // as the side names it
@@ -398,6 +386,7 @@ class SideSetupRun {
             report_.add(side(), "role", Outcome::Skipped,
                         "setup connects as the runtime role itself; give it its grants with "
                         "sql/02_role.sql or run setup with --admin-conninfo");
+            surplus(role.empty() ? s_.conn.current_user() : role);
             return;
         }
         if (role.empty()) {
@@ -410,6 +399,7 @@ class SideSetupRun {
         if (role == s_.conn.current_user()) {
             report_.add(side(), object, Outcome::Skipped,
                         "setup connects as the runtime role itself");
+            surplus(role);
             return;
         }
         auto existing = s_.conn.exec(
@@ -431,18 +421,77 @@ class SideSetupRun {
             change(object, "altered to LOGIN REPLICATION",
                    fmt::format("ALTER ROLE {} LOGIN REPLICATION", quote_identifier(role)));
         } else {
-            report_.add(side(), object, Outcome::Unchanged,
-                        existing.value(0, 2) == "t" ? "present (a superuser: consider a "
-                                                      "least-privileged role)"
-                                                    : "present");
+            report_.add(side(), object, Outcome::Unchanged, "present");
+        }
+        if (existing.rows() > 0) {
+            surplus(role);
         }
         if (dry_run_ && existing.rows() == 0) {
             report_.add(side(), object + " grants", Outcome::Changed,
-                        "would grant CONNECT, USAGE and DML on the synced tables and schema "
-                        "pgbridge, EXECUTE on the origin functions");
+                        fmt::format("would grant CONNECT, USAGE, {} on the synced tables, on "
+                                    "each table of schema pgbridge what pgbridge needs of it, "
+                                    "EXECUTE on the origin functions",
+                                    kSyncedTablePrivileges));
             return;
         }
         grant_privileges(role);
+    }
+
+    // What the runtime role holds beyond its grants, which no grant or revoke of setup
+    // limits: reported, since the DBA gave it and may have a reason.
+    void surplus(const std::string& role) {
+        auto r = s_.conn.exec(
+            "SELECT r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb,"
+            "       (SELECT string_agg(g.rolname, ', ' ORDER BY g.rolname) FROM pg_auth_members m"
+            "          JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid),"
+            "       (SELECT datdba = r.oid FROM pg_database WHERE datname = current_database()),"
+            "       (SELECT nspowner = r.oid FROM pg_namespace WHERE nspname = $2)"
+            "  FROM pg_roles r WHERE r.rolname = $1",
+            {role, std::string(names::kMetadataSchema)});
+        if (r.rows() == 0) {
+            return;
+        }
+        std::vector<std::string> more;
+        if (r.value(0, 0) == "t") {
+            more.emplace_back("a superuser (it passes every privilege check)");
+        }
+        if (r.value(0, 1) == "t") {
+            more.emplace_back("BYPASSRLS");
+        }
+        if (r.value(0, 2) == "t") {
+            more.emplace_back("CREATEROLE");
+        }
+        if (r.value(0, 3) == "t") {
+            more.emplace_back("CREATEDB");
+        }
+        if (auto groups = r.optional_value(0, 4)) {
+            more.push_back("member of " + *groups);
+        }
+        if (r.value(0, 5) == "t") {
+            more.emplace_back("owner of the database");
+        }
+        if (r.value(0, 6) == "t") {
+            more.push_back(fmt::format("owner of schema {} (may rewrite its own history)",
+                                       names::kMetadataSchema));
+        }
+        for (const auto& table : config_.tables) {
+            const QualifiedName local = table.name_on(side());
+            if (s_.conn
+                    .exec("SELECT 1 FROM pg_class c JOIN pg_roles o ON o.oid = c.relowner"
+                          " WHERE c.oid = to_regclass($1) AND o.rolname = $2",
+                          {local.quoted(), role})
+                    .rows() > 0) {
+                more.push_back("owner of " + local.display() + " (may alter or drop it)");
+            }
+        }
+        if (more.empty()) {
+            return;
+        }
+        report_.add(side(), "role " + role, Outcome::Warning,
+                    fmt::format("has more than pgbridge needs: {}; consider a least-privileged "
+                                "role (docs/setup.md), and run setup again once these are "
+                                "taken away: it grants only what the role lacks",
+                                fmt::join(more, "; ")));
     }
 
     void replica_identity() {
@@ -748,24 +797,27 @@ class SideSetupRun {
         }
     }
 
-    // Grants what the role lacks, checking each privilege first so the report says exactly
-    // what changed.
+    // Grants what the role lacks and takes back what an older setup granted beyond
+    // runtime_privileges.hpp, checking each privilege first so the report says exactly what
+    // changed. What the role holds beyond it on a synced table is only reported: the DBA may
+    // have granted it on purpose.
     void grant_privileges(const std::string& role) {
         const std::string quoted_role = quote_identifier(role);
         std::vector<std::string> granted;
+        std::vector<std::string> revoked;
         auto missing = [&](std::string_view check, const std::string& object,
-                           std::initializer_list<std::string_view> privileges) {
+                           const std::vector<std::string>& privileges) {
             std::vector<std::string> result;
-            for (auto privilege : privileges) {
+            for (const auto& privilege : privileges) {
                 auto has = s_.conn.exec(fmt::format("SELECT {}($1, $2, $3)", check),
-                                        {role, object, std::string(privilege)});
+                                        {role, object, privilege});
                 if (has.value(0, 0) != "t") {
-                    result.emplace_back(privilege);
+                    result.push_back(privilege);
                 }
             }
             return result;
         };
-        auto grant = [&](std::vector<std::string> privileges, const std::string& on_what,
+        auto grant = [&](const std::vector<std::string>& privileges, const std::string& on_what,
                          const std::string& display) {
             if (privileges.empty()) {
                 return;
@@ -775,6 +827,17 @@ class SideSetupRun {
                 s_.conn.exec(fmt::format("GRANT {} ON {} TO {}", list, on_what, quoted_role));
             }
             granted.push_back(list + " on " + display);
+        };
+        auto revoke = [&](const std::vector<std::string>& privileges, const std::string& on_what,
+                          const std::string& display) {
+            if (privileges.empty()) {
+                return;
+            }
+            const std::string list = join(privileges);
+            if (!dry_run_) {
+                s_.conn.exec(fmt::format("REVOKE {} ON {} FROM {}", list, on_what, quoted_role));
+            }
+            revoked.push_back(list + " on " + display);
         };
 
         auto database = std::string(s_.conn.exec("SELECT current_database()").value(0, 0));
@@ -798,43 +861,135 @@ class SideSetupRun {
                   "SCHEMA " + quote_identifier(schema), "schema " + schema);
         }
         auto metadata_tables = s_.conn.exec(
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+            "SELECT c.relname, format('%I.%I', n.nspname, c.relname) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 1",
             {std::string(names::kMetadataSchema)});
         for (int row = 0; row < metadata_tables.rows(); ++row) {
-            const std::string table(metadata_tables.value(row, 0));
-            // The parts of a large transaction are deleted when it is applied.
-            if (table == "pgbridge.transaction_parts") {
-                grant(
-                    missing("has_table_privilege", table, {"SELECT", "INSERT", "UPDATE", "DELETE"}),
-                    "TABLE " + table, table);
+            const std::string name(metadata_tables.value(row, 0));
+            const std::string table(metadata_tables.value(row, 1));
+            const auto* entry = metadata_privileges(name);
+            if (entry == nullptr) {
+                report_.add(side(), "table " + table, Outcome::Warning,
+                            "not a table of this pgbridge's metadata schema; its privileges are "
+                            "left as they are");
                 continue;
             }
-            grant(missing("has_table_privilege", table, {"SELECT", "INSERT", "UPDATE"}),
-                  "TABLE " + table, table);
+            const auto needed = privilege_list(entry->privileges);
+            grant(missing("has_table_privilege", table, needed), "TABLE " + table, table);
+            revoke(direct_table_privileges(role, table, needed), "TABLE " + table, table);
         }
+        const auto synced = privilege_list(kSyncedTablePrivileges);
         for (const auto& table : config_.tables) {
             const QualifiedName local = table.name_on(side());
-            grant(missing("has_table_privilege", local.quoted(),
-                          {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"}),
-                  "TABLE " + local.quoted(), local.display());
+            grant(missing("has_table_privilege", local.quoted(), synced), "TABLE " + local.quoted(),
+                  local.display());
+            const auto more = direct_table_privileges(role, local.quoted(), synced);
+            if (!more.empty()) {
+                report_.add(
+                    side(), fmt::format("role {} on {}", role, local.display()), Outcome::Warning,
+                    fmt::format("also has {}, which pgbridge does not need{}; left as "
+                                "it is: REVOKE {} ON {} FROM {}",
+                                join(more),
+                                std::find(more.begin(), more.end(), "TRUNCATE") != more.end()
+                                    ? " (it applies a source's TRUNCATE as DELETEs)"
+                                    : "",
+                                join(more), local.quoted(), quoted_role));
+            }
         }
         for (auto function : kOriginFunctions) {
             grant(missing("has_function_privilege", std::string(function), {"EXECUTE"}),
                   "FUNCTION " + std::string(function), std::string(function));
         }
-        grant(missing("has_table_privilege", "pg_catalog.pg_replication_origin_status", {"SELECT"}),
-              "pg_catalog.pg_replication_origin_status", "pg_replication_origin_status");
+        // Only where a DBA revoked it from PUBLIC.
+        grant(missing("has_function_privilege", std::string(kEmitMessageFunction), {"EXECUTE"}),
+              "FUNCTION " + std::string(kEmitMessageFunction), std::string(kEmitMessageFunction));
+        for (auto function : kUnusedOriginFunctions) {
+            if (granted_directly(true, function, role)) {
+                revoke({"EXECUTE"}, "FUNCTION " + std::string(function), std::string(function));
+            }
+        }
+        if (granted_directly(false, kUnusedOriginView, role)) {
+            revoke({"SELECT"}, std::string(kUnusedOriginView), std::string(kUnusedOriginView));
+        }
 
         const std::string object = fmt::format("role {} grants", role);
-        if (granted.empty()) {
+        std::vector<std::string> done;
+        const std::string would = dry_run_ ? "would " : "";
+        if (!granted.empty()) {
+            done.push_back(would + (dry_run_ ? "grant " : "granted ") + join_steps(granted));
+        }
+        if (!revoked.empty()) {
+            done.push_back(would + (dry_run_ ? "revoke" : "revoked") +
+                           " what pgbridge does not need: " + join_steps(revoked));
+        }
+        if (done.empty()) {
             report_.add(side(), object, Outcome::Unchanged, "complete");
         } else {
-            report_.add(side(), object, Outcome::Changed,
-                        (dry_run_ ? "would grant " : "granted ") +
-                            fmt::format("{}", fmt::join(granted, "; ")));
+            report_.add(side(), object, Outcome::Changed, fmt::format("{}", fmt::join(done, "; ")));
         }
+    }
+
+    static std::string join_steps(const std::vector<std::string>& steps) {
+        return fmt::format("{}", fmt::join(steps, "; "));
+    }
+
+    static const TablePrivileges* metadata_privileges(std::string_view table) {
+        for (const auto& entry : kMetadataTablePrivileges) {
+            if (entry.table == table) {
+                return &entry;
+            }
+        }
+        return nullptr;
+    }
+
+    static std::vector<std::string> privilege_list(std::string_view list) {
+        std::vector<std::string> out;
+        while (!list.empty()) {
+            const auto comma = list.find(',');
+            out.emplace_back(list.substr(0, comma));
+            list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 2);
+        }
+        return out;
+    }
+
+    // The table privileges granted to the role itself (not through PUBLIC or a role it is a
+    // member of, and not as owner) beyond needed, in the order GRANT lists them.
+    std::vector<std::string> direct_table_privileges(const std::string& role,
+                                                     const std::string& table,
+                                                     const std::vector<std::string>& needed) {
+        auto result = s_.conn.exec(
+            "SELECT a.privilege_type FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a"
+            " WHERE c.oid = $1::regclass AND a.grantee = to_regrole($2)"
+            "   AND a.grantee <> c.relowner",
+            {table, quote_identifier(role)});
+        std::set<std::string> held;
+        for (int row = 0; row < result.rows(); ++row) {
+            held.emplace(result.value(row, 0));
+        }
+        std::vector<std::string> more;
+        for (auto privilege : kTablePrivilegeNames) {
+            const std::string name(privilege);
+            if (held.contains(name) &&
+                std::find(needed.begin(), needed.end(), name) == needed.end()) {
+                more.push_back(name);
+            }
+        }
+        return more;
+    }
+
+    // Whether the role holds a privilege on a function (or else a relation) granted to it by
+    // name.
+    bool granted_directly(bool function, std::string_view object, const std::string& role) {
+        return s_.conn
+                   .exec(function ? "SELECT EXISTS (SELECT 1 FROM pg_proc o CROSS JOIN LATERAL "
+                                    "aclexplode(o.proacl) a WHERE o.oid = $1::regprocedure AND "
+                                    "a.grantee = to_regrole($2))"
+                                  : "SELECT EXISTS (SELECT 1 FROM pg_class o CROSS JOIN LATERAL "
+                                    "aclexplode(o.relacl) a WHERE o.oid = $1::regclass AND "
+                                    "a.grantee = to_regrole($2))",
+                         {std::string(object), quote_identifier(role)})
+                   .value(0, 0) == "t";
     }
 
     const Config& config_;

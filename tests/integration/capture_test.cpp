@@ -223,8 +223,8 @@ INSERT INTO public.typed VALUES
             apply.exec("SELECT pg_replication_origin_xact_setup('0/42', now())");
             apply.exec("INSERT INTO public.other VALUES (1, 'applied from b')");
         });
-        apply.exec("SELECT pg_replication_origin_session_reset()");
-        apply.exec("INSERT INTO public.other VALUES (2, 'written locally')");
+        // A session of its own, bound to no origin.
+        bridge.scratch.runtime(0).exec("INSERT INTO public.other VALUES (2, 'written locally')");
         REQUIRE(wait_for_count(sink, 1));
         REQUIRE(eventually([&] { return capture.stats().echo_transactions_dropped.load() == 1; }));
         const auto txns = sink.delivered();

@@ -46,6 +46,30 @@ std::string scalar(pg::Connection& conn, const std::string& sql, const pg::Param
     return std::string(result.value(0, 0));
 }
 
+// Whether the server refuses sql for lack of a privilege.
+bool denied(pg::Connection& conn, const std::string& sql) {
+    try {
+        conn.exec(sql);
+        return false;
+    } catch (const Error& e) {
+        INFO(e.what());
+        CHECK(e.context_value("sqlstate") == "42501");
+        return true;
+    }
+}
+
+// The steps of a JSON report for one side and object.
+std::vector<nlohmann::json> steps_of(const nlohmann::json& report, const std::string& side,
+                                     const std::string& object) {
+    std::vector<nlohmann::json> out;
+    for (const auto& step : report["steps"]) {
+        if (step["side"] == side && step["object"] == object) {
+            out.push_back(step);
+        }
+    }
+    return out;
+}
+
 nlohmann::json parse_json(const CommandResult& r) {
     INFO("stdout: " << r.out << "\nstderr: " << r.err);
     REQUIRE(r.exit_code == 0);
@@ -197,15 +221,43 @@ TEST_SUITE("setup") {
                 "'update_update', 'b', 'a', 'manual', 'pending')",
                 {bridge.name()});
         });
-        CHECK(scalar(apply, "SELECT pg_replication_origin_session_progress(false)") == "0/1234");
         auto admin = bridge.admin(1);
         CHECK(scalar(admin,
                      "SELECT remote_lsn FROM pg_replication_origin_status "
                      "JOIN pg_replication_origin ON roident = local_id WHERE roname = $1",
                      {fmt::format("pgbridge_{}_from_a", bridge.name())}) == "0/1234");
 
-        // ... and nothing beyond its grants.
+        // ... and nothing beyond its grants: it cannot rewrite what pgbridge's history and
+        // schema say, nor truncate a synced table, nor manage origins.
         CHECK_THROWS_AS(apply.exec("CREATE TABLE public.not_allowed (id int)"), Error);
+        for (const std::string sql : {
+                 "UPDATE pgbridge.schema_version SET version = version",
+                 "DELETE FROM pgbridge.schema_version",
+                 "INSERT INTO pgbridge.schema_version (version) VALUES (99)",
+                 "DELETE FROM pgbridge.conflicts",
+                 "DELETE FROM pgbridge.dead_letters",
+                 "DELETE FROM pgbridge.row_versions",
+                 "DELETE FROM pgbridge.sync_state",
+                 "DELETE FROM pgbridge.slot_state",
+                 "UPDATE pgbridge.applied_transactions SET parts = parts",
+                 "DELETE FROM pgbridge.applied_transactions",
+                 "INSERT INTO pgbridge.truncations (table_name, xid) VALUES ('x', '1')",
+                 "DELETE FROM pgbridge.truncations",
+                 "TRUNCATE pgbridge.transaction_parts",
+                 "TRUNCATE hr.candidates",
+                 "SELECT pg_replication_origin_create('pgbridge_not_allowed')",
+                 "SELECT pg_replication_origin_session_reset()",
+                 "SELECT count(*) FROM pg_replication_origin_status",
+             }) {
+            CAPTURE(sql);
+            CHECK(denied(apply, sql));
+        }
+        // What it needs of the metadata schema besides the above.
+        CHECK_FALSE(denied(apply, "SELECT max(version) FROM pgbridge.schema_version"));
+        CHECK_FALSE(denied(apply, "SELECT count(*) FROM pgbridge.truncations"));
+        CHECK_FALSE(denied(apply, "DELETE FROM pgbridge.transaction_parts WHERE false"));
+        CHECK_FALSE(denied(apply, "UPDATE pgbridge.conflicts SET note = note WHERE false"));
+        CHECK_FALSE(denied(apply, "UPDATE pgbridge.dead_letters SET status = status WHERE false"));
 
         // Teardown refuses while the slot streams, and drops nothing.
         auto refused = bridge.pgbridge({"teardown", "--yes"});
@@ -214,6 +266,76 @@ TEST_SUITE("setup") {
         auto side_a = bridge.admin(0);
         CHECK(scalar(side_a, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE $1",
                      {"pgbridge_" + bridge.name() + "_%"}) == "1");
+    }
+
+    TEST_CASE(
+        "setup takes back what an older setup granted on schema pgbridge and reports what else "
+        "the runtime role holds") {
+        ScratchBridge bridge("surplus", kSchemaA, kSchemaB, kTables);
+        bridge.setup();
+        const std::string role = "\"" + bridge.role() + "\"";
+        auto admin = bridge.admin(0);
+        auto has = [&](const std::string& object, const std::string& privilege) {
+            return scalar(admin, "SELECT has_table_privilege($1, $2, $3)::text",
+                          {bridge.role(), object, privilege});
+        };
+        REQUIRE(has("pgbridge.schema_version", "UPDATE") == "false");
+        REQUIRE(has("public.talents", "TRUNCATE") == "false");
+        // What an older setup (and 02_role.sql) granted, and what a DBA may have added.
+        admin.exec("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA pgbridge TO " + role);
+        admin.exec("GRANT DELETE ON pgbridge.schema_version TO " + role);
+        admin.exec("GRANT TRUNCATE ON public.talents TO " + role);
+        admin.exec("GRANT EXECUTE ON FUNCTION pg_replication_origin_session_reset() TO " + role);
+        admin.exec("GRANT SELECT ON pg_replication_origin_status TO " + role);
+        admin.exec("ALTER ROLE " + role + " CREATEDB");
+        admin.exec("GRANT pg_read_all_data TO " + role);
+
+        auto report = parse_json(bridge.pgbridge(with({"--json", "setup"}, bridge.admin_flags())));
+        INFO(report.dump(2));
+        const auto grants = steps_of(report, "a", "role " + bridge.role() + " grants");
+        REQUIRE(grants.size() == 1);
+        CHECK(grants[0]["outcome"] == "changed");
+        const std::string detail = grants[0]["detail"];
+        CHECK(detail.find("revoked what pgbridge does not need: ") != std::string::npos);
+        CHECK(detail.find("INSERT, UPDATE, DELETE on pgbridge.schema_version") !=
+              std::string::npos);
+        CHECK(detail.find("INSERT, UPDATE on pgbridge.truncations") != std::string::npos);
+        CHECK(detail.find("UPDATE on pgbridge.applied_transactions") != std::string::npos);
+        CHECK(detail.find("pg_replication_origin_session_reset()") != std::string::npos);
+        CHECK(detail.find("pg_replication_origin_status") != std::string::npos);
+        CHECK(detail.find("conflicts") == std::string::npos);
+
+        CHECK(has("pgbridge.schema_version", "SELECT") == "true");
+        CHECK(has("pgbridge.schema_version", "UPDATE") == "false");
+        CHECK(has("pgbridge.schema_version", "DELETE") == "false");
+        CHECK(has("pgbridge.truncations", "INSERT") == "false");
+        CHECK(has("pgbridge.conflicts", "UPDATE") == "true");
+        CHECK(scalar(admin,
+                     "SELECT has_function_privilege($1, "
+                     "'pg_replication_origin_session_reset()', 'EXECUTE')::text",
+                     {bridge.role()}) == "false");
+
+        // A synced table's surplus is the DBA's to take back: reported, left as it is.
+        const auto talents = steps_of(report, "a", "role " + bridge.role() + " on public.talents");
+        REQUIRE(talents.size() == 1);
+        CHECK(talents[0]["outcome"] == "warning");
+        CHECK(talents[0]["detail"].get<std::string>().find("TRUNCATE") != std::string::npos);
+        CHECK(has("public.talents", "TRUNCATE") == "true");
+        const auto attributes = steps_of(report, "a", "role " + bridge.role());
+        bool warned = false;
+        for (const auto& step : attributes) {
+            const std::string text = step["detail"];
+            warned = warned ||
+                     (step["outcome"] == "warning" && text.find("CREATEDB") != std::string::npos &&
+                      text.find("member of pg_read_all_data") != std::string::npos);
+        }
+        CHECK(warned);
+        CHECK(steps_of(report, "b", "role " + bridge.role() + " on hr.candidates").empty());
+
+        // Taken back once: the next run changes nothing and still warns.
+        auto again = parse_json(bridge.pgbridge(with({"--json", "setup"}, bridge.admin_flags())));
+        CHECK(again["changes"] == 0);
+        CHECK(steps_of(again, "a", "role " + bridge.role() + " on public.talents").size() == 1);
     }
 
     TEST_CASE("setup refuses a missing table or one without a primary key and changes nothing") {
