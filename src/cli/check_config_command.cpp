@@ -15,6 +15,15 @@
 namespace pgbridge::cli {
 namespace {
 
+// Key ids only: the first signs.
+std::vector<std::string> signing_key_ids(const std::vector<SigningKey>& keys) {
+    std::vector<std::string> ids;
+    for (const auto& k : keys) {
+        ids.push_back(k.id);
+    }
+    return ids;
+}
+
 std::string password_source(const std::optional<std::filesystem::path>& file, bool in_url) {
     if (file) {
         return "password from " + file->string();
@@ -101,7 +110,9 @@ nlohmann::json config_json(const Config& config) {
          {{"url", r.url.redacted()},
           {"password", password_source(r.password_file, r.url.password_in_url)},
           {"max_priority", r.max_priority},
-          {"exchange", names::exchange(config.bridge_name)}}},
+          {"exchange", names::exchange(config.bridge_name)},
+          {"broker_trusted", r.signing_keys.empty()},
+          {"signing_keys", signing_key_ids(r.signing_keys)}}},
         {"engine",
          {{"batch_size", config.engine.batch_size},
           {"max_retries", config.engine.max_retries},
@@ -138,6 +149,7 @@ void print_text(const Config& config, std::ostream& out) {
     out << fmt::format("  rabbitmq {} ({}), exchange {}, max_priority {}\n", r.url.redacted(),
                        password_source(r.password_file, r.url.password_in_url),
                        names::exchange(config.bridge_name), r.max_priority);
+    out << fmt::format("    {}\n", describe_signing(r.signing_keys));
     const auto& e = config.engine;
     out << fmt::format(
         "  engine: batch_size {}, max_retries {}, retry_delay_ms {}, timeout_ms {}\n", e.batch_size,

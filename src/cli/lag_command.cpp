@@ -111,6 +111,7 @@ int status_command(const GlobalOptions& global) {
                           {"exit_code", static_cast<int>(report.health)},
                           {"problems", report.problems},
                           {"broker_reachable", probe.broker.reachable},
+                          {"broker_trusted", config.rabbitmq.signing_keys.empty()},
                           {"sides", sides},
                           {"directions", directions}}
                          .dump(2)
@@ -132,8 +133,9 @@ int status_command(const GlobalOptions& global) {
                        s.reachable ? std::to_string(s.new_dead_letters) : "-"});
     }
     sides.print(std::cout);
-    std::cout << fmt::format("\nRabbitMQ: {}\n\n",
-                             probe.broker.reachable ? "reachable" : "cannot be reached");
+    std::cout << fmt::format("\nRabbitMQ: {}; {}\n\n",
+                             probe.broker.reachable ? "reachable" : "cannot be reached",
+                             describe_signing(config.rabbitmq.signing_keys));
     lag_table(lag).print(std::cout);
     if (!report.problems.empty()) {
         std::cout << "\n";

@@ -60,4 +60,16 @@ std::optional<std::vector<SigningKey>> parse_signing_keys(std::string_view text,
     return keys;
 }
 
+std::string describe_signing(const std::vector<SigningKey>& keys) {
+    if (keys.empty()) {
+        return "messages not signed: whatever can publish to the bridge's exchange is trusted "
+               "(rabbitmq.signing_key_file, docs/security.md)";
+    }
+    std::string verifying;
+    for (const auto& k : keys) {
+        verifying += (verifying.empty() ? "" : ", ") + k.id;
+    }
+    return fmt::format("messages signed with key {}; verified with {}", keys.front().id, verifying);
+}
+
 }  // namespace pgbridge

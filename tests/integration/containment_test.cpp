@@ -3,6 +3,7 @@
 // are dead-lettered with their reason while the changes behind them are applied, and the
 // process never exits.
 
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -11,8 +12,10 @@
 #include <fmt/format.h>
 
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/base64.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 #include <pgbridge/transport/message_codec.hpp>
+#include <pgbridge/transport/message_signature.hpp>
 
 #include "../support/bridge_run.hpp"
 
@@ -65,9 +68,126 @@ Value text(std::string s) {
     return Value{Value::Kind::Text, std::move(s)};
 }
 
+// A signing key file of `keys` (each the base64 of 32 bytes of one character), owner-only.
+void write_keys(const ScratchBridge& scratch, const std::string& keys) {
+    const std::string path = scratch.dir() + "/signing.keys";
+    {
+        std::ofstream out(path);
+        for (const char k : keys) {
+            out << base64_encode(std::string(32, k)) << "\n";
+        }
+    }
+    std::filesystem::permissions(
+        path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+SigningKey key_of(char k) {
+    std::string error;
+    auto keys = parse_signing_keys(base64_encode(std::string(32, k)), &error);
+    REQUIRE(keys);
+    return std::move(keys->front());
+}
+
+long dead_letters(pg::Connection& conn) {
+    return std::stol(
+        std::string(conn.exec("SELECT count(*) FROM pgbridge.dead_letters").value(0, 0)));
+}
+
 }  // namespace
 
 TEST_SUITE("containment") {
+    TEST_CASE(
+        "with a signing key, unsigned, forged and altered messages are dead-lettered unread; "
+        "a replayed one changes nothing; keys rotate without loss") {
+        BridgeRun run("");
+        const std::string bridge = run.scratch.name();
+        write_keys(run.scratch, "1");
+        rewrite_config(run.scratch, "password_file = \"rabbit.pass\"",
+                       "password_file = \"rabbit.pass\"\nsigning_key_file = \"signing.keys\"");
+        // A copy of every message to b, to replay and to alter.
+        const std::string tap = "pgbridge-test-tap-" + bridge;
+        AmqpConnection broker(amqp_options());
+        broker.declare_queue(1, tap, AmqpTable{});
+        broker.bind_queue(1, tap, names::exchange(bridge), "b");
+        run.start();
+        auto a = run.scratch.admin(0);
+        auto b = run.scratch.admin(1);
+        a.exec("INSERT INTO public.notes VALUES (1, 'signed by a', true)");
+        REQUIRE(eventually([&] {
+            return b.exec("SELECT count(*) FROM public.notes WHERE id = 1").value(0, 0) == "1";
+        }));
+        auto real = broker.get(1, tap, /*acknowledge=*/true);
+        REQUIRE(real);
+        const auto real_signature =
+            real->properties.headers.get_string(std::string(kSignatureHeader));
+        REQUIRE(real_signature);
+        CHECK(real_signature->starts_with("v1 " + key_of('1').id + " "));
+
+        // b changes the row after it arrived: the replay below must not undo that.
+        b.exec("UPDATE public.notes SET body = 'changed on b' WHERE id = 1");
+        const Row row{Value{Value::Kind::Text, "900"}, Value{Value::Kind::Text, "forged"},
+                      Value{Value::Kind::Text, "true"}};
+        MessageProperties typed;
+        typed.type = std::string(kMessageType);
+        OutgoingMessage unsigned_message{names::exchange(bridge), "b", typed,
+                                         encode_body(notes_batch(bridge, "notes", 0x10000, row))};
+        OutgoingMessage stranger = unsigned_message;
+        sign(stranger, {key_of('9')});
+        OutgoingMessage altered{names::exchange(bridge), "b", real->properties, real->body};
+        altered.body.replace(altered.body.find("signed by a"), 11, "forged by x");
+        OutgoingMessage spoofed = unsigned_message;  // a real signature on another body
+        spoofed.properties.headers.set(std::string(kSignatureHeader), *real_signature);
+        const OutgoingMessage replayed{names::exchange(bridge), "b", real->properties, real->body};
+        for (const OutgoingMessage* m : std::initializer_list<const OutgoingMessage*>{
+                 &unsigned_message, &stranger, &altered, &spoofed, &replayed}) {
+            broker.publish(1, *m);
+        }
+        a.exec("INSERT INTO public.notes VALUES (2, 'behind them', true)");
+        REQUIRE(eventually([&] {
+            return b.exec("SELECT count(*) FROM public.notes WHERE id = 2").value(0, 0) == "1";
+        }));
+        REQUIRE(eventually([&] { return dead_letters(b) == 4; }));
+        const auto kinds =
+            b.exec("SELECT string_agg(error_kind, ',' ORDER BY id) FROM pgbridge.dead_letters");
+        CHECK(kinds.value(0, 0) == "unsigned,forged,forged,forged");
+        CHECK(b.exec("SELECT count(*) FROM public.notes WHERE id = 900").value(0, 0) == "0");
+        CHECK(b.exec("SELECT body FROM public.notes WHERE id = 1").value(0, 0) == "changed on b");
+        CHECK(eventually([&] {
+            return a.exec("SELECT body FROM public.notes WHERE id = 1").value(0, 0) ==
+                   "changed on b";
+        }));
+
+        // Rotation: the new key signs, the old one still verifies what it signed.
+        run.stop();
+        write_keys(run.scratch, "21");
+        a.exec("INSERT INTO public.notes VALUES (3, 'while stopped', true)");
+        broker.publish(1, replayed);  // signed by the old key, waiting in the queue
+        run.start();
+        CHECK(eventually([&] {
+            return b.exec("SELECT count(*) FROM public.notes WHERE id = 3").value(0, 0) == "1";
+        }));
+        b.exec("INSERT INTO public.notes VALUES (4, 'from b, new key', false)");
+        CHECK(eventually([&] {
+            return a.exec("SELECT count(*) FROM public.notes WHERE id = 4").value(0, 0) == "1";
+        }));
+        CHECK(eventually([&] { return run.queued(names::queue(bridge, "b")) == 0; }));
+        // The old key retired: what it signed is refused now.
+        run.stop();
+        write_keys(run.scratch, "2");
+        broker.publish(1, replayed);
+        run.start();
+        a.exec("INSERT INTO public.notes VALUES (5, 'after the rotation', true)");
+        CHECK(eventually([&] {
+            return b.exec("SELECT count(*) FROM public.notes WHERE id = 5").value(0, 0) == "1";
+        }));
+        CHECK(eventually([&] { return dead_letters(b) == 5; }));
+        CHECK(dead_letters(a) == 0);
+        broker.delete_queue(1, tap);
+        const auto [code, report] = run.pgbridge_json("verify");
+        CHECK(code == 0);
+        run.stop();
+    }
+
     TEST_CASE("no message stops pgbridge run: each bad one is dead-lettered, the rest applied") {
         BridgeRun run("");
         rewrite_config(run.scratch, "password_file = \"rabbit.pass\"",

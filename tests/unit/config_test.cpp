@@ -477,6 +477,45 @@ TEST_CASE("password files are read, never shown, and their permissions checked")
     std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("a signing key file: its keys, its permissions, errors that never quote it") {
+    const auto dir = std::filesystem::temp_directory_path() / "pgbridge-signing-test";
+    std::filesystem::create_directories(dir);
+    const auto file = dir / "signing.keys";
+    auto write = [&](const std::string& text, std::filesystem::perms perms) {
+        std::ofstream(file) << text;
+        std::filesystem::permissions(file, perms);
+    };
+    const auto owner = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+    const std::string text = replace(kValid, "max_priority = 10",
+                                     "max_priority = 10\nsigning_key_file = \"signing.keys\"");
+    const std::string key = "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=";  // 32 x '1'
+    write(key + "\n", owner);
+    const Config c = parse_config(text, "test.toml", dir);
+    REQUIRE(c.rabbitmq.signing_keys.size() == 1);
+    CHECK(c.rabbitmq.signing_keys[0].key.reveal() == std::string(32, '1'));
+    CHECK(describe_signing(c.rabbitmq.signing_keys)
+              .find("signed with key " + c.rabbitmq.signing_keys[0].id) != std::string::npos);
+    CHECK(describe_signing({}).find("trusted") != std::string::npos);
+
+    auto error_of = [&] {
+        try {
+            parse_config(text, "test.toml", dir);
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        FAIL("expected an error");
+        return std::string();
+    };
+    write(key + "\n", owner | std::filesystem::perms::others_read);
+    CHECK(error_of().find("chmod 0600") != std::string::npos);
+    write(key + "\nc2hvcnQ=\n", owner);  // "short"
+    const std::string short_key = error_of();
+    CHECK(short_key.find("line 2 is not a key") != std::string::npos);
+    CHECK(short_key.find("c2hvcnQ") == std::string::npos);
+    CHECK(short_key.find(key) == std::string::npos);
+    std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("a missing file names the path") {
     try {
         load_config("/nonexistent/pgbridge.toml");

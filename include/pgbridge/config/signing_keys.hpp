@@ -23,4 +23,8 @@ inline constexpr std::size_t kMinSigningKeyBytes = 32;
 std::optional<std::vector<SigningKey>> parse_signing_keys(std::string_view text,
                                                           std::string* error);
 
+// What check-config and status say about messages: signed with which key, or not signed and
+// the broker trusted.
+std::string describe_signing(const std::vector<SigningKey>& keys);
+
 }  // namespace pgbridge
