@@ -216,10 +216,12 @@ int run_command(const GlobalOptions& global) {
     std::unique_ptr<metrics::BridgeMetrics> metrics;
     std::unique_ptr<MetricsProbe> probe;
     if (config.metrics_listen) {
-        metrics =
-            std::make_unique<metrics::BridgeMetrics>(*config.metrics_listen, config.bridge_name);
+        metrics = std::make_unique<metrics::BridgeMetrics>(
+            *config.metrics_listen, config.bridge_name, config.metrics_access);
         probe = std::make_unique<MetricsProbe>(config, *metrics);
-        log::info("run", "serving metrics", {{"listen", *config.metrics_listen}});
+        log::info("run", "serving metrics",
+                  {{"listen", *config.metrics_listen},
+                   {"basic_auth", config.metrics_access.user.empty() ? "no" : "yes"}});
     }
     std::vector<std::unique_ptr<run::Direction>> directions;
     const std::string& a = config.sides[0].name;

@@ -623,7 +623,8 @@ class ConfigParser {
         if (metrics == nullptr) {
             return;
         }
-        TableReader reader(*metrics, "[metrics]", diag_, {"listen"});
+        TableReader reader(*metrics, "[metrics]", diag_, {"listen", "user", "password_file"});
+        read_metrics_access(reader);
         const auto listen = reader.string("listen", false);
         if (!listen) {
             return;
@@ -638,6 +639,26 @@ class ConfigParser {
             return;
         }
         config_.metrics_listen = *listen;
+    }
+
+    void read_metrics_access(TableReader& reader) {
+        auto& access = config_.metrics_access;
+        const auto user = reader.string("user", false);
+        const auto file = reader.string("password_file", false);
+        if (user.has_value() != file.has_value()) {
+            diag_.error(reader.source_of(user ? "user" : "password_file"),
+                        "metrics.user and metrics.password_file go together (HTTP basic auth)");
+        } else if (user) {
+            if (user->empty() || user->find(':') != std::string::npos) {
+                diag_.error(reader.source_of("user"),
+                            "metrics.user must be a non-empty name without ':'");
+            }
+            access.user = *user;
+            if (auto secret = read_password_file(resolve_path(*file, base_dir_),
+                                                 reader.source_of("password_file"), diag_)) {
+                access.password = std::move(*secret);
+            }
+        }
     }
 
     void read_verify(TableReader& root) {

@@ -1,3 +1,4 @@
+#include <openssl/crypto.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/family.h>
@@ -149,14 +150,27 @@ struct BridgeMetrics::Families {
     prometheus::Family<prometheus::Counter>& repairs;
 };
 
-BridgeMetrics::BridgeMetrics(const std::string& listen, const std::string& bridge)
+BridgeMetrics::BridgeMetrics(const std::string& listen, const std::string& bridge,
+                             const Config::MetricsAccess& access)
     : registry_(std::make_shared<prometheus::Registry>()),
       families_(std::make_unique<Families>(*registry_, bridge)) {
+    const std::vector<std::string> options{"listening_ports", listen, "num_threads", "2"};
     try {
-        exposer_ = std::make_unique<prometheus::Exposer>(listen);
+        exposer_ = std::make_unique<prometheus::Exposer>(options);
     } catch (const std::exception& e) {
         throw Error(ErrorKind::Config, std::string("cannot serve metrics: ") + e.what())
             .with("listen", listen);
+    }
+    if (!access.user.empty()) {
+        exposer_->RegisterAuth(
+            [user = access.user, password = access.password](const std::string& u,
+                                                             const std::string& p) {
+                const std::string& expected = password.reveal();
+                // Compared in time that does not depend on where they differ.
+                return u == user && p.size() == expected.size() &&
+                       CRYPTO_memcmp(p.data(), expected.data(), p.size()) == 0;
+            },
+            "pgbridge");
     }
     exposer_->RegisterCollectable(registry_);
 }

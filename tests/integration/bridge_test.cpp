@@ -5,6 +5,7 @@
 // left bouncing.
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -265,6 +266,35 @@ status = "a"
                                             bridge)) == 1.0;
         }));
         CHECK(text.find("'n'") == std::string::npos);
+        run.stop();
+    }
+
+    TEST_CASE("the metrics endpoint with basic auth answers only who has the password") {
+        const int port = free_port();
+        BridgeRun run(
+            fmt::format("\n[metrics]\nlisten = \"127.0.0.1:{}\"\nuser = \"prometheus\"\n"
+                        "password_file = \"metrics.pass\"\n",
+                        port),
+            [](ScratchBridge& scratch) {
+                const std::string file = scratch.dir() + "/metrics.pass";
+                std::ofstream(file) << "scrape-secret\n";
+                std::filesystem::permissions(
+                    file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+            });
+        run.start();
+        const std::string url = fmt::format("http://127.0.0.1:{}/metrics", port);
+        auto curl = [&](std::vector<std::string> extra) {
+            std::vector<std::string> argv{"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"};
+            argv.insert(argv.end(), extra.begin(), extra.end());
+            return run_command(argv, std::chrono::seconds(20)).out;
+        };
+        REQUIRE(eventually([&] { return curl({url}) == "401"; }, std::chrono::seconds(20)));
+        CHECK(curl({"-u", "prometheus:wrong-secret", url}) == "401");
+        CHECK(curl({"-u", "someone:scrape-secret", url}) == "401");
+        CHECK(curl({"-u", "prometheus:scrape-secret", url}) == "200");
+        const CommandResult body = run_command(
+            {"curl", "-s", "-u", "prometheus:scrape-secret", url}, std::chrono::seconds(20));
+        CHECK(body.out.find("pgbridge_broker_up") != std::string::npos);
         run.stop();
     }
 

@@ -166,6 +166,11 @@ TEST_CASE("status thresholds, metrics and log level load") {
                        "test.toml")
               .engine.log_level == log::Level::Debug);
     CHECK_FALSE(parse_config(kValid, "test.toml").metrics_listen);
+    // Basic auth needs both a user and a password file.
+    const Error half = parse_error(std::string(kValid) +
+                                   "\n[metrics]\nlisten = \"127.0.0.1:9187\"\nuser = \"p\"\n");
+    CHECK(std::string(half.what()).find("metrics.user and metrics.password_file go together") !=
+          std::string::npos);
 }
 
 TEST_CASE("the verify schedule loads; a bad cron expression names its line and field") {

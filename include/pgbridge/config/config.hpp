@@ -156,6 +156,12 @@ struct Config {
     SyncConfig sync;
     // [metrics] listen: where `pgbridge run` serves Prometheus metrics; off when unset.
     std::optional<std::string> metrics_listen;
+    // Who may read them, for a port others can reach: HTTP basic auth ([metrics] user and
+    // password_file).
+    struct MetricsAccess {
+        std::string user;  // empty: no authentication
+        Secret password;
+    } metrics_access;
     std::vector<TableConfig> tables;
     ConflictsConfig conflicts;
     // Things that load but that a DBA should fix (world-readable password file, password

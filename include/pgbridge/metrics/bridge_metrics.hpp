@@ -6,6 +6,7 @@
 #include <string>
 
 #include <pgbridge/apply/apply_observer.hpp>
+#include <pgbridge/config/config.hpp>
 #include <pgbridge/metrics/bridge_probe.hpp>
 
 namespace prometheus {
@@ -61,7 +62,8 @@ struct VerifyOutcome {
 // A direction's label is "SOURCE->TARGET". No row value is ever a label.
 class BridgeMetrics final : public apply::ApplyObserver {
   public:
-    BridgeMetrics(const std::string& listen, const std::string& bridge);
+    BridgeMetrics(const std::string& listen, const std::string& bridge,
+                  const Config::MetricsAccess& access = {});
     ~BridgeMetrics() override;
     BridgeMetrics(const BridgeMetrics&) = delete;
     BridgeMetrics& operator=(const BridgeMetrics&) = delete;
