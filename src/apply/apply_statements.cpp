@@ -86,12 +86,18 @@ std::string truncate_statement(const TargetTable& table) {
            " ->> 'x')::xid8::xid) > $2::timestamptz))";
 }
 
+// A partitioned table's partitions count as the table: a key may refer to one partition, and
+// a partitioned referencing table's key is cloned onto each of its partitions.
+// (pg_partition_tree lists nothing for a table that is not partitioned.)
 const char* const kReadReachingReferences =
+    "WITH truncated AS (SELECT r.rel AS relid FROM unnest($1::pg_catalog.regclass[]) AS r(rel)"
+    "  UNION SELECT p.relid FROM unnest($1::pg_catalog.regclass[]) AS r(rel)"
+    "  CROSS JOIN LATERAL pg_catalog.pg_partition_tree(r.rel) AS p)"
     "SELECT c.conrelid::pg_catalog.regclass::text, c.confrelid::pg_catalog.regclass::text"
     "  FROM pg_catalog.pg_constraint c"
     " WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd')"
-    "   AND c.confrelid = ANY ($1::pg_catalog.regclass[])"
-    "   AND c.conrelid <> ALL ($1::pg_catalog.regclass[])"
+    "   AND c.confrelid IN (SELECT relid FROM truncated)"
+    "   AND c.conrelid NOT IN (SELECT relid FROM truncated)"
     " ORDER BY 1, 2";
 
 const char* const kReadTruncationStatement =

@@ -227,7 +227,9 @@ void mark(pg::Connection& conn, const Letter& l, std::string_view status) {
 bool refused_for_itself(const std::string& kind) {
     return kind == transport::dead_kind::kOversized || kind == transport::dead_kind::kUnparseable ||
            kind == transport::dead_kind::kUnsupported || kind == transport::dead_kind::kMisrouted ||
-           kind == transport::dead_kind::kForged;
+           // Never signed anew: whatever can publish to the exchange can leave unsigned messages
+           // for a `replay --all` to vouch for.
+           kind == transport::dead_kind::kUnsigned || kind == transport::dead_kind::kForged;
 }
 
 int handle(const Config& config, const GlobalOptions& global,
@@ -271,8 +273,7 @@ int handle(const Config& config, const GlobalOptions& global,
                     // (columns applied later are not overwritten by an older change).
                     message.properties = transport::message_properties(batch, 0);
                     message.properties.headers.set("x-pgbridge-replayed-from", l.id());
-                    // Signed anew: a DBA who replays it vouches for it (an unsigned one too,
-                    // left over from before the key was set).
+                    // Signed anew: it was signed when it arrived, or no key was set.
                     transport::sign(message, config.rabbitmq.signing_keys);
                     broker->publish(kChannel, message);
                     if (!broker->next_confirm(

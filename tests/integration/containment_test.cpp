@@ -150,6 +150,13 @@ TEST_SUITE("containment") {
         const auto kinds =
             b.exec("SELECT string_agg(error_kind, ',' ORDER BY id) FROM pgbridge.dead_letters");
         CHECK(kinds.value(0, 0) == "unsigned,forged,forged,forged");
+        // None of them is sent again (signed anew) by a replay of every dead letter.
+        const CommandResult replay = run.scratch.pgbridge({"dead-letters", "replay", "--all"});
+        INFO(replay.out << replay.err);
+        CHECK(replay.exit_code == 1);
+        CHECK(replay.out.find("refused for what it is (unsigned)") != std::string::npos);
+        CHECK(replay.out.find(": replayed") == std::string::npos);
+        CHECK(run.queued(names::queue(bridge, "b")) == 0);
         CHECK(b.exec("SELECT count(*) FROM public.notes WHERE id = 900").value(0, 0) == "0");
         CHECK(b.exec("SELECT body FROM public.notes WHERE id = 1").value(0, 0) == "changed on b");
         CHECK(eventually([&] {
