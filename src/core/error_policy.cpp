@@ -76,8 +76,10 @@ FailureAction classify_session_failure(const Error& error) {
     if (is_refused_login(error)) {
         return FailureAction::Fatal;
     }
+    // A deadlock or serialization failure of capture's own writes (the keeper's row_versions
+    // against the applier's locks) passes: the session starts again from what is recorded.
     if (error.kind() == ErrorKind::Broker || is_connection_failure(error) ||
-        sqlstate_of(error) == sqlstate::kObjectInUse) {
+        sqlstate_of(error) == sqlstate::kObjectInUse || is_transient_conflict(error)) {
         return FailureAction::Reconnect;
     }
     return FailureAction::Fatal;

@@ -436,6 +436,7 @@ TEST_SUITE("unit") {
               FailureAction::Reconnect);
         CHECK(classify_session_failure(db("57P01")) == FailureAction::Reconnect);
         CHECK(classify_session_failure(db("55006")) == FailureAction::Reconnect);
+        CHECK(classify_session_failure(db("40P01")) == FailureAction::Reconnect);  // deadlock
         CHECK(classify_session_failure(db("42704")) == FailureAction::Fatal);
         CHECK(classify_session_failure(db("28P01")) == FailureAction::Fatal);
         CHECK(as_error(std::make_exception_ptr(std::out_of_range("x"))).kind() ==
