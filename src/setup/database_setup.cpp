@@ -817,27 +817,27 @@ class SideSetupRun {
             }
             return result;
         };
-        auto grant = [&](const std::vector<std::string>& privileges, const std::string& on_what,
-                         const std::string& display) {
+        // GRANT ... TO or REVOKE ... FROM the role, and the report's line for it.
+        auto alter = [&](std::string_view verb, std::string_view to_or_from,
+                         std::vector<std::string>& done, const std::vector<std::string>& privileges,
+                         const std::string& on_what, const std::string& display) {
             if (privileges.empty()) {
                 return;
             }
             const std::string list = join(privileges);
             if (!dry_run_) {
-                s_.conn.exec(fmt::format("GRANT {} ON {} TO {}", list, on_what, quoted_role));
+                s_.conn.exec(
+                    fmt::format("{} {} ON {} {} {}", verb, list, on_what, to_or_from, quoted_role));
             }
-            granted.push_back(list + " on " + display);
+            done.push_back(list + " on " + display);
+        };
+        auto grant = [&](const std::vector<std::string>& privileges, const std::string& on_what,
+                         const std::string& display) {
+            alter("GRANT", "TO", granted, privileges, on_what, display);
         };
         auto revoke = [&](const std::vector<std::string>& privileges, const std::string& on_what,
                           const std::string& display) {
-            if (privileges.empty()) {
-                return;
-            }
-            const std::string list = join(privileges);
-            if (!dry_run_) {
-                s_.conn.exec(fmt::format("REVOKE {} ON {} FROM {}", list, on_what, quoted_role));
-            }
-            revoked.push_back(list + " on " + display);
+            alter("REVOKE", "FROM", revoked, privileges, on_what, display);
         };
 
         auto database = std::string(s_.conn.exec("SELECT current_database()").value(0, 0));
