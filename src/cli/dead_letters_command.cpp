@@ -229,7 +229,9 @@ bool refused_for_itself(const std::string& kind) {
            kind == transport::dead_kind::kUnsupported || kind == transport::dead_kind::kMisrouted ||
            // Never signed anew: whatever can publish to the exchange can leave unsigned messages
            // for a `replay --all` to vouch for.
-           kind == transport::dead_kind::kUnsigned || kind == transport::dead_kind::kForged;
+           kind == transport::dead_kind::kUnsigned || kind == transport::dead_kind::kForged ||
+           // Signed anew, a forged position would be vouched for too.
+           kind == transport::dead_kind::kImpossible;
 }
 
 int handle(const Config& config, const GlobalOptions& global,

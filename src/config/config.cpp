@@ -306,6 +306,18 @@ std::optional<std::string> exposed_secret_file(const std::filesystem::path& path
     return std::nullopt;
 }
 
+// Reads at most `limit` + 1 bytes, so that a path like /dev/zero is not read forever (more
+// than `limit` means too long), up to the first newline when `first_line`. Room for all of it
+// at once: a buffer that grows leaves copies of a secret in freed memory.
+std::string read_bounded(std::istream& in, std::size_t limit, bool first_line) {
+    std::string out;
+    out.reserve(limit + 1);
+    for (char c = 0; out.size() <= limit && in.get(c) && !(first_line && c == '\n');) {
+        out += c;
+    }
+    return out;
+}
+
 std::optional<Secret> read_password_file(const std::filesystem::path& path,
                                          const toml::source_region& where, Diagnostics& diag) {
     std::ifstream in(path);
@@ -315,13 +327,7 @@ std::optional<Secret> read_password_file(const std::filesystem::path& path,
                                       path.string()));
         return std::nullopt;
     }
-    // The first line, read up to a bound: a path like /dev/zero must not read forever. Room
-    // for all of it at once: a buffer that grows leaves copies of the password in freed memory.
-    std::string line;
-    line.reserve(kMaxPasswordLine + 1);
-    for (char c = 0; line.size() <= kMaxPasswordLine && in.get(c) && c != '\n';) {
-        line += c;
-    }
+    std::string line = read_bounded(in, kMaxPasswordLine, /*first_line=*/true);
     if (line.size() > kMaxPasswordLine) {
         diag.error(where, fmt::format("password_file '{}' has a first line longer than {} bytes: "
                                       "expected the password on its first line",
@@ -537,16 +543,7 @@ class ConfigParser {
 
     void read_signing_keys(const std::filesystem::path& path, const toml::source_region& where) {
         std::ifstream in(path);
-        // A few keys of a few dozen bytes: a bound keeps a path like /dev/zero from being
-        // read forever.
-        Secret text([&] {
-            std::string out;
-            out.reserve(kMaxSigningKeyFile + 1);
-            for (char c = 0; out.size() <= kMaxSigningKeyFile && in.get(c);) {
-                out += c;
-            }
-            return out;
-        }());
+        Secret text(read_bounded(in, kMaxSigningKeyFile, /*first_line=*/false));
         std::string error;
         if (!in && !in.eof()) {
             error = "cannot be read: expected a readable file of keys, one a line";
@@ -573,6 +570,12 @@ class ConfigParser {
                     diag_.error(reader.source_of(key),
                                 fmt::format("rabbitmq.{} '{}' cannot be read: expected a PEM file",
                                             key, (*target)->string()));
+                } else if (const auto problem = std::string_view(key) == "key_file"
+                                                    ? exposed_secret_file(**target)
+                                                    : std::nullopt) {
+                    // The client's private key is a secret like a password.
+                    diag_.error(reader.source_of(key), fmt::format("rabbitmq.key_file '{}' {}",
+                                                                   (*target)->string(), *problem));
                 }
             }
         }

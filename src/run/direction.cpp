@@ -58,10 +58,31 @@ source::InitialCopyOptions copy_options(const Config& config, const std::string&
     return o;
 }
 
+// What `source` has sent: heard by its capture, asked of its server when a message is beyond
+// that (one from before a restart).
+std::shared_ptr<SourceHorizon> source_horizon(const Config& config, const std::string& source) {
+    const pg::ConnectOptions connect = side_connect_options(
+        config.side(source), config.engine.timeout_ms, "pgbridge run: source horizon");
+    return std::make_shared<SourceHorizon>(source, [connect, source] {
+        auto conn = pg::Connection::open(connect);
+        const auto r = conn.exec(
+            "SELECT pg_current_wal_lsn()::text,"
+            " (extract(epoch FROM clock_timestamp()) * 1000000)::int8::text");
+        const auto wal_end = Lsn::parse(r.value(0, 0));
+        if (!wal_end) {
+            throw Error(ErrorKind::Database, "the server returned an unreadable WAL position")
+                .with("side", source);
+        }
+        return SourceHorizon::Reading{*wal_end, std::stoll(std::string(r.value(0, 1)))};
+    });
+}
+
 source::CaptureOptions capture_options(const Config& config, const std::string& source,
-                                       std::shared_ptr<VersionsWatermark> versions) {
+                                       std::shared_ptr<VersionsWatermark> versions,
+                                       std::shared_ptr<SourceHorizon> horizon) {
     source::CaptureOptions o;
     o.side = source;
+    o.horizon = std::move(horizon);
     o.connect =
         side_connect_options(config.side(source), config.engine.timeout_ms, kApplicationName);
     o.slot = names::slot(config.bridge_name, source);
@@ -102,8 +123,10 @@ apply::ApplierOptions applier_options(const Config& config, const std::string& s
     return o;
 }
 
-transport::ConsumerOptions consumer_options(const Config& config, const std::string& target) {
+transport::ConsumerOptions consumer_options(const Config& config, const std::string& target,
+                                            std::shared_ptr<SourceHorizon> source_horizon) {
     transport::ConsumerOptions o;
+    o.source_horizon = std::move(source_horizon);
     o.connect = transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
     o.connect.connection_name = "pgbridge run: apply to " + target;
     o.topology = transport::Topology::of(config);
@@ -127,7 +150,8 @@ Direction::Direction(const Config& config, const std::string& source, const std:
     : source_(source),
       target_(target),
       publisher_(publisher_options(config, source, target)),
-      capture_(capture_options(config, source, std::move(source_versions)), publisher_),
+      horizon_(source_horizon(config, source)),
+      capture_(capture_options(config, source, std::move(source_versions), horizon_), publisher_),
       backfill_publisher_(
           publisher_options(config, source, target, transport::BatchKind::Backfill)),
       initial_copy_(copy_options(config, source), backfill_publisher_),
@@ -135,7 +159,7 @@ Direction::Direction(const Config& config, const std::string& source, const std:
                ConflictRules(config)),
       dead_letters_(
           side_connect_options(config.side(target), config.engine.timeout_ms, kApplicationName)),
-      consumer_(consumer_options(config, target), applier_, dead_letters_) {}
+      consumer_(consumer_options(config, target, horizon_), applier_, dead_letters_) {}
 
 Direction::~Direction() {
     stop();

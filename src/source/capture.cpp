@@ -87,6 +87,9 @@ class Capture::Session {
             bool reply_requested = false;
             if (message) {
                 if (auto* data = std::get_if<XLogData>(&*message)) {
+                    if (o.horizon) {
+                        o.horizon->observe(data->server_wal_end, data->send_time);
+                    }
                     written_ = std::max(written_, data->wal_start);
                     auto txn = assembler_.feed(data->payload);
                     for (auto& piece : assembler_.take_pieces()) {
@@ -97,6 +100,9 @@ class Capture::Session {
                     }
                 } else {
                     const auto& keepalive = std::get<PrimaryKeepalive>(*message);
+                    if (o.horizon) {
+                        o.horizon->observe(keepalive.sent_up_to, keepalive.send_time);
+                    }
                     feedback_.keepalive(keepalive.sent_up_to, assembler_.holds_partial_data());
                     if (!assembler_.holds_partial_data()) {
                         written_ = std::max(written_, keepalive.sent_up_to);

@@ -190,6 +190,41 @@ class Consumer::Session {
         return out;
     }
 
+    // Refuses a message that claims more than its source has sent (core/source_horizon.hpp),
+    // before any of it is applied or recorded as progress. While the source cannot be asked,
+    // the message waits in place, unacknowledged.
+    void check_horizon(Inspected& item) {
+        SourceHorizon* horizon = c_.options_.source_horizon.get();
+        if (!horizon) {
+            return;
+        }
+        const ChangeBatch& batch = item.batch();
+        Lsn end;
+        UnixMicros time = kMinUnixMicros;
+        for (const auto& t : batch.transactions) {
+            // An initial copy's end LSNs only number its transactions after the snapshot's
+            // position (its commit LSN); they are never recorded as progress.
+            end = std::max(
+                {end, t.commit_lsn, batch.kind == BatchKind::Live ? t.end_lsn : t.commit_lsn});
+            time = std::max(time, t.commit_time);
+        }
+        SourceHorizon::Check verdict;
+        waiting_in_place(
+            [&] {
+                verdict = horizon->check(end, time);
+                if (verdict.verdict == SourceHorizon::Verdict::Unknown) {
+                    // No SQLSTATE: the policy's "server not reachable", waited out in place.
+                    throw Error(ErrorKind::Database, verdict.reason);
+                }
+            },
+            "cannot check the message against its source yet; waiting in place", end.to_string());
+        if (verdict.verdict == SourceHorizon::Verdict::Impossible) {
+            item.content = refusal(dead_kind::kImpossible, verdict.reason)
+                               .with("lsn", end.to_string())
+                               .with("source", batch.source_side);
+        }
+    }
+
     // Applies a group: each run of consecutive valid messages of one source and kind in one
     // target transaction, acknowledged together after the commit. If a run fails for a
     // reason other than waiting, each of its messages is applied on its own, so that only the
@@ -199,6 +234,9 @@ class Consumer::Session {
         items.reserve(group.size());
         for (auto& d : group) {
             items.push_back(inspect(d));
+            if (items.back().ok()) {
+                check_horizon(items.back());
+            }
         }
         std::size_t i = 0;
         while (i < items.size()) {

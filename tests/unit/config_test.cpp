@@ -116,17 +116,34 @@ TEST_CASE("the spec's full example loads into typed structs") {
     CHECK(c.warnings.empty());
 }
 
-TEST_CASE("TLS settings load with amqps://") {
-    const Config c = parse(replace(replace(kValid, "amqp://", "amqps://"), "max_priority = 10",
-                                   "max_priority = 10\nca_file = \"/etc/hostname\"\n"
-                                   "cert_file = \"/etc/hostname\"\nkey_file = \"/etc/hostname\"\n"
-                                   "verify_peer = false"));
+TEST_CASE("TLS settings load with amqps://; the client key is a secret file") {
+    const auto dir = std::filesystem::temp_directory_path() / "pgbridge-tls-config-test";
+    std::filesystem::create_directories(dir);
+    const auto key = dir / "client.key";
+    std::ofstream(key) << "-----BEGIN PRIVATE KEY-----\n";
+    const auto owner = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+    std::filesystem::permissions(key, owner);
+    const std::string text = replace(replace(kValid, "amqp://", "amqps://"), "max_priority = 10",
+                                     "max_priority = 10\nca_file = \"/etc/hostname\"\n"
+                                     "cert_file = \"/etc/hostname\"\nkey_file = \"client.key\"\n"
+                                     "verify_peer = false");
+    const Config c = parse_config(text, "test.toml", dir);
     CHECK(c.rabbitmq.url.tls);
     CHECK(c.rabbitmq.url.port == 5672);  // given explicitly in the URL
     CHECK(c.rabbitmq.ca_file == std::filesystem::path("/etc/hostname"));
     CHECK(c.rabbitmq.cert_file.has_value());
-    CHECK(c.rabbitmq.key_file.has_value());
+    CHECK(c.rabbitmq.key_file == key);
     CHECK_FALSE(c.rabbitmq.verify_peer);
+    // A certificate is public; the key is not: readable by others, it is refused.
+    std::filesystem::permissions(key, owner | std::filesystem::perms::group_read);
+    try {
+        parse_config(text, "test.toml", dir);
+        FAIL("expected an error");
+    } catch (const Error& e) {
+        CHECK(std::string(e.what()).find("rabbitmq.key_file") != std::string::npos);
+        CHECK(std::string(e.what()).find("chmod 0600") != std::string::npos);
+    }
+    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("defaults apply when optional sections are absent") {

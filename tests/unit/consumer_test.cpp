@@ -14,6 +14,7 @@
 
 #include <pgbridge/core/base64.hpp>
 #include <pgbridge/core/error_policy.hpp>
+#include <pgbridge/core/source_horizon.hpp>
 #include <pgbridge/transport/consumer.hpp>
 #include <pgbridge/transport/message_codec.hpp>
 #include <pgbridge/transport/message_signature.hpp>
@@ -47,18 +48,20 @@ std::shared_ptr<const TableInfo> table_named(const std::string& name) {
     return t;
 }
 
-// One message of one transaction inserting `id` into `table`, from side a.
+// One message of one transaction inserting `id` into `table`, from side a; its commit LSN
+// and time are `lsn` and `time` when given.
 std::string message(int id, const std::string& table = "t", std::string bridge = "crm",
-                    std::string source = "a") {
+                    std::string source = "a", std::optional<Lsn> lsn = std::nullopt,
+                    std::optional<UnixMicros> time = std::nullopt) {
     ChangeBatch b;
     b.bridge = std::move(bridge);
     b.source_side = std::move(source);
     SourceTransaction t;
     t.source_side = b.source_side;
     t.xid = static_cast<std::uint32_t>(id);
-    t.commit_lsn = Lsn(0x1000 + static_cast<std::uint64_t>(id) * 0x100);
+    t.commit_lsn = lsn.value_or(Lsn(0x1000 + static_cast<std::uint64_t>(id) * 0x100));
     t.end_lsn = Lsn(t.commit_lsn.value + 8);
-    t.commit_time = 1764099601000000;
+    t.commit_time = time.value_or(1764099601000000);
     ChangeEvent c;
     c.op = ChangeOp::Insert;
     c.table = table_named(table);
@@ -318,6 +321,67 @@ TEST_SUITE("unit") {
         CHECK(letter_with(letters, "not \"v1 KEYID MAC\"") != nullptr);
         CHECK(letters.back().attempts == 3);
         CHECK(r.broker.retried() == 2);
+    }
+
+    TEST_CASE(
+        "a message beyond its source's WAL end or clock is dead-lettered as impossible; the "
+        "server is asked only when capture has not heard that far") {
+        const UnixMicros now = now_unix_micros();
+        std::atomic<int> asks{0};
+        auto horizon = std::make_shared<SourceHorizon>("a", [&] {
+            ++asks;
+            return SourceHorizon::Reading{Lsn(0x50000), now};
+        });
+        horizon->observe(Lsn(0x20000), now);  // what capture heard
+        const UnixMicros hour = 3600LL * 1000000;
+        Running r;
+        r.broker.enqueue(message(1, "t", "crm", "a", Lsn(0x10000), now));  // heard: no ask
+        r.broker.enqueue(message(2, "t", "crm", "a", Lsn(0x40000), now));  // the server vouches
+        r.broker.enqueue(message(3, "t", "crm", "a", Lsn(0xFFFFFFFFFFFFFFF0), now));
+        r.broker.enqueue(message(4, "t", "crm", "a", Lsn(0x30000), now + hour));
+        // A clock stepped back after the commit: within the slack, not impossible.
+        r.broker.enqueue(message(5, "t", "crm", "a", Lsn(0x30000), now + 30 * 1000000));
+        r.broker.enqueue(message(6, "t", "crm", "a", Lsn(0x30000), now));
+        r.start([&](ConsumerOptions& o) { o.source_horizon = horizon; });
+        REQUIRE(eventually([&] { return r.drained(); }));
+        CHECK(r.handler.ids() == std::vector<std::string>{"1", "2", "5", "6"});
+        const auto letters = r.recorder.all();
+        REQUIRE(letters.size() == 2);
+        CHECK(letters[0].error_kind == "impossible");
+        CHECK(letters[0].reason.find("FFFFFFFF/FFFFFFF8") != std::string::npos);
+        CHECK(letters[0].reason.find("0/50000") != std::string::npos);
+        CHECK(letters[1].error_kind == "impossible");
+        CHECK(letters[1].reason.find("ahead of the clock of side 'a'") != std::string::npos);
+        CHECK(r.broker.retried() == 0);
+        // For 2 (then known to 0/50000), 3 and 4 (a time beyond the clock); 1, 5 and 6 are
+        // within what is known.
+        CHECK(asks == 3);
+        CHECK(horizon->known().wal_end == Lsn(0x50000));
+    }
+
+    TEST_CASE("a message beyond what capture heard waits in place while the source is away") {
+        std::atomic<bool> reachable{false};
+        std::atomic<int> asks{0};
+        const UnixMicros now = now_unix_micros();
+        auto horizon = std::make_shared<SourceHorizon>("a", [&] {
+            ++asks;
+            if (!reachable) {
+                throw Error(ErrorKind::Database, "connection refused");
+            }
+            return SourceHorizon::Reading{Lsn(0x50000), now};
+        });
+        Running r;
+        r.broker.enqueue(message(1, "t", "crm", "a", Lsn(0x40000), now));
+        r.broker.enqueue(message(2, "t", "crm", "a", Lsn(0x40100), now));
+        r.start([&](ConsumerOptions& o) { o.source_horizon = horizon; });
+        REQUIRE(eventually([&] { return asks >= 2; }));
+        CHECK(r.handler.ids().empty());
+        CHECK(r.recorder.all().empty());
+        CHECK(r.broker.unsettled() == 2);
+        reachable = true;
+        REQUIRE(eventually([&] { return r.drained(); }));
+        CHECK(r.handler.ids() == std::vector<std::string>{"1", "2"});
+        CHECK(r.recorder.all().empty());
     }
 
     TEST_CASE("retry counters are bounded: a forged attempts header cannot loop or overflow") {

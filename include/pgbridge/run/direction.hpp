@@ -64,6 +64,8 @@ class Direction {
     std::string source_;
     std::string target_;
     transport::Publisher publisher_;
+    // What SOURCE has sent, as its capture hears it: the consumer checks messages against it.
+    std::shared_ptr<SourceHorizon> horizon_;
     source::Capture capture_;
     // The initial copy of tables never copied, at the lowest priority, beside the live stream.
     transport::Publisher backfill_publisher_;

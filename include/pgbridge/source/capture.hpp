@@ -11,6 +11,7 @@
 
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/lsn.hpp>
+#include <pgbridge/core/source_horizon.hpp>
 #include <pgbridge/pg/connection.hpp>
 #include <pgbridge/source/column_filter.hpp>
 #include <pgbridge/source/slot_identity.hpp>
@@ -44,6 +45,9 @@ struct CaptureOptions {
     std::size_t piece_bytes = 0;
     // [[tables]] exclude_columns, in this side's names: left out of every change (ColumnFilter).
     std::map<QualifiedName, std::set<std::string>> excluded_columns;
+    // Told what the server says of its WAL end and clock, for the consumer that checks the
+    // messages of this side against them (pgbridge run); none for tail.
+    std::shared_ptr<SourceHorizon> horizon;
     // Reconnect after failures. Off for tail: a DBA wants the error, not a retry loop.
     bool retry = true;
     std::chrono::milliseconds status_interval{1000};

@@ -10,6 +10,7 @@
 
 #include <pgbridge/config/signing_keys.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/source_horizon.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 #include <pgbridge/transport/change_batch.hpp>
 #include <pgbridge/transport/consumer_channel.hpp>
@@ -74,6 +75,10 @@ struct ConsumerOptions {
     std::size_t max_group_bytes = 8 * 1024 * 1024;
     // With keys, a message without a valid signature by one of them is dead-lettered unread.
     std::vector<SigningKey> signing_keys;
+    // What the source side of this queue has sent (core/source_horizon.hpp): a message beyond
+    // it is dead-lettered (impossible) before anything of it is applied or recorded as
+    // progress. None: not checked (tests of the consumer alone).
+    std::shared_ptr<SourceHorizon> source_horizon;
     std::chrono::milliseconds reconnect_min{100};
     std::chrono::milliseconds reconnect_max{10000};
     // Opens the broker side; unset: AMQP connections from `connect`. Unit tests give an
@@ -96,7 +101,8 @@ struct ConsumerStats {
 // stops the consumer (SPEC guarantees 6 and 10); what happens to it is decided by the error
 // policy (core/error_policy.hpp):
 // - refused unread or unapplied (over max_message_bytes, not a valid body, another type or
-//   format version, another bridge or a source that does not feed this queue): to the
+//   format version, another bridge or a source that does not feed this queue, no valid
+//   signature with a key set, a position or time beyond what its source has): to the
 //   dead-letter queue at once, with a row in pgbridge.dead_letters;
 // - a message the handler rejects: to the retry queue, back after retry_delay_ms, and after
 //   max_retries failed attempts to the dead-letter queue and pgbridge.dead_letters, while the

@@ -29,6 +29,7 @@ inline constexpr std::string_view kUnsupported = "unsupported";  // another type
 inline constexpr std::string_view kMisrouted = "misrouted";      // another bridge or source
 inline constexpr std::string_view kUnsigned = "unsigned";        // no signature, a key is set
 inline constexpr std::string_view kForged = "forged";            // a signature that fails
+inline constexpr std::string_view kImpossible = "impossible";    // beyond its source's WAL or clock
 }  // namespace dead_kind
 
 std::string encode_body(const ChangeBatch& batch);
