@@ -565,18 +565,7 @@ class ConfigParser {
              {std::pair{"ca_file", &r.ca_file}, std::pair{"cert_file", &r.cert_file},
               std::pair{"key_file", &r.key_file}}) {
             if (auto file = reader.string(key, false)) {
-                *target = resolve_path(*file, base_dir_);
-                if (!std::ifstream(**target)) {
-                    diag_.error(reader.source_of(key),
-                                fmt::format("rabbitmq.{} '{}' cannot be read: expected a PEM file",
-                                            key, (*target)->string()));
-                } else if (const auto problem = std::string_view(key) == "key_file"
-                                                    ? exposed_secret_file(**target)
-                                                    : std::nullopt) {
-                    // The client's private key is a secret like a password.
-                    diag_.error(reader.source_of(key), fmt::format("rabbitmq.key_file '{}' {}",
-                                                                   (*target)->string(), *problem));
-                }
+                *target = pem_file(reader, "rabbitmq", key, *file);
             }
         }
         if (const toml::node* verify = reader.get("verify_peer", false)) {
@@ -626,10 +615,20 @@ class ConfigParser {
         if (metrics == nullptr) {
             return;
         }
-        TableReader reader(*metrics, "[metrics]", diag_, {"listen", "user", "password_file"});
+        TableReader reader(*metrics, "[metrics]", diag_,
+                           {"listen", "user", "password_file", "cert_file", "key_file"});
         read_metrics_access(reader);
         const auto listen = reader.string("listen", false);
         if (!listen) {
+            // Settings that would protect nothing: the DBA meant to serve metrics.
+            for (const char* key : {"user", "cert_file"}) {
+                if (reader.get(key, false) != nullptr) {
+                    diag_.error(reader.source_of(key),
+                                fmt::format("metrics.{} is set but metrics.listen is not: "
+                                            "nothing is served",
+                                            key));
+                }
+            }
             return;
         }
         const auto colon = listen->rfind(':');
@@ -662,6 +661,34 @@ class ConfigParser {
                 access.password = std::move(*secret);
             }
         }
+        const auto cert = reader.string("cert_file", false);
+        const auto key = reader.string("key_file", false);
+        if (cert.has_value() != key.has_value()) {
+            diag_.error(reader.source_of(cert ? "cert_file" : "key_file"),
+                        "metrics.cert_file and metrics.key_file go together (HTTPS)");
+            return;
+        }
+        if (!cert) {
+            return;
+        }
+        access.cert_file = pem_file(reader, "metrics", "cert_file", *cert);
+        access.key_file = pem_file(reader, "metrics", "key_file", *key);
+    }
+
+    // A PEM file of TLS settings, checked readable; a private key (`key_file`) is a secret
+    // file like a password.
+    std::filesystem::path pem_file(TableReader& reader, std::string_view section,
+                                   std::string_view key, const std::string& text) {
+        std::filesystem::path path = resolve_path(text, base_dir_);
+        const std::string name = fmt::format("{}.{} '{}'", section, key, path.string());
+        if (!std::ifstream(path)) {
+            diag_.error(reader.source_of(key),
+                        fmt::format("{} cannot be read: expected a PEM file", name));
+        } else if (const auto problem =
+                       key == "key_file" ? exposed_secret_file(path) : std::nullopt) {
+            diag_.error(reader.source_of(key), fmt::format("{} {}", name, *problem));
+        }
+        return path;
     }
 
     void read_verify(TableReader& root) {

@@ -1,10 +1,9 @@
-#include <openssl/crypto.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
@@ -154,28 +153,22 @@ BridgeMetrics::BridgeMetrics(const std::string& listen, const std::string& bridg
                              const Config::MetricsAccess& access)
     : registry_(std::make_shared<prometheus::Registry>()),
       families_(std::make_unique<Families>(*registry_, bridge)) {
-    const std::vector<std::string> options{"listening_ports", listen, "num_threads", "2"};
-    try {
-        exposer_ = std::make_unique<prometheus::Exposer>(options);
-    } catch (const std::exception& e) {
-        throw Error(ErrorKind::Config, std::string("cannot serve metrics: ") + e.what())
-            .with("listen", listen);
-    }
-    if (!access.user.empty()) {
-        exposer_->RegisterAuth(
-            [user = access.user, password = access.password](const std::string& u,
-                                                             const std::string& p) {
-                const std::string& expected = password.reveal();
-                // Compared in time that does not depend on where they differ.
-                return u == user && p.size() == expected.size() &&
-                       CRYPTO_memcmp(p.data(), expected.data(), p.size()) == 0;
-            },
-            "pgbridge");
-    }
-    exposer_->RegisterCollectable(registry_);
+    MetricsServerOptions options;
+    options.listen = listen;
+    options.user = access.user;
+    options.password = access.password;
+    options.cert_file = access.cert_file;
+    options.key_file = access.key_file;
+    server_ = std::make_unique<MetricsServer>(std::move(options), [registry = registry_] {
+        return prometheus::TextSerializer().Serialize(registry->Collect());
+    });
 }
 
 BridgeMetrics::~BridgeMetrics() = default;
+
+std::uint16_t BridgeMetrics::port() const {
+    return server_->port();
+}
 
 void BridgeMetrics::batch_applied(const apply::AppliedBatch& batch) {
     const std::string direction = direction_of(batch.source, batch.target);

@@ -269,22 +269,32 @@ status = "a"
         run.stop();
     }
 
-    TEST_CASE("the metrics endpoint with basic auth answers only who has the password") {
+    TEST_CASE("the metrics endpoint over HTTPS with basic auth answers only who has the password") {
         const int port = free_port();
+        const char* tls_dir = std::getenv("PGBRIDGE_TEST_TLS_DIR");
+        REQUIRE(tls_dir != nullptr);
+        const std::filesystem::path tls(tls_dir);
+        const auto owner_only =
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
         BridgeRun run(
             fmt::format("\n[metrics]\nlisten = \"127.0.0.1:{}\"\nuser = \"prometheus\"\n"
-                        "password_file = \"metrics.pass\"\n",
+                        "password_file = \"metrics.pass\"\ncert_file = \"metrics.pem\"\n"
+                        "key_file = \"metrics.key\"\n",
                         port),
-            [](ScratchBridge& scratch) {
+            [&](ScratchBridge& scratch) {
                 const std::string file = scratch.dir() + "/metrics.pass";
                 std::ofstream(file) << "scrape-secret\n";
-                std::filesystem::permissions(
-                    file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+                std::filesystem::permissions(file, owner_only);
+                std::filesystem::copy_file(tls / "server.pem", scratch.dir() + "/metrics.pem");
+                std::filesystem::copy_file(tls / "server.key", scratch.dir() + "/metrics.key");
+                std::filesystem::permissions(scratch.dir() + "/metrics.key", owner_only);
             });
         run.start();
-        const std::string url = fmt::format("http://127.0.0.1:{}/metrics", port);
+        const std::string url = fmt::format("https://127.0.0.1:{}/metrics", port);
+        const std::string ca = (tls / "ca.pem").string();
         auto curl = [&](std::vector<std::string> extra) {
-            std::vector<std::string> argv{"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"};
+            std::vector<std::string> argv{"curl", "-s",           "-o",       "/dev/null",
+                                          "-w",   "%{http_code}", "--cacert", ca};
             argv.insert(argv.end(), extra.begin(), extra.end());
             return run_command(argv, std::chrono::seconds(20)).out;
         };
@@ -292,10 +302,27 @@ status = "a"
         CHECK(curl({"-u", "prometheus:wrong-secret", url}) == "401");
         CHECK(curl({"-u", "someone:scrape-secret", url}) == "401");
         CHECK(curl({"-u", "prometheus:scrape-secret", url}) == "200");
-        const CommandResult body = run_command(
-            {"curl", "-s", "-u", "prometheus:scrape-secret", url}, std::chrono::seconds(20));
+        // Plain HTTP to the HTTPS port gets no answer, and harms nothing.
+        CHECK(curl({"-u", "prometheus:scrape-secret",
+                    fmt::format("http://127.0.0.1:{}/metrics", port)}) == "000");
+        // A certificate curl does not trust is refused by curl (the server is who it says).
+        CHECK(run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+                           (tls / "other-ca.pem").string(), url},
+                          std::chrono::seconds(20))
+                  .out == "000");
+        const CommandResult body =
+            run_command({"curl", "-s", "--cacert", ca, "-u", "prometheus:scrape-secret", url},
+                        std::chrono::seconds(20));
         CHECK(body.out.find("pgbridge_broker_up") != std::string::npos);
+        CHECK(run.daemon->running());
         run.stop();
+
+        // The private key is a secret file: readable by others, it is refused.
+        std::filesystem::permissions(run.scratch.dir() + "/metrics.key",
+                                     owner_only | std::filesystem::perms::others_read);
+        const CommandResult check = run.scratch.pgbridge({"check-config"});
+        CHECK(check.exit_code == 2);
+        CHECK(check.err.find("metrics.key_file") != std::string::npos);
     }
 
     TEST_CASE(

@@ -156,11 +156,13 @@ struct Config {
     SyncConfig sync;
     // [metrics] listen: where `pgbridge run` serves Prometheus metrics; off when unset.
     std::optional<std::string> metrics_listen;
-    // Who may read them, for a port others can reach: HTTP basic auth ([metrics] user and
-    // password_file).
+    // Who may read them and over what, for a port others can reach: HTTP basic auth
+    // ([metrics] user and password_file) and HTTPS ([metrics] cert_file and key_file).
     struct MetricsAccess {
         std::string user;  // empty: no authentication
         Secret password;
+        std::optional<std::filesystem::path> cert_file;  // both or neither: HTTPS
+        std::optional<std::filesystem::path> key_file;
     } metrics_access;
     std::vector<TableConfig> tables;
     ConflictsConfig conflicts;

@@ -8,9 +8,9 @@
 #include <pgbridge/apply/apply_observer.hpp>
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/metrics/bridge_probe.hpp>
+#include <pgbridge/metrics/metrics_server.hpp>
 
 namespace prometheus {
-class Exposer;
 class Registry;
 }  // namespace prometheus
 
@@ -42,7 +42,8 @@ struct VerifyOutcome {
     double seconds = 0;
 };
 
-// The Prometheus endpoint of `pgbridge run` ([metrics] listen), served by prometheus-cpp:
+// The Prometheus endpoint of `pgbridge run` ([metrics] listen), kept in a prometheus-cpp
+// registry and served by MetricsServer (basic auth and HTTPS as [metrics] says):
 //   pgbridge_changes_captured_total{direction}          changes read from the source slot
 //   pgbridge_messages_published_total{direction}        messages confirmed by the broker
 //   pgbridge_changes_applied_total{direction,table,op}  insert / update / delete / skip
@@ -77,11 +78,14 @@ class BridgeMetrics final : public apply::ApplyObserver {
 
     void verify_finished(const VerifyOutcome& outcome);
 
+    // Where it serves (the port chosen when listen asked for port 0).
+    std::uint16_t port() const;
+
   private:
     struct Families;
     std::shared_ptr<prometheus::Registry> registry_;
     std::unique_ptr<Families> families_;
-    std::unique_ptr<prometheus::Exposer> exposer_;
+    std::unique_ptr<MetricsServer> server_;
     std::mutex mutex_;
     std::map<std::string, DirectionCounters> seen_;  // totals already counted, by direction
 };
