@@ -314,6 +314,17 @@ status = "a"
             run_command({"curl", "-s", "--cacert", ca, "-u", "prometheus:scrape-secret", url},
                         std::chrono::seconds(20));
         CHECK(body.out.find("pgbridge_broker_up") != std::string::npos);
+        // A renewed certificate (here the CA's other one) is served without a restart.
+        const auto overwrite = std::filesystem::copy_options::overwrite_existing;
+        std::filesystem::copy_file(tls / "client.pem", run.scratch.dir() + "/metrics.pem",
+                                   overwrite);
+        std::filesystem::copy_file(tls / "client.key", run.scratch.dir() + "/metrics.key",
+                                   overwrite);
+        CHECK(eventually([&] {
+            return run_command({"curl", "-s", "-v", "-k", "-o", "/dev/null", url},
+                               std::chrono::seconds(20))
+                       .err.find("CN=pgbridge") != std::string::npos;
+        }));
         CHECK(run.daemon->running());
         run.stop();
 

@@ -188,6 +188,17 @@ TEST_CASE("status thresholds, metrics and log level load") {
                                    "\n[metrics]\nlisten = \"127.0.0.1:9187\"\nuser = \"p\"\n");
     CHECK(std::string(half.what()).find("metrics.user and metrics.password_file go together") !=
           std::string::npos);
+    // HTTPS needs both files; protection without an endpoint protects nothing.
+    const Error no_key = parse_error(std::string(kValid) +
+                                     "\n[metrics]\nlisten = \"127.0.0.1:9187\"\n"
+                                     "cert_file = \"/etc/hostname\"\n");
+    CHECK(std::string(no_key.what()).find("metrics.cert_file and metrics.key_file go together") !=
+          std::string::npos);
+    const Error unserved = parse_error(std::string(kValid) +
+                                       "\n[metrics]\ncert_file = \"/etc/hostname\"\n"
+                                       "key_file = \"/etc/hostname\"\n");
+    CHECK(std::string(unserved.what()).find("metrics.cert_file is set but metrics.listen is not") !=
+          std::string::npos);
 }
 
 TEST_CASE("the verify schedule loads; a bad cron expression names its line and field") {
