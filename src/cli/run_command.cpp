@@ -32,8 +32,9 @@ namespace {
 
 void apply_log_level(const Config& config, const GlobalOptions& global) {
     // -v lowers the configured level by one step per flag.
-    const int level = std::max(0, static_cast<int>(config.engine.log_level) - global.verbosity);
+    const int level = std::max(0, static_cast<int>(config.logging.level) - global.verbosity);
     log::set_level(static_cast<log::Level>(level));
+    log::set_format(config.logging.format);
 }
 
 sigset_t daemon_signals() {
@@ -76,7 +77,8 @@ void reload(const GlobalOptions& global, const Config& running,
                   "configuration reloaded: conflict rules and log level; the synced tables are "
                   "described again from the catalogs",
                   {{"file", global.config_path},
-                   {"log_level", std::string(log::to_string(next.engine.log_level))}});
+                   {"log_level", std::string(log::to_string(next.logging.level))},
+                   {"log_format", std::string(log::to_string(next.logging.format))}});
         if (!same_shape) {
             log::warning("run", "sides, tables or the bridge name changed: restart to use them",
                          {{"file", global.config_path}});

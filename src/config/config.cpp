@@ -373,11 +373,12 @@ class ConfigParser {
         }
         TableReader reader(root, "the top level", diag_,
                            {"bridge", "sides", "rabbitmq", "engine", "tables", "conflicts",
-                            "status", "metrics", "verify", "sync"});
+                            "status", "metrics", "verify", "sync", "log"});
         read_bridge(reader);
         read_sides(reader);
         read_rabbitmq(reader);
         read_engine(reader);
+        read_log(reader);
         read_status(reader);
         read_metrics(reader);
         read_verify(reader);
@@ -597,7 +598,7 @@ class ConfigParser {
         auto& e = config_.engine;
         if (const auto level = reader.string("log_level", false)) {
             if (const auto parsed = log::parse_level(*level)) {
-                e.log_level = *parsed;
+                config_.logging.level = *parsed;
             } else {
                 diag_.error(reader.source_of("log_level"),
                             "engine.log_level must be debug, info, warning or error");
@@ -608,6 +609,34 @@ class ConfigParser {
         e.retry_delay_ms =
             reader.integer("retry_delay_ms", false, 0, 3600000).value_or(e.retry_delay_ms);
         e.timeout_ms = reader.integer("timeout_ms", false, 100, 3600000).value_or(e.timeout_ms);
+    }
+
+    void read_log(TableReader& root) {
+        const toml::table* section = root.subtable("log", false);
+        if (section == nullptr) {
+            return;
+        }
+        TableReader reader(*section, "[log]", diag_, {"format", "level"});
+        if (const auto level = reader.string("level", false)) {
+            const toml::node* engine = root.get("engine", false);
+            if (engine != nullptr && engine->is_table() &&
+                engine->as_table()->contains("log_level")) {
+                diag_.error(reader.source_of("level"),
+                            "log.level and engine.log_level say the same thing: keep log.level");
+            } else if (const auto parsed = log::parse_level(*level)) {
+                config_.logging.level = *parsed;
+            } else {
+                diag_.error(reader.source_of("level"),
+                            "log.level must be debug, info, warning or error");
+            }
+        }
+        if (const auto format = reader.string("format", false)) {
+            if (const auto parsed = log::parse_format(*format)) {
+                config_.logging.format = *parsed;
+            } else {
+                diag_.error(reader.source_of("format"), "log.format must be text or json");
+            }
+        }
     }
 
     void read_metrics(TableReader& root) {

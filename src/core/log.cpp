@@ -2,13 +2,16 @@
 #include <cstdio>
 #include <mutex>
 
+#include <pgbridge/core/json_writer.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/core/lsn.hpp>
+#include <pgbridge/core/utf8.hpp>
 
 namespace pgbridge::log {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(Level::Info)};
+std::atomic<int> g_format{static_cast<int>(Format::Text)};
 std::mutex g_mutex;
 
 // logfmt: quote values with spaces, quotes or '=' so a line stays machine-splittable.
@@ -53,6 +56,63 @@ std::optional<Level> parse_level(std::string_view text) {
     return std::nullopt;
 }
 
+std::string_view to_string(Format format) {
+    return format == Format::Json ? "json" : "text";
+}
+
+std::optional<Format> parse_format(std::string_view text) {
+    for (const Format f : {Format::Text, Format::Json}) {
+        if (text == to_string(f)) {
+            return f;
+        }
+    }
+    return std::nullopt;
+}
+
+void set_format(Format format) {
+    g_format = static_cast<int>(format);
+}
+
+std::string format_line(Format format, UnixMicros time, Level level, std::string_view component,
+                        std::string_view message, std::initializer_list<Field> fields) {
+    if (format == Format::Json) {
+        JsonWriter json;
+        json.open('{');
+        json.key("time");
+        json.string(format_timestamp(time));
+        json.key("level");
+        json.string(to_string(level));
+        json.key("component");
+        json.string(to_valid_text(component));
+        json.key("message");
+        json.string(to_valid_text(message));
+        json.key("fields");
+        json.open('{');
+        for (const auto& [key, value] : fields) {
+            json.key(to_valid_text(key));
+            json.string(to_valid_text(value));
+        }
+        json.close('}');
+        json.close('}');
+        return json.take() + '\n';
+    }
+    std::string line = format_timestamp(time);
+    line += ' ';
+    line += to_string(level);
+    line += ' ';
+    line += component;
+    line += ": ";
+    line += message;
+    for (const auto& [key, value] : fields) {
+        line += ' ';
+        line += key;
+        line += '=';
+        append_value(line, value);
+    }
+    line += '\n';
+    return line;
+}
+
 void set_level(Level level) {
     g_level = static_cast<int>(level);
 }
@@ -68,20 +128,8 @@ void write(Level level, std::string_view component, std::string_view message,
     if (!enabled(level)) {
         return;
     }
-    std::string line = format_timestamp(now_unix_micros());
-    line += ' ';
-    line += to_string(level);
-    line += ' ';
-    line += component;
-    line += ": ";
-    line += message;
-    for (const auto& [key, value] : fields) {
-        line += ' ';
-        line += key;
-        line += '=';
-        append_value(line, value);
-    }
-    line += '\n';
+    const std::string line = format_line(static_cast<Format>(g_format.load()), now_unix_micros(),
+                                         level, component, message, fields);
     std::lock_guard lock(g_mutex);
     std::fwrite(line.data(), 1, line.size(), stderr);
 }

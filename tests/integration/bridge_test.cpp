@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -223,6 +225,38 @@ status = "a"
         const auto verdict = nlohmann::json::parse(status.out);
         CHECK(verdict["health"] == "down");
         CHECK(verdict["sides"][1]["reachable"] == false);
+    }
+
+    TEST_CASE("with [log] format = \"json\", every line the daemon logs is one JSON object") {
+        BridgeRun run("\n[log]\nformat = \"json\"\nlevel = \"debug\"\n");
+        run.start();
+        auto a = run.scratch.admin(0);
+        a.exec("INSERT INTO public.notes VALUES (1, 'a value never logged', true)");
+        REQUIRE(eventually([&] {
+            return run.scratch.admin(1)
+                       .exec("SELECT count(*) FROM public.notes WHERE id = 1")
+                       .value(0, 0) == "1";
+        }));
+        run.stop();
+        const std::string output = run.daemon->output();
+        std::istringstream lines(output);
+        int parsed = 0;
+        std::set<std::string> components;
+        for (std::string line; std::getline(lines, line);) {
+            CAPTURE(line);
+            const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+            REQUIRE_FALSE(j.is_discarded());
+            CHECK(j.at("time").is_string());
+            CHECK(j.at("level").is_string());
+            CHECK(j.at("message").is_string());
+            CHECK(j.at("fields").is_object());
+            components.insert(j.at("component").get<std::string>());
+            ++parsed;
+        }
+        CHECK(parsed > 5);
+        CHECK(components.count("capture") == 1);
+        CHECK(components.count("run") == 1);
+        CHECK(output.find("a value never logged") == std::string::npos);
     }
 
     TEST_CASE("the metrics endpoint counts what was actually written") {

@@ -181,8 +181,20 @@ TEST_CASE("status thresholds, metrics and log level load") {
     CHECK(c.metrics_listen == "127.0.0.1:9187");
     CHECK(parse_config(replace(kValid, "max_retries = 3", "max_retries = 3\nlog_level = \"debug\""),
                        "test.toml")
-              .engine.log_level == log::Level::Debug);
+              .logging.level == log::Level::Debug);
     CHECK_FALSE(parse_config(kValid, "test.toml").metrics_listen);
+    const Config logged = parse_config(
+        std::string(kValid) + "\n[log]\nformat = \"json\"\nlevel = \"warning\"\n", "test.toml");
+    CHECK(logged.logging.format == log::Format::Json);
+    CHECK(logged.logging.level == log::Level::Warning);
+    CHECK(parse_config(kValid, "test.toml").logging.format == log::Format::Text);
+    CHECK(std::string(parse_error(std::string(kValid) + "\n[log]\nformat = \"xml\"\n").what())
+              .find("log.format must be text or json") != std::string::npos);
+    CHECK(std::string(parse_error(replace(kValid, "max_retries = 3",
+                                          "max_retries = 3\nlog_level = \"debug\"") +
+                                  "\n[log]\nlevel = \"info\"\n")
+                          .what())
+              .find("keep log.level") != std::string::npos);
     // Basic auth needs both a user and a password file.
     const Error half = parse_error(std::string(kValid) +
                                    "\n[metrics]\nlisten = \"127.0.0.1:9187\"\nuser = \"p\"\n");

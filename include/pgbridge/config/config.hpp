@@ -60,8 +60,13 @@ struct EngineConfig {
     int max_retries = 3;
     int retry_delay_ms = 1000;
     int timeout_ms = 30000;
-    // What the daemon logs; -v on the command line lowers it, SIGHUP re-reads it.
-    log::Level log_level = log::Level::Info;
+};
+
+// [log]: what the daemon logs and in which form; -v on the command line lowers the level,
+// SIGHUP re-reads both. `engine.log_level` is the older spelling of `level`.
+struct LogConfig {
+    log::Level level = log::Level::Info;
+    log::Format format = log::Format::Text;
 };
 
 // When `pgbridge status` calls the bridge degraded rather than healthy.
@@ -151,6 +156,7 @@ struct Config {
     std::vector<SideConfig> sides;  // exactly two, in the order the file declares them
     RabbitConfig rabbitmq;
     EngineConfig engine;
+    LogConfig logging;
     StatusConfig status;
     VerifyConfig verify;
     SyncConfig sync;
