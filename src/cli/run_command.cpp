@@ -131,10 +131,7 @@ void update_totals(metrics::BridgeMetrics* metrics,
         return;
     }
     for (const auto& d : directions) {
-        const run::DirectionCounters c = d->counters();
-        metrics->update_totals(
-            d->source(), d->target(),
-            {c.captured_changes, c.published_messages, c.dead_lettered, c.retries});
+        metrics->update_totals(d->source(), d->target(), d->counters());
     }
 }
 
@@ -218,8 +215,7 @@ int run_command(const GlobalOptions& global) {
     std::unique_ptr<metrics::BridgeMetrics> metrics;
     std::unique_ptr<MetricsProbe> probe;
     if (config.metrics_listen) {
-        metrics = std::make_unique<metrics::BridgeMetrics>(
-            *config.metrics_listen, config.bridge_name, config.metrics_access);
+        metrics = std::make_unique<metrics::BridgeMetrics>(config);
         probe = std::make_unique<MetricsProbe>(config, *metrics);
         log::info("run", "serving metrics",
                   {{"listen", *config.metrics_listen},

@@ -1,3 +1,4 @@
+#include <array>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -9,12 +10,45 @@
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/metrics/bridge_metrics.hpp>
 
+#include "pgbridge_version.hpp"
+
 namespace pgbridge::metrics {
 namespace {
 
 std::string direction_of(const std::string& source, const std::string& target) {
     return source + "->" + target;
 }
+
+// A direction's labels: the side changes come from and the side they are applied to.
+prometheus::Labels direction_labels(const std::string& source, const std::string& target) {
+    return {{"source", source}, {"target", target}};
+}
+
+prometheus::Labels with(prometheus::Labels labels, const std::string& name,
+                        const std::string& value) {
+    labels.emplace(name, value);
+    return labels;
+}
+
+// A gauge whose value is not known now (its server is down) is dropped rather than left at
+// its last value or set to 0: a dashboard shows a gap and an alert on it does not fire on a
+// number nobody measured.
+void set_or_drop(prometheus::Family<prometheus::Gauge>& family, const prometheus::Labels& labels,
+                 std::optional<double> value) {
+    if (value) {
+        family.Add(labels).Set(*value);
+    } else if (family.Has(labels)) {
+        family.Remove(&family.Add(labels));
+    }
+}
+
+const prometheus::Histogram::BucketBoundaries& latency_buckets() {
+    static const prometheus::Histogram::BucketBoundaries buckets{
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+    return buckets;
+}
+
+constexpr std::array kOps{"insert", "update", "delete", "skip"};
 
 }  // namespace
 
@@ -125,7 +159,29 @@ struct BridgeMetrics::Families {
                       .Name("pgbridge_repairs_total")
                       .Help("Keys written by scheduled repair (verify.auto_repair), by table")
                       .Labels({{"bridge", bridge}})
-                      .Register(r)) {}
+                      .Register(r)),
+          build_info(prometheus::BuildGauge()
+                         .Name("pgbridge_build_info")
+                         .Help("Always 1; the labels say which pgbridge serves the metrics")
+                         .Labels({{"bridge", bridge}})
+                         .Register(r)),
+          copy_rows(prometheus::BuildCounter()
+                        .Name("pgbridge_copy_rows_total")
+                        .Help("Rows the initial copy read from the source side, this process")
+                        .Labels({{"bridge", bridge}})
+                        .Register(r)),
+          copy_rows_estimated(prometheus::BuildGauge()
+                                  .Name("pgbridge_copy_rows_estimated")
+                                  .Help("The planner's estimate of the rows of the tables the "
+                                        "running (or last) initial copy reads")
+                                  .Labels({{"bridge", bridge}})
+                                  .Register(r)),
+          copy_tables_left(prometheus::BuildGauge()
+                               .Name("pgbridge_copy_tables_left")
+                               .Help("Synced tables whose initial copy from the side has not "
+                                     "been confirmed yet")
+                               .Labels({{"bridge", bridge}})
+                               .Register(r)) {}
 
     prometheus::Family<prometheus::Counter>& captured;
     prometheus::Family<prometheus::Counter>& published;
@@ -147,18 +203,45 @@ struct BridgeMetrics::Families {
     prometheus::Family<prometheus::Gauge>& verify_last_run;
     prometheus::Family<prometheus::Gauge>& verify_duration;
     prometheus::Family<prometheus::Counter>& repairs;
+    prometheus::Family<prometheus::Gauge>& build_info;
+    prometheus::Family<prometheus::Counter>& copy_rows;
+    prometheus::Family<prometheus::Gauge>& copy_rows_estimated;
+    prometheus::Family<prometheus::Gauge>& copy_tables_left;
 };
 
-BridgeMetrics::BridgeMetrics(const std::string& listen, const std::string& bridge,
-                             const Config::MetricsAccess& access)
+BridgeMetrics::BridgeMetrics(const Config& config)
     : registry_(std::make_shared<prometheus::Registry>()),
-      families_(std::make_unique<Families>(*registry_, bridge)) {
+      families_(std::make_unique<Families>(*registry_, config.bridge_name)) {
+    Families& f = *families_;
+    f.build_info.Add({{"version", PGBRIDGE_VERSION}}).Set(1);
+    // Every series a direction will have, from zero: a rate() or an alert on a counter that
+    // appears only at its first event misses that event.
+    for (const auto& source : config.sides) {
+        for (const auto& target : config.sides) {
+            if (source.name == target.name) {
+                continue;
+            }
+            const auto labels = direction_labels(source.name, target.name);
+            for (auto* family : {&f.captured, &f.published, &f.dead_lettered, &f.retries,
+                                 &f.schema_waits, &f.local_version_waits}) {
+                family->Add(labels);
+            }
+            f.latency.Add(labels, latency_buckets());
+            for (const auto& table : config.tables) {
+                for (const char* op : kOps) {
+                    f.applied.Add(with(with(labels, "table", table.name_on(target.name).display()),
+                                       "op", op));
+                }
+            }
+        }
+        f.copy_rows.Add({{"side", source.name}});
+    }
     MetricsServerOptions options;
-    options.listen = listen;
-    options.user = access.user;
-    options.password = access.password;
-    options.cert_file = access.cert_file;
-    options.key_file = access.key_file;
+    options.listen = config.metrics_listen.value_or("127.0.0.1:0");
+    options.user = config.metrics_access.user;
+    options.password = config.metrics_access.password;
+    options.cert_file = config.metrics_access.cert_file;
+    options.key_file = config.metrics_access.key_file;
     server_ = std::make_unique<MetricsServer>(std::move(options), [registry = registry_] {
         return prometheus::TextSerializer().Serialize(registry->Collect());
     });
@@ -171,84 +254,86 @@ std::uint16_t BridgeMetrics::port() const {
 }
 
 void BridgeMetrics::batch_applied(const apply::AppliedBatch& batch) {
-    const std::string direction = direction_of(batch.source, batch.target);
+    const auto labels = direction_labels(batch.source, batch.target);
     Families& f = *families_;
     for (const auto& t : batch.tables) {
         for (const auto& [op, n] : {std::pair{"insert", t.inserted}, std::pair{"update", t.updated},
                                     std::pair{"delete", t.deleted}, std::pair{"skip", t.skipped}}) {
             if (n > 0) {
-                f.applied.Add({{"direction", direction}, {"table", t.table}, {"op", op}})
+                f.applied.Add(with(with(labels, "table", t.table), "op", op))
                     .Increment(static_cast<double>(n));
             }
         }
     }
     for (const auto& c : batch.conflicts) {
         f.conflicts
-            .Add({{"direction", direction},
-                  {"table", c.table},
-                  {"column", c.column.empty() ? "(row)" : c.column},
-                  {"strategy", c.strategy}})
+            .Add(with(with(with(labels, "table", c.table), "column",
+                           c.column.empty() ? "(row)" : c.column),
+                      "strategy", c.strategy))
             .Increment();
     }
-    auto& histogram = f.latency.Add(
-        {{"direction", direction}},
-        prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                0.5, 1, 2.5, 5, 10, 30, 60, 300});
+    auto& histogram = f.latency.Add(labels, latency_buckets());
     for (const double seconds : batch.latencies) {
         histogram.Observe(seconds);
     }
     if (batch.last_commit_time != 0) {
-        auto& gauge = f.last_commit.Add({{"direction", direction}});
+        auto& gauge = f.last_commit.Add(labels);
         gauge.Set(std::max(gauge.Value(), static_cast<double>(batch.last_commit_time) / 1e6));
     }
 }
 
 void BridgeMetrics::update_totals(const std::string& source, const std::string& target,
                                   const DirectionCounters& totals) {
-    const std::string direction = direction_of(source, target);
+    const auto labels = direction_labels(source, target);
     const std::lock_guard lock(mutex_);
-    DirectionCounters& seen = seen_[direction];
+    DirectionCounters& seen = seen_[direction_of(source, target)];
     const auto advance = [&](prometheus::Family<prometheus::Counter>& family, std::uint64_t& was,
-                             std::uint64_t now) {
-        auto& counter = family.Add({{"direction", direction}});
+                             std::uint64_t now, const prometheus::Labels& at) {
+        auto& counter = family.Add(at);
         if (now > was) {
             counter.Increment(static_cast<double>(now - was));
             was = now;
         }
     };
     Families& f = *families_;
-    advance(f.captured, seen.captured_changes, totals.captured_changes);
-    advance(f.published, seen.published_messages, totals.published_messages);
-    advance(f.dead_lettered, seen.dead_lettered, totals.dead_lettered);
-    advance(f.retries, seen.retries, totals.retries);
-    advance(f.schema_waits, seen.schema_waits, totals.schema_waits);
-    advance(f.local_version_waits, seen.local_version_waits, totals.local_version_waits);
+    advance(f.captured, seen.captured_changes, totals.captured_changes, labels);
+    advance(f.published, seen.published_messages, totals.published_messages, labels);
+    advance(f.dead_lettered, seen.dead_lettered, totals.dead_lettered, labels);
+    advance(f.retries, seen.retries, totals.retries, labels);
+    advance(f.schema_waits, seen.schema_waits, totals.schema_waits, labels);
+    advance(f.local_version_waits, seen.local_version_waits, totals.local_version_waits, labels);
+    const prometheus::Labels side{{"side", source}};
+    advance(f.copy_rows, seen.copy_rows, totals.copy_rows, side);
+    if (totals.copy_rows_estimated > 0) {
+        f.copy_rows_estimated.Add(side).Set(static_cast<double>(totals.copy_rows_estimated));
+    }
 }
 
 void BridgeMetrics::update_probe(const BridgeProbe& probe, const std::vector<DirectionLag>& lag) {
     Families& f = *families_;
     for (const auto& s : probe.sides) {
-        f.side_up.Add({{"side", s.side}}).Set(s.reachable ? 1 : 0);
-        if (s.slot_lag_bytes) {
-            f.slot_lag.Add({{"side", s.side}}).Set(static_cast<double>(*s.slot_lag_bytes));
-        }
+        const prometheus::Labels side{{"side", s.side}};
+        f.side_up.Add(side).Set(s.reachable ? 1 : 0);
+        set_or_drop(f.slot_lag, side,
+                    s.reachable && s.slot_lag_bytes
+                        ? std::optional(static_cast<double>(*s.slot_lag_bytes))
+                        : std::nullopt);
+        set_or_drop(
+            f.copy_tables_left, side,
+            s.reachable ? std::optional(static_cast<double>(s.tables_not_copied)) : std::nullopt);
     }
     f.broker_up.Add({}).Set(probe.broker.reachable ? 1 : 0);
     for (const auto& d : lag) {
-        const std::string direction = direction_of(d.source, d.target);
-        if (const QueueDepth* q = probe.queue_to(d.target); q != nullptr) {
-            for (const auto& [name, value] :
-                 {std::pair{"ready", q->ready}, std::pair{"retry", q->retrying},
-                  std::pair{"dead", q->dead}}) {
-                if (value) {
-                    f.queue.Add({{"direction", direction}, {"queue", name}})
-                        .Set(static_cast<double>(*value));
-                }
-            }
+        const auto labels = direction_labels(d.source, d.target);
+        const QueueDepth* q = probe.broker.reachable ? probe.queue_to(d.target) : nullptr;
+        for (const auto& [name, member] :
+             {std::pair{"ready", &QueueDepth::ready}, std::pair{"retry", &QueueDepth::retrying},
+              std::pair{"dead", &QueueDepth::dead}}) {
+            const auto value = q != nullptr ? q->*member : std::nullopt;
+            set_or_drop(f.queue, with(labels, "queue", name),
+                        value ? std::optional(static_cast<double>(*value)) : std::nullopt);
         }
-        if (d.seconds_behind) {
-            f.behind.Add({{"direction", direction}}).Set(*d.seconds_behind);
-        }
+        set_or_drop(f.behind, labels, d.seconds_behind);
     }
 }
 

@@ -244,6 +244,8 @@ DirectionCounters Direction::counters() const {
     c.local_version_waits = a.local_version_waits;
     c.streaming = capture_.stats().streaming;
     c.copy_done = copy_done_;
+    c.copy_rows = initial_copy_.progress().rows_copied;
+    c.copy_rows_estimated = initial_copy_.progress().rows_estimated;
     c.consuming = consumer_.stats().consuming;
     return c;
 }

@@ -6,6 +6,7 @@
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/source/initial_copy.hpp>
 #include <pgbridge/source/replication_connection.hpp>
 
@@ -88,6 +89,19 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
             .with("side", side);
     }
     conn.exec("SET TRANSACTION SNAPSHOT '" + snapshot.name + "'");
+    {
+        // An estimate from the planner's statistics (-1 for a table never analysed counts as
+        // nothing): a count(*) of every table would cost as much as the copy.
+        std::vector<std::optional<std::string>> quoted;
+        for (const TableConfig* config : to_copy) {
+            quoted.push_back(config->name_on(side).quoted());
+        }
+        const auto estimate = conn.exec(
+            "SELECT coalesce(sum(greatest(reltuples, 0)), 0)::int8::text FROM pg_catalog.pg_class"
+            " WHERE oid = ANY($1::regclass[])",
+            {pg::array_literal(quoted)});
+        progress_.rows_estimated = std::stoull(std::string(estimate.value(0, 0)));
+    }
     std::uint64_t total = 0;
     ColumnFilter excluded(options_.excluded_columns);
     // Every copied transaction commits "at" the consistent point; distinct end positions after
@@ -134,6 +148,7 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
                 txn.changes.push_back(std::move(change));
             }
             rows += static_cast<std::uint64_t>(chunk.rows());
+            progress_.rows_copied += static_cast<std::uint64_t>(chunk.rows());
             excluded.apply(txn);
             sink_.deliver(std::move(txn));
         }

@@ -259,10 +259,23 @@ status = "a"
         CHECK(output.find("a value never logged") == std::string::npos);
     }
 
-    TEST_CASE("the metrics endpoint counts what was actually written") {
+    TEST_CASE("the metrics endpoint counts what was actually written, and passes promtool") {
         const int port = free_port();
         BridgeRun run(fmt::format("\n[metrics]\nlisten = \"127.0.0.1:{}\"\n", port));
         run.start();
+        const std::string bridge = run.scratch.name();
+        std::string text;
+        const auto series = [&](const std::string& name, const std::string& labels) {
+            return sample(text, fmt::format("{}{{bridge=\"{}\",{}}}", name, bridge, labels));
+        };
+        // Before anything happened: every direction's counters are there, at zero.
+        REQUIRE(eventually([&] {
+            text = http_get(port, "/metrics");
+            return !text.empty();
+        }));
+        CHECK(series("pgbridge_messages_dead_lettered_total", "source=\"b\",target=\"a\"") == 0.0);
+        CHECK(series("pgbridge_changes_applied_total",
+                     "op=\"delete\",source=\"a\",table=\"hr.candidates\",target=\"b\"") == 0.0);
         auto a = run.scratch.admin(0);
         a.exec(
             "INSERT INTO public.talents SELECT g, 'n', 'e', NULL, 'new', 1 "
@@ -273,33 +286,35 @@ status = "a"
             "INSERT INTO public.notes SELECT g, 'b', true "
             "FROM generate_series(1, 7) g");
         REQUIRE(eventually([&] { return run.differences().empty(); }));
-        const std::string bridge = run.scratch.name();
-        std::string text;
-        const auto applied = [&](const std::string& direction, const std::string& table,
-                                 const std::string& op) {
-            return sample(text, fmt::format("pgbridge_changes_applied_total{{bridge=\"{}\","
-                                            "direction=\"{}\",op=\"{}\",table=\"{}\"}}",
-                                            bridge, direction, op, table));
+        const auto applied = [&](const std::string& source, const std::string& target,
+                                 const std::string& table, const std::string& op) {
+            return series("pgbridge_changes_applied_total",
+                          fmt::format("op=\"{}\",source=\"{}\",table=\"{}\",target=\"{}\"", op,
+                                      source, table, target));
         };
         CHECK(eventually([&] {
             text = http_get(port, "/metrics");
-            return applied("a->b", "hr.candidates", "update") == 15.0 &&
-                   sample(text, fmt::format("pgbridge_changes_captured_total{{bridge=\"{}\","
-                                            "direction=\"a->b\"}}",
-                                            bridge)) == 55.0;
+            return applied("a", "b", "hr.candidates", "update") == 15.0 &&
+                   series("pgbridge_changes_captured_total", "source=\"a\",target=\"b\"") == 55.0;
         }));
         INFO(text);
-        CHECK(applied("a->b", "hr.candidates", "insert") == 40.0);
-        CHECK(applied("b->a", "public.notes", "insert") == 7.0);
-        CHECK(sample(text, fmt::format("pgbridge_apply_latency_seconds_count{{bridge=\"{}\","
-                                       "direction=\"a->b\"}}",
-                                       bridge)) == 2.0);
+        CHECK(applied("a", "b", "hr.candidates", "insert") == 40.0);
+        CHECK(applied("b", "a", "public.notes", "insert") == 7.0);
+        CHECK(series("pgbridge_apply_latency_seconds_count", "source=\"a\",target=\"b\"") == 2.0);
         CHECK(eventually([&] {
             text = http_get(port, "/metrics");
-            return sample(text, fmt::format("pgbridge_side_up{{bridge=\"{}\",side=\"b\"}}",
-                                            bridge)) == 1.0;
+            return series("pgbridge_side_up", "side=\"b\"") == 1.0 &&
+                   series("pgbridge_copy_tables_left", "side=\"a\"") == 0.0;
         }));
+        CHECK(text.find("pgbridge_build_info{bridge=") != std::string::npos);
         CHECK(text.find("'n'") == std::string::npos);
+        // The exposition is one Prometheus accepts, names and help included.
+        const std::string scrape_file = run.scratch.dir() + "/scrape.txt";
+        std::ofstream(scrape_file) << text;
+        const CommandResult lint =
+            run_command({"sh", "-c", "promtool check metrics < " + scrape_file});
+        INFO(lint.out << lint.err);
+        CHECK(lint.exit_code == 0);
         run.stop();
     }
 

@@ -30,6 +30,10 @@ struct DirectionCounters {
     // Apply attempts that waited for the target side's capture to record its local writes.
     std::uint64_t local_version_waits = 0;
     bool copy_done = false;  // the initial copy of every table is confirmed (or not needed)
+    // The initial copy from SOURCE: rows read so far by this process, and the planner's
+    // estimate of the rows of the tables it copies.
+    std::uint64_t copy_rows = 0;
+    std::uint64_t copy_rows_estimated = 0;
     bool streaming = false;
     bool consuming = false;
 };
@@ -43,28 +47,15 @@ struct VerifyOutcome {
 };
 
 // The Prometheus endpoint of `pgbridge run` ([metrics] listen), kept in a prometheus-cpp
-// registry and served by MetricsServer (basic auth and HTTPS as [metrics] says):
-//   pgbridge_changes_captured_total{direction}          changes read from the source slot
-//   pgbridge_messages_published_total{direction}        messages confirmed by the broker
-//   pgbridge_changes_applied_total{direction,table,op}  insert / update / delete / skip
-//   pgbridge_messages_dead_lettered_total{direction}
-//   pgbridge_apply_retries_total{direction}
-//   pgbridge_apply_schema_waits_total{direction}        waits for a column the target lacks
-//   pgbridge_apply_local_version_waits_total{direction} waits for the target's capture
-//   pgbridge_conflicts_total{direction,table,column,strategy}
-//   pgbridge_apply_latency_seconds{direction}           histogram: source commit -> target commit
-//   pgbridge_slot_lag_bytes{side}, pgbridge_queue_messages{direction,queue}
-//   pgbridge_last_applied_commit_timestamp_seconds{direction}, pgbridge_seconds_behind{direction}
-//   pgbridge_side_up{side}, pgbridge_broker_up
-//   pgbridge_verify_runs_total{result}                  identical / differences / failed
-//   pgbridge_verify_differences{table}                  drift the last scheduled verify left
-//   pgbridge_verify_last_run_timestamp_seconds, pgbridge_verify_last_duration_seconds
-//   pgbridge_repairs_total{table}                       keys written by scheduled repair
-// A direction's label is "SOURCE->TARGET". No row value is ever a label.
+// registry and served by MetricsServer (basic auth and HTTPS as [metrics] says). A direction
+// is labelled by its source and target sides; docs/operations.md ("Metrics") lists every
+// series. Counters of a direction exist from zero at start; a gauge whose server cannot be
+// read is dropped, never left stale or zeroed. Every series carries the bridge's name, and no
+// row value is ever a label.
 class BridgeMetrics final : public apply::ApplyObserver {
   public:
-    BridgeMetrics(const std::string& listen, const std::string& bridge,
-                  const Config::MetricsAccess& access = {});
+    // Serves on config.metrics_listen (port 0 of 127.0.0.1 when unset) as [metrics] says.
+    explicit BridgeMetrics(const Config& config);
     ~BridgeMetrics() override;
     BridgeMetrics(const BridgeMetrics&) = delete;
     BridgeMetrics& operator=(const BridgeMetrics&) = delete;

@@ -37,9 +37,16 @@ struct InitialCopyOptions {
 // Each table is recorded as copied only once the sink has made all of it durable (the
 // broker confirmed it), so a copy cut short is done again on the next start.
 // docs/initial-sync.md says more.
+// How far a copy has got, for the metrics and the status line; written by the copy's thread.
+struct CopyProgress {
+    std::atomic<std::uint64_t> rows_copied{0};     // read and handed to the sink, this process
+    std::atomic<std::uint64_t> rows_estimated{0};  // pg_class.reltuples of the tables to copy
+};
+
 class InitialCopy {
   public:
     InitialCopy(InitialCopyOptions options, TransactionSink& sink);
+    const CopyProgress& progress() const { return progress_; }
 
     // Returns the rows copied (0 when every table was copied before). Returns early, with
     // nothing recorded for the table in hand, when `stopping` becomes true.
@@ -48,6 +55,7 @@ class InitialCopy {
   private:
     InitialCopyOptions options_;
     TransactionSink& sink_;
+    CopyProgress progress_;
 };
 
 }  // namespace pgbridge::source

@@ -1,6 +1,7 @@
-// The metrics endpoint's HTTP handling: what a request asks for, who may read, and how a
-// client that sends too much is answered, against a real socket on loopback. HTTPS is proven
-// against `pgbridge run` with curl (integration suite "bridge").
+// The metrics: the endpoint's HTTP handling (what a request asks for, who may read, how a
+// client that sends too much is answered) and what the bridge's series say when servers are up
+// or down, against a real socket on loopback. HTTPS and the counts of a live bridge are proven
+// against `pgbridge run` (integration suite "bridge").
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -9,8 +10,10 @@
 
 #include <doctest/doctest.h>
 
+#include <pgbridge/config/config.hpp>
 #include <pgbridge/core/base64.hpp>
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/metrics/bridge_metrics.hpp>
 #include <pgbridge/metrics/metrics_server.hpp>
 
 using namespace pgbridge;
@@ -155,5 +158,107 @@ TEST_SUITE("unit") {
             CHECK(e.kind() == ErrorKind::Config);
             CHECK(std::string(e.what()).find("metrics.cert_file") != std::string::npos);
         }
+    }
+
+    TEST_CASE(
+        "bridge metrics: build info, every direction's counters from zero, and gauges of "
+        "a server that is down dropped rather than kept") {
+        const Config config = parse_config(R"([bridge]
+name = "crm"
+[sides.a]
+conninfo = "host=127.0.0.1 dbname=a"
+[sides.b]
+conninfo = "host=127.0.0.1 dbname=b"
+[rabbitmq]
+url = "amqp://pgbridge@127.0.0.1:5672/%2f"
+[[tables]]
+name = "public.notes"
+[tables.sides.b]
+name = "hr.notes"
+)",
+                                           "test.toml");
+        BridgeMetrics metrics(config);
+        auto scrape = [&] {
+            const std::string answer = exchange(metrics.port(), "GET /metrics HTTP/1.1\r\n\r\n");
+            return answer.substr(answer.find("\r\n\r\n") + 4);
+        };
+        auto has = [](const std::string& text, const std::string& series) {
+            return text.find("\n" + series + " ") != std::string::npos;
+        };
+        std::string text = scrape();
+        INFO(text);
+        CHECK(text.find("pgbridge_build_info{bridge=\"crm\",version=\"") != std::string::npos);
+        for (const char* direction :
+             {R"(bridge="crm",source="a",target="b")", R"(bridge="crm",source="b",target="a")"}) {
+            CAPTURE(direction);
+            for (const char* counter :
+                 {"pgbridge_changes_captured_total", "pgbridge_messages_published_total",
+                  "pgbridge_messages_dead_lettered_total", "pgbridge_apply_retries_total",
+                  "pgbridge_apply_schema_waits_total", "pgbridge_apply_local_version_waits_total",
+                  "pgbridge_apply_latency_seconds_count"}) {
+                CHECK(has(text, std::string(counter) + "{" + direction + "}"));
+            }
+        }
+        // Applied, by the target's name of the table and every operation.
+        CHECK(has(
+            text,
+            R"(pgbridge_changes_applied_total{bridge="crm",op="delete",source="a",table="hr.notes",target="b"})"));
+        CHECK(has(
+            text,
+            R"(pgbridge_changes_applied_total{bridge="crm",op="skip",source="b",table="public.notes",target="a"})"));
+        CHECK(has(text, R"(pgbridge_copy_rows_total{bridge="crm",side="a"})"));
+
+        BridgeProbe probe;
+        probe.sides = {SideProbe{}, SideProbe{}};
+        probe.sides[0].side = "a";
+        probe.sides[0].reachable = true;
+        probe.sides[0].slot_lag_bytes = 4096;
+        probe.sides[0].tables_not_copied = 1;
+        probe.sides[1].side = "b";
+        probe.sides[1].reachable = true;
+        probe.sides[1].slot_lag_bytes = 0;
+        probe.broker.reachable = true;
+        QueueDepth depth;
+        depth.ready = 3;
+        depth.retrying = 0;
+        depth.dead = 1;
+        probe.broker.queues = {{"b", depth}, {"a", depth}};
+        std::vector<DirectionLag> lag(2);
+        lag[0].source = "a";
+        lag[0].target = "b";
+        lag[0].seconds_behind = 2.5;
+        lag[1].source = "b";
+        lag[1].target = "a";
+        lag[1].seconds_behind = 0;
+        metrics.update_probe(probe, lag);
+        text = scrape();
+        CHECK(has(text, R"(pgbridge_slot_lag_bytes{bridge="crm",side="a"})"));
+        CHECK(has(text, R"(pgbridge_copy_tables_left{bridge="crm",side="a"})"));
+        CHECK(has(text,
+                  R"(pgbridge_queue_messages{bridge="crm",queue="ready",source="a",target="b"})"));
+        CHECK(has(text, R"(pgbridge_seconds_behind{bridge="crm",source="a",target="b"})"));
+
+        // Side a and the broker down: what only they can say is gone, their _up gauges say why.
+        probe.sides[0].reachable = false;
+        probe.broker.reachable = false;
+        probe.broker.queues.clear();
+        lag[0].seconds_behind.reset();
+        metrics.update_probe(probe, lag);
+        text = scrape();
+        CHECK(has(text, R"(pgbridge_side_up{bridge="crm",side="a"})"));
+        CHECK(text.find(R"(pgbridge_side_up{bridge="crm",side="a"} 0)") != std::string::npos);
+        CHECK(text.find(R"(pgbridge_broker_up{bridge="crm"} 0)") != std::string::npos);
+        CHECK_FALSE(has(text, R"(pgbridge_slot_lag_bytes{bridge="crm",side="a"})"));
+        CHECK_FALSE(has(text, R"(pgbridge_copy_tables_left{bridge="crm",side="a"})"));
+        CHECK(has(text, R"(pgbridge_slot_lag_bytes{bridge="crm",side="b"})"));
+        CHECK(text.find("pgbridge_queue_messages{") == std::string::npos);
+        CHECK_FALSE(has(text, R"(pgbridge_seconds_behind{bridge="crm",source="a",target="b"})"));
+        CHECK(has(text, R"(pgbridge_seconds_behind{bridge="crm",source="b",target="a"})"));
+        // Back up: the series return.
+        probe.sides[0].reachable = true;
+        probe.broker.reachable = true;
+        probe.broker.queues = {{"b", depth}, {"a", depth}};
+        metrics.update_probe(probe, lag);
+        CHECK(has(scrape(), R"(pgbridge_slot_lag_bytes{bridge="crm",side="a"})"));
     }
 }
