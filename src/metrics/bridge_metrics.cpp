@@ -176,6 +176,12 @@ struct BridgeMetrics::Families {
                                         "running (or last) initial copy reads")
                                   .Labels({{"bridge", bridge}})
                                   .Register(r)),
+          safe_wal_size(prometheus::BuildGauge()
+                            .Name("pgbridge_slot_safe_wal_size_bytes")
+                            .Help("WAL that can still be written before the side's slot passes "
+                                  "max_slot_wal_keep_size (absent when that is unlimited)")
+                            .Labels({{"bridge", bridge}})
+                            .Register(r)),
           copy_tables_left(prometheus::BuildGauge()
                                .Name("pgbridge_copy_tables_left")
                                .Help("Synced tables whose initial copy from the side has not "
@@ -206,6 +212,7 @@ struct BridgeMetrics::Families {
     prometheus::Family<prometheus::Gauge>& build_info;
     prometheus::Family<prometheus::Counter>& copy_rows;
     prometheus::Family<prometheus::Gauge>& copy_rows_estimated;
+    prometheus::Family<prometheus::Gauge>& safe_wal_size;
     prometheus::Family<prometheus::Gauge>& copy_tables_left;
 };
 
@@ -317,6 +324,10 @@ void BridgeMetrics::update_probe(const BridgeProbe& probe, const std::vector<Dir
         set_or_drop(f.slot_lag, side,
                     s.reachable && s.slot_lag_bytes
                         ? std::optional(static_cast<double>(*s.slot_lag_bytes))
+                        : std::nullopt);
+        set_or_drop(f.safe_wal_size, side,
+                    s.reachable && s.safe_wal_size_bytes
+                        ? std::optional(static_cast<double>(*s.safe_wal_size_bytes))
                         : std::nullopt);
         set_or_drop(
             f.copy_tables_left, side,

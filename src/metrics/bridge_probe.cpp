@@ -20,7 +20,8 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
         conn.exec(fmt::format("SET statement_timeout = {}", config.engine.timeout_ms));
         p.reachable = true;
         const auto slot = conn.exec(
-            "SELECT active, wal_status, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)"
+            "SELECT active, wal_status, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn),"
+            "       safe_wal_size"
             "  FROM pg_replication_slots WHERE slot_name = $1",
             {names::slot(config.bridge_name, side.name)});
         if (slot.rows() == 1) {
@@ -30,6 +31,9 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
             if (!slot.is_null(0, 2)) {
                 p.slot_lag_bytes = static_cast<std::uint64_t>(
                     std::max(0.0, std::stod(std::string(slot.value(0, 2)))));
+            }
+            if (!slot.is_null(0, 3)) {
+                p.safe_wal_size_bytes = std::stoll(std::string(slot.value(0, 3)));
             }
         }
         const auto identity = source::read_slot_identity(

@@ -19,6 +19,9 @@ struct SideProbe {
     bool slot_active = false;
     std::string wal_status;
     std::optional<std::uint64_t> slot_lag_bytes;  // WAL end minus the slot's confirmed position
+    // WAL that can still be written before the slot passes max_slot_wal_keep_size and may lose
+    // what it needs (pg_replication_slots.safe_wal_size); none when that setting is -1.
+    std::optional<std::int64_t> safe_wal_size_bytes;
     // Ahead of what pgbridge reported (created again or moved by hand), not yet seen by run.
     bool slot_moved = false;
     // The slot was created again or moved, and no repair of every table has run since.
