@@ -1,6 +1,7 @@
-// No silent loss in operations (SPEC guarantees 1 and 6), against `pgbridge run` as a process,
-// real clusters and a real broker: what a DBA does next to a running bridge (a second daemon
-// started by mistake, ...) never makes rows go missing.
+// No silent loss in operations (nothing committed is lost; bad input is dead-lettered, not
+// dropped), against `pgbridge run` as a process, real clusters and a real broker: what a DBA
+// does next to a running bridge (a second daemon started by mistake, ...) never makes rows go
+// missing.
 
 #include <array>
 #include <csignal>

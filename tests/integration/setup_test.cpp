@@ -118,8 +118,8 @@ SELECT concat_ws(' | ',
 
 TEST_SUITE("setup") {
     TEST_CASE(
-        "setup creates the spec's objects, a second run changes nothing, teardown removes "
-        "them") {
+        "setup creates the bridge's objects (docs/setup.md), a second run changes nothing, "
+        "teardown removes them") {
         ScratchBridge bridge("setup", kSchemaA, kSchemaB, kTables);
         const std::string& name = bridge.name();
 
