@@ -964,7 +964,7 @@ pg::Connection& PostgresApplier::connection() {
     if (!connection_) {
         pg::Connection conn = pg::Connection::open(options_.target);
         // Everything this session commits is marked as coming from the source side, which is
-        // what keeps the target's capture from sending it back (SPEC guarantee 3).
+        // what keeps the target's capture from sending it back (no echo).
         conn.exec("SELECT pg_catalog.pg_replication_origin_session_setup($1)",
                   {names::origin(options_.bridge, options_.source_side)});
         // Its statements are prepared and run once per batch, by key: one plan each (index

@@ -9,6 +9,7 @@
 #include <pgbridge/cli/commands.hpp>
 #include <pgbridge/cli/text_table.hpp>
 #include <pgbridge/config/config.hpp>
+#include <pgbridge/core/byte_size.hpp>
 #include <pgbridge/metrics/bridge_probe.hpp>
 
 namespace pgbridge::cli {
@@ -42,8 +43,8 @@ TextTable lag_table(const std::vector<metrics::DirectionLag>& lag) {
                      "PENDING CONFLICTS", "DEAD LETTERS"});
     for (const auto& d : lag) {
         table.add_row({d.source + " -> " + d.target,
-                       d.wal_bytes ? fmt::format("{} B", *d.wal_bytes) : "-", or_dash(d.queued),
-                       or_dash(d.dead),
+                       d.wal_bytes ? format_bytes(static_cast<std::int64_t>(*d.wal_bytes)) : "-",
+                       or_dash(d.queued), or_dash(d.dead),
                        d.seconds_behind ? fmt::format("{:.1f}", *d.seconds_behind) : "-",
                        or_dash(d.pending_conflicts), or_dash(d.new_dead_letters)});
     }

@@ -48,6 +48,33 @@ void parse_admin_conninfo(const std::vector<std::string>& items, SetupCommandOpt
     }
 }
 
+// --config, --json and -v on one parser, in a group of their own in its --help.
+void add_global_flags(CLI::App& parser, GlobalOptions& global) {
+    constexpr const char* kGroup = "Global options (before or after the command)";
+    parser.add_option("--config", global.config_path, "configuration file")
+        ->type_name("PATH")
+        ->capture_default_str()
+        ->group(kGroup);
+    parser.add_flag("--json", global.json, "machine-readable output")->group(kGroup);
+    // Counted across parsers: `pgbridge -v lag -v` is two steps.
+    parser
+        .add_flag_function(
+            "-v,--verbose",
+            [&global](std::int64_t count) { global.verbosity += static_cast<int>(count); },
+            "more log output (repeat for more)")
+        ->group(kGroup);
+}
+
+// CLI11 lists only a command's own options in its --help, and fallthrough alone would leave
+// the global flags out of `pgbridge lag --help`: every command gets them too, bound to the
+// same GlobalOptions, so `pgbridge lag --json` and `pgbridge --json lag` mean the same.
+void add_global_flags_to_commands(CLI::App& parent, GlobalOptions& global) {
+    for (CLI::App* command : parent.get_subcommands([](CLI::App*) { return true; })) {
+        add_global_flags(*command, global);
+        add_global_flags_to_commands(*command, global);
+    }
+}
+
 // Every command may hold the passwords of both databases and the broker in memory: no core
 // file is written, and no other process of the same user may read the process's memory
 // (ptrace, /proc/PID/mem). Root still can; docs/security.md.
@@ -74,9 +101,7 @@ int main(int argc, char** argv) {
     GlobalOptions global;
     global.config_path = std::string(kDefaultConfigPath);
     bool show_version = false;
-    app.add_option("--config", global.config_path, "configuration file")->capture_default_str();
-    app.add_flag("--json", global.json, "machine-readable output");
-    app.add_flag("-v,--verbose", global.verbosity, "more log output (repeat for more)");
+    add_global_flags(app, global);
     app.add_flag("--version", show_version, "print versions of pgbridge, libpq and rabbitmq-c");
 
     auto* check_config =
@@ -104,7 +129,8 @@ int main(int argc, char** argv) {
     teardown->add_option("--admin-conninfo", admin_conninfo, "SIDE=CONNINFO as for setup");
     teardown->add_flag("--keep-metadata", setup_options.keep_metadata,
                        "keep schema pgbridge (conflict log and dead letters)");
-    teardown->add_flag("--dry-run", setup_options.dry_run, "report what would be dropped");
+    teardown->add_flag("--dry-run", setup_options.dry_run,
+                       "report what would be dropped, drop nothing (needs no --yes)");
 
     TailCommandOptions tail_options;
     auto* run = app.add_subcommand("run", "the daemon: both directions of the bridge");
@@ -184,6 +210,7 @@ int main(int argc, char** argv) {
             ->check(CLI::PositiveNumber);
     }
     repair->add_flag("--dry-run", verify_options.dry_run, "show what would be written");
+    add_global_flags_to_commands(app, global);
 
     try {
         app.parse(argc, argv);
@@ -204,10 +231,11 @@ int main(int argc, char** argv) {
             return setup_command(global, setup_options);
         }
         if (*teardown) {
-            if (!yes) {
+            if (!yes && !setup_options.dry_run) {
                 throw Error(ErrorKind::Usage,
                             "teardown drops replication slots, origins, publications and the "
-                            "conflict log; run it again with --yes to confirm");
+                            "conflict log; run it again with --yes to confirm (--dry-run "
+                            "lists what it would drop)");
             }
             parse_admin_conninfo(admin_conninfo, setup_options);
             return teardown_command(global, setup_options);

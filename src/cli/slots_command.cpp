@@ -10,6 +10,7 @@
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/config/side_connection.hpp>
+#include <pgbridge/core/byte_size.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/pg/connection.hpp>
 
@@ -17,20 +18,7 @@ namespace pgbridge::cli {
 namespace {
 
 std::string bytes_text(const std::optional<std::string>& bytes) {
-    if (!bytes) {
-        return "-";
-    }
-    const double b = std::stod(*bytes);
-    if (b < 1024) {
-        return fmt::format("{} B", *bytes);
-    }
-    if (b < 1024.0 * 1024) {
-        return fmt::format("{:.1f} kB", b / 1024);
-    }
-    if (b < 1024.0 * 1024 * 1024) {
-        return fmt::format("{:.1f} MB", b / 1024 / 1024);
-    }
-    return fmt::format("{:.1f} GB", b / 1024 / 1024 / 1024);
+    return bytes ? format_bytes(std::stoll(*bytes)) : "-";
 }
 
 nlohmann::json text_or_null(const std::optional<std::string>& v) {

@@ -2,6 +2,7 @@
 
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/config/side_connection.hpp>
+#include <pgbridge/core/byte_size.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/metrics/bridge_probe.hpp>
 #include <pgbridge/pg/connection.hpp>
@@ -265,10 +266,12 @@ HealthReport assess(const Config& config, const BridgeProbe& probe,
         if (d.wal_bytes &&
             *d.wal_bytes >
                 static_cast<std::uint64_t>(config.status.max_slot_lag_mb) * 1024 * 1024) {
-            problem(Health::Degraded, fmt::format("{}: the slot holds {} MB not yet captured "
-                                                  "(limit {} MB)",
-                                                  direction, *d.wal_bytes / 1024 / 1024,
-                                                  config.status.max_slot_lag_mb));
+            problem(Health::Degraded,
+                    fmt::format(
+                        "{}: the slot holds {} not yet captured (limit {}: [status] "
+                        "max_slot_lag_mb)",
+                        direction, format_bytes(static_cast<std::int64_t>(*d.wal_bytes)),
+                        format_bytes(std::int64_t{config.status.max_slot_lag_mb} * 1024 * 1024)));
         }
         if (d.queued && *d.queued > static_cast<std::uint32_t>(config.status.max_queued_messages)) {
             problem(Health::Degraded, fmt::format("{}: {} messages queued (limit {})", direction,

@@ -251,7 +251,7 @@ TEST_SUITE("apply") {
         CHECK(h.conflicts(0)[0]["remote"]["status"] == "from b");
     }
 
-    TEST_CASE("the three-write interleaving of SPEC guarantee 5 converges to A's email") {
+    TEST_CASE("the three-write interleaving of docs/apply-design.md converges to A's email") {
         Harness h;
         h.app(0).exec("INSERT INTO public.talents VALUES (1, 'Ann', 'old', NULL, 'new', 1)");
         h.deliver(0, 1);

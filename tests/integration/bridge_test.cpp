@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/byte_size.hpp>
 
 #include "../support/bridge_run.hpp"
 
@@ -167,15 +168,14 @@ status = "a"
         CHECK(directions[0]["source"] == "a");
         const std::uint64_t waiting = directions[0]["wal_bytes_not_captured"];
         CHECK(waiting > 64 * 1024);
-        // The table shows the same numbers (give or take the few bytes the server itself may
-        // log in between, such as its periodic snapshot of running transactions).
+        // The table shows the same number in the unit every command's text uses (give or take
+        // the few bytes the server itself may log in between, such as its periodic snapshot of
+        // running transactions).
         const auto table = run.scratch.pgbridge({"lag"});
         bool shown = false;
-        const std::regex bytes("([0-9]+) B");
-        for (auto it = std::sregex_iterator(table.out.begin(), table.out.end(), bytes);
-             it != std::sregex_iterator(); ++it) {
-            const std::uint64_t v = std::stoull((*it)[1].str());
-            shown = shown || (v >= waiting && v <= waiting + 4096);
+        for (std::uint64_t v = waiting; v <= waiting + 4096 && !shown; ++v) {
+            shown = table.out.find("  " + format_bytes(static_cast<std::int64_t>(v)) + "  ") !=
+                    std::string::npos;
         }
         INFO(table.out);
         CHECK(shown);

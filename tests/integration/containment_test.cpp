@@ -1,7 +1,7 @@
-// No input stops a direction (SPEC guarantees 6 and 10), against `pgbridge run` as a process,
-// real clusters and a real broker: crafted messages of every bad kind in a direction's queue
-// are dead-lettered with their reason while the changes behind them are applied, and the
-// process never exits.
+// No input stops a direction, nor takes memory past a fixed bound, against `pgbridge run` as
+// a process, real clusters and a real broker: crafted messages of every bad kind in a
+// direction's queue are dead-lettered with their reason while the changes behind them are
+// applied, and the process never exits.
 
 #include <filesystem>
 #include <fstream>
@@ -475,7 +475,7 @@ TEST_SUITE("containment") {
         CHECK(b.exec("SELECT count(*) FROM pgbridge.dead_letters").value(0, 0) == "0");
         // The slot moved past both: confirmed only once every part was confirmed.
         CHECK(eventually([&] { return run.settled(); }, std::chrono::seconds(60)));
-        // Memory bounded by design (SPEC guarantee 10): whole, these transactions took
+        // Memory bounded by design: whole, these transactions took
         // gigabytes (a 200,000-row one peaked at 1.7 GB).
         const long peak_kb = peak_rss_kb(run.daemon->pid());
         MESSAGE("pgbridge run peak RSS: " << peak_kb / 1024 << " MB");

@@ -1,6 +1,7 @@
-// No silent loss in operations (SPEC guarantees 1 and 6), against `pgbridge run` as a process,
-// real clusters and a real broker: what a DBA does next to a running bridge (a second daemon
-// started by mistake, ...) never makes rows go missing.
+// No silent loss in operations (nothing committed is lost; bad input is dead-lettered, not
+// dropped), against `pgbridge run` as a process, real clusters and a real broker: what a DBA
+// does next to a running bridge (a second daemon started by mistake, ...) never makes rows go
+// missing.
 
 #include <array>
 #include <csignal>
@@ -1051,5 +1052,55 @@ TEST_SUITE("operations") {
         CHECK(r.err.find("which neither side has") != std::string::npos);
         CHECK(r.err.find("nothing was changed") != std::string::npos);
         CHECK(bridge_slots(scratch) == 0);
+    }
+}
+
+TEST_SUITE("operations") {
+    TEST_CASE("every command's --help lists the global flags, which parse before or after it") {
+        const std::string& binary = TestEnvironment::get().pgbridge_binary;
+        for (const std::vector<std::string>& command : {std::vector<std::string>{"lag"},
+                                                        {"status"},
+                                                        {"slots"},
+                                                        {"conflicts", "list"},
+                                                        {"dead-letters", "replay"}}) {
+            std::vector<std::string> argv{binary};
+            argv.insert(argv.end(), command.begin(), command.end());
+            argv.push_back("--help");
+            const CommandResult help = run_command(argv);
+            INFO(help.out << help.err);
+            CHECK(help.exit_code == 0);
+            CHECK(help.out.find("--config PATH") != std::string::npos);
+            CHECK(help.out.find("--json") != std::string::npos);
+            CHECK(help.out.find("-v,--verbose") != std::string::npos);
+        }
+
+        ScratchBridge scratch("opsflags", kSchemaA, kSchemaB, tables_toml(""));
+        const CommandResult before = run_command(
+            {binary, "--config", scratch.config_path(), "--json", "check-config", "--offline"});
+        const CommandResult after = run_command(
+            {binary, "check-config", "--offline", "--json", "--config", scratch.config_path()});
+        INFO(before.out << before.err << after.out << after.err);
+        CHECK(before.exit_code == 0);
+        CHECK(after.exit_code == 0);
+        CHECK(nlohmann::json::parse(before.out) == nlohmann::json::parse(after.out));
+    }
+
+    TEST_CASE("teardown --dry-run lists what it would drop without --yes, and drops nothing") {
+        ScratchBridge scratch("opsdry", kSchemaA, kSchemaB, tables_toml(""));
+        scratch.setup();
+        REQUIRE(bridge_slots(scratch) == 2);
+        std::vector<std::string> dry{"teardown", "--dry-run"};
+        const auto flags = scratch.admin_flags();
+        dry.insert(dry.end(), flags.begin(), flags.end());
+        const CommandResult listed = scratch.pgbridge(dry);
+        INFO(listed.out << listed.err);
+        CHECK(listed.exit_code == 0);
+        CHECK(listed.out.find("would be dropped") != std::string::npos);
+        CHECK(bridge_slots(scratch) == 2);
+
+        const CommandResult unconfirmed = scratch.pgbridge({"teardown"});
+        CHECK(unconfirmed.exit_code == 2);
+        CHECK(unconfirmed.err.find("--yes") != std::string::npos);
+        CHECK(bridge_slots(scratch) == 2);
     }
 }

@@ -118,8 +118,8 @@ SELECT concat_ws(' | ',
 
 TEST_SUITE("setup") {
     TEST_CASE(
-        "setup creates the spec's objects, a second run changes nothing, teardown removes "
-        "them") {
+        "setup creates the bridge's objects (docs/setup.md), a second run changes nothing, "
+        "teardown removes them") {
         ScratchBridge bridge("setup", kSchemaA, kSchemaB, kTables);
         const std::string& name = bridge.name();
 
@@ -542,6 +542,9 @@ TEST_SUITE("setup") {
         CHECK(text.exit_code == 0);
         CHECK(text.out.find(mine) != std::string::npos);
         CHECK(text.out.find("this bridge") != std::string::npos);
+        // Sizes in binary units, as lag and status show them (core/byte_size.hpp).
+        CHECK(text.out.find(" kB") == std::string::npos);
+        CHECK(text.out.find(" MB") == std::string::npos);
         side_a.exec("SELECT pg_drop_replication_slot($1)", {other});
 
         // A side that cannot be reached: said plainly, the other side still listed, exit 1.

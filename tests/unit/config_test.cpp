@@ -11,8 +11,8 @@ using namespace pgbridge;
 
 namespace {
 
-// The spec's example, complete, with a mapped table. Line numbers matter to the tests below
-// that patch it: keep the layout.
+// A complete configuration with a mapped table. Line numbers matter to the tests below that
+// patch it: keep the layout.
 constexpr std::string_view kValid = R"([bridge]
 name = "crm"
 
@@ -85,7 +85,7 @@ std::string replace(std::string_view text, std::string_view from, std::string_vi
 
 }  // namespace
 
-TEST_CASE("the spec's full example loads into typed structs") {
+TEST_CASE("a complete configuration loads into typed structs") {
     const Config c = parse(kValid);
     CHECK(c.bridge_name == "crm");
     REQUIRE(c.sides.size() == 2);

@@ -1,6 +1,6 @@
 // The conflict resolver: every case under every strategy, the symmetry that makes both sides
 // converge, and a randomized two-side simulation (which must fail when per-column write times
-// are replaced by row times: SPEC guarantee 5's three-write example).
+// are replaced by row times: the three-write example of docs/apply-design.md).
 
 #include <algorithm>
 #include <map>

@@ -163,10 +163,10 @@ void retire_columns(LocalRow& row);
 LocalRow apply_resolution(const LocalRow& local, const RemoteChange& change,
                           const Resolution& resolution);
 
-// SPEC guarantee 5 as a pure function of (rules, the local row with its versions, the remote
-// change). Deterministic and symmetric: given the same two concurrent writes, the side that
-// receives A's change and the side that receives B's change pick the same winner for every
-// column, so both converge. docs/apply-design.md explains each rule.
+// The column-level conflict rules as a pure function of (rules, the local row with its
+// versions, the remote change). Deterministic and symmetric: given the same two concurrent
+// writes, the side that receives A's change and the side that receives B's change pick the
+// same winner for every column, so both converge. docs/apply-design.md explains each rule.
 class ConflictResolver {
   public:
     ConflictResolver(ConflictRules rules, std::string local_side);

@@ -9,9 +9,9 @@
 namespace pgbridge::apply {
 
 // Records dead letters in pgbridge.dead_letters on the target side, where the DBA looks for
-// them (SPEC guarantee 6): every text made valid, the payload as bytea; a row that is still
-// refused goes in again with only the essentials. Connects on first use and again after a
-// lost connection.
+// them (bad input is contained: docs/message-format.md): every text made valid, the payload
+// as bytea; a row that is still refused goes in again with only the essentials. Connects on
+// first use and again after a lost connection.
 class DeadLetterWriter final : public transport::DeadLetterRecorder {
   public:
     explicit DeadLetterWriter(pg::ConnectOptions target);

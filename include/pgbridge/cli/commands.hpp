@@ -6,7 +6,7 @@
 
 namespace pgbridge::cli {
 
-// Flags every command understands (SPEC: --config, --json, -v).
+// Flags every command understands (--config, --json, -v; pgbridge(1), GLOBAL OPTIONS).
 struct GlobalOptions {
     std::string config_path;
     bool json = false;

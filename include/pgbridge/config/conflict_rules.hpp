@@ -12,8 +12,8 @@
 namespace pgbridge {
 
 // How a conflict on one column of one table is decided, with the reason in words, after
-// applying the precedence of SPEC guarantee 5: a field_priority rule for "schema.table.column",
-// else one for the bare column, else conflicts.default_strategy.
+// applying the precedence of docs/configuration.md, "Conflict rules": a field_priority rule
+// for "schema.table.column", else one for the bare column, else conflicts.default_strategy.
 struct ColumnRule {
     enum class Source { TableFieldRule, ColumnFieldRule, DefaultStrategy };
 

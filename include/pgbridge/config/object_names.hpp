@@ -5,8 +5,8 @@
 
 namespace pgbridge::names {
 
-// The names SPEC.md fixes for the objects of a bridge. Every module asks here instead of
-// formatting its own, so a rename happens in one place.
+// The names of a bridge's objects (docs/setup.md), which DBAs, their scripts and sql/ rely
+// on. Every module asks here instead of formatting its own, so a rename happens in one place.
 
 inline constexpr std::string_view kMetadataSchema = "pgbridge";
 // The version of the metadata schema this build reads and writes (sql/01_metadata_schema.sql):
@@ -40,7 +40,7 @@ inline std::string queue(std::string_view bridge, std::string_view target_side) 
 inline std::string dead_letter_queue(std::string_view bridge, std::string_view target_side) {
     return queue(bridge, target_side) + ".dead";
 }
-// Not fixed by the spec: where dead letters are routed, and where a message waits
+// Internal, not promised to DBAs: where dead letters are routed, and where a message waits
 // engine.retry_delay_ms before it goes back to its queue for another attempt.
 inline std::string dead_letter_exchange(std::string_view bridge) {
     return exchange(bridge) + ".dead";

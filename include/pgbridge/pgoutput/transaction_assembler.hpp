@@ -51,7 +51,7 @@ class TransactionAssembler {
     void set_piece_bytes(std::size_t bytes) { piece_bytes_ = bytes; }
 
     // Transactions the caller drops whole by their origin (capture drops what pgbridge itself
-    // applied: SPEC, no echo). Their row changes and logical messages are not decoded, only
+    // applied: no echo). Their row changes and logical messages are not decoded, only
     // skipped: the transaction comes out of Commit without them. Relation and Type messages
     // inside them are still read, as later transactions refer to them. Streamed transactions
     // are decoded as before (kept simple: they are few, and dropped whole all the same).
@@ -121,7 +121,7 @@ class TransactionAssembler {
 // The prefix of the logical messages pgbridge's version trigger emits after each row change.
 inline constexpr std::string_view kVersionsMessagePrefix = "pgbridge.versions";
 
-// True for the replication origins pgbridge applies under (SPEC: no echo).
+// True for the replication origins pgbridge applies under (no echo).
 bool is_pgbridge_origin(std::string_view origin_name);
 
 }  // namespace pgbridge::pgoutput

@@ -5,7 +5,9 @@
 namespace pgbridge::source {
 
 // Decides which position the capture may report to the server as flushed, i.e. where the
-// slot's confirmed_flush_lsn may move (SPEC guarantees 1 and 9). Pure bookkeeping.
+// slot's confirmed_flush_lsn may move: never past what is not durable downstream, and on with
+// the server's WAL end while idle, so that a quiet database does not bloat WAL
+// (docs/capture.md). Pure bookkeeping.
 //
 // - A transaction handed downstream counts only once downstream says it is durable.
 // - When nothing is in flight (everything handed downstream is durable and no transaction is

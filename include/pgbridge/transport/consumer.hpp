@@ -98,8 +98,8 @@ struct ConsumerStats {
 
 // Consumes pgbridge.NAME.to.SIDE and acknowledges a message only after the handler has
 // committed it, or after it has been durably moved on. Whatever a message holds, it never
-// stops the consumer (SPEC guarantees 6 and 10); what happens to it is decided by the error
-// policy (core/error_policy.hpp):
+// stops the consumer, nor takes its memory past a fixed bound; what happens to it is decided
+// by the error policy (core/error_policy.hpp):
 // - refused unread or unapplied (over max_message_bytes, not a valid body, another type or
 //   format version, another bridge or a source that does not feed this queue, no valid
 //   signature with a key set, a position or time beyond what its source has): to the
