@@ -700,6 +700,55 @@ TEST_SUITE("operations") {
     }
 
     TEST_CASE(
+        "a TRUNCATE of a partitioned table configured by its root empties it on the other "
+        "side, both ways") {
+        // Side a partitions by region; side b does not.
+        ScratchBridge scratch(
+            "partstrunc",
+            "CREATE TABLE public.events (id bigint, region text, body text,"
+            "                            PRIMARY KEY (id, region)) PARTITION BY LIST (region);"
+            "CREATE TABLE public.events_eu PARTITION OF public.events FOR VALUES IN ('eu');"
+            "CREATE TABLE public.events_us PARTITION OF public.events FOR VALUES IN ('us');",
+            "CREATE TABLE public.events (id bigint, region text, body text,"
+            "                            PRIMARY KEY (id, region));",
+            "[[tables]]\nname = \"public.events\"\n");
+        const CommandResult setup = scratch.pgbridge(setup_args(scratch));
+        INFO(setup.out << setup.err);
+        REQUIRE(setup.exit_code == 0);
+        auto daemon = start_run(scratch, scratch.dir() + "/run.log");
+        auto a = scratch.admin(0);
+        auto b = scratch.admin(1);
+        const std::string count = "SELECT count(*) FROM public.events";
+        a.exec(
+            "INSERT INTO public.events SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END,"
+            " 'from a' FROM generate_series(1, 20) g");
+        b.exec(
+            "INSERT INTO public.events SELECT g, 'eu', 'from b' FROM generate_series(101, 105) g");
+        REQUIRE(eventually(
+            [&] {
+                return rows_of(scratch, 0, count) == "25" && rows_of(scratch, 1, count) == "25";
+            },
+            std::chrono::seconds(30)));
+
+        // The root on a: its partitions' rows go on b, b's own rows from before with them.
+        a.exec("TRUNCATE public.events");
+        CHECK(eventually([&] { return rows_of(scratch, 1, count) == "0"; },
+                         std::chrono::seconds(30)));
+
+        // The plain table on b: a's partitions are emptied.
+        b.exec(
+            "INSERT INTO public.events SELECT g, 'us', 'from b' FROM generate_series(200, 204) g");
+        REQUIRE(eventually([&] { return rows_of(scratch, 0, count) == "5"; },
+                           std::chrono::seconds(30)));
+        b.exec("TRUNCATE public.events");
+        CHECK(eventually([&] { return rows_of(scratch, 0, count) == "0"; },
+                         std::chrono::seconds(30)));
+        CHECK(rows_of(scratch, 1, count) == "0");
+        CHECK(dead_letters_none(scratch));
+        stop_run(*daemon);
+    }
+
+    TEST_CASE(
         "a TRUNCATE is resolved like deletes: what the other side wrote after it is kept on "
         "both sides, what it wrote before goes") {
         BridgeRun run("");
