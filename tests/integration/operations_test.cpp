@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -143,6 +145,32 @@ std::string notes_columns(ScratchBridge& scratch, int side, const std::string& c
 std::string rows_of(ScratchBridge& scratch, int side, const std::string& sql) {
     auto conn = scratch.admin(side);
     return std::string(conn.exec(sql).value(0, 0));
+}
+
+// The owner of /proc/PID/status and the process's real uid (its "Uid:" line). The kernel
+// gives a process that is not dumpable (PR_SET_DUMPABLE 0) /proc files owned by root, whatever
+// user it runs as: the one outside view of that flag, which shows for a process not run by
+// root.
+std::pair<uid_t, uid_t> proc_owner_and_uid(pid_t pid) {
+    const std::string path = fmt::format("/proc/{}/status", pid);
+    struct stat info {};
+    REQUIRE(::stat(path.c_str(), &info) == 0);
+    std::ifstream status(path);
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.starts_with("Uid:")) {
+            return {info.st_uid, static_cast<uid_t>(std::stoul(line.substr(4)))};
+        }
+    }
+    FAIL("no Uid line in " << path);
+    return {};
+}
+
+std::string proc_comm(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/comm", pid));
+    std::string comm;
+    std::getline(in, comm);
+    return comm;
 }
 
 }  // namespace
@@ -342,6 +370,51 @@ TEST_SUITE("operations") {
         CHECK(soft == "0");
         CHECK(hard == "0");
         run.stop();
+    }
+
+    TEST_CASE(
+        "the daemon is not dumpable: its /proc files are root's although it runs as another "
+        "user") {
+        // Root's processes have root's /proc files anyway: run as root, the test runs the
+        // daemon, and a dumpable process to compare with, as nobody.
+        constexpr uid_t kNobody = 65534;
+        const bool root = ::geteuid() == 0;
+        const auto unprivileged = [&](std::vector<std::string> argv) {
+            if (root) {
+                argv.insert(argv.begin(),
+                            {"setpriv", fmt::format("--reuid={}", kNobody),
+                             fmt::format("--regid={}", kNobody), "--clear-groups", "--"});
+            }
+            return argv;
+        };
+        BridgeRun run("");
+        if (root) {
+            // Secret files are read by their owner only.
+            for (const char* file : {"a.pass", "b.pass", "rabbit.pass"}) {
+                REQUIRE(::chown((run.scratch.dir() + "/" + file).c_str(), kNobody, kNobody) == 0);
+            }
+        }
+        DaemonProcess dumpable(unprivileged({"sleep", "60"}), run.scratch.dir() + "/sleep.log");
+        REQUIRE(eventually([&] { return proc_comm(dumpable.pid()) == "sleep"; }));
+        const auto [sleep_owner, sleep_uid] = proc_owner_and_uid(dumpable.pid());
+        REQUIRE(sleep_uid != 0);
+        CHECK(sleep_owner == sleep_uid);
+
+        DaemonProcess daemon(unprivileged({TestEnvironment::get().pgbridge_binary, "--config",
+                                           run.scratch.config_path(), "run"}),
+                             run.scratch.dir() + "/run.log");
+        const bool streaming = eventually(
+            [&] {
+                return daemon.output_contains("streaming both directions") || !daemon.running();
+            },
+            std::chrono::seconds(60));
+        INFO(daemon.output());
+        REQUIRE(streaming);
+        REQUIRE(daemon.running());
+        const auto [owner, uid] = proc_owner_and_uid(daemon.pid());
+        CHECK(uid == sleep_uid);
+        CHECK(owner == 0);
+        stop_run(daemon);
     }
 
     TEST_CASE(
