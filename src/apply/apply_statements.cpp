@@ -68,15 +68,20 @@ std::string delete_statement(const TargetTable& table) {
 }
 
 std::string truncate_statement(const TargetTable& table) {
+    // No alias for the table: the row filter may name it (notes.flag, public.notes.flag), as a
+    // publication's WHERE can, and an alias would hide that name. Its key columns are named
+    // with schema and table inside the subquery, which nothing there can shadow.
+    const std::string target = table.name.quoted();
     std::string key = "jsonb_build_array(";
     for (std::size_t k = 0; k < table.key.size(); ++k) {
-        key += (k > 0 ? ", t." : "t.") + quote_identifier(table.columns[table.key[k]].name);
+        key +=
+            (k > 0 ? ", " : "") + target + "." + quote_identifier(table.columns[table.key[k]].name);
     }
     key += ")";
     // Only the rows this bridge syncs: a row outside the table's row filter was never the
     // source's to remove.
     const std::string synced = table.row_filter ? "(" + *table.row_filter + ") AND " : "";
-    return "DELETE FROM " + table.name.quoted() + " AS t WHERE " + synced +
+    return "DELETE FROM " + target + " WHERE " + synced +
            "NOT EXISTS (SELECT 1 FROM pgbridge.row_versions v"
            " CROSS JOIN LATERAL jsonb_each(v.columns) AS e(name, entry)"
            " WHERE v.table_name = $1 AND v.key = " +

@@ -26,6 +26,7 @@
 #include <pgbridge/run/scheduled_verify.hpp>
 #include <pgbridge/run/side_readiness.hpp>
 #include <pgbridge/run/systemd_notify.hpp>
+#include <pgbridge/transport/message_signature.hpp>
 
 namespace pgbridge::cli {
 namespace {
@@ -190,6 +191,9 @@ int run_command(const GlobalOptions& global) {
     apply_log_level(config, global);
     for (const auto& warning : config.warnings) {
         log::warning("config", warning);
+    }
+    if (!config.rabbitmq.signing_keys.empty()) {
+        transport::check_hmac_sha256();
     }
     // Signals are taken by the main thread only, synchronously (sigtimedwait): every thread
     // started from here inherits the blocked mask.

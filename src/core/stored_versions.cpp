@@ -23,8 +23,13 @@ std::uint64_t counter(const json& entry, const char* key) {
     if (it == entry.end()) {
         return 0;
     }
-    if (it->is_number_unsigned() || it->is_number_integer()) {
+    // A negative count is refused like any other malformed one: read as unsigned it would wrap
+    // to a count near 2^64, which outweighs every real one in the conflict rules.
+    if (it->is_number_unsigned()) {
         return it->get<std::uint64_t>();
+    }
+    if (it->is_number_integer() && it->get<std::int64_t>() >= 0) {
+        return static_cast<std::uint64_t>(it->get<std::int64_t>());
     }
     throw Error(ErrorKind::Protocol, "pgbridge.row_versions holds a malformed counter")
         .with("field", key);

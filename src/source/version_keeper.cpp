@@ -45,6 +45,29 @@ void compact(ColumnVersions& columns, const std::vector<std::string>& names) {
 
 }  // namespace
 
+StoredDocuments read_stored_documents(std::string_view columns,
+                                      std::optional<std::string_view> deleted) {
+    StoredDocuments out;
+    try {
+        out.columns = parse_column_versions(columns);
+    } catch (const Error& e) {
+        // Not a document pgbridge wrote: its columns count from zero again (the applier
+        // dead-letters changes of the key until then).
+        out.malformed.emplace_back(e.what());
+    }
+    if (deleted) {
+        try {
+            out.deleted = parse_stamp(*deleted);
+        } catch (const Error& e) {
+            // Still a tombstone, by whom and when unknown: read as none, the key's deleted row
+            // would count as never deleted, and a late change of it could bring it back.
+            out.deleted = StoredStamp{};
+            out.malformed.emplace_back(e.what());
+        }
+    }
+    return out;
+}
+
 VersionKeeper::VersionKeeper(VersionKeeperOptions options) : options_(std::move(options)) {}
 
 VersionKeeper::~VersionKeeper() = default;
@@ -330,17 +353,16 @@ void VersionKeeper::load(const std::vector<std::pair<const Table*, Key>>& keys) 
             const Key& key = *list->at(std::stoul(std::string(r.value(row, 0))));
             State s;
             s.found = true;
-            try {
-                s.columns = parse_column_versions(r.value(row, 1));
-                if (!r.is_null(row, 5)) {
-                    s.deleted = parse_stamp(r.value(row, 5));
-                }
-            } catch (const Error& e) {
-                // Not a document pgbridge wrote: its columns count from zero again (the
-                // applier dead-letters changes of the key until then).
-                log::warning("capture", "column versions of a key are malformed; counting anew",
-                             {{"side", options_.side}, {"table", key.table}, {"error", e.what()}});
+            StoredDocuments documents = read_stored_documents(
+                r.value(row, 1), r.is_null(row, 5) ? std::nullopt : std::optional(r.value(row, 5)));
+            for (const auto& problem : documents.malformed) {
+                log::warning("capture",
+                             "column versions of a key are malformed; what cannot be read counts "
+                             "anew (a tombstone stays one)",
+                             {{"side", options_.side}, {"table", key.table}, {"error", problem}});
             }
+            s.columns = std::move(documents.columns);
+            s.deleted = std::move(documents.deleted);
             s.local_row_writes = std::stoll(std::string(r.value(row, 2)));
             s.seen_remote_row_writes = std::stoll(std::string(r.value(row, 3)));
             s.local_delete_writes = std::stoll(std::string(r.value(row, 4)));

@@ -1,8 +1,10 @@
 #include <array>
+#include <initializer_list>
 #include <memory>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <optional>
 
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/hex.hpp>
@@ -25,43 +27,62 @@ EVP_MAC* hmac() {
     return mac;
 }
 
-std::array<unsigned char, kMacBytes> compute(const SigningKey& key, std::string_view type,
-                                             std::string_view body) {
-    std::array<unsigned char, kMacBytes> out{};
+using Mac = std::array<unsigned char, kMacBytes>;
+
+// The HMAC-SHA256 of the parts one after another; nothing when it cannot be computed. Never
+// throws: a failure is the caller's per-message outcome.
+std::optional<Mac> hmac_sha256(std::string_view key,
+                               std::initializer_list<std::string_view> parts) {
+    Mac out{};
     EVP_MAC* mac = hmac();
     MacContext ctx(mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr, &EVP_MAC_CTX_free);
     char digest[] = "SHA256";
     const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
                                  OSSL_PARAM_construct_end()};
-    const std::string& secret = key.key.reveal();
+    if (ctx == nullptr ||
+        EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+                     params) != 1) {
+        return std::nullopt;
+    }
+    for (const std::string_view part : parts) {
+        if (EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(part.data()),
+                           part.size()) != 1) {
+            return std::nullopt;
+        }
+    }
     std::size_t length = 0;
-    const char separator = '\0';
-    const bool ok =
-        ctx != nullptr &&
-        EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(secret.data()),
-                     secret.size(), params) == 1 &&
-        EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(kDomain.data()),
-                       kDomain.size()) == 1 &&
-        EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(&separator), 1) == 1 &&
-        EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(type.data()),
-                       type.size()) == 1 &&
-        EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(&separator), 1) == 1 &&
-        EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(body.data()),
-                       body.size()) == 1 &&
-        EVP_MAC_final(ctx.get(), out.data(), &length, out.size()) == 1 && length == kMacBytes;
-    if (!ok) {
-        throw Error(ErrorKind::Internal, "OpenSSL could not compute an HMAC-SHA256")
-            .with("key_id", key.id);
+    if (EVP_MAC_final(ctx.get(), out.data(), &length, out.size()) != 1 || length != kMacBytes) {
+        return std::nullopt;
     }
     return out;
+}
+
+std::optional<Mac> compute(const SigningKey& key, std::string_view type, std::string_view body) {
+    const std::string& secret = key.key.reveal();
+    // Nothing is signed or verified with less than a signing key file allows (a key that did
+    // not come from one).
+    if (secret.size() < kMinSigningKeyBytes) {
+        return std::nullopt;
+    }
+    constexpr std::string_view separator("\0", 1);
+    return hmac_sha256(secret, {kDomain, separator, type, separator, body});
 }
 
 }  // namespace
 
 std::string message_signature(const SigningKey& key, std::string_view type, std::string_view body) {
     const auto mac = compute(key, type, body);
+    if (!mac) {
+        // A publish that failed: the capture publishes it again after a pause, as one the
+        // broker refused (hence Broker). A libcrypto that cannot compute HMAC-SHA256 at all
+        // stops `run` at start instead (check_hmac_sha256).
+        throw Error(ErrorKind::Broker,
+                    "could not sign a message: OpenSSL did not compute its HMAC-SHA256; it is "
+                    "not published")
+            .with("key_id", key.id);
+    }
     return std::string(kVersion) + " " + key.id + " " +
-           to_hex(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
+           to_hex(std::string_view(reinterpret_cast<const char*>(mac->data()), mac->size()));
 }
 
 void sign(OutgoingMessage& message, const std::vector<SigningKey>& keys) {
@@ -97,12 +118,32 @@ SignatureCheck check_signature(const std::vector<SigningKey>& keys,
             continue;
         }
         const auto mac = compute(key, type, body);
-        if (CRYPTO_memcmp(mac.data(), claimed->data(), kMacBytes) == 0) {
+        if (!mac) {
+            if (result == SignatureCheck::UnknownKey) {
+                result = SignatureCheck::Unverifiable;
+            }
+            continue;
+        }
+        if (CRYPTO_memcmp(mac->data(), claimed->data(), kMacBytes) == 0) {
             return SignatureCheck::Valid;
         }
         result = SignatureCheck::Mismatch;
     }
     return result;
+}
+
+void check_hmac_sha256() {
+    // RFC 4231, test case 2.
+    constexpr std::string_view expected =
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+    const auto mac = hmac_sha256("Jefe", {"what do ya want ", "for nothing?"});
+    if (!mac || to_hex(std::string_view(reinterpret_cast<const char*>(mac->data()), mac->size())) !=
+                    expected) {
+        throw Error(ErrorKind::Setup,
+                    "OpenSSL cannot compute HMAC-SHA256, which signing messages "
+                    "(rabbitmq.signing_key_file) needs; check the libcrypto pgbridge runs with")
+            .with("openssl", OpenSSL_version(OPENSSL_VERSION));
+    }
 }
 
 std::string_view describe(SignatureCheck check) noexcept {
@@ -117,6 +158,9 @@ std::string_view describe(SignatureCheck check) noexcept {
             return "message is signed by a key rabbitmq.signing_key_file does not hold";
         case SignatureCheck::Mismatch:
             return "message signature does not match its body: forged or altered";
+        case SignatureCheck::Unverifiable:
+            return "message signature could not be checked (OpenSSL did not compute its "
+                   "HMAC-SHA256); refused as forged";
     }
     return "?";
 }

@@ -11,6 +11,7 @@
 #include <pgbridge/apply/postgres_applier.hpp>
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/conflict_rules.hpp>
+#include <pgbridge/core/stored_versions.hpp>
 
 #include "../support/recording_sink.hpp"
 #include "../support/test_environment.hpp"
@@ -310,6 +311,69 @@ TEST_SUITE("apply") {
                 }
             }
         }
+    }
+
+    TEST_CASE(
+        "update, delete and insert of one key in one transaction: the target ends as the source "
+        "left it, with the versions the source sent") {
+        Harness h;
+        h.app(0).exec("INSERT INTO public.talents VALUES (1, 'Ann', 'a@x', 'p', 'new', 1)");
+        h.deliver(0, 1);
+        h.app(0).exec(
+            "BEGIN; UPDATE public.talents SET status = 'updated', phone = 'p2' WHERE id = 1;"
+            " DELETE FROM public.talents WHERE id = 1;"
+            " INSERT INTO public.talents VALUES (1, 'Ann 2', 'a2@x', NULL, 'again', 2); COMMIT");
+        const auto batch = h.take(0, 1);
+        REQUIRE(batch.transactions.size() == 1);
+        const SourceTransaction& txn = batch.transactions[0];
+        REQUIRE(txn.changes.size() == 3);
+        CHECK(txn.changes[0].op == ChangeOp::Update);
+        CHECK(txn.changes[1].op == ChangeOp::Delete);
+        REQUIRE(txn.changes[2].op == ChangeOp::Insert);
+        REQUIRE(txn.changes[2].versions);
+        const RowVersions sent = *txn.changes[2].versions;
+        h.apply_to(1, batch);
+        CHECK(h.talents(1) == h.talents(0));
+        CHECK(h.talents(1).at("1") == Values{"Ann 2", "a2@x", std::nullopt, "again", "2.00"});
+
+        // The writer's count of a column, as the change carries it (default entry "").
+        const auto sent_own = [&](const std::string& column) {
+            const auto it = sent.columns.find(column);
+            return (it != sent.columns.end() ? it->second : sent.columns.at("")).own;
+        };
+        // B stores A's writes as seen, column by column, stamped with A's commit: no
+        // tombstone, nothing counted as B's own.
+        auto b = h.scratch.admin(1);
+        const auto on_b = b.exec(
+            "SELECT columns::text, local_row_writes, seen_remote_row_writes, deleted IS NULL"
+            "  FROM pgbridge.row_versions WHERE table_name = 'hr.candidates' AND key = '[1]'");
+        REQUIRE(on_b.rows() == 1);
+        CHECK(on_b.value(0, 1) == "0");
+        CHECK(on_b.value(0, 2) == std::to_string(sent.row.own));
+        CHECK(on_b.value(0, 3) == "t");
+        const ColumnVersions b_columns = parse_column_versions(on_b.value(0, 0));
+        const std::vector<std::pair<std::string, std::string>> columns = {
+            {"id", "id"},       {"name", "name"},     {"email", "contact_email"},
+            {"phone", "phone"}, {"status", "status"}, {"score", "score"}};
+        for (const auto& [a_name, b_name] : columns) {
+            CAPTURE(b_name);
+            const StoredColumnVersion& v = column_entry(b_columns, b_name);
+            CHECK(v.seen_remote_writes == sent_own(a_name));
+            CHECK(v.local_writes == 0);
+            CHECK(v.last_write.writer == VersionWriter::Remote);
+            CHECK(v.last_write.remote_time == txn.commit_time);
+        }
+        // The columns the transaction wrote twice (update, then insert) count one write.
+        CHECK(sent_own("status") == sent_own("name"));
+        CHECK(sent_own("status") == sent.row.own);
+
+        // What B writes next is a later write to the row A left, not a concurrent one.
+        h.app(1).exec("UPDATE hr.candidates SET phone = 'pb' WHERE id = 1");
+        h.deliver(1, 1);
+        CHECK(h.talents(0).at("1") == Values{"Ann 2", "a2@x", "pb", "again", "2.00"});
+        CHECK(h.talents(0) == h.talents(1));
+        CHECK(h.conflicts(0).empty());
+        CHECK(h.conflicts(1).empty());
     }
 
     TEST_CASE("an update of the primary key on either side arrives as the key change it is") {

@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -144,6 +146,32 @@ std::string notes_columns(ScratchBridge& scratch, int side, const std::string& c
 std::string rows_of(ScratchBridge& scratch, int side, const std::string& sql) {
     auto conn = scratch.admin(side);
     return std::string(conn.exec(sql).value(0, 0));
+}
+
+// The owner of /proc/PID/status and the process's real uid (its "Uid:" line). The kernel
+// gives a process that is not dumpable (PR_SET_DUMPABLE 0) /proc files owned by root, whatever
+// user it runs as: the one outside view of that flag, which shows for a process not run by
+// root.
+std::pair<uid_t, uid_t> proc_owner_and_uid(pid_t pid) {
+    const std::string path = fmt::format("/proc/{}/status", pid);
+    struct stat info {};
+    REQUIRE(::stat(path.c_str(), &info) == 0);
+    std::ifstream status(path);
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.starts_with("Uid:")) {
+            return {info.st_uid, static_cast<uid_t>(std::stoul(line.substr(4)))};
+        }
+    }
+    FAIL("no Uid line in " << path);
+    return {};
+}
+
+std::string proc_comm(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/comm", pid));
+    std::string comm;
+    std::getline(in, comm);
+    return comm;
 }
 
 }  // namespace
@@ -343,6 +371,51 @@ TEST_SUITE("operations") {
         CHECK(soft == "0");
         CHECK(hard == "0");
         run.stop();
+    }
+
+    TEST_CASE(
+        "the daemon is not dumpable: its /proc files are root's although it runs as another "
+        "user") {
+        // Root's processes have root's /proc files anyway: run as root, the test runs the
+        // daemon, and a dumpable process to compare with, as nobody.
+        constexpr uid_t kNobody = 65534;
+        const bool root = ::geteuid() == 0;
+        const auto unprivileged = [&](std::vector<std::string> argv) {
+            if (root) {
+                argv.insert(argv.begin(),
+                            {"setpriv", fmt::format("--reuid={}", kNobody),
+                             fmt::format("--regid={}", kNobody), "--clear-groups", "--"});
+            }
+            return argv;
+        };
+        BridgeRun run("");
+        if (root) {
+            // Secret files are read by their owner only.
+            for (const char* file : {"a.pass", "b.pass", "rabbit.pass"}) {
+                REQUIRE(::chown((run.scratch.dir() + "/" + file).c_str(), kNobody, kNobody) == 0);
+            }
+        }
+        DaemonProcess dumpable(unprivileged({"sleep", "60"}), run.scratch.dir() + "/sleep.log");
+        REQUIRE(eventually([&] { return proc_comm(dumpable.pid()) == "sleep"; }));
+        const auto [sleep_owner, sleep_uid] = proc_owner_and_uid(dumpable.pid());
+        REQUIRE(sleep_uid != 0);
+        CHECK(sleep_owner == sleep_uid);
+
+        DaemonProcess daemon(unprivileged({TestEnvironment::get().pgbridge_binary, "--config",
+                                           run.scratch.config_path(), "run"}),
+                             run.scratch.dir() + "/run.log");
+        const bool streaming = eventually(
+            [&] {
+                return daemon.output_contains("streaming both directions") || !daemon.running();
+            },
+            std::chrono::seconds(60));
+        INFO(daemon.output());
+        REQUIRE(streaming);
+        REQUIRE(daemon.running());
+        const auto [owner, uid] = proc_owner_and_uid(daemon.pid());
+        CHECK(uid == sleep_uid);
+        CHECK(owner == 0);
+        stop_run(daemon);
     }
 
     TEST_CASE(
@@ -701,6 +774,55 @@ TEST_SUITE("operations") {
     }
 
     TEST_CASE(
+        "a TRUNCATE of a partitioned table configured by its root empties it on the other "
+        "side, both ways") {
+        // Side a partitions by region; side b does not.
+        ScratchBridge scratch(
+            "partstrunc",
+            "CREATE TABLE public.events (id bigint, region text, body text,"
+            "                            PRIMARY KEY (id, region)) PARTITION BY LIST (region);"
+            "CREATE TABLE public.events_eu PARTITION OF public.events FOR VALUES IN ('eu');"
+            "CREATE TABLE public.events_us PARTITION OF public.events FOR VALUES IN ('us');",
+            "CREATE TABLE public.events (id bigint, region text, body text,"
+            "                            PRIMARY KEY (id, region));",
+            "[[tables]]\nname = \"public.events\"\n");
+        const CommandResult setup = scratch.pgbridge(setup_args(scratch));
+        INFO(setup.out << setup.err);
+        REQUIRE(setup.exit_code == 0);
+        auto daemon = start_run(scratch, scratch.dir() + "/run.log");
+        auto a = scratch.admin(0);
+        auto b = scratch.admin(1);
+        const std::string count = "SELECT count(*) FROM public.events";
+        a.exec(
+            "INSERT INTO public.events SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END,"
+            " 'from a' FROM generate_series(1, 20) g");
+        b.exec(
+            "INSERT INTO public.events SELECT g, 'eu', 'from b' FROM generate_series(101, 105) g");
+        REQUIRE(eventually(
+            [&] {
+                return rows_of(scratch, 0, count) == "25" && rows_of(scratch, 1, count) == "25";
+            },
+            std::chrono::seconds(30)));
+
+        // The root on a: its partitions' rows go on b, b's own rows from before with them.
+        a.exec("TRUNCATE public.events");
+        CHECK(eventually([&] { return rows_of(scratch, 1, count) == "0"; },
+                         std::chrono::seconds(30)));
+
+        // The plain table on b: a's partitions are emptied.
+        b.exec(
+            "INSERT INTO public.events SELECT g, 'us', 'from b' FROM generate_series(200, 204) g");
+        REQUIRE(eventually([&] { return rows_of(scratch, 0, count) == "5"; },
+                           std::chrono::seconds(30)));
+        b.exec("TRUNCATE public.events");
+        CHECK(eventually([&] { return rows_of(scratch, 0, count) == "0"; },
+                         std::chrono::seconds(30)));
+        CHECK(rows_of(scratch, 1, count) == "0");
+        CHECK(dead_letters_none(scratch));
+        stop_run(*daemon);
+    }
+
+    TEST_CASE(
         "a TRUNCATE is resolved like deletes: what the other side wrote after it is kept on "
         "both sides, what it wrote before goes") {
         BridgeRun run("");
@@ -777,6 +899,30 @@ TEST_SUITE("operations") {
         CHECK(dead_letters_none(run.scratch));
         const auto [code, report] = run.pgbridge_json("verify");
         CHECK(code == 0);
+        run.stop();
+    }
+
+    TEST_CASE("a row filter that names its table (notes.flag) works for a TRUNCATE too") {
+        // Qualified both ways PostgreSQL allows in a publication's WHERE: by table, and by
+        // schema and table.
+        BridgeRun run("", [](ScratchBridge& scratch) {
+            rewrite_config(
+                scratch, "name = \"public.notes\"",
+                "name = \"public.notes\"\nwhere = \"notes.flag AND public.notes.id > 0\"");
+        });
+        run.start();
+        auto a = run.scratch.admin(0);
+        auto b = run.scratch.admin(1);
+        a.exec("INSERT INTO public.notes VALUES (1, 'a in', true), (2, 'a out', false)");
+        b.exec("INSERT INTO public.notes VALUES (3, 'b out', false)");
+        const std::string ids =
+            "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM public.notes";
+        REQUIRE(eventually([&] { return rows_of(run.scratch, 1, ids) == "1,3"; },
+                           std::chrono::seconds(30)));
+        a.exec("TRUNCATE public.notes");
+        CHECK(eventually([&] { return rows_of(run.scratch, 1, ids) == "3"; },
+                         std::chrono::seconds(30)));
+        CHECK(dead_letters_none(run.scratch));
         run.stop();
     }
 }

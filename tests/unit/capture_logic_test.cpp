@@ -4,7 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/stored_versions.hpp>
 #include <pgbridge/source/feedback_position.hpp>
+#include <pgbridge/source/version_keeper.hpp>
 #include <pgbridge/source/versions_message.hpp>
 #include <pgbridge/source/walsender_protocol.hpp>
 
@@ -128,4 +130,37 @@ TEST_CASE("version messages of the trigger parse into version vectors") {
         CAPTURE(bad);
         CHECK_FALSE(parse_versions_message(bad));
     }
+}
+
+TEST_CASE("a stored tombstone the keeper cannot read stays a tombstone") {
+    ColumnVersions columns;
+    StoredColumnVersion counted;
+    counted.local_writes = 3;
+    columns.emplace("", counted);
+    const std::string columns_doc = column_versions_document(columns);
+    const StoredStamp stamp{VersionWriter::Local, {}, 1900, Lsn(0x4D)};
+    const std::string deleted_doc = stamp_document(stamp);
+
+    const StoredDocuments good = read_stored_documents(columns_doc, deleted_doc);
+    CHECK(good.columns == columns);
+    CHECK(good.deleted == stamp);
+    CHECK(good.malformed.empty());
+    // SQL NULL: the key is not deleted.
+    CHECK_FALSE(read_stored_documents(columns_doc, std::nullopt).deleted);
+
+    // jsonb that is not a stamp (JSON null is not SQL NULL): still deleted, writer and time
+    // unknown; the columns beside it are read as they are.
+    for (const std::string bad : {"null", "[]", "\"x\"", "1", "{"}) {
+        CAPTURE(bad);
+        const StoredDocuments read = read_stored_documents(columns_doc, bad);
+        REQUIRE(read.deleted);
+        CHECK(read.deleted->writer == VersionWriter::Unknown);
+        CHECK(read.columns == columns);
+        CHECK_FALSE(read.malformed.empty());
+    }
+    // Malformed columns count anew; the tombstone beside them is kept as it is.
+    const StoredDocuments bad_columns = read_stored_documents(R"({"a": 1})", deleted_doc);
+    CHECK(bad_columns.columns.empty());
+    CHECK(bad_columns.deleted == stamp);
+    CHECK_FALSE(bad_columns.malformed.empty());
 }

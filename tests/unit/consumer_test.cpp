@@ -149,9 +149,23 @@ struct Running {
             adjust(o);
         }
         consumer = std::make_unique<Consumer>(o, handler, recorder);
-        thread = std::thread([this] { consumer->run(); });
+        thread = std::thread([this] {
+            try {
+                consumer->run();
+            } catch (...) {
+                std::lock_guard lock(mutex);
+                stopped_by = as_error(std::current_exception()).what();
+            }
+        });
     }
     bool drained() const { return broker.unsettled() == 0; }
+    // Why the consumer stopped by itself (what no message may make it do), if it did.
+    std::optional<std::string> stopped() const {
+        std::lock_guard lock(mutex);
+        return stopped_by;
+    }
+    mutable std::mutex mutex;
+    std::optional<std::string> stopped_by;
     ~Running() {
         if (consumer) {
             consumer->stop();
@@ -161,6 +175,19 @@ struct Running {
         }
     }
 };
+
+SigningKey signing_key(char fill) {
+    std::string error;
+    auto keys = parse_signing_keys(base64_encode(std::string(32, fill)), &error);
+    REQUIRE(keys);
+    return std::move(keys->front());
+}
+
+MessageProperties signed_by(const SigningKey& key, const std::string& body) {
+    OutgoingMessage m{"", "", MemoryBroker::pgbridge_type(), body};
+    sign(m, {key});
+    return m.properties;
+}
 
 const DeadLetter* letter_with(const std::vector<DeadLetter>& letters, const std::string& reason) {
     for (const auto& l : letters) {
@@ -279,20 +306,9 @@ TEST_SUITE("unit") {
     }
 
     TEST_CASE("with signing keys, only what one of them signed is read; retries stay signed") {
-        auto key = [](char fill) {
-            std::string error;
-            auto keys = parse_signing_keys(base64_encode(std::string(32, fill)), &error);
-            REQUIRE(keys);
-            return std::move(keys->front());
-        };
-        const SigningKey current = key('c');
-        const SigningKey previous = key('p');
-        const SigningKey stranger = key('s');
-        auto signed_by = [](const SigningKey& k, const std::string& body) {
-            OutgoingMessage m{"", "", MemoryBroker::pgbridge_type(), body};
-            sign(m, {k});
-            return m.properties;
-        };
+        const SigningKey current = signing_key('c');
+        const SigningKey previous = signing_key('p');
+        const SigningKey stranger = signing_key('s');
         Running r;
         r.broker.enqueue(message(1), signed_by(current, message(1)));
         r.broker.enqueue(message(2), signed_by(previous, message(2)));  // before a rotation
@@ -321,6 +337,27 @@ TEST_SUITE("unit") {
         CHECK(letter_with(letters, "not \"v1 KEYID MAC\"") != nullptr);
         CHECK(letters.back().attempts == 3);
         CHECK(r.broker.retried() == 2);
+    }
+
+    TEST_CASE("a signature that cannot be checked refuses its message as forged; others flow") {
+        const SigningKey current = signing_key('c');
+        // No MAC is computed with a key shorter than a signing key file allows: it stands for
+        // a libcrypto that fails while checking one message.
+        const SigningKey broken{"0badc0de", Secret(std::string(kMinSigningKeyBytes - 1, 'b'))};
+        MessageProperties naming_broken = MemoryBroker::pgbridge_type();
+        naming_broken.headers.set(std::string(kSignatureHeader),
+                                  "v1 " + broken.id + " " + std::string(64, '0'));
+        Running r;
+        r.broker.enqueue(message(1), naming_broken);
+        r.broker.enqueue(message(2), signed_by(current, message(2)));
+        r.start([&](ConsumerOptions& o) { o.signing_keys = {current, broken}; });
+        REQUIRE(eventually([&] { return r.drained() || r.stopped(); }));
+        CHECK(r.stopped().value_or("") == "");
+        CHECK(r.handler.ids() == std::vector<std::string>{"2"});
+        const auto letters = r.recorder.all();
+        REQUIRE(letters.size() == 1);
+        CHECK(letters[0].error_kind == "forged");
+        CHECK(letters[0].reason.find("could not be checked") != std::string::npos);
     }
 
     TEST_CASE(

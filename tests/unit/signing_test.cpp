@@ -2,6 +2,8 @@
 
 #include <pgbridge/config/signing_keys.hpp>
 #include <pgbridge/core/base64.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/transport/message_signature.hpp>
 
 using namespace pgbridge;
@@ -74,5 +76,31 @@ TEST_SUITE("unit") {
         const auto other = keys_of(base64_encode(std::string(32, 'x')));
         CHECK(check_signature(keys, message_signature(other[0], "t", "b"), "t", "b") ==
               SignatureCheck::UnknownKey);
+    }
+
+    TEST_CASE(
+        "a MAC that cannot be computed: the message is refused as forged when checked, a "
+        "publish failure the capture retries when signed") {
+        // No MAC is computed with a key shorter than a signing key file allows: it stands for
+        // a libcrypto that fails on one message.
+        const SigningKey broken{"0badc0de", Secret(std::string(kMinSigningKeyBytes - 1, 'b'))};
+        const std::string naming_broken = "v1 " + broken.id + " " + std::string(64, '0');
+        CHECK(check_signature({broken}, naming_broken, "t", "b") == SignatureCheck::Unverifiable);
+        CHECK(std::string(describe(SignatureCheck::Unverifiable)).find("refused as forged") !=
+              std::string::npos);
+
+        OutgoingMessage message{"", "", {}, "body"};
+        message.properties.type = "pgbridge.changes";
+        try {
+            sign(message, {broken});
+            FAIL("signed without a MAC");
+        } catch (const Error& e) {
+            CHECK(classify_session_failure(e) == FailureAction::Reconnect);
+            CHECK(e.context_value("key_id") == broken.id);
+        }
+        CHECK_FALSE(message.properties.headers.get_string(kSignatureHeader));
+
+        // What run checks at start: OpenSSL gives RFC 4231's answer.
+        CHECK_NOTHROW(check_hmac_sha256());
     }
 }

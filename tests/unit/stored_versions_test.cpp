@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <pgbridge/core/error.hpp>
 #include <pgbridge/core/stored_versions.hpp>
 
 using namespace pgbridge;
@@ -64,5 +65,19 @@ TEST_SUITE("stored versions") {
         const ColumnVersions distinct = compact_columns({"a", "b"}, {same, other});
         CHECK(distinct.size() == 2);
         CHECK(column_entry(ColumnVersions{}, "a") == StoredColumnVersion{});
+    }
+
+    TEST_CASE("a negative counter is refused, never read as a huge one") {
+        // The counters decide which side saw which writes: a wrapped -1 would claim every
+        // write of the other side as seen.
+        for (const std::string doc : {R"({"a": {"n": -1}})", R"({"a": {"s": -1}})",
+                                      R"({"a": {"n": -9223372036854775808}})"}) {
+            CAPTURE(doc);
+            CHECK_THROWS_AS(parse_column_versions(doc), Error);
+        }
+        // The largest counter a document can hold still reads as itself.
+        const auto big = parse_column_versions(R"({"a": {"n": 18446744073709551615, "s": 0}})");
+        CHECK(big.at("a").local_writes == 18446744073709551615ULL);
+        CHECK(big.at("a").seen_remote_writes == 0);
     }
 }

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -41,6 +42,18 @@ struct VersionKeeperOptions {
 // handed over in pieces writes each piece's versions before the piece goes out (no size is
 // held in memory); a column entry names the commit LSN of its last local write, which makes
 // counting a piece again a no-op.
+// The documents of a key's pgbridge.row_versions row (columns; deleted, SQL NULL: none) as
+// the keeper reads them. Columns it cannot read count anew from zero; a tombstone it cannot
+// read stays a tombstone, its writer and time unknown. `malformed` says what could not be
+// read, for the log.
+struct StoredDocuments {
+    ColumnVersions columns;
+    std::optional<StoredStamp> deleted;
+    std::vector<std::string> malformed;
+};
+StoredDocuments read_stored_documents(std::string_view columns,
+                                      std::optional<std::string_view> deleted);
+
 class VersionKeeper {
   public:
     explicit VersionKeeper(VersionKeeperOptions options);
