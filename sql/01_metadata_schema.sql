@@ -1,4 +1,5 @@
--- pgbridge metadata schema, version 4 (3 with every local write named by its commit time;
+-- pgbridge metadata schema, version 5 (4 with the progress of a running initial copy; 4 was 3
+-- with every local write named by its commit time;
 -- 3 was 2 plus local versions kept by capture instead of a trigger; 2 was 1 plus slot_state,
 -- sync_state.slot_generation and apply_progress.waiting_for: every statement below also
 -- upgrades an older schema).
@@ -14,7 +15,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.schema_version (
     version      integer PRIMARY KEY,
     installed_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO pgbridge.schema_version (version) VALUES (1), (2), (3), (4) ON CONFLICT (version) DO NOTHING;
+INSERT INTO pgbridge.schema_version (version) VALUES (1), (2), (3), (4), (5) ON CONFLICT (version) DO NOTHING;
 
 -- Every conflict the apply side met, resolved or pending. Row values are kept here (and only
 -- here, never in logs) so that a DBA can see what each side had and act on it.
@@ -101,6 +102,20 @@ CREATE TABLE IF NOT EXISTS pgbridge.sync_state (
 -- The generation of this side's slot the copy was made through (pgbridge.slot_state). A copy
 -- of an older generation misses the changes between the old slot and the new one.
 ALTER TABLE pgbridge.sync_state ADD COLUMN IF NOT EXISTS slot_generation bigint;
+
+-- The initial copy of a table of this side while it runs (or since it was cut short), for
+-- `pgbridge status` and `lag`: rows read so far of the planner's estimate. pgbridge run writes
+-- it every few seconds from its own session (the copy's snapshot is read-only) and deletes a
+-- table's row once the copy is recorded in sync_state.
+CREATE TABLE IF NOT EXISTS pgbridge.copy_progress (
+    bridge         text        NOT NULL,
+    table_name     text        NOT NULL,  -- schema-qualified, as named on this side
+    rows_copied    bigint      NOT NULL,
+    rows_estimated bigint      NOT NULL,  -- pg_class.reltuples when the copy began
+    started_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bridge, table_name)
+);
 
 -- This side's slot as pgbridge knows it (docs/initial-sync.md, "When a slot is created
 -- again"). pgbridge writes confirmed_lsn before it reports a position to the server, so the

@@ -60,6 +60,7 @@ BEGIN
         ('dead_letters',         'SELECT, INSERT, UPDATE'),
         ('apply_progress',       'SELECT, INSERT, UPDATE'),
         ('sync_state',           'SELECT, INSERT, UPDATE'),
+        ('copy_progress',        'SELECT, INSERT, UPDATE, DELETE'),
         ('slot_state',           'SELECT, INSERT, UPDATE'),
         ('transaction_parts',    'SELECT, INSERT, UPDATE, DELETE'),
         ('applied_transactions', 'SELECT, INSERT'),

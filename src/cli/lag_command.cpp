@@ -38,6 +38,40 @@ json lag_json(const metrics::DirectionLag& d) {
                 {"dead_letters", or_null(d.new_dead_letters)}};
 }
 
+// The initial copy from a side: tables left, and each copy begun with its rate and time left.
+json copy_json(const metrics::SideProbe& side) {
+    json tables = json::array();
+    for (const auto& c : side.copies) {
+        const double rate =
+            c.seconds_running >= 1 ? static_cast<double>(c.rows_copied) / c.seconds_running : 0;
+        tables.push_back(
+            json{{"table", c.table},
+                 {"rows_copied", c.rows_copied},
+                 {"rows_estimated", c.rows_estimated},
+                 {"rows_per_second", rate},
+                 {"seconds_left",
+                  rate > 0 && c.rows_estimated > c.rows_copied
+                      ? json(static_cast<double>(c.rows_estimated - c.rows_copied) / rate)
+                      : json()},
+                 {"stalled", c.seconds_since_update > metrics::kCopyStalledSeconds}});
+    }
+    return json{{"tables_left", side.reachable ? json(side.tables_not_copied) : json()},
+                {"running", tables}};
+}
+
+void print_copies(const metrics::BridgeProbe& probe) {
+    for (const auto& s : probe.sides) {
+        if (!s.reachable || s.tables_not_copied == 0) {
+            continue;
+        }
+        std::cout << fmt::format("\nInitial copy from {}: {} tables left\n", s.side,
+                                 s.tables_not_copied);
+        for (const auto& c : s.copies) {
+            std::cout << "  " << metrics::describe_copy(c) << "\n";
+        }
+    }
+}
+
 TextTable lag_table(const std::vector<metrics::DirectionLag>& lag) {
     TextTable table({"DIRECTION", "WAL NOT CAPTURED", "QUEUED", "DEAD QUEUE", "SECONDS BEHIND",
                      "PENDING CONFLICTS", "DEAD LETTERS"});
@@ -77,11 +111,14 @@ int lag_command(const GlobalOptions& global) {
     if (global.json) {
         json out = json::array();
         for (const auto& d : lag) {
-            out.push_back(lag_json(d));
+            json direction = lag_json(d);
+            direction["copy"] = copy_json(probe.side(d.source));
+            out.push_back(std::move(direction));
         }
         std::cout << out.dump(2) << "\n";
     } else {
         lag_table(lag).print(std::cout);
+        print_copies(probe);
     }
     return unreachable ? 1 : 0;
 }
@@ -101,7 +138,8 @@ int status_command(const GlobalOptions& global) {
                                  {"slot_active", s.slot_active},
                                  {"wal_status", s.wal_status.empty() ? json() : json(s.wal_status)},
                                  {"pending_conflicts", s.pending_conflicts},
-                                 {"dead_letters", s.new_dead_letters}});
+                                 {"dead_letters", s.new_dead_letters},
+                                 {"copy", copy_json(s)}});
         }
         json directions = json::array();
         for (const auto& d : lag) {
@@ -138,6 +176,7 @@ int status_command(const GlobalOptions& global) {
                              probe.broker.reachable ? "reachable" : "cannot be reached",
                              describe_signing(config.rabbitmq.signing_keys));
     lag_table(lag).print(std::cout);
+    print_copies(probe);
     if (!report.problems.empty()) {
         std::cout << "\n";
         for (const auto& p : report.problems) {

@@ -12,6 +12,25 @@
 namespace pgbridge::metrics {
 namespace {
 
+// 12345678 -> "12,345,678": row counts a DBA reads at a glance.
+std::string grouped(std::uint64_t n) {
+    std::string digits = std::to_string(n);
+    for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) {
+        digits.insert(static_cast<std::size_t>(i), ",");
+    }
+    return digits;
+}
+
+std::string duration(double seconds) {
+    if (seconds < 90) {
+        return fmt::format("{:.0f} s", seconds);
+    }
+    if (seconds < 90 * 60) {
+        return fmt::format("{:.0f} min", seconds / 60);
+    }
+    return fmt::format("{:.1f} h", seconds / 3600);
+}
+
 SideProbe probe_side(const Config& config, const SideConfig& side) {
     SideProbe p;
     p.side = side.name;
@@ -53,6 +72,23 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
             }
         }
         p.tables_not_copied = config.tables.size() - copied;
+        // A schema older than version 5 has no copy_progress: nothing to show, no error.
+        if (conn.exec("SELECT to_regclass('pgbridge.copy_progress') IS NOT NULL").value(0, 0) ==
+            "t") {
+            const auto running = conn.exec(
+                "SELECT table_name, rows_copied, rows_estimated,"
+                "       extract(epoch FROM updated_at - started_at)::float8,"
+                "       extract(epoch FROM now() - updated_at)::float8"
+                "  FROM pgbridge.copy_progress WHERE bridge = $1 ORDER BY table_name",
+                {config.bridge_name});
+            for (int r = 0; r < running.rows(); ++r) {
+                p.copies.push_back(CopyInProgress{std::string(running.value(r, 0)),
+                                                  std::stoull(std::string(running.value(r, 1))),
+                                                  std::stoull(std::string(running.value(r, 2))),
+                                                  std::stod(std::string(running.value(r, 3))),
+                                                  std::stod(std::string(running.value(r, 4)))});
+            }
+        }
         const auto counts = conn.exec(
             "SELECT (SELECT count(*) FROM pgbridge.conflicts WHERE status = 'pending'),"
             "       (SELECT count(*) FROM pgbridge.dead_letters WHERE status = 'new')");
@@ -112,6 +148,31 @@ BrokerProbe probe_broker(const Config& config) {
 }
 
 }  // namespace
+
+std::string describe_copy(const CopyInProgress& copy) {
+    std::string out = fmt::format("{}: {} of about {} rows", copy.table, grouped(copy.rows_copied),
+                                  grouped(std::max(copy.rows_estimated, copy.rows_copied)));
+    if (copy.rows_estimated > 0) {
+        out += fmt::format(
+            " ({:.0f}%)", 100.0 *
+                              static_cast<double>(std::min(copy.rows_copied, copy.rows_estimated)) /
+                              static_cast<double>(copy.rows_estimated));
+    }
+    if (copy.seconds_since_update > kCopyStalledSeconds) {
+        return out + fmt::format(", no progress for {}: is pgbridge run running?",
+                                 duration(copy.seconds_since_update));
+    }
+    if (copy.seconds_running >= 1 && copy.rows_copied > 0) {
+        const double rate = static_cast<double>(copy.rows_copied) / copy.seconds_running;
+        out += fmt::format(", {} rows/s", grouped(static_cast<std::uint64_t>(rate)));
+        if (copy.rows_estimated > copy.rows_copied) {
+            out += fmt::format(
+                ", about {} left",
+                duration(static_cast<double>(copy.rows_estimated - copy.rows_copied) / rate));
+        }
+    }
+    return out;
+}
 
 const SideProbe& BridgeProbe::side(const std::string& name) const {
     for (const auto& s : sides) {
@@ -242,10 +303,14 @@ HealthReport assess(const Config& config, const BridgeProbe& probe,
                                 *s.apply_waiting_for, s.side, config.other_side(s.side).name));
         }
         if (s.tables_not_copied > 0) {
+            std::string running;
+            for (const auto& copy : s.copies) {
+                running += "; " + describe_copy(copy);
+            }
             problem(Health::Degraded,
                     fmt::format("side {}: the initial copy of {} tables has not finished (pgbridge "
-                                "run copies them)",
-                                s.side, s.tables_not_copied));
+                                "run copies them){}",
+                                s.side, s.tables_not_copied, running));
         }
         if (s.pending_conflicts > 0) {
             problem(Health::Degraded, fmt::format("side {}: {} pending conflicts (pgbridge "

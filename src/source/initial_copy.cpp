@@ -1,3 +1,5 @@
+#include <chrono>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -46,6 +48,65 @@ std::shared_ptr<const TableInfo> describe(pg::Connection& conn, const QualifiedN
     return info;
 }
 
+// Writes pgbridge.copy_progress from a session of its own (the copy reads in a read-only
+// snapshot). Progress is for people: a write that fails is logged and the copy goes on.
+class ProgressWriter {
+  public:
+    ProgressWriter(const pg::ConnectOptions& connect, std::string bridge, std::string side)
+        : connect_(connect), bridge_(std::move(bridge)), side_(std::move(side)) {}
+
+    void start(const std::string& table, std::uint64_t estimated) {
+        estimated_ = estimated;
+        rows_ = 0;
+        write(table,
+              "INSERT INTO pgbridge.copy_progress"
+              "       (bridge, table_name, rows_copied, rows_estimated, started_at, updated_at)"
+              " VALUES ($1, $2, $3, $4, now(), now())"
+              " ON CONFLICT (bridge, table_name) DO UPDATE"
+              " SET rows_copied = EXCLUDED.rows_copied, rows_estimated = EXCLUDED.rows_estimated,"
+              "     started_at = now(), updated_at = now()");
+    }
+
+    // Every few seconds at most, and always with `force` (the table is read).
+    void advance(const std::string& table, std::uint64_t rows, bool force) {
+        rows_ = rows;
+        if (!force && std::chrono::steady_clock::now() < next_) {
+            return;
+        }
+        write(table,
+              "UPDATE pgbridge.copy_progress SET rows_copied = $3, rows_estimated = $4,"
+              "       updated_at = now() WHERE bridge = $1 AND table_name = $2");
+    }
+
+    void finish(pg::Connection& conn, const std::string& table) {
+        conn.exec("DELETE FROM pgbridge.copy_progress WHERE bridge = $1 AND table_name = $2",
+                  {bridge_, table});
+    }
+
+  private:
+    void write(const std::string& table, const char* sql) {
+        next_ = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        try {
+            if (!conn_) {
+                conn_ = pg::Connection::open(connect_);
+            }
+            conn_->exec(sql, {bridge_, table, std::to_string(rows_), std::to_string(estimated_)});
+        } catch (const Error& e) {
+            conn_.reset();
+            log::debug("copy", "could not record the copy's progress",
+                       {{"side", side_}, {"table", table}, {"error", e.what()}});
+        }
+    }
+
+    pg::ConnectOptions connect_;
+    std::string bridge_;
+    std::string side_;
+    std::optional<pg::Connection> conn_;
+    std::uint64_t rows_ = 0;
+    std::uint64_t estimated_ = 0;
+    std::chrono::steady_clock::time_point next_;
+};
+
 }  // namespace
 
 InitialCopy::InitialCopy(InitialCopyOptions options, TransactionSink& sink)
@@ -89,6 +150,7 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
             .with("side", side);
     }
     conn.exec("SET TRANSACTION SNAPSHOT '" + snapshot.name + "'");
+    std::vector<std::uint64_t> estimated;  // rows, by table of to_copy
     {
         // An estimate from the planner's statistics (-1 for a table never analysed counts as
         // nothing): a count(*) of every table would cost as much as the copy.
@@ -96,11 +158,17 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
         for (const TableConfig* config : to_copy) {
             quoted.push_back(config->name_on(side).quoted());
         }
-        const auto estimate = conn.exec(
-            "SELECT coalesce(sum(greatest(reltuples, 0)), 0)::int8::text FROM pg_catalog.pg_class"
-            " WHERE oid = ANY($1::regclass[])",
+        const auto estimates = conn.exec(
+            "SELECT greatest(c.reltuples, 0)::int8::text"
+            "  FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n)"
+            "  JOIN pg_catalog.pg_class c ON c.oid = t.name::regclass ORDER BY t.n",
             {pg::array_literal(quoted)});
-        progress_.rows_estimated = std::stoull(std::string(estimate.value(0, 0)));
+        std::uint64_t sum = 0;
+        for (int r = 0; r < estimates.rows(); ++r) {
+            estimated.push_back(std::stoull(std::string(estimates.value(r, 0))));
+            sum += estimated.back();
+        }
+        progress_.rows_estimated = sum;
     }
     std::uint64_t total = 0;
     ColumnFilter excluded(options_.excluded_columns);
@@ -108,8 +176,11 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
     // it keep the messages apart (ids, durability) without moving anything on the server.
     std::uint64_t sequence = 0;
     std::vector<std::pair<QualifiedName, std::uint64_t>> copied;
-    for (const TableConfig* config : to_copy) {
+    ProgressWriter progress(options_.connect, options_.bridge, side);
+    for (std::size_t i = 0; i < to_copy.size(); ++i) {
+        const TableConfig* config = to_copy[i];
         const QualifiedName name = config->name_on(side);
+        progress.start(name.display(), i < estimated.size() ? estimated[i] : 0);
         const auto table = describe(conn, name);
         std::string list;
         for (const auto& c : table->columns) {
@@ -149,10 +220,12 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
             }
             rows += static_cast<std::uint64_t>(chunk.rows());
             progress_.rows_copied += static_cast<std::uint64_t>(chunk.rows());
+            progress.advance(name.display(), rows, false);
             excluded.apply(txn);
             sink_.deliver(std::move(txn));
         }
         conn.exec("CLOSE pgbridge_copy");
+        progress.advance(name.display(), rows, true);
         total += rows;
         copied.emplace_back(name, rows);
         log::info("copy", "table read",
@@ -183,6 +256,7 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
             "     slot_generation = EXCLUDED.slot_generation, copied_at = now()",
             {options_.bridge, name.display(), snapshot.consistent_point.to_string(),
              std::to_string(rows), names::slot(options_.bridge, side)});
+        progress.finish(conn, name.display());
     }
     log::info("copy", "initial copy confirmed by the broker",
               {{"side", side}, {"rows", std::to_string(total)}});

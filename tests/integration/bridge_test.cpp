@@ -228,6 +228,56 @@ status = "a"
         CHECK(verdict["sides"][1]["reachable"] == false);
     }
 
+    TEST_CASE("status and lag show a running initial copy: rows of the estimate, then none left") {
+        // Rows that were there before the bridge: copied from a, one small message at a time,
+        // so the copy runs long enough to be seen.
+        BridgeRun run("", [](ScratchBridge& scratch) {
+            auto a = scratch.admin(0);
+            a.exec("INSERT INTO public.notes SELECT g, 'n', true FROM generate_series(1, 30000) g");
+            a.exec("ANALYZE public.notes");
+        });
+        rewrite_config(run.scratch, "timeout_ms = 10000", "timeout_ms = 10000\nbatch_size = 5");
+        run.start();
+        nlohmann::json seen;
+        REQUIRE(eventually(
+            [&] {
+                const auto [code, status] = run.pgbridge_json("status");
+                for (const auto& side : status["sides"]) {
+                    if (side["side"] == "a" && !side["copy"]["running"].empty()) {
+                        seen = side["copy"];
+                        return true;
+                    }
+                }
+                return false;
+            },
+            std::chrono::seconds(60)));
+        INFO(seen.dump());
+        CHECK(seen["tables_left"].get<int>() >= 1);
+        const auto& first = seen["running"][0];
+        CHECK(first["table"].is_string());
+        // The estimate is the planner's, from the ANALYZE above.
+        CHECK(first["rows_estimated"].get<std::uint64_t>() == 30000);
+        CHECK(first["rows_copied"].get<std::uint64_t>() <= 30000);
+        CHECK(first["stalled"] == false);
+        // Done: nothing left, nothing running, on both commands.
+        REQUIRE(eventually(
+            [&] {
+                const auto [code, lag] = run.pgbridge_json("lag");
+                for (const auto& direction : lag) {
+                    if (direction["source"] == "a") {
+                        return direction["copy"]["tables_left"] == 0 &&
+                               direction["copy"]["running"].empty();
+                    }
+                }
+                return false;
+            },
+            std::chrono::seconds(120)));
+        const CommandResult text = run.scratch.pgbridge({"status"});
+        CHECK(text.out.find("Initial copy from") == std::string::npos);
+        CHECK(eventually([&] { return run.differences().empty(); }, std::chrono::seconds(60)));
+        run.stop();
+    }
+
     TEST_CASE("with [log] format = \"json\", every line the daemon logs is one JSON object") {
         BridgeRun run("\n[log]\nformat = \"json\"\nlevel = \"debug\"\n");
         run.start();

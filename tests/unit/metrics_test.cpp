@@ -261,4 +261,15 @@ name = "hr.notes"
         metrics.update_probe(probe, lag);
         CHECK(has(scrape(), R"(pgbridge_slot_lag_bytes{bridge="crm",side="a"})"));
     }
+
+    TEST_CASE("a running copy is described with its share, rate and time left, or as stalled") {
+        CHECK(describe_copy({"public.notes", 12000, 300000, 4, 1}) ==
+              "public.notes: 12,000 of about 300,000 rows (4%), 3,000 rows/s, about 2 min left");
+        CHECK(describe_copy({"public.notes", 0, 0, 0, 0}) == "public.notes: 0 of about 0 rows");
+        // More rows than the planner thought: never over 100%, no time left.
+        CHECK(describe_copy({"t", 1500, 1000, 3, 1}) ==
+              "t: 1,500 of about 1,500 rows (100%), 500 rows/s");
+        CHECK(describe_copy({"t", 10, 1000, 10, 125}) ==
+              "t: 10 of about 1,000 rows (1%), no progress for 2 min: is pgbridge run running?");
+    }
 }

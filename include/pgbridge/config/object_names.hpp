@@ -11,7 +11,7 @@ namespace pgbridge::names {
 inline constexpr std::string_view kMetadataSchema = "pgbridge";
 // The version of the metadata schema this build reads and writes (sql/01_metadata_schema.sql):
 // run refuses an older one until setup has upgraded it.
-inline constexpr int kMetadataSchemaVersion = 4;
+inline constexpr int kMetadataSchemaVersion = 5;
 // PostgreSQL truncates identifiers beyond NAMEDATALEN - 1 bytes; slot and origin names must fit.
 inline constexpr std::size_t kMaxIdentifierLength = 63;
 

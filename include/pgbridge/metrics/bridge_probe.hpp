@@ -10,6 +10,23 @@
 
 namespace pgbridge::metrics {
 
+// The initial copy of one table from a side, as pgbridge run last recorded it
+// (pgbridge.copy_progress).
+struct CopyInProgress {
+    std::string table;  // as the side names it
+    std::uint64_t rows_copied = 0;
+    std::uint64_t rows_estimated = 0;  // the planner's estimate when the copy began
+    double seconds_running = 0;        // from its start to its last record
+    double seconds_since_update = 0;   // from its last record to the probe
+};
+
+// A copy not recorded for this long is not running (pgbridge run records every 2 s).
+inline constexpr double kCopyStalledSeconds = 30;
+
+// "public.notes: 12,000 of about 300,000 rows (4%), 5,000 rows/s, about 58 s left", or the
+// same ending "no progress for 2 min: is pgbridge run running?" when it stalled.
+std::string describe_copy(const CopyInProgress& copy);
+
 // What one side's server says about the bridge, read in one short session.
 struct SideProbe {
     std::string side;
@@ -28,6 +45,8 @@ struct SideProbe {
     bool repair_pending = false;
     // Synced tables whose initial copy from this side has not finished.
     std::uint64_t tables_not_copied = 0;
+    // The copies of those tables that have begun, by table name.
+    std::vector<CopyInProgress> copies;
     std::uint64_t pending_conflicts = 0;
     std::uint64_t new_dead_letters = 0;
     // The apply of the other side's changes into this side (pgbridge.apply_progress).

@@ -30,6 +30,8 @@ inline constexpr TablePrivileges kMetadataTablePrivileges[] = {
     {"apply_progress", "SELECT, INSERT, UPDATE"},
     // The initial copy records each table; a new slot generation updates them.
     {"sync_state", "SELECT, INSERT, UPDATE"},
+    // The running copy's progress: written as it goes, deleted once the table is recorded.
+    {"copy_progress", "SELECT, INSERT, UPDATE, DELETE"},
     // run records the slot it streams from and the furthest position it reported.
     {"slot_state", "SELECT, INSERT, UPDATE"},
     // The parts of a large transaction are kept, replaced when sent again, and deleted once
