@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 #include <nlohmann/json.hpp>
 
+#include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
 
 #include "../support/test_environment.hpp"
@@ -457,7 +458,8 @@ name = "public.nokey"
         CHECK(scalar(admin,
                      "SELECT deleted ? 'x' FROM pgbridge.row_versions "
                      "WHERE key = '[6]'") == "f");
-        CHECK(scalar(admin, "SELECT max(version) FROM pgbridge.schema_version") == "4");
+        CHECK(scalar(admin, "SELECT max(version) FROM pgbridge.schema_version") ==
+              std::to_string(names::kMetadataSchemaVersion));
     }
 
     TEST_CASE("the psql scripts in sql/ set up exactly what pgbridge setup would") {
