@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/cli/commands.hpp>
+#include <pgbridge/cli/progress_bar.hpp>
 #include <pgbridge/cli/text_table.hpp>
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/core/error.hpp>
@@ -21,8 +22,14 @@ namespace {
 using nlohmann::json;
 using verify::KeyDifference;
 
-verify::VerifyOptions verify_options(const VerifyCommandOptions& o) {
+verify::VerifyOptions verify_options(const VerifyCommandOptions& o, ProgressBar* bar = nullptr) {
     verify::VerifyOptions options;
+    if (bar != nullptr) {
+        options.progress = [bar](const QualifiedName& table, std::uint64_t rows,
+                                 std::uint64_t estimated) {
+            bar->update("verify " + table.display(), rows, estimated);
+        };
+    }
     if (!o.table.empty()) {
         options.table = QualifiedName::parse(o.table);
         if (!options.table) {
@@ -232,8 +239,10 @@ void quiet_logs(const GlobalOptions& global) {
 int verify_command(const GlobalOptions& global, const VerifyCommandOptions& options) {
     quiet_logs(global);
     const Config config = load_config(global.config_path);
-    verify::Verifier verifier(config, verify_options(options));
+    ProgressBar bar(ProgressBar::wanted(global.json));
+    verify::Verifier verifier(config, verify_options(options, &bar));
     const verify::VerifyReport report = verifier.run();
+    bar.clear();
     if (global.json) {
         std::cout << report_json(report).dump(2) << "\n";
     } else {
@@ -245,8 +254,10 @@ int verify_command(const GlobalOptions& global, const VerifyCommandOptions& opti
 int repair_command(const GlobalOptions& global, const VerifyCommandOptions& options) {
     quiet_logs(global);
     const Config config = load_config(global.config_path);
+    ProgressBar bar(ProgressBar::wanted(global.json));
     const verify::RepairReport report =
-        verify::verify_and_repair(config, verify_options(options), options.dry_run);
+        verify::verify_and_repair(config, verify_options(options, &bar), options.dry_run);
+    bar.clear();
     if (global.json) {
         std::cout << repair_json(report).dump(2) << "\n";
     } else {

@@ -25,4 +25,17 @@ std::string format_bytes(std::int64_t bytes) {
     return fmt::format("{}{:.1f} {}", sign, value, kUnits[unit]);
 }
 
+std::string format_count(std::uint64_t n) {
+    const std::string digits = std::to_string(n);
+    std::string out;
+    out.reserve(digits.size() + digits.size() / 3);
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) {
+            out += ',';
+        }
+        out += digits[i];
+    }
+    return out;
+}
+
 }  // namespace pgbridge

@@ -12,15 +12,6 @@
 namespace pgbridge::metrics {
 namespace {
 
-// 12345678 -> "12,345,678": row counts a DBA reads at a glance.
-std::string grouped(std::uint64_t n) {
-    std::string digits = std::to_string(n);
-    for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) {
-        digits.insert(static_cast<std::size_t>(i), ",");
-    }
-    return digits;
-}
-
 std::string duration(double seconds) {
     if (seconds < 90) {
         return fmt::format("{:.0f} s", seconds);
@@ -150,8 +141,9 @@ BrokerProbe probe_broker(const Config& config) {
 }  // namespace
 
 std::string describe_copy(const CopyInProgress& copy) {
-    std::string out = fmt::format("{}: {} of about {} rows", copy.table, grouped(copy.rows_copied),
-                                  grouped(std::max(copy.rows_estimated, copy.rows_copied)));
+    std::string out =
+        fmt::format("{}: {} of about {} rows", copy.table, format_count(copy.rows_copied),
+                    format_count(std::max(copy.rows_estimated, copy.rows_copied)));
     if (copy.rows_estimated > 0) {
         out += fmt::format(
             " ({:.0f}%)", 100.0 *
@@ -164,7 +156,7 @@ std::string describe_copy(const CopyInProgress& copy) {
     }
     if (copy.seconds_running >= 1 && copy.rows_copied > 0) {
         const double rate = static_cast<double>(copy.rows_copied) / copy.seconds_running;
-        out += fmt::format(", {} rows/s", grouped(static_cast<std::uint64_t>(rate)));
+        out += fmt::format(", {} rows/s", format_count(static_cast<std::uint64_t>(rate)));
         if (copy.rows_estimated > copy.rows_copied) {
             out += fmt::format(
                 ", about {} left",

@@ -40,6 +40,9 @@ class Differ {
             const auto cuts = a_.boundaries(rest, options_.chunk_rows, kTopLevelWindow);
             const bool last_window = cuts.size() < kTopLevelWindow;
             compare(pieces(rest, cuts, last_window), 0);
+            if (options_.progress) {
+                options_.progress(result_.rows_a);
+            }
             if (last_window || result_.truncated) {
                 break;
             }

@@ -143,7 +143,20 @@ TableReport Verifier::verify_table(const ComparedTable& table) {
 
     PostgresRowSource source_a(connections_[0], table, 0, row_hash_);
     PostgresRowSource source_b(connections_[1], table, 1, row_hash_);
-    DifferResult found = find_differing_keys(source_a, source_b, options_.differ);
+    DifferOptions differ = options_.differ;
+    if (options_.progress) {
+        const std::uint64_t estimated = std::stoull(std::string(
+            connections_[0]
+                .exec("SELECT greatest(reltuples, 0)::int8::text FROM pg_catalog.pg_class"
+                      " WHERE oid = $1::regclass",
+                      {table.sides[0].name.quoted()})
+                .value(0, 0)));
+        options_.progress(table.name(), 0, estimated);
+        differ.progress = [&](std::uint64_t rows) {
+            options_.progress(table.name(), rows, estimated);
+        };
+    }
+    DifferResult found = find_differing_keys(source_a, source_b, differ);
     report.rows = {found.rows_a, found.rows_b};
     report.ranges = found.ranges;
     report.mismatched_ranges = found.mismatched_ranges;

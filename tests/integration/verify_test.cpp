@@ -233,6 +233,33 @@ TEST_SUITE("verify") {
         run.stop();
     }
 
+    TEST_CASE("verify on a terminal draws a progress bar on stderr; piped or --json, nothing") {
+        BridgeRun run("");
+        run.start();
+        auto a = run.scratch.admin(0);
+        a.exec(
+            "INSERT INTO public.talents SELECT g, 'n' || g, g || '@a', NULL, 'new', g"
+            " FROM generate_series(1, 300) g");
+        a.exec("ANALYZE public.talents");
+        REQUIRE(eventually([&] { return run.differences().empty(); }));
+        // script(1) gives the command a terminal and copies what it draws to its own output.
+        const std::string command =
+            fmt::format("{} --config {} verify", TestEnvironment::get().pgbridge_binary,
+                        run.scratch.config_path());
+        const CommandResult on_terminal = run_command({"script", "-qec", command, "/dev/null"});
+        INFO(on_terminal.out << on_terminal.err);
+        CHECK(on_terminal.exit_code == 0);
+        CHECK(on_terminal.out.find("verify public.talents [") != std::string::npos);
+        CHECK(on_terminal.out.find("of about 300 rows") != std::string::npos);
+        const CommandResult piped = run.scratch.pgbridge({"verify"});
+        CHECK(piped.exit_code == 0);
+        CHECK(piped.err.find("of about") == std::string::npos);
+        CHECK(piped.out.find("of about") == std::string::npos);
+        const auto [code, report] = run.pgbridge_json("verify");
+        CHECK(code == 0);
+        run.stop();
+    }
+
     TEST_CASE("a pending manual conflict is listed as such, not as drift; repair leaves it") {
         BridgeRun run("[conflicts]\ndefault_strategy = \"manual\"\n");
         run.start();

@@ -10,8 +10,10 @@
 
 #include <doctest/doctest.h>
 
+#include <pgbridge/cli/progress_bar.hpp>
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/core/base64.hpp>
+#include <pgbridge/core/byte_size.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/metrics/bridge_metrics.hpp>
 #include <pgbridge/metrics/metrics_server.hpp>
@@ -271,5 +273,17 @@ name = "hr.notes"
               "t: 1,500 of about 1,500 rows (100%), 500 rows/s");
         CHECK(describe_copy({"t", 10, 1000, 10, 125}) ==
               "t: 10 of about 1,000 rows (1%), no progress for 2 min: is pgbridge run running?");
+    }
+
+    TEST_CASE("a progress bar line: label, bar, share and rows; never past full") {
+        CHECK(cli::ProgressBar::line("verify public.notes", 123000, 300000, 10) ==
+              "verify public.notes [####------]  41%  123,000 of about 300,000 rows");
+        CHECK(cli::ProgressBar::line("verify t", 0, 0, 4) ==
+              "verify t [----]   0%  0 of about 0 rows");
+        CHECK(cli::ProgressBar::line("verify t", 500, 100, 4) ==
+              "verify t [####] 100%  500 of about 500 rows");
+        CHECK(format_count(1234567) == "1,234,567");
+        CHECK(format_count(999) == "999");
+        CHECK(format_count(1000) == "1,000");
     }
 }

@@ -10,4 +10,7 @@ namespace pgbridge {
 // `slots`, `lag` and `status` never show the same size two ways; --json keeps raw bytes.
 std::string format_bytes(std::int64_t bytes);
 
+// A count of rows with thousands separated: 12345678 -> "12,345,678".
+std::string format_count(std::uint64_t n);
+
 }  // namespace pgbridge

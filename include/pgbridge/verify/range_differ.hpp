@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <set>
 
 #include <pgbridge/verify/row_source.hpp>
@@ -15,6 +16,8 @@ struct DifferOptions {
     std::uint64_t leaf_rows = 2500;
     // Stop collecting candidates beyond this many (about 3 KB of memory each once read).
     std::size_t max_keys = 10000;
+    // Told the rows of side A compared so far, after each round of top-level chunks.
+    std::function<void(std::uint64_t rows)> progress;
 };
 
 struct DifferResult {

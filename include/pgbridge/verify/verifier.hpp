@@ -30,6 +30,10 @@ struct VerifyOptions {
     // Asked between steps; when it says so, run() stops with Error(Internal) "cancelled"
     // (`pgbridge run` stopping in the middle of a scheduled verify).
     std::function<bool()> cancelled;
+    // Told, for each table, the rows of side A compared so far and the planner's estimate of
+    // its rows (pg_class.reltuples): what a progress bar shows.
+    std::function<void(const QualifiedName& table, std::uint64_t rows, std::uint64_t estimated)>
+        progress;
 };
 
 // A key whose data differ and stayed the same across a fence: not in flight.
