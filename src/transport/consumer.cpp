@@ -156,19 +156,20 @@ class Consumer::Session {
                     : fmt::format("message has no type property; pgbridge reads {}", kMessageType));
             return out;
         }
-        // Before the body is parsed: with a key set, nothing unsigned is read at all.
-        if (!o.signing_keys.empty()) {
-            const auto check =
-                check_signature(o.signing_keys, d.properties.headers.get_string(kSignatureHeader),
-                                *d.properties.type, d.body);
-            if (check != SignatureCheck::Valid) {
-                out.content = refusal(
-                    check == SignatureCheck::Missing ? dead_kind::kUnsigned : dead_kind::kForged,
-                    std::string(describe(check)));
-                return out;
-            }
-        }
+        // Whatever fails from here (out of memory included) is this message's outcome, never
+        // the consumer's end.
         try {
+            // Before the body is parsed: with a key set, nothing unsigned is read at all.
+            if (!o.signing_keys.empty()) {
+                const auto check = check_signature(
+                    o.signing_keys, d.properties.headers.get_string(kSignatureHeader),
+                    *d.properties.type, d.body);
+                if (check != SignatureCheck::Valid) {
+                    throw refusal(check == SignatureCheck::Missing ? dead_kind::kUnsigned
+                                                                   : dead_kind::kForged,
+                                  std::string(describe(check)));
+                }
+            }
             ChangeBatch batch = decode_body(d.body);
             if (batch.bridge != o.topology.bridge) {
                 throw refusal(dead_kind::kMisrouted,
