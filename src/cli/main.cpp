@@ -280,7 +280,11 @@ int main(int argc, char** argv) {
         std::cout << app.help();
         return 2;
     } catch (const Error& e) {
-        std::cerr << fmt::format("pgbridge: {} error: {}\n", to_string(e.kind()), e.what());
+        // A configuration file's errors already start with FILE:LINE:COL each: the context
+        // would repeat the first one's, after the last.
+        const bool located = e.kind() == ErrorKind::Config && !e.context_value("line").empty();
+        std::cerr << fmt::format("pgbridge: {} error: {}\n", to_string(e.kind()),
+                                 located ? e.message() : std::string(e.what()));
         // verify and repair use 1 for "differences": a failure to compare is 2.
         return *verify || *repair ? 2 : exit_code_for(e.kind());
     } catch (const std::exception& e) {

@@ -593,6 +593,8 @@ email = "b"
         auto bad = bridge.pgbridge({"check-config"});
         CHECK(bad.exit_code == 2);
         CHECK(bad.err.find(bridge.config_path() + ":") != std::string::npos);
+        // Each error says where once: no context repeating the first one's place at the end.
+        CHECK(bad.err.find("line=") == std::string::npos);
         CHECK(bad.out.empty());
     }
 
