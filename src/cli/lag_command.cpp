@@ -42,18 +42,12 @@ json lag_json(const metrics::DirectionLag& d) {
 json copy_json(const metrics::SideProbe& side) {
     json tables = json::array();
     for (const auto& c : side.copies) {
-        const double rate =
-            c.seconds_running >= 1 ? static_cast<double>(c.rows_copied) / c.seconds_running : 0;
-        tables.push_back(
-            json{{"table", c.table},
-                 {"rows_copied", c.rows_copied},
-                 {"rows_estimated", c.rows_estimated},
-                 {"rows_per_second", rate},
-                 {"seconds_left",
-                  rate > 0 && c.rows_estimated > c.rows_copied
-                      ? json(static_cast<double>(c.rows_estimated - c.rows_copied) / rate)
-                      : json()},
-                 {"stalled", c.seconds_since_update > metrics::kCopyStalledSeconds}});
+        tables.push_back(json{{"table", c.table},
+                              {"rows_copied", c.rows_copied},
+                              {"rows_estimated", c.rows_estimated},
+                              {"rows_per_second", c.rows_per_second()},
+                              {"seconds_left", or_null(c.seconds_left())},
+                              {"stalled", c.stalled()}});
     }
     return json{{"tables_left", side.reachable ? json(side.tables_not_copied) : json()},
                 {"running", tables}};

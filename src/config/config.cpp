@@ -596,19 +596,24 @@ class ConfigParser {
             *engine, "[engine]", diag_,
             {"batch_size", "max_retries", "retry_delay_ms", "timeout_ms", "log_level"});
         auto& e = config_.engine;
-        if (const auto level = reader.string("log_level", false)) {
-            if (const auto parsed = log::parse_level(*level)) {
-                config_.logging.level = *parsed;
-            } else {
-                diag_.error(reader.source_of("log_level"),
-                            "engine.log_level must be debug, info, warning or error");
-            }
-        }
+        read_log_level(reader, "log_level", "engine.log_level");
         e.batch_size = reader.integer("batch_size", false, 1, 100000).value_or(e.batch_size);
         e.max_retries = reader.integer("max_retries", false, 0, 1000).value_or(e.max_retries);
         e.retry_delay_ms =
             reader.integer("retry_delay_ms", false, 0, 3600000).value_or(e.retry_delay_ms);
         e.timeout_ms = reader.integer("timeout_ms", false, 100, 3600000).value_or(e.timeout_ms);
+    }
+
+    // engine.log_level and log.level: one level, two spellings.
+    void read_log_level(TableReader& reader, std::string_view key, std::string_view name) {
+        if (const auto level = reader.string(key, false)) {
+            if (const auto parsed = log::parse_level(*level)) {
+                config_.logging.level = *parsed;
+            } else {
+                diag_.error(reader.source_of(key),
+                            fmt::format("{} must be debug, info, warning or error", name));
+            }
+        }
     }
 
     void read_log(TableReader& root) {
@@ -617,18 +622,13 @@ class ConfigParser {
             return;
         }
         TableReader reader(*section, "[log]", diag_, {"format", "level"});
-        if (const auto level = reader.string("level", false)) {
-            const toml::node* engine = root.get("engine", false);
-            if (engine != nullptr && engine->is_table() &&
-                engine->as_table()->contains("log_level")) {
-                diag_.error(reader.source_of("level"),
-                            "log.level and engine.log_level say the same thing: keep log.level");
-            } else if (const auto parsed = log::parse_level(*level)) {
-                config_.logging.level = *parsed;
-            } else {
-                diag_.error(reader.source_of("level"),
-                            "log.level must be debug, info, warning or error");
-            }
+        const toml::node* engine = root.get("engine", false);
+        if (reader.get("level", false) != nullptr && engine != nullptr && engine->is_table() &&
+            engine->as_table()->contains("log_level")) {
+            diag_.error(reader.source_of("level"),
+                        "log.level and engine.log_level say the same thing: keep log.level");
+        } else {
+            read_log_level(reader, "level", "log.level");
         }
         if (const auto format = reader.string("format", false)) {
             if (const auto parsed = log::parse_format(*format)) {

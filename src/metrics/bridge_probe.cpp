@@ -150,18 +150,15 @@ std::string describe_copy(const CopyInProgress& copy) {
                               static_cast<double>(std::min(copy.rows_copied, copy.rows_estimated)) /
                               static_cast<double>(copy.rows_estimated));
     }
-    if (copy.seconds_since_update > kCopyStalledSeconds) {
+    if (copy.stalled()) {
         return out + fmt::format(", no progress for {}: is pgbridge run running?",
                                  duration(copy.seconds_since_update));
     }
-    if (copy.seconds_running >= 1 && copy.rows_copied > 0) {
-        const double rate = static_cast<double>(copy.rows_copied) / copy.seconds_running;
+    if (const double rate = copy.rows_per_second(); rate > 0) {
         out += fmt::format(", {} rows/s", format_count(static_cast<std::uint64_t>(rate)));
-        if (copy.rows_estimated > copy.rows_copied) {
-            out += fmt::format(
-                ", about {} left",
-                duration(static_cast<double>(copy.rows_estimated - copy.rows_copied) / rate));
-        }
+    }
+    if (const auto left = copy.seconds_left()) {
+        out += fmt::format(", about {} left", duration(*left));
     }
     return out;
 }

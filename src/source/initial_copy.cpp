@@ -8,7 +8,7 @@
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
-#include <pgbridge/pg/array_literal.hpp>
+#include <pgbridge/pg/estimated_rows.hpp>
 #include <pgbridge/source/initial_copy.hpp>
 #include <pgbridge/source/replication_connection.hpp>
 
@@ -151,25 +151,12 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
     }
     conn.exec("SET TRANSACTION SNAPSHOT '" + snapshot.name + "'");
     std::vector<std::uint64_t> estimated;  // rows, by table of to_copy
-    {
-        // An estimate from the planner's statistics (-1 for a table never analysed counts as
-        // nothing): a count(*) of every table would cost as much as the copy.
-        std::vector<std::optional<std::string>> quoted;
-        for (const TableConfig* config : to_copy) {
-            quoted.push_back(config->name_on(side).quoted());
-        }
-        const auto estimates = conn.exec(
-            "SELECT greatest(c.reltuples, 0)::int8::text"
-            "  FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n)"
-            "  JOIN pg_catalog.pg_class c ON c.oid = t.name::regclass ORDER BY t.n",
-            {pg::array_literal(quoted)});
-        std::uint64_t sum = 0;
-        for (int r = 0; r < estimates.rows(); ++r) {
-            estimated.push_back(std::stoull(std::string(estimates.value(r, 0))));
-            sum += estimated.back();
-        }
-        progress_.rows_estimated = sum;
+    std::uint64_t estimated_total = 0;
+    for (const TableConfig* config : to_copy) {
+        estimated.push_back(pg::estimated_rows(conn, config->name_on(side).quoted()));
+        estimated_total += estimated.back();
     }
+    progress_.rows_estimated = estimated_total;
     std::uint64_t total = 0;
     ColumnFilter excluded(options_.excluded_columns);
     // Every copied transaction commits "at" the consistent point; distinct end positions after
@@ -180,7 +167,7 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
     for (std::size_t i = 0; i < to_copy.size(); ++i) {
         const TableConfig* config = to_copy[i];
         const QualifiedName name = config->name_on(side);
-        progress.start(name.display(), i < estimated.size() ? estimated[i] : 0);
+        progress.start(name.display(), estimated[i]);
         const auto table = describe(conn, name);
         std::string list;
         for (const auto& c : table->columns) {

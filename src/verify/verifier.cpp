@@ -8,6 +8,7 @@
 #include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/pg/estimated_rows.hpp>
 #include <pgbridge/verify/both_sides.hpp>
 #include <pgbridge/verify/fence.hpp>
 #include <pgbridge/verify/postgres_row_source.hpp>
@@ -145,12 +146,8 @@ TableReport Verifier::verify_table(const ComparedTable& table) {
     PostgresRowSource source_b(connections_[1], table, 1, row_hash_);
     DifferOptions differ = options_.differ;
     if (options_.progress) {
-        const std::uint64_t estimated = std::stoull(std::string(
-            connections_[0]
-                .exec("SELECT greatest(reltuples, 0)::int8::text FROM pg_catalog.pg_class"
-                      " WHERE oid = $1::regclass",
-                      {table.sides[0].name.quoted()})
-                .value(0, 0)));
+        const std::uint64_t estimated =
+            pg::estimated_rows(connections_[0], table.sides[0].name.quoted());
         options_.progress(table.name(), 0, estimated);
         differ.progress = [&](std::uint64_t rows) {
             options_.progress(table.name(), rows, estimated);

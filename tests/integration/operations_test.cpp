@@ -26,6 +26,17 @@ using namespace pgbridge::transport;
 
 namespace {
 
+// public.events partitioned by region on one side, a plain table on the other: the two shapes
+// a table configured by its partitioned root meets.
+constexpr const char* kPartitionedEvents =
+    "CREATE TABLE public.events (id bigint, region text, body text,"
+    "                            PRIMARY KEY (id, region)) PARTITION BY LIST (region);"
+    "CREATE TABLE public.events_eu PARTITION OF public.events FOR VALUES IN ('eu');"
+    "CREATE TABLE public.events_us PARTITION OF public.events FOR VALUES IN ('us');";
+constexpr const char* kPlainEvents =
+    "CREATE TABLE public.events (id bigint, region text, body text,"
+    "                            PRIMARY KEY (id, region));";
+
 long count_of(pg::Connection& conn, const std::string& sql) {
     return std::stol(std::string(conn.exec(sql).value(0, 0)));
 }
@@ -701,15 +712,8 @@ TEST_SUITE("operations") {
     TEST_CASE("a partitioned table configured by its root syncs both ways, partitioned or not") {
         // Side a partitions by region (one more partition attached while running); side b does
         // not.
-        ScratchBridge scratch(
-            "parts",
-            "CREATE TABLE public.events (id bigint, region text, body text,"
-            "                            PRIMARY KEY (id, region)) PARTITION BY LIST (region);"
-            "CREATE TABLE public.events_eu PARTITION OF public.events FOR VALUES IN ('eu');"
-            "CREATE TABLE public.events_us PARTITION OF public.events FOR VALUES IN ('us');",
-            "CREATE TABLE public.events (id bigint, region text, body text,"
-            "                            PRIMARY KEY (id, region));",
-            "[[tables]]\nname = \"public.events\"\n");
+        ScratchBridge scratch("parts", kPartitionedEvents, kPlainEvents,
+                              "[[tables]]\nname = \"public.events\"\n");
         const CommandResult setup = scratch.pgbridge(setup_args(scratch));
         INFO(setup.out << setup.err);
         REQUIRE(setup.exit_code == 0);
@@ -777,15 +781,8 @@ TEST_SUITE("operations") {
         "a TRUNCATE of a partitioned table configured by its root empties it on the other "
         "side, both ways") {
         // Side a partitions by region; side b does not.
-        ScratchBridge scratch(
-            "partstrunc",
-            "CREATE TABLE public.events (id bigint, region text, body text,"
-            "                            PRIMARY KEY (id, region)) PARTITION BY LIST (region);"
-            "CREATE TABLE public.events_eu PARTITION OF public.events FOR VALUES IN ('eu');"
-            "CREATE TABLE public.events_us PARTITION OF public.events FOR VALUES IN ('us');",
-            "CREATE TABLE public.events (id bigint, region text, body text,"
-            "                            PRIMARY KEY (id, region));",
-            "[[tables]]\nname = \"public.events\"\n");
+        ScratchBridge scratch("partstrunc", kPartitionedEvents, kPlainEvents,
+                              "[[tables]]\nname = \"public.events\"\n");
         const CommandResult setup = scratch.pgbridge(setup_args(scratch));
         INFO(setup.out << setup.err);
         REQUIRE(setup.exit_code == 0);

@@ -10,6 +10,9 @@
 
 namespace pgbridge::metrics {
 
+// A copy not recorded for this long is not running (pgbridge run records every 2 s).
+inline constexpr double kCopyStalledSeconds = 30;
+
 // The initial copy of one table from a side, as pgbridge run last recorded it
 // (pgbridge.copy_progress).
 struct CopyInProgress {
@@ -18,10 +21,21 @@ struct CopyInProgress {
     std::uint64_t rows_estimated = 0;  // the planner's estimate when the copy began
     double seconds_running = 0;        // from its start to its last record
     double seconds_since_update = 0;   // from its last record to the probe
-};
 
-// A copy not recorded for this long is not running (pgbridge run records every 2 s).
-inline constexpr double kCopyStalledSeconds = 30;
+    // 0 until it has run a second.
+    double rows_per_second() const {
+        return seconds_running >= 1 ? static_cast<double>(rows_copied) / seconds_running : 0;
+    }
+    // At that rate, to the estimate; none without a rate or once past the estimate.
+    std::optional<double> seconds_left() const {
+        const double rate = rows_per_second();
+        if (rate <= 0 || rows_estimated <= rows_copied) {
+            return std::nullopt;
+        }
+        return static_cast<double>(rows_estimated - rows_copied) / rate;
+    }
+    bool stalled() const { return seconds_since_update > kCopyStalledSeconds; }
+};
 
 // "public.notes: 12,000 of about 300,000 rows (4%), 5,000 rows/s, about 58 s left", or the
 // same ending "no progress for 2 min: is pgbridge run running?" when it stalled.
