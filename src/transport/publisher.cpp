@@ -13,7 +13,32 @@ namespace {
 
 constexpr std::uint16_t kChannel = 1;
 
+class AmqpPublishChannel final : public PublishChannel {
+  public:
+    explicit AmqpPublishChannel(const PublisherOptions& options) : connection_(options.connect) {
+        declare_topology(connection_, options.topology);
+        connection_.confirm_select(kChannel);
+    }
+
+    void publish(const OutgoingMessage& message) override {
+        connection_.publish(kChannel, message);
+    }
+    std::optional<PublishConfirm> next_confirm(
+        std::optional<std::chrono::milliseconds> wait) override {
+        return connection_.next_confirm(wait);
+    }
+    int readable_fd() const override { return connection_.readable_fd(); }
+    const std::string& server() const override { return connection_.server(); }
+
+  private:
+    AmqpConnection connection_;
+};
+
 }  // namespace
+
+std::unique_ptr<PublishChannel> open_amqp_publish_channel(const PublisherOptions& options) {
+    return std::make_unique<AmqpPublishChannel>(options);
+}
 
 Publisher::Publisher(PublisherOptions options) : options_(std::move(options)) {
     pending_.bridge = options_.topology.bridge;
@@ -24,16 +49,14 @@ Publisher::Publisher(PublisherOptions options) : options_(std::move(options)) {
 Publisher::~Publisher() = default;
 
 void Publisher::connect() {
-    if (connection_) {
+    if (channel_) {
         return;
     }
-    auto connection = std::make_unique<AmqpConnection>(options_.connect);
-    declare_topology(*connection, options_.topology);
-    connection->confirm_select(kChannel);
-    connection_ = std::move(connection);
+    channel_ = options_.open_channel ? options_.open_channel(options_)
+                                     : open_amqp_publish_channel(options_);
     next_sequence_ = 1;  // delivery tags restart with each channel in confirm mode
     log::info("publisher", "connected to RabbitMQ",
-              {{"broker", connection_->server()},
+              {{"broker", channel_->server()},
                {"source", options_.source_side},
                {"target", options_.target_side}});
 }
@@ -163,7 +186,7 @@ void Publisher::flush() {
     if (!pending_.transactions.empty()) {
         publish_pending();
     }
-    if (connection_) {
+    if (channel_) {
         read_confirms(std::nullopt);
     }
 }
@@ -202,7 +225,7 @@ void Publisher::publish_batch(const ChangeBatch& batch, int priority, Lsn durabl
         }
         message.properties = message_properties(batch, priority);
         sign(message, options_.signing_keys);
-        connection_->publish(kChannel, message);
+        channel_->publish(message);
         // A part that is not the last makes nothing durable: durable_at is empty.
         in_flight_.push_back(InFlight{next_sequence_++, durable_at});
         ++stats_.messages_published;
@@ -218,14 +241,14 @@ void Publisher::publish_batch(const ChangeBatch& batch, int priority, Lsn durabl
 }
 
 void Publisher::read_confirms(std::optional<std::chrono::milliseconds> wait) {
-    auto confirm_event = connection_->next_confirm(wait);
+    auto confirm_event = channel_->next_confirm(wait);
     if (!confirm_event && wait && in_flight_.size() >= options_.max_unconfirmed) {
         throw Error(ErrorKind::Broker, "no publisher confirms from the broker within timeout_ms")
-            .with("broker", connection_->server());
+            .with("broker", channel_->server());
     }
     while (confirm_event) {
         confirm(confirm_event->delivery_tag, confirm_event->multiple);
-        confirm_event = connection_->next_confirm(std::nullopt);
+        confirm_event = channel_->next_confirm(std::nullopt);
     }
 }
 
@@ -259,7 +282,7 @@ void Publisher::throw_if_failed() {
 }
 
 Lsn Publisher::durable_lsn() {
-    if (connection_ && !failure_ && !in_flight_.empty()) {
+    if (channel_ && !failure_ && !in_flight_.empty()) {
         try {
             read_confirms(std::nullopt);
         } catch (Error& e) {
@@ -270,15 +293,15 @@ Lsn Publisher::durable_lsn() {
 }
 
 int Publisher::durable_fd() {
-    if (!connection_ || failure_ || in_flight_.empty()) {
+    if (!channel_ || failure_ || in_flight_.empty()) {
         return -1;
     }
-    return connection_->readable_fd();
+    return channel_->readable_fd();
 }
 
 void Publisher::settle(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (connection_ && !failure_ && !in_flight_.empty() &&
+    while (channel_ && !failure_ && !in_flight_.empty() &&
            std::chrono::steady_clock::now() < deadline) {
         try {
             read_confirms(std::chrono::milliseconds(100));
@@ -298,8 +321,8 @@ void Publisher::rewind(Lsn from) {
     large_.reset();
     in_flight_.clear();
     failure_.reset();
-    if (connection_) {
-        connection_.reset();
+    if (channel_) {
+        channel_.reset();
         ++stats_.reconnects;
     }
 }

@@ -11,6 +11,7 @@
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/transport/amqp_table.hpp>
 #include <pgbridge/transport/message.hpp>
+#include <pgbridge/transport/publish_channel.hpp>
 
 // rabbitmq-c's connection state; only src/transport/*.cpp sees its definition.
 struct amqp_connection_state_t_;
@@ -32,13 +33,6 @@ struct AmqpConnectOptions {
 
 // The version of rabbitmq-c pgbridge runs with.
 std::string rabbitmq_c_version();
-
-// The broker's confirm of messages published on a channel in confirm mode: every message up
-// to delivery_tag when `multiple`, else that one.
-struct PublishConfirm {
-    std::uint64_t delivery_tag = 0;
-    bool multiple = false;
-};
 
 struct QueueState {
     std::uint32_t messages = 0;  // ready for delivery

@@ -14,6 +14,7 @@
 #include <pgbridge/source/transaction_sink.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 #include <pgbridge/transport/change_batch.hpp>
+#include <pgbridge/transport/publish_channel.hpp>
 #include <pgbridge/transport/topology.hpp>
 
 namespace pgbridge::transport {
@@ -39,7 +40,13 @@ struct PublisherOptions {
     std::function<int(const TableInfo&)> priority_of;
     // Every message is signed with the first key ([rabbitmq] signing_key_file); none: unsigned.
     std::vector<SigningKey> signing_keys;
+    // Opens the channel messages go out on; empty: open_amqp_publish_channel.
+    std::function<std::unique_ptr<PublishChannel>(const PublisherOptions&)> open_channel;
 };
+
+// The AMQP PublishChannel: connects to options.connect, declares options.topology and puts
+// its channel in confirm mode.
+std::unique_ptr<PublishChannel> open_amqp_publish_channel(const PublisherOptions& options);
 
 struct PublisherStats {
     std::atomic<std::uint64_t> messages_published{0};
@@ -89,7 +96,7 @@ class Publisher final : public source::TransactionSink {
     int priority_of(const SourceTransaction& txn) const;
 
     PublisherOptions options_;
-    std::unique_ptr<AmqpConnection> connection_;
+    std::unique_ptr<PublishChannel> channel_;
     ChangeBatch pending_;
     std::size_t pending_changes_ = 0;
     std::size_t pending_bytes_ = 0;
