@@ -58,6 +58,14 @@ nlohmann::json rule_json(const ColumnRule& rule) {
     return j;
 }
 
+std::vector<std::string> failover_nodes(const RabbitConfig& r) {
+    std::vector<std::string> out;
+    for (const auto& url : r.failover_urls) {
+        out.push_back(url.redacted());
+    }
+    return out;
+}
+
 nlohmann::json config_json(const Config& config) {
     const ConflictRules rules(config);
     nlohmann::json sides = nlohmann::json::array();
@@ -108,6 +116,7 @@ nlohmann::json config_json(const Config& config) {
         {"sides", sides},
         {"rabbitmq",
          {{"url", r.url.redacted()},
+          {"failover_urls", failover_nodes(r)},
           {"password", password_source(r.password_file, r.url.password_in_url)},
           {"max_priority", r.max_priority},
           {"exchange", names::exchange(config.bridge_name)},
@@ -149,6 +158,10 @@ void print_text(const Config& config, std::ostream& out) {
     out << fmt::format("  rabbitmq {} ({}), exchange {}, max_priority {}\n", r.url.redacted(),
                        password_source(r.password_file, r.url.password_in_url),
                        names::exchange(config.bridge_name), r.max_priority);
+    if (!r.failover_urls.empty()) {
+        out << fmt::format("    on loss of that node, fails over to {}\n",
+                           fmt::join(failover_nodes(r), ", "));
+    }
     out << fmt::format("    {}\n", describe_signing(r.signing_keys));
     const auto& e = config.engine;
     out << fmt::format(

@@ -504,24 +504,23 @@ class ConfigParser {
             return;
         }
         TableReader reader(*rabbit, "[rabbitmq]", diag_,
-                           {"url", "password_file", "max_priority", "max_message_bytes", "ca_file",
-                            "cert_file", "key_file", "verify_peer", "signing_key_file"});
-        if (auto url = reader.string("url", true)) {
-            std::string expected;
-            if (auto parsed = AmqpUrl::parse(*url, &expected)) {
-                config_.rabbitmq.url = std::move(*parsed);
-            } else {
-                diag_.error(reader.source_of("url"),
-                            fmt::format("rabbitmq.url: expected {}", expected));
-            }
-        }
+                           {"url", "urls", "password_file", "max_priority", "max_message_bytes",
+                            "ca_file", "cert_file", "key_file", "verify_peer", "signing_key_file",
+                            "queue_type", "priority_bands"});
+        read_broker_urls(reader);
+        auto& r = config_.rabbitmq;
         if (auto file = reader.string("password_file", false)) {
-            config_.rabbitmq.password_file = resolve_path(*file, base_dir_);
-            if (auto secret = read_password_file(*config_.rabbitmq.password_file,
+            r.password_file = resolve_path(*file, base_dir_);
+            if (auto secret = read_password_file(*r.password_file,
                                                  reader.source_of("password_file"), diag_)) {
-                config_.rabbitmq.url.password = std::move(*secret);
+                r.url.password = std::move(*secret);
+                for (auto& node : r.failover_urls) {
+                    node.password = r.url.password;
+                }
             }
-        } else if (config_.rabbitmq.url.password_in_url) {
+        } else if (r.url.password_in_url ||
+                   std::any_of(r.failover_urls.begin(), r.failover_urls.end(),
+                               [](const AmqpUrl& u) { return u.password_in_url; })) {
             config_.warnings.push_back("rabbitmq.url holds a password; move it to password_file");
         }
         // RabbitMQ accepts x-max-priority up to 255 but recommends small values: every level
@@ -534,11 +533,111 @@ class ConfigParser {
         if (auto bytes = reader.integer("max_message_bytes", false, 64 * 1024, 512 * 1024 * 1024)) {
             config_.rabbitmq.max_message_bytes = static_cast<std::size_t>(*bytes);
         }
+        read_queue_type(reader);
         read_tls_files(reader);
         if (auto file = reader.string("signing_key_file", false)) {
             config_.rabbitmq.signing_key_file = resolve_path(*file, base_dir_);
             read_signing_keys(*config_.rabbitmq.signing_key_file,
                               reader.source_of("signing_key_file"));
+        }
+    }
+
+    // `url` (one node) or `urls` (every node of a cluster, tried in that order). The nodes of
+    // one cluster share its users and virtual hosts, and one password_file serves them all:
+    // nodes that differ in scheme, user or virtual host are a mistake, refused here.
+    void read_broker_urls(TableReader& reader) {
+        const bool one = reader.get("url", false) != nullptr;
+        const toml::array* many = reader.array("urls", false);
+        if (one == (many != nullptr)) {
+            diag_.error(reader.source_of(one ? "urls" : "url"),
+                        one ? "[rabbitmq] has both url and urls: keep one (urls for a cluster)"
+                            : "[rabbitmq] needs url (one node) or urls (every node of a cluster)");
+            return;
+        }
+        auto parse = [&](const toml::node& node, std::string_view key) -> std::optional<AmqpUrl> {
+            std::string expected;
+            if (const auto* text = node.as_string()) {
+                if (auto parsed = AmqpUrl::parse(text->get(), &expected)) {
+                    return parsed;
+                }
+            } else {
+                expected = "a string";
+            }
+            diag_.error(node.source(), fmt::format("rabbitmq.{}: expected {}", key, expected));
+            return std::nullopt;
+        };
+        if (one) {
+            if (auto url = parse(*reader.get("url", true), "url")) {
+                config_.rabbitmq.url = std::move(*url);
+            }
+            return;
+        }
+        if (many->empty()) {
+            diag_.error(many->source(), "rabbitmq.urls is empty: list every node of the cluster");
+            return;
+        }
+        std::vector<AmqpUrl> nodes;
+        for (const auto& node : *many) {
+            if (auto url = parse(node, "urls")) {
+                if (!nodes.empty() &&
+                    (url->tls != nodes.front().tls || url->user != nodes.front().user ||
+                     url->vhost != nodes.front().vhost)) {
+                    diag_.error(node.source(),
+                                "rabbitmq.urls: every node must have the scheme, user and virtual "
+                                "host of the first (they are one cluster)");
+                }
+                nodes.push_back(std::move(*url));
+            }
+        }
+        if (nodes.size() != many->size()) {
+            return;
+        }
+        config_.rabbitmq.url = std::move(nodes.front());
+        config_.rabbitmq.failover_urls.assign(std::make_move_iterator(nodes.begin() + 1),
+                                              std::make_move_iterator(nodes.end()));
+    }
+
+    void read_queue_type(TableReader& reader) {
+        auto& r = config_.rabbitmq;
+        if (auto type = reader.string("queue_type", false)) {
+            if (*type == "quorum") {
+                r.queue_type = RabbitConfig::QueueType::Quorum;
+            } else if (*type != "classic") {
+                diag_.error(reader.source_of("queue_type"),
+                            fmt::format("rabbitmq.queue_type must be \"classic\" or \"quorum\", "
+                                        "got \"{}\"",
+                                        *type));
+            }
+        }
+        const toml::array* bands = reader.array("priority_bands", false);
+        if (bands == nullptr) {
+            if (r.queue_type == RabbitConfig::QueueType::Quorum) {
+                r.priority_bands = {std::min(5, r.max_priority)};
+            }
+            return;
+        }
+        if (r.queue_type != RabbitConfig::QueueType::Quorum) {
+            diag_.error(bands->source(),
+                        "rabbitmq.priority_bands is for queue_type = \"quorum\" (classic queues "
+                        "keep every priority)");
+            return;
+        }
+        for (const auto& node : *bands) {
+            const auto* bound = node.as_integer();
+            const int previous =
+                r.priority_bands.empty() ? r.max_priority + 1 : r.priority_bands.back();
+            if (bound == nullptr || bound->get() < 1 || bound->get() >= previous) {
+                diag_.error(node.source(),
+                            fmt::format("rabbitmq.priority_bands: expected the lowest priority of "
+                                        "each band above the lowest, highest first, each between "
+                                        "1 and {} (max_priority)",
+                                        r.max_priority));
+                return;
+            }
+            r.priority_bands.push_back(static_cast<int>(bound->get()));
+        }
+        if (r.priority_bands.size() > 8) {
+            diag_.error(bands->source(), "rabbitmq.priority_bands: at most 8 bands (a queue each)");
         }
     }
 

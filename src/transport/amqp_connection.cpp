@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <sys/time.h>
 
 #include <amqp.h>
@@ -8,6 +10,7 @@
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
@@ -16,6 +19,30 @@
 
 namespace pgbridge::transport {
 namespace {
+
+// The node of each cluster (its [rabbitmq] urls, as host:port lists) that last took a
+// connection, shared by every connection of the process.
+std::mutex preferred_nodes_mutex;
+std::map<std::string, std::size_t> preferred_nodes;
+
+std::string node_list(const std::vector<const AmqpUrl*>& nodes) {
+    std::string out;
+    for (const auto* url : nodes) {
+        out += fmt::format("{}:{}/{},", url->host, url->port, url->vhost);
+    }
+    return out;
+}
+
+std::size_t preferred_node(const std::string& cluster) {
+    std::lock_guard lock(preferred_nodes_mutex);
+    const auto it = preferred_nodes.find(cluster);
+    return it == preferred_nodes.end() ? 0 : it->second;
+}
+
+void remember_node(const std::string& cluster, std::size_t node) {
+    std::lock_guard lock(preferred_nodes_mutex);
+    preferred_nodes[cluster] = node;
+}
 
 timeval to_timeval(int ms) {
     return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
@@ -165,6 +192,7 @@ std::string rabbitmq_c_version() {
 AmqpConnectOptions AmqpConnectOptions::from(const RabbitConfig& config, int timeout_ms) {
     AmqpConnectOptions o;
     o.url = config.url;
+    o.failover_urls = config.failover_urls;
     o.ca_file = config.ca_file;
     o.cert_file = config.cert_file;
     o.key_file = config.key_file;
@@ -194,11 +222,55 @@ AmqpTableView::AmqpTableView(const AmqpTable& table) {
     table_.entries = entries_.empty() ? nullptr : entries_.data();
 }
 
-AmqpConnection::AmqpConnection(const AmqpConnectOptions& o)
-    : state_(amqp_new_connection()),
-      server_(fmt::format("{}:{}{}", o.url.host, o.url.port,
-                          o.url.vhost == "/" ? "" : "/" + o.url.vhost)),
-      timeout_ms_(o.timeout_ms) {
+AmqpConnection::AmqpConnection(const AmqpConnectOptions& o) : timeout_ms_(o.timeout_ms) {
+    std::vector<const AmqpUrl*> nodes{&o.url};
+    for (const auto& url : o.failover_urls) {
+        nodes.push_back(&url);
+    }
+    if (nodes.size() == 1) {
+        connect_node(o, o.url);
+        return;
+    }
+    // Start with the node that last took a connection, so that a node that is down costs a
+    // connect timeout once, not at every reconnect of every connection.
+    const std::string cluster = node_list(nodes);
+    const std::size_t first = preferred_node(cluster) % nodes.size();
+    std::vector<Error> failures;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        const std::size_t node = (first + i) % nodes.size();
+        try {
+            connect_node(o, *nodes[node]);
+            if (i > 0) {
+                log::warning(
+                    "amqp", "connected to another RabbitMQ node of [rabbitmq] urls",
+                    {{"broker", server_},
+                     {"unreachable", std::string(failures.front().context_value("broker"))}});
+            }
+            remember_node(cluster, node);
+            return;
+        } catch (Error& e) {
+            failures.push_back(std::move(e));
+        }
+    }
+    // A refused login is the configuration's fault, not the cluster's: say so as it is.
+    for (auto& failure : failures) {
+        if (failure.context_value("login") == "refused") {
+            throw std::move(failure);
+        }
+    }
+    std::vector<std::string> reasons;
+    for (const auto& failure : failures) {
+        reasons.push_back(failure.what());
+    }
+    throw Error(
+        ErrorKind::Broker,
+        fmt::format("no node of [rabbitmq] urls takes a connection ({} tried)", nodes.size()))
+        .with("nodes", fmt::format("{}", fmt::join(reasons, "; ")));
+}
+
+void AmqpConnection::connect_node(const AmqpConnectOptions& o, const AmqpUrl& url) {
+    state_ = amqp_new_connection();
+    server_ = fmt::format("{}:{}{}", url.host, url.port, url.vhost == "/" ? "" : "/" + url.vhost);
     if (state_ == nullptr) {
         throw Error(ErrorKind::Broker, "out of memory creating an AMQP connection");
     }
@@ -208,7 +280,7 @@ AmqpConnection::AmqpConnection(const AmqpConnectOptions& o)
         throw Error(ErrorKind::Broker, std::move(message)).with("broker", server_);
     };
     amqp_socket_t* socket = nullptr;
-    if (o.url.tls) {
+    if (url.tls) {
         socket = amqp_ssl_socket_new(state_);
         if (socket == nullptr) {
             fail("cannot create a TLS socket");
@@ -231,7 +303,7 @@ AmqpConnection::AmqpConnection(const AmqpConnectOptions& o)
         }
     }
     timeval timeout = to_timeval(o.timeout_ms);
-    const int status = amqp_socket_open_noblock(socket, o.url.host.c_str(), o.url.port, &timeout);
+    const int status = amqp_socket_open_noblock(socket, url.host.c_str(), url.port, &timeout);
     if (status != AMQP_STATUS_OK) {
         fail(fmt::format("cannot connect to RabbitMQ: {}", amqp_error_string2(status)));
     }
@@ -244,8 +316,8 @@ AmqpConnection::AmqpConnection(const AmqpConnectOptions& o)
     property.value.value.bytes = amqp_bytes(o.connection_name);
     amqp_table_t properties{1, &property};
     const amqp_rpc_reply_t login = amqp_login_with_properties(
-        state_, o.url.vhost.c_str(), 0, 131072, o.heartbeat_seconds, &properties,
-        AMQP_SASL_METHOD_PLAIN, o.url.user.c_str(), o.url.password.reveal().c_str());
+        state_, url.vhost.c_str(), 0, 131072, o.heartbeat_seconds, &properties,
+        AMQP_SASL_METHOD_PLAIN, url.user.c_str(), url.password.reveal().c_str());
     if (login.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
         login.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
         // The broker said why (it closes the connection: authentication_failure_close).
@@ -259,14 +331,14 @@ AmqpConnection::AmqpConnection(const AmqpConnectOptions& o)
                 ? fmt::format(
                       "RabbitMQ refused the login of user {} (a wrong password, or no "
                       "such user): check [rabbitmq] url and password_file",
-                      o.url.user)
+                      url.user)
             : code == AMQP_NOT_ALLOWED
                 ? fmt::format(
                       "RabbitMQ does not let user {} into virtual host '{}' (it does "
                       "not exist, or the user has no permissions there): rabbitmqctl "
                       "add_vhost / set_permissions, or fix [rabbitmq] url",
-                      o.url.user, o.url.vhost)
-                : fmt::format("cannot log in to RabbitMQ as {}: {}", o.url.user, text);
+                      url.user, url.vhost)
+                : fmt::format("cannot log in to RabbitMQ as {}: {}", url.user, text);
         throw Error(ErrorKind::Broker, std::move(message))
             .with("broker", server_)
             .with("reply_code", std::to_string(code))
@@ -276,7 +348,7 @@ AmqpConnection::AmqpConnection(const AmqpConnectOptions& o)
         std::string why = login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
                               ? amqp_error_string2(login.library_error)
                               : "the broker refused the login";
-        fail(fmt::format("cannot log in to RabbitMQ as {}: {}", o.url.user, why));
+        fail(fmt::format("cannot log in to RabbitMQ as {}: {}", url.user, why));
     }
     open_channel(1);
 }

@@ -36,9 +36,21 @@ struct SideConfig {
 };
 
 struct RabbitConfig {
+    // `url`, or the first of `urls`; the other nodes of a cluster follow in failover_urls.
+    // Every node shares the scheme, user, password and virtual host of the first.
     AmqpUrl url;
+    std::vector<AmqpUrl> failover_urls;
     std::optional<std::filesystem::path> password_file;
     int max_priority = 10;
+    // Classic queues are priority queues on one node; quorum queues are replicated across the
+    // cluster but have no x-max-priority on RabbitMQ 3.x, so the priorities go in bands: one
+    // quorum queue each, drained highest first (docs/topologies.md).
+    enum class QueueType { Classic, Quorum };
+    QueueType queue_type = QueueType::Classic;
+    // Lower bounds of the bands above the lowest, highest first ([rabbitmq] priority_bands;
+    // quorum only). [5]: priorities 5 and up before 0 to 4, as RabbitMQ 4's quorum queues
+    // split them.
+    std::vector<int> priority_bands;
     // The largest message pgbridge publishes, and the largest body a consumer reads: a
     // larger one is dead-lettered unread. A source transaction larger than this travels in
     // chunks (docs/message-format.md, "Large transactions").

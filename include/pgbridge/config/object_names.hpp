@@ -37,6 +37,13 @@ inline std::string exchange(std::string_view bridge) {
 inline std::string queue(std::string_view bridge, std::string_view target_side) {
     return "pgbridge." + std::string(bridge) + ".to." + std::string(target_side);
 }
+// With quorum queues (no x-max-priority on RabbitMQ 3.x), one queue per priority band: the
+// band of priorities `lower_bound` and up (below the next band). The lowest band, where
+// backfill travels, is queue() itself.
+inline std::string band_queue(std::string_view bridge, std::string_view target_side,
+                              int lower_bound) {
+    return queue(bridge, target_side) + ".p" + std::to_string(lower_bound);
+}
 inline std::string dead_letter_queue(std::string_view bridge, std::string_view target_side) {
     return queue(bridge, target_side) + ".dead";
 }

@@ -20,6 +20,8 @@ namespace pgbridge::transport {
 
 struct AmqpConnectOptions {
     AmqpUrl url;  // with the password from password_file, if any
+    // The other nodes of the cluster ([rabbitmq] urls), tried in turn when one is down.
+    std::vector<AmqpUrl> failover_urls;
     std::optional<std::filesystem::path> ca_file;
     std::optional<std::filesystem::path> cert_file;
     std::optional<std::filesystem::path> key_file;
@@ -39,7 +41,8 @@ struct QueueState {
     std::uint32_t consumers = 0;
 };
 
-// One AMQP 0-9-1 connection (rabbitmq-c) with its channels. Every failure throws
+// One AMQP 0-9-1 connection (rabbitmq-c) with its channels, to the first node of the cluster
+// that takes it (starting with the one that last did). Every failure throws
 // Error(ErrorKind::Broker) carrying the broker's reply code and text where it sent one.
 // After a channel-level error the channel is reopened, so the connection stays usable.
 class AmqpConnection {
@@ -99,6 +102,7 @@ class AmqpConnection {
     int readable_fd() const;
 
   private:
+    void connect_node(const AmqpConnectOptions& options, const AmqpUrl& url);
     // Reads the header and body frames that follow a basic.deliver or basic.get-ok.
     void read_content(std::uint16_t channel, Delivery& delivery, std::size_t max_body);
 
