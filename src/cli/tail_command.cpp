@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <iostream>
+#include <thread>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -18,14 +19,6 @@
 
 namespace pgbridge::cli {
 namespace {
-
-source::Capture* g_capture = nullptr;
-
-extern "C" void stop_on_signal(int) {
-    if (g_capture != nullptr) {
-        g_capture->stop();  // async-signal-safe: an atomic store and a write()
-    }
-}
 
 std::string sql_literal(const Value& v) {
     switch (v.kind) {
@@ -249,9 +242,23 @@ int tail_command(const GlobalOptions& global, const TailCommandOptions& options)
     TailPrinter printer(global.json, options.count);
     source::Capture capture(capture_options, printer);
     printer.set_capture(&capture);
-    g_capture = &capture;
-    std::signal(SIGINT, stop_on_signal);
-    std::signal(SIGTERM, stop_on_signal);
+    // Ctrl-C and SIGTERM stop the capture. They are taken synchronously on a thread of their
+    // own, as run takes them: a stop request is not async-signal-safe.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    const std::jthread on_signal([&capture, &signals](std::stop_token stop) {
+        while (!stop.stop_requested()) {
+            timespec wait{0, 100'000'000};
+            const int signal = sigtimedwait(&signals, nullptr, &wait);
+            if (signal == SIGINT || signal == SIGTERM) {
+                capture.stop();
+                return;
+            }
+        }
+    });
     if (!global.json) {
         std::cerr << fmt::format(
             "following side {} ({}); Ctrl-C stops\n", side.name,
@@ -262,7 +269,6 @@ int tail_command(const GlobalOptions& global, const TailCommandOptions& options)
     try {
         capture.run();
     } catch (const Error& e) {
-        g_capture = nullptr;
         if (e.context_value("sqlstate") == sqlstate::kObjectInUse) {
             throw Error(ErrorKind::Setup,
                         fmt::format("slot {} is in use (pgbridge run?); tail without "
@@ -277,7 +283,6 @@ int tail_command(const GlobalOptions& global, const TailCommandOptions& options)
         }
         throw;
     }
-    g_capture = nullptr;
     return 0;
 }
 

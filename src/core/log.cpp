@@ -75,6 +75,12 @@ void set_format(Format format) {
 
 std::string format_line(Format format, UnixMicros time, Level level, std::string_view component,
                         std::string_view message, std::initializer_list<Field> fields) {
+    return format_line(format, time, level, component, message,
+                       std::span<const Field>(fields.begin(), fields.size()));
+}
+
+std::string format_line(Format format, UnixMicros time, Level level, std::string_view component,
+                        std::string_view message, std::span<const Field> fields) {
     if (format == Format::Json) {
         JsonWriter json;
         json.open('{');
@@ -125,6 +131,11 @@ bool enabled(Level level) {
 
 void write(Level level, std::string_view component, std::string_view message,
            std::initializer_list<Field> fields) {
+    write(level, component, message, std::span<const Field>(fields.begin(), fields.size()));
+}
+
+void write(Level level, std::string_view component, std::string_view message,
+           std::span<const Field> fields) {
     if (!enabled(level)) {
         return;
     }

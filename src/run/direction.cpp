@@ -1,6 +1,8 @@
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/config/side_connection.hpp>
+#include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/core/reconnect_loop.hpp>
 #include <pgbridge/run/direction.hpp>
 
 namespace pgbridge::run {
@@ -181,27 +183,23 @@ void Direction::start() {
             record_failure("capture", e);
         }
     });
-    copy_thread_ = std::thread([this] {
+    copy_thread_ = std::jthread([this](std::stop_token stop) {
         // Retried until it succeeds: a side or the broker away only delays it.
-        auto backoff = std::chrono::milliseconds(500);
-        while (!stopping_) {
-            try {
-                initial_copy_.run(stopping_);
-                copy_done_ = !stopping_;
-                return;
-            } catch (const std::exception& e) {
-                log::warning("copy", "initial copy interrupted; trying again",
-                             {{"source", source_},
-                              {"retry_in_ms", std::to_string(backoff.count())},
-                              {"error", e.what()}});
+        const ReconnectOptions retry{.area = "copy",
+                                     .what = "initial copy interrupted; trying again",
+                                     .min = std::chrono::milliseconds(500),
+                                     .max = std::chrono::milliseconds(10000),
+                                     .reconnects = nullptr};
+        run_reconnecting(
+            stop, retry,
+            [this](std::stop_token session_stop) {
+                initial_copy_.run(session_stop);
+                copy_done_ = !session_stop.stop_requested();
+            },
+            [this](std::exception_ptr failure) {
                 backfill_publisher_.rewind(Lsn());
-            }
-            const auto until = std::chrono::steady_clock::now() + backoff;
-            while (!stopping_ && std::chrono::steady_clock::now() < until) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
-            }
-            backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
-        }
+                return Interruption{as_error(failure).what(), false, {{"source", source_}}};
+            });
     });
     consumer_thread_ = std::thread([this] {
         try {
@@ -213,7 +211,7 @@ void Direction::start() {
 }
 
 void Direction::request_stop() {
-    stopping_ = true;
+    copy_thread_.request_stop();
     capture_.stop();
     consumer_.stop();
 }

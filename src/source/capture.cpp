@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -8,6 +7,7 @@
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/core/reconnect_loop.hpp>
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
 #include <pgbridge/source/capture.hpp>
 #include <pgbridge/source/feedback_position.hpp>
@@ -34,8 +34,11 @@ struct SinkFailure {
 // One connection's life: connect, stream, acknowledge, until stop or failure.
 class Capture::Session {
   public:
-    Session(Capture& capture, FeedbackPosition& feedback)
-        : c_(capture), feedback_(feedback), assembler_(capture.options_.side) {}
+    Session(Capture& capture, FeedbackPosition& feedback, std::stop_token stop)
+        : c_(capture),
+          feedback_(feedback),
+          stop_(std::move(stop)),
+          assembler_(capture.options_.side) {}
 
     void run() {
         const CaptureOptions& o = c_.options_;
@@ -71,7 +74,7 @@ class Capture::Session {
                   {{"side", o.side}, {"slot", o.slot}, {"from_lsn", start.start.to_string()}});
 
         auto next_status = Clock::now();
-        while (!c_.stopping_) {
+        while (!stop_.stop_requested()) {
             const auto wait = std::max(
                 std::chrono::milliseconds(0),
                 std::chrono::duration_cast<std::chrono::milliseconds>(next_status - Clock::now()));
@@ -418,6 +421,7 @@ class Capture::Session {
 
     Capture& c_;
     FeedbackPosition& feedback_;
+    std::stop_token stop_;
     pgoutput::TransactionAssembler assembler_;
     Lsn written_;
     // With versions kept: local transactions received and not yet stamped, the positions
@@ -458,39 +462,25 @@ void Capture::wake() {
     [[maybe_unused]] const auto written = ::write(wake_fd_, &one, sizeof one);
 }
 
-void Capture::wait_to_reconnect(std::chrono::milliseconds backoff) {
-    // Only stop() cuts the wait short: the applier's nudges (a position it waits for) signal
-    // the same eventfd, and are read and let pass here.
-    const auto deadline = std::chrono::steady_clock::now() + backoff;
-    while (!stopping_) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
-            return;
-        }
-        pollfd fd{wake_fd_, POLLIN, 0};
-        if (::poll(&fd, 1, static_cast<int>(left.count())) > 0) {
-            std::uint64_t signalled = 0;
-            [[maybe_unused]] const auto read = ::read(wake_fd_, &signalled, sizeof signalled);
-        }
-    }
-}
-
 void Capture::stop() {
-    stopping_ = true;
-    wake();
+    stop_.request_stop();
+    wake();  // the session waits on the server's socket and this eventfd
 }
 
 void Capture::run() {
     FeedbackPosition feedback;
-    auto backoff = options_.reconnect_min;
-    while (!stopping_) {
-        std::string failure;
-        bool sink_failed = false;
+    const ReconnectOptions reconnect{.area = "capture",
+                                     .what = "replication interrupted; reconnecting",
+                                     .min = options_.reconnect_min,
+                                     .max = options_.reconnect_max,
+                                     .reconnects = &stats_.reconnects};
+    const auto interrupted = [&](std::exception_ptr failure) {
+        // The last session worked until the server went away: retry quickly. A sink that
+        // fails (the broker is down) keeps the backoff growing.
+        bool progressed = stats_.streaming;
+        std::string error;
         try {
-            Session session(*this, feedback);
-            session.run();
-            return;
+            std::rethrow_exception(failure);
         } catch (const SinkFailure& f) {
             if (!options_.retry || !is_retryable(f.error)) {
                 throw f.error;
@@ -502,34 +492,26 @@ void Capture::run() {
             }
             feedback.rewind_to(durable);
             sink_.rewind(feedback.resume_position());
-            failure = f.error.what();
-            sink_failed = true;
+            error = f.error.what();
+            progressed = false;
         } catch (const Error& e) {
-            if (stopping_) {
-                return;
-            }
             if (!options_.retry || !is_retryable(e)) {
                 stats_.streaming = false;
                 throw;
             }
-            failure = e.what();
-        }
-        if (stats_.streaming && !sink_failed) {
-            // The last session worked until the server went away: retry quickly. A sink that
-            // fails (the broker is down) keeps the backoff growing.
-            backoff = options_.reconnect_min;
+            error = e.what();
         }
         stats_.streaming = false;
-        ++stats_.reconnects;
-        log::warning("capture", "replication interrupted; reconnecting",
-                     {{"side", options_.side},
-                      {"slot", options_.slot},
-                      {"retry_in_ms", std::to_string(backoff.count())},
-                      {"resume_lsn", feedback.resume_position().to_string()},
-                      {"error", failure}});
-        wait_to_reconnect(backoff);
-        backoff = std::min(backoff * 2, options_.reconnect_max);
-    }
+        return Interruption{std::move(error),
+                            progressed,
+                            {{"side", options_.side},
+                             {"slot", options_.slot},
+                             {"resume_lsn", feedback.resume_position().to_string()}}};
+    };
+    run_reconnecting(
+        stop_.get_token(), reconnect,
+        [&](std::stop_token stop) { Session(*this, feedback, std::move(stop)).run(); },
+        interrupted);
 }
 
 }  // namespace pgbridge::source

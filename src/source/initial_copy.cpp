@@ -1,6 +1,5 @@
 #include <chrono>
 #include <optional>
-#include <thread>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -8,6 +7,7 @@
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/core/wait_for_stop.hpp>
 #include <pgbridge/pg/estimated_rows.hpp>
 #include <pgbridge/source/initial_copy.hpp>
 #include <pgbridge/source/replication_connection.hpp>
@@ -112,7 +112,7 @@ class ProgressWriter {
 InitialCopy::InitialCopy(InitialCopyOptions options, TransactionSink& sink)
     : options_(std::move(options)), sink_(sink) {}
 
-std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
+std::uint64_t InitialCopy::run(std::stop_token stop) {
     const std::string& side = options_.side;
     pg::Connection conn = pg::Connection::open(options_.connect);
     const auto done = conn.exec("SELECT table_name FROM pgbridge.sync_state WHERE bridge = $1",
@@ -179,7 +179,7 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
                   name.quoted() + (filter ? " WHERE (" + *filter + ")" : ""));
         std::uint64_t rows = 0;
         for (;;) {
-            if (stopping) {
+            if (stop.stop_requested()) {
                 return total;
             }
             const pg::Result chunk = conn.exec(
@@ -224,12 +224,13 @@ std::uint64_t InitialCopy::run(const std::atomic<bool>& stopping) {
     sink_.flush();
     const Lsn last(snapshot.consistent_point.value + sequence);
     while (sequence > 0 && sink_.durable_lsn() < last) {
-        if (stopping) {
+        if (stop.stop_requested()) {
             return total;
         }
         sink_.settle(std::chrono::milliseconds(500));
         if (sink_.durable_lsn() < last) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            // A sink that cannot settle (the broker away) is not asked again in a spin.
+            wait_for_stop(stop, std::chrono::milliseconds(50));
         }
     }
     for (const auto& [name, rows] : copied) {

@@ -1,7 +1,6 @@
 #include <algorithm>
 #include <iterator>
 #include <limits>
-#include <thread>
 #include <variant>
 
 #include <fmt/format.h>
@@ -9,7 +8,9 @@
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/core/reconnect_loop.hpp>
 #include <pgbridge/core/utf8.hpp>
+#include <pgbridge/core/wait_for_stop.hpp>
 #include <pgbridge/transport/consumer.hpp>
 #include <pgbridge/transport/message_codec.hpp>
 #include <pgbridge/transport/message_signature.hpp>
@@ -96,14 +97,15 @@ std::unique_ptr<ConsumerChannel> open_amqp_consumer_channel(const ConsumerOption
 
 class Consumer::Session {
   public:
-    Session(Consumer& c, ConsumerChannel& channel)
+    Session(Consumer& c, ConsumerChannel& channel, std::stop_token stop)
         : c_(c),
           channel_(channel),
+          stop_(std::move(stop)),
           queue_(names::queue(c.options_.topology.bridge, c.options_.target_side)) {}
 
     void run() {
         const ConsumerOptions& o = c_.options_;
-        while (!c_.stopping_) {
+        while (!stop_.stop_requested()) {
             auto first = channel_.receive(std::chrono::milliseconds(200), o.max_message_bytes);
             if (!first) {
                 continue;
@@ -357,7 +359,7 @@ class Consumer::Session {
                 return;
             } catch (...) {
                 const Error e = as_error(std::current_exception());
-                if (c_.stopping_) {
+                if (stop_.stop_requested()) {
                     throw StopRequested{};
                 }
                 if (classify_apply_failure(e) != FailureAction::WaitInPlace) {
@@ -388,12 +390,8 @@ class Consumer::Session {
     static constexpr std::chrono::milliseconds kLongestWait{5000};
 
     void pause(std::chrono::milliseconds delay) const {
-        const auto until = std::chrono::steady_clock::now() + delay;
-        while (std::chrono::steady_clock::now() < until) {
-            if (c_.stopping_) {
-                throw StopRequested{};
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (wait_for_stop(stop_, delay)) {
+            throw StopRequested{};
         }
     }
 
@@ -488,6 +486,7 @@ class Consumer::Session {
 
     Consumer& c_;
     ConsumerChannel& channel_;
+    std::stop_token stop_;
     std::string queue_;
 };
 
@@ -497,56 +496,42 @@ Consumer::Consumer(ConsumerOptions options, BatchHandler& handler, DeadLetterRec
 Consumer::~Consumer() = default;
 
 void Consumer::stop() {
-    stopping_ = true;
+    stop_.request_stop();
 }
 
 void Consumer::run() {
-    auto backoff = options_.reconnect_min;
-    while (!stopping_) {
-        bool worked = false;
+    const ReconnectOptions reconnect{.area = "consumer",
+                                     .what = "connection interrupted; reconnecting",
+                                     .min = options_.reconnect_min,
+                                     .max = options_.reconnect_max,
+                                     .reconnects = &stats_.reconnects};
+    bool worked = false;  // the last session reached the broker
+    const auto session = [&](std::stop_token stop) {
+        worked = false;
+        auto channel = options_.open_channel ? options_.open_channel(options_)
+                                             : open_amqp_consumer_channel(options_);
+        worked = true;
+        stats_.consuming = true;
+        log::info("consumer", "consuming",
+                  {{"queue", names::queue(options_.topology.bridge, options_.target_side)}});
         try {
-            auto channel = options_.open_channel ? options_.open_channel(options_)
-                                                 : open_amqp_consumer_channel(options_);
-            worked = true;
-            stats_.consuming = true;
-            log::info("consumer", "consuming",
-                      {{"queue", names::queue(options_.topology.bridge, options_.target_side)}});
-            try {
-                handler_.prepare();
-            } catch (const std::exception& e) {
-                log::debug("consumer", "the target is not ready; the first apply tries again",
-                           {{"target", options_.target_side}, {"error", e.what()}});
-            }
-            Session(*this, *channel).run();
-            stats_.consuming = false;
-            return;
-        } catch (const StopRequested&) {
-            stats_.consuming = false;
-            return;
-        } catch (...) {
-            stats_.consuming = false;
-            const Error e = as_error(std::current_exception());
-            if (stopping_) {
-                return;
-            }
-            if (classify_session_failure(e) == FailureAction::Fatal) {
-                throw e;
-            }
-            if (worked) {
-                backoff = options_.reconnect_min;
-            }
-            ++stats_.reconnects;
-            log::warning("consumer", "connection interrupted; reconnecting",
-                         {{"target", options_.target_side},
-                          {"retry_in_ms", std::to_string(backoff.count())},
-                          {"error", e.what()}});
+            handler_.prepare();
+        } catch (const std::exception& e) {
+            log::debug("consumer", "the target is not ready; the first apply tries again",
+                       {{"target", options_.target_side}, {"error", e.what()}});
         }
-        const auto until = std::chrono::steady_clock::now() + backoff;
-        while (!stopping_ && std::chrono::steady_clock::now() < until) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        Session(*this, *channel, std::move(stop)).run();
+    };
+    const auto interrupted = [&](std::exception_ptr failure) {
+        stats_.consuming = false;
+        const Error e = as_error(failure);
+        if (classify_session_failure(e) == FailureAction::Fatal) {
+            throw e;
         }
-        backoff = std::min(backoff * 2, options_.reconnect_max);
-    }
+        return Interruption{e.what(), worked, {{"target", options_.target_side}}};
+    };
+    run_reconnecting(stop_.get_token(), reconnect, session, interrupted);
+    stats_.consuming = false;
 }
 
 }  // namespace pgbridge::transport

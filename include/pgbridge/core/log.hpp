@@ -2,6 +2,7 @@
 
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,10 +32,15 @@ std::string_view to_string(Format format);
 // One line, newline included, as write() prints it. Text that is not UTF-8 is made valid.
 std::string format_line(Format format, UnixMicros time, Level level, std::string_view component,
                         std::string_view message, std::initializer_list<Field> fields);
+std::string format_line(Format format, UnixMicros time, Level level, std::string_view component,
+                        std::string_view message, std::span<const Field> fields);
 Level level();
 bool enabled(Level level);
 void write(Level level, std::string_view component, std::string_view message,
            std::initializer_list<Field> fields = {});
+// The same with fields gathered at run time (a line that more than one place adds to).
+void write(Level level, std::string_view component, std::string_view message,
+           std::span<const Field> fields);
 
 inline void debug(std::string_view c, std::string_view m, std::initializer_list<Field> f = {}) {
     if (enabled(Level::Debug)) {

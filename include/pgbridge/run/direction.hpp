@@ -70,8 +70,7 @@ class Direction {
     // The initial copy of tables never copied, at the lowest priority, beside the live stream.
     transport::Publisher backfill_publisher_;
     source::InitialCopy initial_copy_;
-    std::atomic<bool> stopping_{false};
-    std::thread copy_thread_;
+    std::jthread copy_thread_;
     apply::PostgresApplier applier_;
     apply::DeadLetterWriter dead_letters_;
     transport::Consumer consumer_;

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <stop_token>
 #include <string>
 
 #include <pgbridge/core/error.hpp>
@@ -83,7 +84,8 @@ class Capture {
     // Runs until stop(). Returns normally after stop(); throws on errors that a retry cannot
     // fix (malformed stream, missing slot or publication, authentication).
     void run();
-    // Thread-safe; wakes run() at once.
+    // Thread-safe; wakes run() at once. Not async-signal-safe (a stop request runs the stop
+    // callbacks of the waits): a signal is taken on a thread, as `run` and `tail` do.
     void stop();
 
     const CaptureStats& stats() const { return stats_; }
@@ -91,14 +93,13 @@ class Capture {
   private:
     class Session;
     void wake();
-    void wait_to_reconnect(std::chrono::milliseconds backoff);
 
     CaptureOptions options_;
     TransactionSink& sink_;
     ColumnFilter filter_;
     std::unique_ptr<VersionKeeper> keeper_;
     CaptureStats stats_;
-    std::atomic<bool> stopping_{false};
+    std::stop_source stop_;
     int wake_fd_ = -1;
 };
 

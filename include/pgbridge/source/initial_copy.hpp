@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -49,8 +50,8 @@ class InitialCopy {
     const CopyProgress& progress() const { return progress_; }
 
     // Returns the rows copied (0 when every table was copied before). Returns early, with
-    // nothing recorded for the table in hand, when `stopping` becomes true.
-    std::uint64_t run(const std::atomic<bool>& stopping);
+    // nothing recorded for the table in hand, when stop is requested.
+    std::uint64_t run(std::stop_token stop);
 
   private:
     InitialCopyOptions options_;

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 #include <pgbridge/config/signing_keys.hpp>
@@ -129,7 +130,7 @@ class Consumer {
     BatchHandler& handler_;
     DeadLetterRecorder& dead_letters_;
     ConsumerStats stats_;
-    std::atomic<bool> stopping_{false};
+    std::stop_source stop_;
 };
 
 // The AMQP ConsumerChannel: consumes options.target_side's queue with options.prefetch.
