@@ -204,14 +204,6 @@ std::string update_versions_statement(const TargetTable& table) {
            "::pg_lsn WHERE table_name = $1 AND key = " + key;
 }
 
-const char* const kRecordConflictStatement =
-    "INSERT INTO pgbridge.conflicts (bridge, table_name, key, kind, columns, local_side,"
-    " remote_side, local_values, remote_values, local_commit_time, remote_commit_time,"
-    " remote_lsn, strategy, winner, status, resolved_at, resolved_by)"
-    " VALUES ($1, $2, $3::jsonb, $4, $5::text[], $6, $7, $8::jsonb, $9::jsonb,"
-    " $10::timestamptz, $11::timestamptz, $12::pg_lsn, $13, $14, $15,"
-    " CASE WHEN $15 = 'resolved' THEN now() END, CASE WHEN $15 = 'resolved' THEN 'pgbridge' END)";
-
 const char* const kRecordProgressStatement =
     "INSERT INTO pgbridge.apply_progress AS p (bridge, source_side, last_end_lsn,"
     " last_commit_time) VALUES ($1, $2, $3::pg_lsn, $4::timestamptz)"

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/apply/apply_statements.hpp>
+#include <pgbridge/apply/conflict_log.hpp>
 #include <pgbridge/apply/local_state.hpp>
 #include <pgbridge/apply/postgres_applier.hpp>
 #include <pgbridge/apply/remote_change.hpp>
@@ -628,24 +629,36 @@ class PostgresApplier::Attempt {
         const TargetTable& table = *k.table;
         const RemoteChange& change = item.mapped.change;
         const std::string key = key_json(table, k.key);
-        const auto record = [&](std::vector<std::optional<std::string>> columns,
-                                const json& local_values, const json& remote_values,
-                                UnixMicros local_time, const std::string& strategy,
+        const auto record = [&](std::vector<std::string> columns, const json& local_values,
+                                const json& remote_values, UnixMicros local_time,
+                                const std::string& strategy,
                                 const std::optional<std::string>& winner) {
-            statement_items_.push_back(index);
-            pipeline.send(
-                kRecordConflictStatement,
-                {a_.options_.bridge, table.name.display(), key, std::string(to_string(*r.conflict)),
-                 pg::array_literal(columns), a_.options_.target_side, change.side,
-                 dump(local_values), dump(remote_values), time_param(local_time),
-                 time_param(change.commit_time), change.commit_lsn.to_string(), strategy, winner,
-                 winner ? "resolved" : "pending"});
             observed_.conflicts.push_back({table.name.display(),
-                                           columns.empty() ? std::string() : *columns.front(),
+                                           columns.empty() ? std::string() : columns.front(),
                                            strategy});
             if (!winner) {
                 pending_conflicts_++;
             }
+            // JSON null, not SQL NULL, for a side without the row: as the log always had it.
+            const ConflictInsert insert =
+                record_conflict_statement({.bridge = a_.options_.bridge,
+                                           .table = table.name.display(),
+                                           .key = key,
+                                           .kind = std::string(to_string(*r.conflict)),
+                                           .columns = std::move(columns),
+                                           .local_side = a_.options_.target_side,
+                                           .remote_side = change.side,
+                                           .local_values = dump(local_values),
+                                           .remote_values = dump(remote_values),
+                                           .local_commit_time = time_param(local_time),
+                                           .remote_commit_time = time_param(change.commit_time),
+                                           .remote_lsn = change.commit_lsn.to_string(),
+                                           .strategy = strategy,
+                                           .winner = winner,
+                                           .settled_by = "pgbridge",
+                                           .note = std::nullopt});
+            statement_items_.push_back(index);
+            pipeline.send(insert.sql, insert.params);
         };
         if (!r.column_conflicts.empty()) {
             // One record per column: each is decided (and resolved by hand) on its own.

@@ -6,12 +6,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <pgbridge/apply/conflict_log.hpp>
 #include <pgbridge/cli/commands.hpp>
 #include <pgbridge/cli/side_record.hpp>
 #include <pgbridge/cli/text_table.hpp>
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/core/error.hpp>
-#include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/pg/connection.hpp>
 
 namespace pgbridge::cli {
@@ -19,40 +19,35 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kConflictColumns =
-    "id, detected_at::text, table_name, key::text, kind, array_to_json(columns)::text,"
-    " local_side, remote_side, local_values::text, remote_values::text,"
-    " local_commit_time::text, remote_commit_time::text, remote_lsn::text, strategy, winner,"
-    " status, resolved_at::text, resolved_by, note";
-
 json parse_or_null(const std::optional<std::string>& text) {
     return text ? json::parse(*text) : json();
 }
 
-json record_json(const std::string& side, const pg::Result& r, int i) {
-    const auto text = [&](int c) {
-        return r.is_null(i, c) ? json() : json(std::string(r.value(i, c)));
-    };
-    return json{{"id", fmt::format("{}:{}", side, r.value(i, 0))},
+json text_or_null(const std::optional<std::string>& text) {
+    return text ? json(*text) : json();
+}
+
+json record_json(const std::string& side, const apply::ConflictRecord& r) {
+    return json{{"id", fmt::format("{}:{}", side, r.id)},
                 {"side", side},
-                {"detected_at", text(1)},
-                {"table", text(2)},
-                {"key", parse_or_null(r.optional_value(i, 3))},
-                {"kind", text(4)},
-                {"columns", parse_or_null(r.optional_value(i, 5))},
-                {"local_side", text(6)},
-                {"remote_side", text(7)},
-                {"local_values", parse_or_null(r.optional_value(i, 8))},
-                {"remote_values", parse_or_null(r.optional_value(i, 9))},
-                {"local_commit_time", text(10)},
-                {"remote_commit_time", text(11)},
-                {"remote_lsn", text(12)},
-                {"strategy", text(13)},
-                {"winner", text(14)},
-                {"status", text(15)},
-                {"resolved_at", text(16)},
-                {"resolved_by", text(17)},
-                {"note", text(18)}};
+                {"detected_at", r.detected_at},
+                {"table", r.table},
+                {"key", json::parse(r.key)},
+                {"kind", r.kind},
+                {"columns", json::parse(r.columns)},
+                {"local_side", r.local_side},
+                {"remote_side", r.remote_side},
+                {"local_values", parse_or_null(r.local_values)},
+                {"remote_values", parse_or_null(r.remote_values)},
+                {"local_commit_time", text_or_null(r.local_commit_time)},
+                {"remote_commit_time", text_or_null(r.remote_commit_time)},
+                {"remote_lsn", text_or_null(r.remote_lsn)},
+                {"strategy", r.strategy},
+                {"winner", text_or_null(r.winner)},
+                {"status", r.status},
+                {"resolved_at", text_or_null(r.resolved_at)},
+                {"resolved_by", text_or_null(r.resolved_by)},
+                {"note", text_or_null(r.note)}};
 }
 
 std::string columns_text(const json& columns) {
@@ -71,8 +66,13 @@ pg::Connection open_side(const Config& config, const SideConfig& side) {
 json find_record(const Config& config, const std::string& text) {
     return find_side_record(
         config, text, "conflict", "pgbridge conflicts",
-        std::string("SELECT ") + kConflictColumns + " FROM pgbridge.conflicts WHERE id = $1",
-        record_json);
+        [](pg::Connection& conn, const std::string& side, const std::string& number) {
+            std::vector<json> found;
+            if (const auto r = apply::find_conflict(conn, number)) {
+                found.push_back(record_json(side, *r));
+            }
+            return found;
+        });
 }
 
 const TableConfig& table_named(const Config& config, const std::string& side,
@@ -94,14 +94,10 @@ int list(const Config& config, const GlobalOptions& global,
     for (const auto& side : config.sides) {
         try {
             auto conn = open_side(config, side);
-            const pg::Result r =
-                conn.exec(std::string("SELECT ") + kConflictColumns +
-                              " FROM pgbridge.conflicts WHERE ($1 = 'all' OR status = 'pending')"
-                              "   AND ($2 = '' OR table_name = $2) ORDER BY id DESC LIMIT $3::int",
-                          {options.pending ? "pending" : "all", options.table,
-                           std::to_string(options.limit)});
-            for (int i = 0; i < r.rows(); ++i) {
-                all.push_back(record_json(side.name, r, i));
+            for (const auto& r : apply::list_conflicts(conn, {.pending_only = options.pending,
+                                                             .table = options.table,
+                                                             .limit = options.limit})) {
+                all.push_back(record_json(side.name, r));
             }
         } catch (const Error& e) {
             ++unreachable;
@@ -183,7 +179,7 @@ int resolve(const Config& config, const GlobalOptions& global, const std::string
             where += fmt::format("{}{} = ${}", where.empty() ? "" : " AND ",
                                  quote_identifier(on(side.name, column)), params.size());
         }
-        std::vector<std::optional<std::string>> columns;
+        std::vector<std::string> columns;
         for (const auto& column : c["columns"]) {
             columns.push_back(on(side.name, column));
         }
@@ -194,14 +190,11 @@ int resolve(const Config& config, const GlobalOptions& global, const std::string
                                                params);
                 result["row_found"] = w.affected_rows() == 1;
             }
-            const pg::Result m = conn.exec(
-                "UPDATE pgbridge.conflicts SET status = 'resolved', winner = $1,"
-                " resolved_at = now(), resolved_by = current_user,"
-                " note = 'resolved by hand: took ' || $1"
-                " WHERE status = 'pending' AND table_name = $2 AND key = $3::jsonb"
-                "   AND columns && $4::text[]",
-                {take, table.name_on(side.name).display(), key.dump(), pg::array_literal(columns)});
-            result["marked_" + side.name] = m.affected_rows();
+            result["marked_" + side.name] =
+                apply::mark_resolved(conn, {.table = table.name_on(side.name).display(),
+                                            .key = key.dump(),
+                                            .columns = columns,
+                                            .winner = take});
         });
     }
     if (global.json) {

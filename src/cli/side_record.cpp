@@ -43,6 +43,21 @@ nlohmann::json find_side_record(
     std::string_view application_name, const std::string& select,
     const std::function<nlohmann::json(const std::string& side, const pg::Result&, int row)>&
         to_json) {
+    return find_side_record(
+        config, text, what, application_name,
+        [&](pg::Connection& conn, const std::string& side, const std::string& number) {
+            const pg::Result r = conn.exec(select, {number});
+            std::vector<nlohmann::json> found;
+            for (int i = 0; i < r.rows(); ++i) {
+                found.push_back(to_json(side, r, i));
+            }
+            return found;
+        });
+}
+
+nlohmann::json find_side_record(const Config& config, const std::string& text,
+                                std::string_view what, std::string_view application_name,
+                                const SideRecordReader& read) {
     const SideRecordId id = parse_side_record_id(config, text, what);
     std::vector<nlohmann::json> found;
     for (const auto& side : config.sides) {
@@ -50,9 +65,8 @@ nlohmann::json find_side_record(
             continue;
         }
         auto conn = open_side(config, side, application_name);
-        const pg::Result r = conn.exec(select, {id.number});
-        for (int i = 0; i < r.rows(); ++i) {
-            found.push_back(to_json(side.name, r, i));
+        for (auto& record : read(conn, side.name, id.number)) {
+            found.push_back(std::move(record));
         }
     }
     if (found.empty()) {

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <pgbridge/apply/conflict_log.hpp>
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/byte_size.hpp>
@@ -80,11 +81,10 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
                                                   std::stod(std::string(running.value(r, 4)))});
             }
         }
-        const auto counts = conn.exec(
-            "SELECT (SELECT count(*) FROM pgbridge.conflicts WHERE status = 'pending'),"
-            "       (SELECT count(*) FROM pgbridge.dead_letters WHERE status = 'new')");
-        p.pending_conflicts = std::stoull(std::string(counts.value(0, 0)));
-        p.new_dead_letters = std::stoull(std::string(counts.value(0, 1)));
+        p.pending_conflicts = apply::count_pending_conflicts(conn);
+        const auto letters =
+            conn.exec("SELECT count(*) FROM pgbridge.dead_letters WHERE status = 'new'");
+        p.new_dead_letters = std::stoull(std::string(letters.value(0, 0)));
         const auto progress = conn.exec(
             "SELECT last_end_lsn::text,"
             "       (extract(epoch FROM last_commit_time) * 1000000)::int8,"

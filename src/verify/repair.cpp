@@ -4,13 +4,13 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/apply/apply_statements.hpp>
+#include <pgbridge/apply/conflict_log.hpp>
 #include <pgbridge/apply/remote_change.hpp>
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
-#include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/source/slot_identity.hpp>
 #include <pgbridge/verify/repair.hpp>
 
@@ -290,7 +290,7 @@ void RepairWriter::record(pg::Connection& conn, const ComparedTable& table, cons
                           std::size_t side, const std::vector<std::string>& columns,
                           const std::optional<std::string>& winner, const std::string& note) {
     const apply::TargetTable& target = table.sides[side];
-    std::vector<std::optional<std::string>> names;
+    std::vector<std::string> names;
     json local = json::object();
     json remote = json::object();
     for (const auto& c : columns) {
@@ -309,17 +309,25 @@ void RepairWriter::record(pg::Connection& conn, const ComparedTable& table, cons
     const auto dump = [](const json& j) {
         return j.dump(-1, ' ', false, json::error_handler_t::replace);
     };
-    conn.exec(
-        "INSERT INTO pgbridge.conflicts (bridge, table_name, key, kind, columns, local_side,"
-        " remote_side, local_values, remote_values, strategy, winner, status, resolved_at,"
-        " resolved_by, note) VALUES ($1, $2, $3::jsonb, 'repair', $4::text[], $5, $6,"
-        " $7::jsonb, $8::jsonb, $9, $10, $11, CASE WHEN $11 = 'resolved' THEN now() END,"
-        " CASE WHEN $11 = 'resolved' THEN 'pgbridge repair' END, $12)",
-        {config_.bridge_name, target.name.display(), apply::key_json(target, d.key),
-         pg::array_literal(names), config_.sides[side].name, config_.sides[other(side)].name,
-         d.states[side].exists ? std::optional(dump(local)) : std::nullopt,
-         d.states[other(side)].exists ? std::optional(dump(remote)) : std::nullopt,
-         winner ? "repair" : "manual", winner, winner ? "resolved" : "pending", note});
+    // Repair compares rows, not changes: no commit times or LSN of a change to record.
+    apply::record_conflict(
+        conn,
+        {.bridge = config_.bridge_name,
+         .table = target.name.display(),
+         .key = apply::key_json(target, d.key),
+         .kind = "repair",
+         .columns = std::move(names),
+         .local_side = config_.sides[side].name,
+         .remote_side = config_.sides[other(side)].name,
+         .local_values = d.states[side].exists ? std::optional(dump(local)) : std::nullopt,
+         .remote_values = d.states[other(side)].exists ? std::optional(dump(remote)) : std::nullopt,
+         .local_commit_time = std::nullopt,
+         .remote_commit_time = std::nullopt,
+         .remote_lsn = std::nullopt,
+         .strategy = winner ? "repair" : "manual",
+         .winner = winner,
+         .settled_by = "pgbridge repair",
+         .note = note});
 }
 
 void mark_copies_current(const Config& config) {

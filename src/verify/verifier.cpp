@@ -3,8 +3,8 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
 
+#include <pgbridge/apply/conflict_log.hpp>
 #include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
@@ -21,35 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The keys of the table's pending conflicts on one side, in key column order. The conflict
-// log keeps a key as {"column on this side": "value"}.
-std::set<Key> pending_conflict_keys(pg::Connection& connection, const std::string& bridge,
-                                    const apply::TargetTable& side) {
-    const pg::Result r = connection.exec(
-        "SELECT key::text FROM pgbridge.conflicts"
-        " WHERE bridge = $1 AND table_name = $2 AND status = 'pending'",
-        {bridge, side.name.display()});
-    std::set<Key> out;
-    for (int i = 0; i < r.rows(); ++i) {
-        const auto doc = nlohmann::json::parse(r.value(i, 0), nullptr, false);
-        if (!doc.is_object()) {
-            continue;
-        }
-        Key key;
-        for (const std::size_t k : side.key) {
-            const auto it = doc.find(side.columns[k].name);
-            if (it == doc.end() || !it->is_string()) {
-                break;
-            }
-            key.push_back(it->get<std::string>());
-        }
-        if (key.size() == side.key.size()) {
-            out.insert(std::move(key));
-        }
-    }
-    return out;
 }
 
 }  // namespace
@@ -173,8 +144,12 @@ TableReport Verifier::verify_table(const ComparedTable& table) {
     }
     std::set<Key> pending;
     if (!open.empty()) {
-        pending = pending_conflict_keys(connections_[0], config_.bridge_name, table.sides[0]);
-        pending.merge(pending_conflict_keys(connections_[1], config_.bridge_name, table.sides[1]));
+        for (std::size_t s = 0; s < 2; ++s) {
+            for (Key& key : apply::pending_conflict_keys(connections_[s], config_.bridge_name,
+                                                         table.sides[s])) {
+                pending.insert(std::move(key));
+            }
+        }
     }
     for (int round = 0; round < options_.rechecks && !open.empty(); ++round) {
         if (options_.fence) {

@@ -49,11 +49,6 @@ std::string insert_versions_statement(const TargetTable& table);
 // for the insert, one value each instead of arrays.
 std::string update_versions_statement(const TargetTable& table);
 
-// Records one conflict in pgbridge.conflicts (parameters in this order): bridge, table_name,
-// key, kind, columns (text[]), local_side, remote_side, local_values, remote_values,
-// local_commit_time, remote_commit_time, remote_lsn, strategy, winner, status.
-extern const char* const kRecordConflictStatement;
-
 // Moves pgbridge.apply_progress of (bridge $1, source side $2) forward to end LSN $3 and
 // commit time $4 (never back: batches of different priorities commit out of order), and
 // clears what it was waiting for.

@@ -3,6 +3,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +31,14 @@ nlohmann::json find_side_record(
     std::string_view application_name, const std::string& select,
     const std::function<nlohmann::json(const std::string& side, const pg::Result&, int row)>&
         to_json);
+
+// The same for a log whose owner reads it: `read` returns the records numbered `number` on
+// one side's connection, as JSON.
+using SideRecordReader = std::function<std::vector<nlohmann::json>(
+    pg::Connection&, const std::string& side, const std::string& number)>;
+nlohmann::json find_side_record(const Config& config, const std::string& text,
+                                std::string_view what, std::string_view application_name,
+                                const SideRecordReader& read);
 
 // A field of such a record as a text-table cell: "-" for null, strings as they are, the
 // rest as JSON.
