@@ -71,7 +71,7 @@ double peak_rss_mb() {
 // The broker's ceiling: `count` persistent messages of `size` bytes with confirms (window of
 // 256, like the publisher) into a priority queue, consumed and acked one by one.
 double broker_ceiling(const AmqpConnectOptions& options, std::uint64_t count, std::size_t size) {
-    const Topology topology{"bench_ceiling", {"x", "y"}, 10};
+    const Topology topology{"bench_ceiling", {"x", "y"}, 10, false, {}};
     {
         AmqpConnection admin(options);
         declare_topology(admin, topology);
@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
     url->password = Secret(argv[7]);
     AmqpConnectOptions amqp;
     amqp.url = *url;
-    const Topology topology{"bench_pipeline", {"src", "dst"}, 10};
+    const Topology topology{"bench_pipeline", {"src", "dst"}, 10, false, {}};
 
     PublisherOptions publisher_options;
     publisher_options.connect = amqp;

@@ -9,6 +9,7 @@
 #include <pgbridge/pg/connection.hpp>
 #include <pgbridge/source/slot_identity.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
+#include <pgbridge/transport/topology.hpp>
 
 namespace pgbridge::metrics {
 namespace {
@@ -117,11 +118,16 @@ BrokerProbe probe_broker(const Config& config) {
         options.connection_name = "pgbridge status";
         transport::AmqpConnection conn(options);
         b.reachable = true;
+        const auto topology = transport::Topology::of(config);
         for (const auto& side : config.sides) {
             QueueDepth q;
-            if (auto s = conn.inspect_queue(1, names::queue(config.bridge_name, side.name))) {
-                q.ready = s->messages;
-                q.consumers = s->consumers;
+            // Every band's queue counts (quorum queues); consumers are those of the lowest,
+            // which every daemon of the bridge consumes.
+            for (const auto& queue : topology.change_queues(side.name)) {
+                if (auto s = conn.inspect_queue(1, queue)) {
+                    q.ready = q.ready.value_or(0) + s->messages;
+                    q.consumers = s->consumers;
+                }
             }
             if (auto s = conn.inspect_queue(1, names::retry_queue(config.bridge_name, side.name))) {
                 q.retrying = s->messages;

@@ -7,6 +7,7 @@
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/run/side_readiness.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
+#include <pgbridge/transport/topology.hpp>
 
 namespace pgbridge::run {
 namespace {
@@ -73,10 +74,12 @@ void check_broker_ready(const Config& config) {
     auto options = transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
     options.connection_name = "pgbridge run: setup check";
     transport::AmqpConnection broker(options);
+    const auto topology = transport::Topology::of(config);
     for (const auto& side : config.sides) {
-        for (const auto& queue : {names::queue(config.bridge_name, side.name),
-                                  names::retry_queue(config.bridge_name, side.name),
-                                  names::dead_letter_queue(config.bridge_name, side.name)}) {
+        auto queues = topology.change_queues(side.name);
+        queues.push_back(names::retry_queue(config.bridge_name, side.name));
+        queues.push_back(names::dead_letter_queue(config.bridge_name, side.name));
+        for (const auto& queue : queues) {
             if (!broker.inspect_queue(1, queue)) {
                 throw Error(
                     ErrorKind::Setup,

@@ -563,9 +563,11 @@ void AmqpConnection::qos(std::uint16_t channel, std::uint16_t prefetch_count) {
     check_reply("setting the prefetch window", channel);
 }
 
-void AmqpConnection::consume(std::uint16_t channel, const std::string& queue) {
-    amqp_basic_consume(state_, channel, amqp_bytes(queue), amqp_empty_bytes, 0, /*no_ack=*/0, 0,
-                       amqp_empty_table);
+void AmqpConnection::consume(std::uint16_t channel, const std::string& queue,
+                             const std::string& consumer_tag) {
+    amqp_basic_consume(state_, channel, amqp_bytes(queue),
+                       consumer_tag.empty() ? amqp_empty_bytes : amqp_bytes(consumer_tag), 0,
+                       /*no_ack=*/0, 0, amqp_empty_table);
     check_reply(fmt::format("consuming from queue {}", queue), channel);
 }
 
@@ -651,6 +653,7 @@ std::optional<Delivery> AmqpConnection::next_delivery(std::chrono::milliseconds 
                 Delivery delivery;
                 delivery.delivery_tag = m->delivery_tag;
                 delivery.redelivered = m->redelivered != 0;
+                delivery.consumer_tag = to_string(m->consumer_tag);
                 delivery.exchange = to_string(m->exchange);
                 delivery.routing_key = to_string(m->routing_key);
                 read_content(frame.channel, delivery, max_body);

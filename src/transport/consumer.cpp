@@ -11,6 +11,7 @@
 #include <pgbridge/core/reconnect_loop.hpp>
 #include <pgbridge/core/utf8.hpp>
 #include <pgbridge/core/wait_for_stop.hpp>
+#include <pgbridge/transport/banded_receiver.hpp>
 #include <pgbridge/transport/consumer.hpp>
 #include <pgbridge/transport/message_codec.hpp>
 #include <pgbridge/transport/message_signature.hpp>
@@ -29,15 +30,30 @@ struct StopRequested {};
 class AmqpConsumerChannel final : public ConsumerChannel {
   public:
     explicit AmqpConsumerChannel(const ConsumerOptions& o)
-        : consuming_(o.connect), publishing_(o.connect), timeout_(o.connect.timeout_ms) {
+        : consuming_(o.connect),
+          publishing_(o.connect),
+          timeout_(o.connect.timeout_ms),
+          bands_(band_consumer_tags(o.topology.change_queues(o.target_side).size()),
+                 o.max_group_bytes, [this](std::chrono::milliseconds wait) {
+                     return consuming_.next_delivery(wait, max_body_);
+                 }) {
         declare_topology(consuming_, o.topology);
         consuming_.qos(kChannel, o.prefetch);
-        consuming_.consume(kChannel, names::queue(o.topology.bridge, o.target_side));
+        const auto queues = o.topology.change_queues(o.target_side);
+        const auto tags = band_consumer_tags(queues.size());
+        for (std::size_t band = 0; band < queues.size(); ++band) {
+            consuming_.consume(kChannel, queues[band], tags[band]);
+        }
         publishing_.confirm_select(kChannel);
+        banded_ = queues.size() > 1;
     }
 
     std::optional<Delivery> receive(std::chrono::milliseconds wait, std::size_t max_body) override {
-        return consuming_.next_delivery(wait, max_body);
+        if (!banded_) {
+            return consuming_.next_delivery(wait, max_body);
+        }
+        max_body_ = max_body;
+        return bands_.receive(wait);
     }
     void ack(std::uint64_t tag) override { consuming_.ack(kChannel, tag); }
     void reject(std::uint64_t tag) override { consuming_.reject(kChannel, tag); }
@@ -62,10 +78,22 @@ class AmqpConsumerChannel final : public ConsumerChannel {
     const std::string& server() const { return consuming_.server(); }
 
   private:
+    static std::vector<std::string> band_consumer_tags(std::size_t bands) {
+        std::vector<std::string> tags;
+        for (std::size_t band = 0; band < bands; ++band) {
+            tags.push_back("pgbridge.band" + std::to_string(band));
+        }
+        return tags;
+    }
+
     AmqpConnection consuming_;
     AmqpConnection publishing_;
     std::chrono::milliseconds timeout_;
     std::uint64_t published_ = 0;
+    // With quorum queues, one consumer per priority band, highest band handed on first.
+    std::size_t max_body_ = 0;
+    BandedReceiver bands_;
+    bool banded_ = false;
 };
 
 std::uint64_t saturating_increment(std::uint64_t n) {

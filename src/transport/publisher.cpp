@@ -211,7 +211,7 @@ void Publisher::publish_batch(const ChangeBatch& batch, int priority, Lsn durabl
 
         OutgoingMessage message;
         message.exchange = names::exchange(options_.topology.bridge);
-        message.routing_key = options_.target_side;
+        message.routing_key = options_.topology.routing_key(options_.target_side, priority);
         message.body = encode_body(batch);
         if (message.body.size() > options_.max_message_bytes) {
             // Only a single change can get here (parts are cut well below the limit).

@@ -23,24 +23,51 @@ struct QueueSpec {
     bool single_active_consumer = false;
 };
 
+// Quorum queues that dead-letter (a reject to .dead, an expired retry back to its queue) do
+// it at least once: the default for quorum queues is at most once, which a node lost at the
+// wrong moment turns into a lost message. At-least-once needs reject-publish overflow.
+AmqpTable queue_arguments(const Topology& t) {
+    AmqpTable arguments;
+    if (t.quorum) {
+        arguments.set("x-queue-type", std::string("quorum"));
+    }
+    return arguments;
+}
+
+AmqpTable dead_lettering_to(const Topology& t, const std::string& exchange,
+                            const std::string& routing_key) {
+    AmqpTable arguments = queue_arguments(t);
+    arguments.set("x-dead-letter-exchange", exchange).set("x-dead-letter-routing-key", routing_key);
+    if (t.quorum) {
+        arguments.set("x-dead-letter-strategy", std::string("at-least-once"))
+            .set("x-overflow", std::string("reject-publish"));
+    }
+    return arguments;
+}
+
 std::vector<QueueSpec> queues_of(const Topology& t) {
     std::vector<QueueSpec> queues;
     const std::string exchange = names::exchange(t.bridge);
     const std::string dead = names::dead_letter_exchange(t.bridge);
     for (const auto& side : t.sides) {
-        queues.push_back(QueueSpec{names::queue(t.bridge, side),
-                                   AmqpTable()
-                                       .set("x-max-priority", std::int64_t{t.max_priority})
-                                       .set("x-dead-letter-exchange", dead)
-                                       .set("x-dead-letter-routing-key", side),
-                                   exchange, side, true});
+        if (t.quorum) {
+            for (const int bound : t.priority_bands) {
+                queues.push_back(QueueSpec{names::band_queue(t.bridge, side, bound),
+                                           dead_lettering_to(t, dead, side), exchange,
+                                           t.routing_key(side, bound), true});
+            }
+            queues.push_back(QueueSpec{names::queue(t.bridge, side),
+                                       dead_lettering_to(t, dead, side), exchange, side, true});
+        } else {
+            queues.push_back(QueueSpec{names::queue(t.bridge, side),
+                                       dead_lettering_to(t, dead, side)
+                                           .set("x-max-priority", std::int64_t{t.max_priority}),
+                                       exchange, side, true});
+        }
         queues.push_back(QueueSpec{names::retry_queue(t.bridge, side),
-                                   AmqpTable()
-                                       .set("x-dead-letter-exchange", exchange)
-                                       .set("x-dead-letter-routing-key", side),
-                                   "", ""});
+                                   dead_lettering_to(t, exchange, side), "", ""});
         queues.push_back(
-            QueueSpec{names::dead_letter_queue(t.bridge, side), AmqpTable(), dead, side});
+            QueueSpec{names::dead_letter_queue(t.bridge, side), queue_arguments(t), dead, side});
     }
     return queues;
 }
@@ -54,7 +81,29 @@ Topology Topology::of(const Config& config) {
         t.sides.push_back(side.name);
     }
     t.max_priority = config.rabbitmq.max_priority;
+    t.quorum = config.rabbitmq.queue_type == RabbitConfig::QueueType::Quorum;
+    if (t.quorum) {
+        t.priority_bands = config.rabbitmq.priority_bands;
+    }
     return t;
+}
+
+std::vector<std::string> Topology::change_queues(const std::string& side) const {
+    std::vector<std::string> out;
+    for (const int bound : priority_bands) {
+        out.push_back(names::band_queue(bridge, side, bound));
+    }
+    out.push_back(names::queue(bridge, side));
+    return out;
+}
+
+std::string Topology::routing_key(const std::string& side, int priority) const {
+    for (const int bound : priority_bands) {
+        if (priority >= bound) {
+            return side + ".p" + std::to_string(bound);
+        }
+    }
+    return side;
 }
 
 void declare_topology(AmqpConnection& connection, const Topology& topology, SetupReport* report,
@@ -101,8 +150,9 @@ void declare_topology(AmqpConnection& connection, const Topology& topology, Setu
                 if (e.context_value("reply_code") == amqp_reply::kPreconditionFailed) {
                     throw Error(ErrorKind::Broker,
                                 fmt::format("queue {} exists with other settings than this "
-                                            "configuration gives it ({}); delete it or align "
-                                            "rabbitmq.max_priority",
+                                            "configuration gives it ({}); delete it when it is "
+                                            "empty, or align rabbitmq.max_priority and "
+                                            "queue_type with it",
                                             queue.name, e.message()))
                         .with("broker", connection.server());
                 }

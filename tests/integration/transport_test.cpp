@@ -82,7 +82,7 @@ struct Bridge {
 
     Bridge() { scratch.setup(); }
 
-    Topology topology() const { return Topology{scratch.name(), {"a", "b"}, 10}; }
+    Topology topology() const { return Topology{scratch.name(), {"a", "b"}, 10, false, {}}; }
 
     PublisherOptions publisher_options() const {
         PublisherOptions o;

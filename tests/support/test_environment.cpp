@@ -243,7 +243,7 @@ ScratchBridge::~ScratchBridge() {
     try {
         transport::AmqpConnection broker(amqp_options());
         SetupReport ignored_report;
-        transport::delete_topology(broker, transport::Topology{name_, {"a", "b"}, 10},
+        transport::delete_topology(broker, transport::Topology{name_, {"a", "b"}, 10, false, {}},
                                    ignored_report, false);
     } catch (const std::exception& e) {
         MESSAGE("cleanup of the RabbitMQ objects of ", name_, " failed: ", e.what());

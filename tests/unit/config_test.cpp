@@ -597,3 +597,65 @@ TEST_CASE("a password_file that never ends a line is refused, not read forever")
     CHECK(e.context_value("line") == "7");
     CHECK(std::string(e.what()).find("longer than 65536 bytes") != std::string::npos);
 }
+
+TEST_CASE("rabbitmq.urls: every node of a cluster, one scheme, user and virtual host") {
+    const std::string url_line = "url = \"amqp://pgbridge@127.0.0.1:5672/%2f\"";
+    const Config c = parse(replace(kValid, url_line,
+                                   "urls = [\"amqp://pgbridge@10.0.0.1:5672/%2f\", "
+                                   "\"amqp://pgbridge@10.0.0.2/%2f\", "
+                                   "\"amqp://pgbridge@10.0.0.3:5673/%2f\"]"));
+    CHECK(c.rabbitmq.url.host == "10.0.0.1");
+    REQUIRE(c.rabbitmq.failover_urls.size() == 2);
+    CHECK(c.rabbitmq.failover_urls[0].host == "10.0.0.2");
+    CHECK(c.rabbitmq.failover_urls[0].port == 5672);
+    CHECK(c.rabbitmq.failover_urls[1].port == 5673);
+    // One node: no failover.
+    CHECK(parse(kValid).rabbitmq.failover_urls.empty());
+
+    auto error_of = [&](const std::string& with, std::string_view line = "11") {
+        const Error e = parse_error(replace(kValid, url_line, with));
+        CHECK(e.context_value("line") == line);
+        return std::string(e.what());
+    };
+    CHECK(error_of(url_line + "\nurls = [\"amqp://a/%2f\"]", "12").find("both url and urls") !=
+          std::string::npos);
+    CHECK(error_of("urls = []").find("empty") != std::string::npos);
+    CHECK(error_of("urls = [\"amqp://pgbridge@a/%2f\", \"amqps://pgbridge@b/%2f\"]")
+              .find("scheme, user and virtual host") != std::string::npos);
+    CHECK(error_of("urls = [\"amqp://pgbridge@a/%2f\", \"amqp://other@b/%2f\"]")
+              .find("scheme, user and virtual host") != std::string::npos);
+    CHECK(error_of("urls = [\"amqp://pgbridge@a/%2f\", 5]").find("rabbitmq.urls") !=
+          std::string::npos);
+    CHECK(std::string(parse_error(replace(kValid, url_line, "")).what())
+              .find("needs url (one node) or urls") != std::string::npos);
+}
+
+TEST_CASE("rabbitmq.queue_type: classic by default; quorum with priority bands") {
+    CHECK(parse(kValid).rabbitmq.queue_type == RabbitConfig::QueueType::Classic);
+    CHECK(parse(kValid).rabbitmq.priority_bands.empty());
+    const std::string max_line = "max_priority = 10";
+    const Config quorum = parse(replace(kValid, max_line, max_line + "\nqueue_type = \"quorum\""));
+    CHECK(quorum.rabbitmq.queue_type == RabbitConfig::QueueType::Quorum);
+    CHECK(quorum.rabbitmq.priority_bands == std::vector<int>{5});
+    const Config bands = parse(
+        replace(kValid, max_line, max_line + "\nqueue_type = \"quorum\"\npriority_bands = [8, 3]"));
+    CHECK(bands.rabbitmq.priority_bands == std::vector<int>{8, 3});
+
+    auto error_of = [&](const std::string& with) {
+        const Error e = parse_error(replace(kValid, max_line, max_line + "\n" + with));
+        CHECK(e.context_value("line") == "13");
+        return std::string(e.what());
+    };
+    CHECK(error_of("queue_type = \"stream\"").find("\"classic\" or \"quorum\"") !=
+          std::string::npos);
+    CHECK(error_of("priority_bands = [5]").find("for queue_type = \"quorum\"") !=
+          std::string::npos);
+    // Bands highest first, each between 1 and max_priority.
+    for (const char* bad : {"[3, 8]", "[5, 5]", "[0]", "[11]", "[\"5\"]"}) {
+        CAPTURE(bad);
+        const Error e = parse_error(
+            replace(kValid, max_line,
+                    max_line + "\nqueue_type = \"quorum\"\npriority_bands = " + std::string(bad)));
+        CHECK(std::string(e.what()).find("highest first") != std::string::npos);
+    }
+}

@@ -138,7 +138,7 @@ struct Running {
 
     void start(const std::function<void(ConsumerOptions&)>& adjust = {}) {
         ConsumerOptions o;
-        o.topology = Topology{"crm", {"a", "b"}, 10};
+        o.topology = Topology{"crm", {"a", "b"}, 10, false, {}};
         o.target_side = "b";
         o.max_retries = 3;
         o.retry_delay_ms = 0;

@@ -67,7 +67,9 @@ class AmqpConnection {
     void delete_exchange(std::uint16_t channel, const std::string& name);
     void confirm_select(std::uint16_t channel);
     void qos(std::uint16_t channel, std::uint16_t prefetch_count);
-    void consume(std::uint16_t channel, const std::string& queue);
+    // Deliveries of this consumer carry `consumer_tag` (empty: one the broker makes up).
+    void consume(std::uint16_t channel, const std::string& queue,
+                 const std::string& consumer_tag = {});
 
     // Publishes (mandatory: an unroutable message comes back as an error from
     // next_confirm). On a channel in confirm mode the broker's confirm follows.

@@ -36,6 +36,7 @@ struct OutgoingMessage {
 struct Delivery {
     std::uint64_t delivery_tag = 0;
     bool redelivered = false;
+    std::string consumer_tag;  // which consumer of the connection it came to
     std::string exchange;
     std::string routing_key;
     MessageProperties properties;

@@ -16,12 +16,25 @@ namespace pgbridge::transport {
 //                                          dead-letters it back to pgbridge.NAME / SIDE
 //   exchange pgbridge.NAME.dead (direct)  routes dead letters
 //   queue pgbridge.NAME.to.SIDE.dead       durable; messages that will not apply
+//
+// With quorum queues ([rabbitmq] queue_type = "quorum") every queue is a replicated quorum
+// queue, and the changes to a side travel on one queue per priority band: the lowest band on
+// pgbridge.NAME.to.SIDE (routing key SIDE), each higher band with lower bound P on
+// pgbridge.NAME.to.SIDE.pP (routing key SIDE.pP). Retried messages come back to the lowest band.
 struct Topology {
     std::string bridge;
     std::vector<std::string> sides;
     int max_priority = 10;
+    bool quorum = false;
+    // Lower bounds of the bands above the lowest, highest first (quorum only).
+    std::vector<int> priority_bands;
 
     static Topology of(const Config& config);
+
+    // The queues of changes to apply on `side`, highest band first (one with classic queues).
+    std::vector<std::string> change_queues(const std::string& side) const;
+    // The routing key of a message of `priority` for `side`: the key of its band's queue.
+    std::string routing_key(const std::string& side, int priority) const;
 };
 
 // Declares every object, idempotently. With a report, records per object whether it was
