@@ -108,6 +108,44 @@ status = "a"
         run.stop();
     }
 
+    TEST_CASE("quorum queues: priorities in bands, with RabbitMQ restarted during the stream") {
+        BridgeRun run("", [](ScratchBridge& scratch) {
+            rewrite_rabbitmq_url(
+                scratch, fmt::format("url = \"{}\"\nqueue_type = \"quorum\"\npriority_bands = [5]",
+                                     TestEnvironment::get().amqp_url));
+        });
+        // Setup declared quorum queues, the talents band (priority 8) on a queue of its own: a
+        // classic declaration of it is refused as different.
+        {
+            transport::AmqpConnection broker(amqp_options());
+            for (const char* side : {"a", "b"}) {
+                for (const auto& queue : {names::band_queue(run.scratch.name(), side, 5),
+                                          names::queue(run.scratch.name(), side)}) {
+                    CAPTURE(queue);
+                    REQUIRE(broker.inspect_queue(1, queue));
+                    try {
+                        broker.declare_queue(1, queue, transport::AmqpTable());
+                        FAIL("a classic declaration of a quorum queue must be refused");
+                    } catch (const Error& e) {
+                        CHECK(e.context_value("reply_code") == "406");
+                    }
+                }
+            }
+        }
+        run.start();
+        run_workload(run, soak_seconds(16), false, [&] {
+            auto stopped =
+                run_command({testenv_script(), "rabbitmq-stop"}, std::chrono::seconds(60));
+            REQUIRE(stopped.exit_code == 0);
+            std::this_thread::sleep_for(std::chrono::seconds(2));  // the outage itself
+            auto started =
+                run_command({testenv_script(), "rabbitmq-start"}, std::chrono::seconds(120));
+            REQUIRE(started.exit_code == 0);
+        });
+        CHECK(run.daemon->running());
+        run.stop();
+    }
+
     TEST_CASE("last_write_wins, with one PostgreSQL restarted during the stream") {
         BridgeRun run("");
         run.start();

@@ -24,6 +24,7 @@
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
+#include <pgbridge/transport/topology.hpp>
 
 #include "daemon_process.hpp"
 #include "test_environment.hpp"
@@ -329,10 +330,14 @@ class BridgeRun {
     // Both queues drained (nothing ready, nothing in retry) and both slots caught up with
     // their server's WAL.
     bool settled() const {
+        const auto topology = transport::Topology::of(load_config(scratch.config_path()));
         for (const char* side : {"a", "b"}) {
-            if (queued(names::queue(scratch.name(), side)) != 0 ||
-                queued(names::retry_queue(scratch.name(), side)) != 0) {
-                return false;
+            auto queues = topology.change_queues(side);
+            queues.push_back(names::retry_queue(scratch.name(), side));
+            for (const auto& queue : queues) {
+                if (queued(queue) != 0) {
+                    return false;
+                }
             }
         }
         for (int side = 0; side < 2; ++side) {
@@ -550,6 +555,20 @@ inline std::optional<double> sample(const std::string& exposition, const std::st
         }
     }
     return std::nullopt;
+}
+
+// Replaces the [rabbitmq] url line of a scratch bridge's file (before setup): other nodes,
+// queue types.
+inline void rewrite_rabbitmq_url(ScratchBridge& scratch, const std::string& lines) {
+    std::ifstream in(scratch.config_path());
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string config = text.str();
+    const auto start = config.find("\nurl = ");
+    REQUIRE(start != std::string::npos);
+    const auto end = config.find('\n', start + 1);
+    config.replace(start + 1, end - start - 1, lines);
+    std::ofstream(scratch.config_path(), std::ios::trunc) << config;
 }
 
 inline int soak_seconds(int fallback) {
