@@ -95,15 +95,7 @@ email = "b"
 status = "a"
 )");
         run.start();
-        run_workload(run, soak_seconds(16), true, [&] {
-            auto stopped =
-                run_command({testenv_script(), "rabbitmq-stop"}, std::chrono::seconds(60));
-            REQUIRE(stopped.exit_code == 0);
-            std::this_thread::sleep_for(std::chrono::seconds(2));  // the outage itself
-            auto started =
-                run_command({testenv_script(), "rabbitmq-start"}, std::chrono::seconds(120));
-            REQUIRE(started.exit_code == 0);
-        });
+        run_workload(run, soak_seconds(16), true, restart_rabbitmq);
         CHECK(run.daemon->running());
         run.stop();
     }
@@ -133,15 +125,7 @@ status = "a"
             }
         }
         run.start();
-        run_workload(run, soak_seconds(16), false, [&] {
-            auto stopped =
-                run_command({testenv_script(), "rabbitmq-stop"}, std::chrono::seconds(60));
-            REQUIRE(stopped.exit_code == 0);
-            std::this_thread::sleep_for(std::chrono::seconds(2));  // the outage itself
-            auto started =
-                run_command({testenv_script(), "rabbitmq-start"}, std::chrono::seconds(120));
-            REQUIRE(started.exit_code == 0);
-        });
+        run_workload(run, soak_seconds(16), false, restart_rabbitmq);
         CHECK(run.daemon->running());
         run.stop();
     }

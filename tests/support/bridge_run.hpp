@@ -582,6 +582,15 @@ inline std::string testenv_script() {
     return path;
 }
 
+// A fault for run_workload: RabbitMQ stopped, down for two seconds, started again.
+inline void restart_rabbitmq() {
+    auto stopped = run_command({testenv_script(), "rabbitmq-stop"}, std::chrono::seconds(60));
+    REQUIRE(stopped.exit_code == 0);
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // the outage itself
+    auto started = run_command({testenv_script(), "rabbitmq-start"}, std::chrono::seconds(120));
+    REQUIRE(started.exit_code == 0);
+}
+
 // Runs the workload on both sides for `seconds`, calling `fault` half-way, then stops writing,
 // checks convergence and the ledgers.
 inline void run_workload(BridgeRun& run, int seconds, bool manual,
