@@ -5,6 +5,7 @@
 # The backlog is made of small transactions (TXN rows, default 5) as an OLTP application
 # writes them, so many transactions share one message (engine.batch_size = 100 changes).
 #   scripts/testenv start && bench/transport.sh [ROWS] [TXN]
+# PGBRIDGE_BENCH_QUEUE_TYPE=quorum measures quorum queues in priority bands instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-500000}

@@ -3,10 +3,13 @@
 // consumer (ack each) moving messages of the same size through the same kind of queue.
 //
 //   transport_bench CONNINFO SLOT PUBLICATION UNTIL_LSN CHANGES AMQP_URL AMQP_PASSWORD
+//
+// PGBRIDGE_BENCH_QUEUE_TYPE=quorum: quorum queues with the default band ([5]) for both.
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <sys/resource.h>
 #include <thread>
@@ -70,14 +73,22 @@ double peak_rss_mb() {
 
 // The broker's ceiling: `count` persistent messages of `size` bytes with confirms (window of
 // 256, like the publisher) into a priority queue, consumed and acked one by one.
+// The queue type the run measures: classic priority queues, or quorum queues in bands.
+Topology bench_topology(std::string bridge, std::vector<std::string> sides) {
+    const char* type = std::getenv("PGBRIDGE_BENCH_QUEUE_TYPE");
+    const bool quorum = type != nullptr && std::string_view(type) == "quorum";
+    return Topology{std::move(bridge), std::move(sides), 10, quorum,
+                    quorum ? std::vector<int>{5} : std::vector<int>{}};
+}
+
 double broker_ceiling(const AmqpConnectOptions& options, std::uint64_t count, std::size_t size) {
-    const Topology topology{"bench_ceiling", {"x", "y"}, 10, false, {}};
+    const Topology topology = bench_topology("bench_ceiling", {"x", "y"});
     {
         AmqpConnection admin(options);
         declare_topology(admin, topology);
     }
     const std::string exchange = names::exchange(topology.bridge);
-    const std::string queue = names::queue(topology.bridge, "y");
+    const std::string queue = topology.change_queues("y").front();  // the band of priority 5
     const std::string body(size, 'x');
     std::atomic<std::uint64_t> consumed{0};
     const auto start = Clock::now();
@@ -97,7 +108,7 @@ double broker_ceiling(const AmqpConnectOptions& options, std::uint64_t count, st
     {
         AmqpConnection p(options);
         p.confirm_select(1);
-        OutgoingMessage message{exchange, "y", {}, body};
+        OutgoingMessage message{exchange, topology.routing_key("y", 5), {}, body};
         message.properties.priority = 5;
         std::uint64_t confirmed = 0;
         auto read_acks = [&](bool block) {
@@ -147,7 +158,7 @@ int main(int argc, char** argv) {
     url->password = Secret(argv[7]);
     AmqpConnectOptions amqp;
     amqp.url = *url;
-    const Topology topology{"bench_pipeline", {"src", "dst"}, 10, false, {}};
+    const Topology topology = bench_topology("bench_pipeline", {"src", "dst"});
 
     PublisherOptions publisher_options;
     publisher_options.connect = amqp;
@@ -201,11 +212,12 @@ int main(int argc, char** argv) {
             ? static_cast<std::size_t>(static_cast<double>(s.bytes_published.load()) / messages)
             : 0;
     std::cout << fmt::format(
-        "pipeline: {} changes in {:.0f} messages (avg {} bytes) slot -> RabbitMQ -> no-op "
-        "consumer in {:.2f} s ({:.2f} s to publish): {:.0f} changes/s, {:.0f} messages/s, peak "
-        "RSS {:.1f} MB\n",
-        handler.changes.load(), messages, average_size, seconds, published_at,
-        static_cast<double>(handler.changes.load()) / seconds, messages / seconds, peak_rss_mb());
+        "pipeline ({} queues): {} changes in {:.0f} messages (avg {} bytes) slot -> RabbitMQ -> "
+        "no-op consumer in {:.2f} s ({:.2f} s to publish): {:.0f} changes/s, {:.0f} messages/s, "
+        "peak RSS {:.1f} MB\n",
+        topology.quorum ? "quorum" : "classic", handler.changes.load(), messages, average_size,
+        seconds, published_at, static_cast<double>(handler.changes.load()) / seconds,
+        messages / seconds, peak_rss_mb());
     {
         AmqpConnection admin(amqp);
         SetupReport ignored;
@@ -214,9 +226,9 @@ int main(int argc, char** argv) {
     const double ceiling = broker_ceiling(amqp, static_cast<std::uint64_t>(messages),
                                           std::max<std::size_t>(average_size, 1));
     std::cout << fmt::format(
-        "broker ceiling: {:.0f} persistent confirmed messages/s of {} bytes through a priority "
-        "queue (minimal publisher and consumer); the pipeline reached {:.0f}% of it in "
-        "messages/s\n",
-        ceiling, average_size, 100.0 * (messages / seconds) / ceiling);
+        "broker ceiling: {:.0f} persistent confirmed messages/s of {} bytes through a {} queue "
+        "(minimal publisher and consumer); the pipeline reached {:.0f}% of it in messages/s\n",
+        ceiling, average_size, topology.quorum ? "quorum" : "classic priority",
+        100.0 * (messages / seconds) / ceiling);
     return handler.changes.load() >= expected ? 0 : 1;
 }

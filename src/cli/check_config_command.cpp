@@ -11,6 +11,7 @@
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/pg/connection.hpp>
 #include <pgbridge/pg/conninfo.hpp>
+#include <pgbridge/transport/topology.hpp>
 
 namespace pgbridge::cli {
 namespace {
@@ -119,6 +120,8 @@ nlohmann::json config_json(const Config& config) {
           {"failover_urls", failover_nodes(r)},
           {"password", password_source(r.password_file, r.url.password_in_url)},
           {"max_priority", r.max_priority},
+          {"queue_type", r.queue_type == RabbitConfig::QueueType::Quorum ? "quorum" : "classic"},
+          {"priority_bands", r.priority_bands},
           {"exchange", names::exchange(config.bridge_name)},
           {"broker_trusted", r.signing_keys.empty()},
           {"signing_keys", signing_key_ids(r.signing_keys)}}},
@@ -151,13 +154,25 @@ void print_text(const Config& config, std::ostream& out) {
                            names::slot(config.bridge_name, side.name),
                            names::publication(config.bridge_name),
                            names::origin(config.bridge_name, other.name), other.name);
-        out << fmt::format("    changes to apply here arrive on queue {}\n",
-                           names::queue(config.bridge_name, side.name));
+        const auto queues = transport::Topology::of(config).change_queues(side.name);
+        out << fmt::format("    changes to apply here arrive on queue{} {}\n",
+                           queues.size() > 1 ? "s" : "", fmt::join(queues, ", "));
     }
     const auto& r = config.rabbitmq;
     out << fmt::format("  rabbitmq {} ({}), exchange {}, max_priority {}\n", r.url.redacted(),
                        password_source(r.password_file, r.url.password_in_url),
                        names::exchange(config.bridge_name), r.max_priority);
+    if (r.queue_type == RabbitConfig::QueueType::Quorum) {
+        std::vector<std::string> bands;
+        int top = r.max_priority;
+        for (const int bound : r.priority_bands) {
+            bands.push_back(fmt::format("{}..{}", bound, top));
+            top = bound - 1;
+        }
+        bands.push_back(fmt::format("0..{}", top));
+        out << fmt::format("    quorum queues; priority bands {}, highest first\n",
+                           fmt::join(bands, ", "));
+    }
     if (!r.failover_urls.empty()) {
         out << fmt::format("    on loss of that node, fails over to {}\n",
                            fmt::join(failover_nodes(r), ", "));
