@@ -322,7 +322,9 @@ class BridgeRun {
     }
 
     std::uint32_t queued(const std::string& queue) const {
-        transport::AmqpConnection conn(amqp_options());
+        // The broker of the bridge's own file: a cluster's nodes, when it names them.
+        transport::AmqpConnection conn(transport::AmqpConnectOptions::from(
+            load_config(scratch.config_path()).rabbitmq, 10000));
         const auto state = conn.inspect_queue(1, queue);
         return state ? state->messages : 0;
     }
