@@ -471,4 +471,75 @@ TEST_SUITE("transport") {
         untrusted.verify_peer = false;
         CHECK_NOTHROW(AmqpConnection{untrusted});
     }
+
+    // [cluster]: starts the three-node cluster of scripts/testenv cluster-start (20-60 s the
+    // first time) and stops and starts one of its nodes (another 20-40 s).
+    TEST_CASE(
+        "[cluster] a quorum queue keeps a confirmed message when the node it was "
+        "published to is lost") {
+        using Clock = std::chrono::steady_clock;
+        const auto seconds_since = [](Clock::time_point start) {
+            return std::chrono::duration<double>(Clock::now() - start).count();
+        };
+        auto t0 = Clock::now();
+        const ClusterEnvironment cluster = start_cluster();
+        MESSAGE("cluster-start took ", seconds_since(t0), " s");
+        const std::string queue = unique_name("cluster_quorum");
+        const std::string body = "kept by the quorum of " + queue;
+
+        {
+            AmqpConnection node1(cluster_amqp_options(cluster, 1));
+            node1.declare_queue(1, queue, AmqpTable().set("x-queue-type", std::string("quorum")));
+            node1.confirm_select(1);
+            MessageProperties properties;
+            properties.persistent = true;
+            node1.publish(1, OutgoingMessage{"", queue, properties, body});
+            const auto confirm = node1.next_confirm(std::chrono::seconds(10));
+            REQUIRE(confirm);
+            CHECK(confirm->delivery_tag == 1);
+        }
+
+        // Node 1 comes back however the test ends, so later tests find the cluster whole.
+        struct RestartNode1 {
+            bool stopped = false;
+            ~RestartNode1() {
+                if (stopped) {
+                    try {
+                        start_cluster_node(1);
+                    } catch (...) {
+                    }
+                }
+            }
+        } restart;
+        t0 = Clock::now();
+        restart.stopped = true;
+        stop_cluster_node(1);
+        MESSAGE("cluster-node-stop 1 took ", seconds_since(t0), " s");
+
+        // The queue elects a leader among nodes 2 and 3; until it has, a get may fail.
+        std::optional<Delivery> got;
+        std::string last_error;
+        REQUIRE_MESSAGE(eventually(
+                            [&] {
+                                try {
+                                    AmqpConnection node2(cluster_amqp_options(cluster, 2));
+                                    got = node2.get(1, queue, /*acknowledge=*/true);
+                                    return got.has_value();
+                                } catch (const Error& e) {
+                                    last_error = e.what();
+                                    return false;
+                                }
+                            },
+                            std::chrono::seconds(60)),
+                        "no message from node 2; last error: " << last_error);
+        CHECK(got->body == body);
+        CHECK(got->properties.persistent);
+
+        t0 = Clock::now();
+        restart.stopped = false;
+        start_cluster_node(1);
+        MESSAGE("cluster-node-start 1 took ", seconds_since(t0), " s");
+        AmqpConnection node1(cluster_amqp_options(cluster, 1));
+        CHECK(node1.delete_queue(1, queue) == 0);
+    }
 }

@@ -5,9 +5,12 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <poll.h>
 #include <random>
+#include <regex>
 #include <signal.h>
+#include <sstream>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -124,6 +127,115 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
     }
     result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return result;
+}
+
+namespace {
+
+// This tree's scripts/testenv (it has the cluster commands), else the one of the env file.
+std::string cluster_testenv_script() {
+    if (const char* root = std::getenv("PGBRIDGE_SOURCE_ROOT"); root != nullptr && *root != '\0') {
+        const auto path = std::filesystem::path(root) / "scripts" / "testenv";
+        if (std::filesystem::exists(path)) {
+            return path.string();
+        }
+    }
+    return env_or_fail("PGBRIDGE_TESTENV");
+}
+
+// The export NAME='value' lines of an env file written by scripts/testenv.
+std::map<std::string, std::string> read_env_file(const std::string& path) {
+    std::ifstream in(path);
+    REQUIRE_MESSAGE(in, "cannot read the env file " << path);
+    static const std::regex line_pattern(R"(^export ([A-Z0-9_]+)='([^']*)'$)");
+    std::map<std::string, std::string> values;
+    std::string line;
+    while (std::getline(in, line)) {
+        std::smatch m;
+        if (std::regex_match(line, m, line_pattern)) {
+            values[m[1].str()] = m[2].str();
+        }
+    }
+    return values;
+}
+
+std::vector<std::string> split_words(const std::string& text) {
+    std::vector<std::string> words;
+    std::istringstream in(text);
+    for (std::string word; in >> word;) {
+        words.push_back(word);
+    }
+    return words;
+}
+
+void check_node_number(int n) {
+    REQUIRE_MESSAGE((n >= 1 && n <= 3), "cluster node numbers are 1, 2 and 3, not " << n);
+}
+
+}  // namespace
+
+ClusterEnvironment start_cluster() {
+    auto started =
+        run_command({cluster_testenv_script(), "cluster-start"}, std::chrono::minutes(8));
+    INFO("scripts/testenv cluster-start: " << started.err);
+    REQUIRE(started.exit_code == 0);
+    // It prints the path of the env file last.
+    const auto lines = split_words(started.out);
+    REQUIRE(!lines.empty());
+    const auto values = read_env_file(lines.back());
+    ClusterEnvironment cluster;
+    for (const char* name : {"PGBRIDGE_TEST_CLUSTER_URLS", "PGBRIDGE_TEST_CLUSTER_NODES"}) {
+        REQUIRE_MESSAGE(values.contains(name), lines.back() << " does not set " << name);
+    }
+    cluster.urls = split_words(values.at("PGBRIDGE_TEST_CLUSTER_URLS"));
+    cluster.nodes = split_words(values.at("PGBRIDGE_TEST_CLUSTER_NODES"));
+    REQUIRE(cluster.urls.size() == 3);
+    REQUIRE(cluster.nodes.size() == 3);
+    const auto password = values.find("PGBRIDGE_TEST_AMQP_PASSWORD");
+    cluster.password =
+        password != values.end() ? password->second : env_or_fail("PGBRIDGE_TEST_AMQP_PASSWORD");
+    return cluster;
+}
+
+transport::AmqpConnectOptions cluster_amqp_options(const ClusterEnvironment& cluster, int n,
+                                                   bool with_failover) {
+    check_node_number(n);
+    REQUIRE(cluster.urls.size() == 3);
+    auto parse = [&](const std::string& text) {
+        std::string error;
+        auto url = AmqpUrl::parse(text, &error);
+        REQUIRE_MESSAGE(url, text << ": " << error);
+        url->password = Secret(cluster.password);
+        return *url;
+    };
+    transport::AmqpConnectOptions options;
+    options.url = parse(cluster.urls[static_cast<std::size_t>(n - 1)]);
+    if (with_failover) {
+        for (int other = 1; other <= 3; ++other) {
+            if (other != n) {
+                options.failover_urls.push_back(
+                    parse(cluster.urls[static_cast<std::size_t>(other - 1)]));
+            }
+        }
+    }
+    options.timeout_ms = 10000;
+    options.connection_name = "pgbridge tests";
+    return options;
+}
+
+void stop_cluster_node(int n) {
+    check_node_number(n);
+    auto stopped = run_command({cluster_testenv_script(), "cluster-node-stop", std::to_string(n)},
+                               std::chrono::minutes(3));
+    INFO("scripts/testenv cluster-node-stop " << n << ": " << stopped.err);
+    REQUIRE(stopped.exit_code == 0);
+}
+
+void start_cluster_node(int n) {
+    check_node_number(n);
+    auto started = run_command({cluster_testenv_script(), "cluster-node-start", std::to_string(n)},
+                               std::chrono::minutes(5));
+    INFO("scripts/testenv cluster-node-start " << n << ": " << started.err);
+    REQUIRE(started.exit_code == 0);
 }
 
 std::string unique_name(std::string_view prefix) {

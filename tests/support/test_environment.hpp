@@ -46,6 +46,33 @@ CommandResult run_command(const std::vector<std::string>& argv,
 // How tests reach the RabbitMQ node of scripts/testenv.
 transport::AmqpConnectOptions amqp_options();
 
+// The three-node RabbitMQ cluster of `scripts/testenv cluster-start`, separate from the single
+// node of amqp_url. Started on demand: 20-60 s the first time, a few seconds to find it running.
+// These run $PGBRIDGE_SOURCE_ROOT/scripts/testenv (else $PGBRIDGE_TESTENV) on
+// $PGBRIDGE_TESTENV_DIR, the directory of the env file the tests sourced.
+struct ClusterEnvironment {
+    std::vector<std::string> urls;   // amqp URLs of nodes 1, 2, 3 (user pgbridge, no password)
+    std::vector<std::string> nodes;  // their RabbitMQ node names (for rabbitmqctl -n)
+    std::string password;            // of user pgbridge, as for the single node
+};
+
+// Starts the cluster (or finds it running, all three nodes clustered) and reads
+// PGBRIDGE_TEST_CLUSTER_URLS/_NODES from the env file; fails the test when it will not start.
+// A cluster left with a node down (a failed test) is rebuilt, on other ports: call this again
+// rather than keeping the URLs of an earlier call across tests.
+ClusterEnvironment start_cluster();
+
+// How tests reach node n (1..3) of the cluster; with_failover adds the other two nodes as
+// failover_urls (as [rabbitmq] urls does).
+transport::AmqpConnectOptions cluster_amqp_options(const ClusterEnvironment& cluster, int n,
+                                                   bool with_failover = false);
+
+// Stops cluster node n (1..3) entirely, as a lost machine would be (its Erlang VM, kill -9 if
+// it hangs); fails the test unless it is down afterwards.
+void stop_cluster_node(int n);
+// Starts it again with its data; returns once it runs and is back in the cluster.
+void start_cluster_node(int n);
+
 // A unique name for this test run: lower-case, usable in database, role and bridge names.
 std::string unique_name(std::string_view prefix);
 
