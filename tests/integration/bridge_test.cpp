@@ -130,6 +130,67 @@ status = "a"
         run.stop();
     }
 
+    // [cluster]: the three-node cluster of scripts/testenv cluster-start (20-60 s to start the
+    // first time), one node stopped and started again during the workload.
+    TEST_CASE(
+        "[cluster] quorum queues on three nodes: the node in use is lost and comes back "
+        "during a two-way workload") {
+        const ClusterEnvironment cluster = start_cluster();
+        BridgeRun run("", [&](ScratchBridge& scratch) {
+            std::vector<std::string> quoted;
+            for (const auto& url : cluster.urls) {
+                quoted.push_back("\"" + url + "\"");
+            }
+            rewrite_rabbitmq_url(scratch, fmt::format("urls = [{}]\nqueue_type = \"quorum\"",
+                                                      fmt::join(quoted, ", ")));
+        });
+        run.start();
+        // Node 1 comes back however the test ends, so later tests find the cluster whole.
+        struct RestartNode1 {
+            bool stopped = false;
+            ~RestartNode1() {
+                if (stopped) {
+                    try {
+                        start_cluster_node(1);
+                    } catch (...) {
+                    }
+                }
+            }
+        } restart;
+        run_workload(run, soak_seconds(16), false, [&] {
+            restart.stopped = true;
+            stop_cluster_node(1);
+            // Every connection of the daemon was on node 1, the first of urls: each moves to
+            // another node, and the changes keep flowing while node 1 is away.
+            CHECK(eventually(
+                [&] {
+                    return run.daemon->output_contains(
+                        "connected to another RabbitMQ node of [rabbitmq] urls");
+                },
+                std::chrono::seconds(60)));
+            // B's origin for A's changes moves on: A's changes are applied meanwhile.
+            auto b = run.scratch.admin(1);
+            const std::string origin = names::origin(run.scratch.name(), "a");
+            const std::string before(b.exec("SELECT coalesce(max(remote_lsn), '0/0')::text FROM "
+                                            "pg_replication_origin_status WHERE external_id = $1",
+                                            {origin})
+                                         .value(0, 0));
+            CHECK(eventually(
+                [&] {
+                    return b.exec(
+                                "SELECT max(remote_lsn) > $2::pg_lsn FROM "
+                                "pg_replication_origin_status WHERE external_id = $1",
+                                {origin, before})
+                               .value(0, 0) == "t";
+                },
+                std::chrono::seconds(60)));
+            start_cluster_node(1);
+            restart.stopped = false;
+        });
+        CHECK(run.daemon->running());
+        run.stop();
+    }
+
     TEST_CASE("last_write_wins, with one PostgreSQL restarted during the stream") {
         BridgeRun run("");
         run.start();
