@@ -20,8 +20,8 @@
 namespace pgbridge::transport {
 namespace {
 
-// The node of each cluster (its [rabbitmq] urls, as host:port lists) that last took a
-// connection, shared by every connection of the process.
+// The node of each cluster (its [rabbitmq] urls, as a list of host:port/vhost) that last took
+// a connection, shared by every connection of the process.
 std::mutex preferred_nodes_mutex;
 std::map<std::string, std::size_t> preferred_nodes;
 
@@ -227,10 +227,6 @@ AmqpConnection::AmqpConnection(const AmqpConnectOptions& o) : timeout_ms_(o.time
     for (const auto& url : o.failover_urls) {
         nodes.push_back(&url);
     }
-    if (nodes.size() == 1) {
-        connect_node(o, o.url);
-        return;
-    }
     // Start with the node that last took a connection, so that a node that is down costs a
     // connect timeout once, not at every reconnect of every connection.
     const std::string cluster = node_list(nodes);
@@ -246,15 +242,22 @@ AmqpConnection::AmqpConnection(const AmqpConnectOptions& o) : timeout_ms_(o.time
                     {{"broker", server_},
                      {"unreachable", std::string(failures.front().context_value("broker"))}});
             }
-            remember_node(cluster, node);
+            if (nodes.size() > 1) {
+                remember_node(cluster, node);
+            }
             return;
         } catch (Error& e) {
+            if (state_ != nullptr) {  // failed after the socket opened: nothing of it is kept
+                amqp_destroy_connection(state_);
+                state_ = nullptr;
+            }
             failures.push_back(std::move(e));
         }
     }
-    // A refused login is the configuration's fault, not the cluster's: say so as it is.
+    // One node, or a refused login (the configuration's fault, not the cluster's): the error
+    // as it is.
     for (auto& failure : failures) {
-        if (failure.context_value("login") == "refused") {
+        if (nodes.size() == 1 || failure.context_value("login") == "refused") {
             throw std::move(failure);
         }
     }

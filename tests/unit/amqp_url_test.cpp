@@ -1,6 +1,14 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <pgbridge/config/amqp_url.hpp>
+#include <pgbridge/core/error.hpp>
+#include <pgbridge/transport/amqp_connection.hpp>
 
 using pgbridge::AmqpUrl;
 
@@ -47,5 +55,52 @@ TEST_CASE("malformed AMQP URLs say what was expected") {
         std::string error;
         CHECK_FALSE(AmqpUrl::parse(bad, &error));
         CHECK_FALSE(error.empty());
+    }
+}
+
+namespace {
+
+// A loopback port nobody listens on: bound, then closed again.
+int closed_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    socklen_t length = sizeof address;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    ::close(fd);
+    return ntohs(address.sin_port);
+}
+
+}  // namespace
+
+TEST_CASE("a cluster none of whose nodes answers: one error naming every node tried") {
+    pgbridge::transport::AmqpConnectOptions options;
+    options.timeout_ms = 2000;
+    options.url = parse_ok(fmt::format("amqp://pgbridge@127.0.0.1:{}/%2f", closed_port()));
+    // One node: its own error, as without a cluster.
+    try {
+        pgbridge::transport::AmqpConnection connection(options);
+        FAIL("nothing listens there");
+    } catch (const pgbridge::Error& e) {
+        CHECK(e.kind() == pgbridge::ErrorKind::Broker);
+        CHECK(std::string(e.what()).find("cannot connect to RabbitMQ") != std::string::npos);
+    }
+    options.failover_urls = {
+        parse_ok(fmt::format("amqp://pgbridge@127.0.0.1:{}/%2f", closed_port())),
+        parse_ok(fmt::format("amqp://pgbridge@127.0.0.1:{}/%2f", closed_port()))};
+    try {
+        pgbridge::transport::AmqpConnection connection(options);
+        FAIL("nothing listens there");
+    } catch (const pgbridge::Error& e) {
+        CHECK(e.kind() == pgbridge::ErrorKind::Broker);
+        const std::string what = e.what();
+        CHECK(what.find("no node of [rabbitmq] urls takes a connection (3 tried)") !=
+              std::string::npos);
+        for (const auto& node : {options.url, options.failover_urls[0], options.failover_urls[1]}) {
+            CHECK(what.find(fmt::format("127.0.0.1:{}", node.port)) != std::string::npos);
+        }
     }
 }
