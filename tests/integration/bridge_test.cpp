@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -145,21 +146,9 @@ status = "a"
                                                       fmt::join(quoted, ", ")));
         });
         run.start();
-        // Node 1 comes back however the test ends, so later tests find the cluster whole.
-        struct RestartNode1 {
-            bool stopped = false;
-            ~RestartNode1() {
-                if (stopped) {
-                    try {
-                        start_cluster_node(1);
-                    } catch (...) {
-                    }
-                }
-            }
-        } restart;
+        std::optional<ClusterNodeOutage> outage;
         run_workload(run, soak_seconds(16), false, [&] {
-            restart.stopped = true;
-            stop_cluster_node(1);
+            outage.emplace(1);
             // Every connection of the daemon was on node 1, the first of urls: each moves to
             // another node, and the changes keep flowing while node 1 is away.
             CHECK(eventually(
@@ -184,8 +173,7 @@ status = "a"
                                .value(0, 0) == "t";
                 },
                 std::chrono::seconds(60)));
-            start_cluster_node(1);
-            restart.stopped = false;
+            outage->end();
         });
         CHECK(run.daemon->running());
         run.stop();

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include <doctest/doctest.h>
@@ -499,21 +500,9 @@ TEST_SUITE("transport") {
             CHECK(confirm->delivery_tag == 1);
         }
 
-        // Node 1 comes back however the test ends, so later tests find the cluster whole.
-        struct RestartNode1 {
-            bool stopped = false;
-            ~RestartNode1() {
-                if (stopped) {
-                    try {
-                        start_cluster_node(1);
-                    } catch (...) {
-                    }
-                }
-            }
-        } restart;
+        std::optional<ClusterNodeOutage> outage;
         t0 = Clock::now();
-        restart.stopped = true;
-        stop_cluster_node(1);
+        outage.emplace(1);
         MESSAGE("cluster-node-stop 1 took ", seconds_since(t0), " s");
 
         // The queue elects a leader among nodes 2 and 3; until it has, a get may fail.
@@ -536,8 +525,7 @@ TEST_SUITE("transport") {
         CHECK(got->properties.persistent);
 
         t0 = Clock::now();
-        restart.stopped = false;
-        start_cluster_node(1);
+        outage->end();
         MESSAGE("cluster-node-start 1 took ", seconds_since(t0), " s");
         AmqpConnection node1(cluster_amqp_options(cluster, 1));
         CHECK(node1.delete_queue(1, queue) == 0);

@@ -238,6 +238,33 @@ void start_cluster_node(int n) {
     REQUIRE(started.exit_code == 0);
 }
 
+ClusterNodeOutage::ClusterNodeOutage(int n) : node_(n) {
+    try {
+        stop_cluster_node(n);
+    } catch (...) {
+        restart_quietly();  // a stop that failed half-way may have left it down
+        throw;
+    }
+}
+
+ClusterNodeOutage::~ClusterNodeOutage() {
+    if (down_) {
+        restart_quietly();
+    }
+}
+
+void ClusterNodeOutage::end() {
+    down_ = false;
+    start_cluster_node(node_);
+}
+
+void ClusterNodeOutage::restart_quietly() noexcept {
+    try {
+        start_cluster_node(node_);
+    } catch (...) {
+    }
+}
+
 std::string unique_name(std::string_view prefix) {
     static std::atomic<int> counter{0};
     static const std::string run = [] {

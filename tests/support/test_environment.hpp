@@ -73,6 +73,22 @@ void stop_cluster_node(int n);
 // Starts it again with its data; returns once it runs and is back in the cluster.
 void start_cluster_node(int n);
 
+// Cluster node n (1..3) down for a test: stopped when made, started again by end(), or by the
+// destructor however the test ends (quietly), so that later tests find the cluster whole.
+class ClusterNodeOutage {
+  public:
+    explicit ClusterNodeOutage(int n);
+    ~ClusterNodeOutage();
+    ClusterNodeOutage(const ClusterNodeOutage&) = delete;
+    ClusterNodeOutage& operator=(const ClusterNodeOutage&) = delete;
+    void end();
+
+  private:
+    void restart_quietly() noexcept;
+    int node_;
+    bool down_ = true;
+};
+
 // A unique name for this test run: lower-case, usable in database, role and bridge names.
 std::string unique_name(std::string_view prefix);
 
