@@ -40,9 +40,8 @@ class AmqpConsumerChannel final : public ConsumerChannel {
         declare_topology(consuming_, o.topology);
         consuming_.qos(kChannel, o.prefetch);
         const auto queues = o.topology.change_queues(o.target_side);
-        const auto tags = band_consumer_tags(queues.size());
         for (std::size_t band = 0; band < queues.size(); ++band) {
-            consuming_.consume(kChannel, queues[band], tags[band]);
+            consuming_.consume(kChannel, queues[band], bands_.consumer_tags()[band]);
         }
         publishing_.confirm_select(kChannel);
         banded_ = queues.size() > 1;

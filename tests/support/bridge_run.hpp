@@ -27,6 +27,7 @@
 #include <pgbridge/transport/topology.hpp>
 
 #include "daemon_process.hpp"
+#include "free_port.hpp"
 #include "test_environment.hpp"
 
 namespace pgbridge::test {
@@ -507,20 +508,6 @@ inline void rewrite_config(const ScratchBridge& scratch, const std::string& from
     REQUIRE(at != std::string::npos);
     config.replace(at, from.size(), to);
     std::ofstream(scratch.config_path()) << config;
-}
-
-// A TCP port nobody listens on now (the kernel's pick for a socket bound to port 0).
-inline int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    socklen_t length = sizeof address;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-    ::close(fd);
-    return ntohs(address.sin_port);
 }
 
 // The body of GET path on 127.0.0.1:port, or empty when nothing answers.

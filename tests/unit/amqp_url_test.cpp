@@ -1,14 +1,11 @@
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
 #include <pgbridge/config/amqp_url.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
+
+#include "../support/free_port.hpp"
 
 using pgbridge::AmqpUrl;
 
@@ -58,28 +55,11 @@ TEST_CASE("malformed AMQP URLs say what was expected") {
     }
 }
 
-namespace {
-
-// A loopback port nobody listens on: bound, then closed again.
-int closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    socklen_t length = sizeof address;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
-
-}  // namespace
-
 TEST_CASE("a cluster none of whose nodes answers: one error naming every node tried") {
     pgbridge::transport::AmqpConnectOptions options;
     options.timeout_ms = 2000;
-    options.url = parse_ok(fmt::format("amqp://pgbridge@127.0.0.1:{}/%2f", closed_port()));
+    options.url =
+        parse_ok(fmt::format("amqp://pgbridge@127.0.0.1:{}/%2f", pgbridge::test::free_port()));
     // One node: its own error, as without a cluster.
     try {
         pgbridge::transport::AmqpConnection connection(options);
@@ -89,8 +69,8 @@ TEST_CASE("a cluster none of whose nodes answers: one error naming every node tr
         CHECK(std::string(e.what()).find("cannot connect to RabbitMQ") != std::string::npos);
     }
     options.failover_urls = {
-        parse_ok(fmt::format("amqp://pgbridge@127.0.0.1:{}/%2f", closed_port())),
-        parse_ok(fmt::format("amqp://pgbridge@127.0.0.1:{}/%2f", closed_port()))};
+        parse_ok(fmt::format("amqp://pgbridge@127.0.0.1:{}/%2f", pgbridge::test::free_port())),
+        parse_ok(fmt::format("amqp://pgbridge@127.0.0.1:{}/%2f", pgbridge::test::free_port()))};
     try {
         pgbridge::transport::AmqpConnection connection(options);
         FAIL("nothing listens there");

@@ -31,6 +31,7 @@ class BandedReceiver {
     std::optional<Delivery> receive(std::chrono::milliseconds wait);
 
     std::size_t held() const;
+    const std::vector<std::string>& consumer_tags() const { return tags_; }
 
   private:
     void hold(Delivery delivery);
