@@ -77,10 +77,13 @@ psql "$NATIVE" -X -q -c "CREATE SUBSCRIPTION bench_native CONNECTION '$SRC'
 cat >"$work/insert.sql" <<'SQL'
 INSERT INTO public.talents VALUES (nextval('talents_id_seq'), 'name', 'user@example.org', 'new', 1);
 SQL
-echo "writing the backlog: $TXNS single-row INSERT transactions ($CLIENTS clients, version trigger on)"
+echo "writing the backlog: $TXNS single-row INSERT transactions ($CLIENTS clients)"
 "$BINDIR/pgbench" -n -c "$CLIENTS" -j "$CLIENTS" -t $((TXNS / CLIENTS)) -f "$work/insert.sql" \
     "$SRC" 2>&1 | awk '/tps =/ {print "  source write rate: " $3 " tps"}'
-END=$(psql "$SRC" -X -At -c "SELECT pg_current_wal_lsn()")
+# The end: a transaction of its own after the backlog (a logical message, no row), so that the
+# applier has a commit to reach; pg_current_wal_lsn() may lie past the last commit, where
+# nothing more would ever arrive.
+END=$(psql "$SRC" -X -At -c "SELECT pg_logical_emit_message(true, 'bench.end', '')")
 ROWS=$(psql "$SRC" -X -At -c "SELECT count(*) FROM public.talents")
 echo "backlog: $ROWS rows, ends at $END"
 

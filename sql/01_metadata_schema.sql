@@ -1,4 +1,6 @@
--- pgbridge metadata schema, version 5 (4 with the progress of a running initial copy; 4 was 3
+-- pgbridge metadata schema, version 6 (5 with the apply shard in apply_progress,
+-- transaction_parts and applied_transactions; 5 was 4 with the progress of a running initial
+-- copy; 4 was 3
 -- with every local write named by its commit time;
 -- 3 was 2 plus local versions kept by capture instead of a trigger; 2 was 1 plus slot_state,
 -- sync_state.slot_generation and apply_progress.waiting_for: every statement below also
@@ -15,7 +17,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.schema_version (
     version      integer PRIMARY KEY,
     installed_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO pgbridge.schema_version (version) VALUES (1), (2), (3), (4), (5) ON CONFLICT (version) DO NOTHING;
+INSERT INTO pgbridge.schema_version (version) VALUES (1), (2), (3), (4), (5), (6) ON CONFLICT (version) DO NOTHING;
 
 -- Every conflict the apply side met, resolved or pending. Row values are kept here (and only
 -- here, never in logs) so that a DBA can see what each side had and act on it.
@@ -74,14 +76,16 @@ CREATE INDEX IF NOT EXISTS dead_letters_new_idx
 
 -- Where each direction's apply stands on this side: the newest source transaction committed
 -- here, written in the same transaction as each applied batch. `pgbridge lag` and `status`
--- read it (seconds behind = now - last_commit_time while changes are waiting).
+-- read it (seconds behind = now - last_commit_time while changes are waiting). One row per
+-- apply shard ([engine] apply_workers; shard 1 when the direction is not sharded).
 CREATE TABLE IF NOT EXISTS pgbridge.apply_progress (
     bridge           text        NOT NULL,
     source_side      text        NOT NULL,
+    shard            integer     NOT NULL DEFAULT 1,
     last_end_lsn     pg_lsn      NOT NULL,  -- on the source side
     last_commit_time timestamptz,           -- commit time on the source side
     applied_at       timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (bridge, source_side)
+    PRIMARY KEY (bridge, source_side, shard)
 );
 -- Set while the apply of this direction waits for this side's schema (a column the source
 -- sends that this side does not have yet: docs/schema-changes.md); cleared by the next apply.
@@ -143,6 +147,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.slot_state (
 CREATE TABLE IF NOT EXISTS pgbridge.transaction_parts (
     bridge       text        NOT NULL,
     source_side  text        NOT NULL,
+    shard        integer     NOT NULL DEFAULT 1,  -- the apply shard whose share this is
     commit_lsn   pg_lsn      NOT NULL,  -- of the transaction, on the source side
     part         integer     NOT NULL,  -- 0, 1, ...
     first_change integer     NOT NULL,  -- place of the part's first change in the transaction
@@ -154,7 +159,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.transaction_parts (
     commit_time  timestamptz,
     body         bytea       NOT NULL,  -- the message, as published
     received_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (bridge, source_side, commit_lsn, part)
+    PRIMARY KEY (bridge, source_side, shard, commit_lsn, part)
 );
 
 -- Source transactions applied from parts: a part that comes again afterwards (a replay, a
@@ -162,13 +167,44 @@ CREATE TABLE IF NOT EXISTS pgbridge.transaction_parts (
 CREATE TABLE IF NOT EXISTS pgbridge.applied_transactions (
     bridge      text        NOT NULL,
     source_side text        NOT NULL,
+    shard       integer     NOT NULL DEFAULT 1,
     commit_lsn  pg_lsn      NOT NULL,
     end_lsn     pg_lsn      NOT NULL,
     parts       integer     NOT NULL,
     changes     bigint      NOT NULL,
     applied_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (bridge, source_side, commit_lsn)
+    PRIMARY KEY (bridge, source_side, shard, commit_lsn)
 );
+
+-- Up to schema 5 these three tables had one row (set) per direction: the apply shard joins
+-- their keys (existing rows are shard 1's).
+ALTER TABLE pgbridge.apply_progress ADD COLUMN IF NOT EXISTS shard integer NOT NULL DEFAULT 1;
+ALTER TABLE pgbridge.transaction_parts ADD COLUMN IF NOT EXISTS shard integer NOT NULL DEFAULT 1;
+ALTER TABLE pgbridge.applied_transactions
+    ADD COLUMN IF NOT EXISTS shard integer NOT NULL DEFAULT 1;
+DO $upgrade$
+DECLARE
+    t text;
+    columns text;
+BEGIN
+    FOR t, columns IN VALUES
+        ('apply_progress', 'bridge, source_side, shard'),
+        ('transaction_parts', 'bridge, source_side, shard, commit_lsn, part'),
+        ('applied_transactions', 'bridge, source_side, shard, commit_lsn')
+    LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid
+                                            AND a.attnum = ANY (i.indkey)
+             WHERE i.indrelid = pg_catalog.format('pgbridge.%I', t)::regclass
+               AND i.indisprimary AND a.attname = 'shard') THEN
+            EXECUTE pg_catalog.format(
+                'ALTER TABLE pgbridge.%I DROP CONSTRAINT %I, ADD PRIMARY KEY (%s)',
+                t, t || '_pkey', columns);
+        END IF;
+    END LOOP;
+END
+$upgrade$;
 
 -- Column versions of every synced row, for the conflict rules (docs/apply-design.md).
 -- One row per key of a synced table. `columns` maps a column name (or '' for every column

@@ -17,10 +17,15 @@ SELECT pg_drop_replication_slot(slot_name)
   FROM pg_replication_slots
  WHERE slot_name = 'pgbridge_' || :'bridge' || '_' || :'side';
 
+-- The applier's origin (and those of its apply shards, pgbridge_NAME_from_SIDE_sK) and repair's.
 SELECT pg_replication_origin_drop(roname)
   FROM pg_replication_origin
  WHERE roname IN ('pgbridge_' || :'bridge' || '_from_' || :'other_side',
-                 'pgbridge_' || :'bridge' || '_repair');
+                 'pgbridge_' || :'bridge' || '_repair')
+    OR (left(roname, length('pgbridge_' || :'bridge' || '_from_' || :'other_side') + 2)
+            = 'pgbridge_' || :'bridge' || '_from_' || :'other_side' || '_s'
+        AND substr(roname, length('pgbridge_' || :'bridge' || '_from_' || :'other_side') + 3)
+            ~ '^[0-9]+$');
 
 SELECT set_config('pgbridge.bridge', :'bridge', false);
 DO $teardown$

@@ -1,4 +1,5 @@
 #include <pgbridge/apply/apply_statements.hpp>
+#include <pgbridge/core/key_shard.hpp>
 
 namespace pgbridge::apply {
 namespace {
@@ -67,7 +68,8 @@ std::string delete_statement(const TargetTable& table) {
     return "DELETE FROM " + table.name.quoted() + " WHERE " + key_condition(table, 1);
 }
 
-std::string truncate_statement(const TargetTable& table) {
+std::string truncate_statement(const TargetTable& table, std::uint32_t shard,
+                               std::uint32_t shards) {
     // No alias for the table: the row filter may name it (notes.flag, public.notes.flag), as a
     // publication's WHERE can, and an alias would hide that name. Its key columns are named
     // with schema and table inside the subquery, which nothing there can shadow.
@@ -80,7 +82,14 @@ std::string truncate_statement(const TargetTable& table) {
     key += ")";
     // Only the rows this bridge syncs: a row outside the table's row filter was never the
     // source's to remove.
-    const std::string synced = table.row_filter ? "(" + *table.row_filter + ") AND " : "";
+    std::string synced = table.row_filter ? "(" + *table.row_filter + ") AND " : "";
+    if (shards > 1) {
+        std::vector<std::string> key_columns;
+        for (const std::size_t k : table.key) {
+            key_columns.push_back(target + "." + quote_identifier(table.columns[k].name));
+        }
+        synced += key_shard_sql(key_columns, shards) + " = " + std::to_string(shard) + " AND ";
+    }
     return "DELETE FROM " + target + " WHERE " + synced +
            "NOT EXISTS (SELECT 1 FROM pgbridge.row_versions v"
            " CROSS JOIN LATERAL jsonb_each(v.columns) AS e(name, entry)"
@@ -205,17 +214,17 @@ std::string update_versions_statement(const TargetTable& table) {
 }
 
 const char* const kRecordProgressStatement =
-    "INSERT INTO pgbridge.apply_progress AS p (bridge, source_side, last_end_lsn,"
-    " last_commit_time) VALUES ($1, $2, $3::pg_lsn, $4::timestamptz)"
-    " ON CONFLICT (bridge, source_side) DO UPDATE SET"
+    "INSERT INTO pgbridge.apply_progress AS p (bridge, source_side, shard, last_end_lsn,"
+    " last_commit_time) VALUES ($1, $2, $5::int, $3::pg_lsn, $4::timestamptz)"
+    " ON CONFLICT (bridge, source_side, shard) DO UPDATE SET"
     " last_end_lsn = greatest(p.last_end_lsn, EXCLUDED.last_end_lsn),"
     " last_commit_time = greatest(p.last_commit_time, EXCLUDED.last_commit_time),"
     " applied_at = now(), waiting_for = NULL, waiting_since = NULL";
 
 const char* const kRecordWaitingStatement =
-    "INSERT INTO pgbridge.apply_progress AS p (bridge, source_side, last_end_lsn, waiting_for,"
-    " waiting_since) VALUES ($1, $2, '0/0', $3, now())"
-    " ON CONFLICT (bridge, source_side) DO UPDATE SET waiting_for = EXCLUDED.waiting_for,"
+    "INSERT INTO pgbridge.apply_progress AS p (bridge, source_side, shard, last_end_lsn,"
+    " waiting_for, waiting_since) VALUES ($1, $2, $4::int, '0/0', $3, now())"
+    " ON CONFLICT (bridge, source_side, shard) DO UPDATE SET waiting_for = EXCLUDED.waiting_for,"
     " waiting_since = coalesce(p.waiting_since, now())";
 
 }  // namespace pgbridge::apply

@@ -511,7 +511,7 @@ class PostgresApplier::Attempt {
             const SourceTransaction& last = batch_.transactions.back();
             send_write(pipeline, kRecordProgressStatement,
                        {a_.options_.bridge, batch_.source_side, last.end_lsn.to_string(),
-                        time_param(batch_.last_commit_time())},
+                        time_param(batch_.last_commit_time()), a_.shard_number()},
                        kNoItem);
         }
         statement_items_.push_back(kNoItem);
@@ -559,7 +559,15 @@ class PostgresApplier::Attempt {
                     retire_columns(k.local);
                 }
             }
-            send_write(pipeline, truncate_statement(*t), {t->versions_name, time_param(at)}, index);
+            // An atomic table's rows are all this (first) shard's; the others' rows are
+            // spread over the shards, each removing its own.
+            const bool atomic = std::any_of(
+                a_.options_.tables.begin(), a_.options_.tables.end(), [&](const TableConfig& c) {
+                    return c.name == t->canonical && c.atomic_transactions;
+                });
+            send_write(pipeline,
+                       truncate_statement(*t, a_.options_.shard, atomic ? 1 : a_.options_.shards),
+                       {t->versions_name, time_param(at)}, index);
         }
     }
 
@@ -827,10 +835,10 @@ void PostgresApplier::attach_late_versions(pg::Connection& conn, transport::Chan
     // next part (kept decoded for it).
     const pg::Result carriers = conn.exec(
         "SELECT part, encode(body, 'hex') FROM pgbridge.transaction_parts WHERE bridge = $1 AND "
-        "source_side = $2 AND commit_lsn = $3::pg_lsn AND versions_min <= $5::int AND "
-        "versions_max >= $4::int AND part <> $6::int ORDER BY part",
+        "source_side = $2 AND shard = $7::int AND commit_lsn = $3::pg_lsn AND versions_min <= "
+        "$5::int AND versions_max >= $4::int AND part <> $6::int ORDER BY part",
         {options_.bridge, part.source_side, txn.commit_lsn.to_string(), std::to_string(first),
-         std::to_string(last), std::to_string(part.chunk->index)});
+         std::to_string(last), std::to_string(part.chunk->index), shard_number()});
     std::map<int, SourceTransaction> decoded;
     for (int i = 0; i < carriers.rows(); ++i) {
         const int index = std::stoi(std::string(carriers.value(i, 0)));
@@ -858,9 +866,9 @@ void PostgresApplier::keep_part(const transport::ChangeBatch& batch,
     pg::Connection& conn = connection();
     conn.exec("BEGIN");
     try {
-        const pg::Params id{options_.bridge, batch.source_side, commit_lsn};
+        const pg::Params id{options_.bridge, batch.source_side, commit_lsn, shard_number()};
         if (conn.exec("SELECT 1 FROM pgbridge.applied_transactions WHERE bridge = $1 AND "
-                      "source_side = $2 AND commit_lsn = $3::pg_lsn",
+                      "source_side = $2 AND commit_lsn = $3::pg_lsn AND shard = $4::int",
                       id)
                 .rows() > 0) {
             conn.exec("COMMIT");  // a part of a transaction applied before: nothing to do
@@ -872,9 +880,10 @@ void PostgresApplier::keep_part(const transport::ChangeBatch& batch,
         conn.exec(
             "INSERT INTO pgbridge.transaction_parts AS p (bridge, source_side, commit_lsn, part, "
             "first_change, changes, last, end_lsn, commit_time, body, versions_min, "
-            "versions_max) VALUES ($1, $2, $3::pg_lsn, $4::int, $5::int, $6::int, $7::bool, "
-            "$8::pg_lsn, $9::timestamptz, decode($10, 'hex'), $11::int, $12::int) ON CONFLICT "
-            "(bridge, source_side, commit_lsn, part) DO UPDATE SET first_change = "
+            "versions_max, shard) VALUES ($1, $2, $3::pg_lsn, $4::int, $5::int, $6::int, "
+            "$7::bool, $8::pg_lsn, $9::timestamptz, decode($10, 'hex'), $11::int, $12::int, "
+            "$13::int) ON CONFLICT (bridge, source_side, shard, commit_lsn, part) DO UPDATE SET "
+            "first_change = "
             "EXCLUDED.first_change, changes = EXCLUDED.changes, last = EXCLUDED.last, end_lsn = "
             "EXCLUDED.end_lsn, body = EXCLUDED.body, versions_min = EXCLUDED.versions_min, "
             "versions_max = EXCLUDED.versions_max, received_at = now()",
@@ -884,12 +893,12 @@ void PostgresApplier::keep_part(const transport::ChangeBatch& batch,
              part.last ? std::optional(txn.end_lsn.to_string()) : std::nullopt,
              txn.commit_time != 0 ? std::optional(format_timestamp(txn.commit_time)) : std::nullopt,
              to_hex(transport::encode_body(batch)), versions_bound(txn, true),
-             versions_bound(txn, false)});
+             versions_bound(txn, false), shard_number()});
         // Every part here, each starting where the one before ends?
         const pg::Result parts = conn.exec(
             "SELECT part, first_change, changes, last, end_lsn::text, commit_time::text "
             "FROM pgbridge.transaction_parts WHERE bridge = $1 AND source_side = $2 AND "
-            "commit_lsn = $3::pg_lsn ORDER BY part",
+            "commit_lsn = $3::pg_lsn AND shard = $4::int ORDER BY part",
             id);
         std::int64_t next_first = 0;
         bool complete = parts.rows() > 0;
@@ -915,8 +924,10 @@ void PostgresApplier::keep_part(const transport::ChangeBatch& batch,
         for (int i = 0; i < count; ++i) {
             const pg::Result body = conn.exec(
                 "SELECT encode(body, 'hex') FROM pgbridge.transaction_parts WHERE bridge = "
-                "$1 AND source_side = $2 AND commit_lsn = $3::pg_lsn AND part = $4::int",
-                {options_.bridge, batch.source_side, commit_lsn, std::to_string(i)});
+                "$1 AND source_side = $2 AND commit_lsn = $3::pg_lsn AND part = $4::int AND "
+                "shard = $5::int",
+                {options_.bridge, batch.source_side, commit_lsn, std::to_string(i),
+                 shard_number()});
             transport::ChangeBatch stored =
                 transport::decode_body(from_hex(body.value(0, 0)).value_or(""));
             if (!stored.chunk) {
@@ -931,16 +942,16 @@ void PostgresApplier::keep_part(const transport::ChangeBatch& batch,
         }
         carriers_.clear();
         conn.exec(kRecordProgressStatement,
-                  {options_.bridge, batch.source_side, end_lsn, commit_time});
+                  {options_.bridge, batch.source_side, end_lsn, commit_time, shard_number()});
         conn.exec(
             "INSERT INTO pgbridge.applied_transactions (bridge, source_side, commit_lsn, "
-            "end_lsn, parts, changes) VALUES ($1, $2, $3::pg_lsn, $4::pg_lsn, $5::int, "
-            "$6::bigint)",
+            "end_lsn, parts, changes, shard) VALUES ($1, $2, $3::pg_lsn, $4::pg_lsn, $5::int, "
+            "$6::bigint, $7::int)",
             {options_.bridge, batch.source_side, commit_lsn, end_lsn, std::to_string(count),
-             std::to_string(next_first)});
+             std::to_string(next_first), shard_number()});
         conn.exec(
             "DELETE FROM pgbridge.transaction_parts WHERE bridge = $1 AND source_side = $2 AND "
-            "commit_lsn = $3::pg_lsn",
+            "commit_lsn = $3::pg_lsn AND shard = $4::int",
             id);
         conn.exec("COMMIT");
         stats_.batches++;
@@ -979,7 +990,8 @@ pg::Connection& PostgresApplier::connection() {
         // Everything this session commits is marked as coming from the source side, which is
         // what keeps the target's capture from sending it back (no echo).
         conn.exec("SELECT pg_catalog.pg_replication_origin_session_setup($1)",
-                  {names::origin(options_.bridge, options_.source_side)});
+                  {names::shard_origin(options_.bridge, options_.source_side, options_.shard,
+                                       options_.shards)});
         // Its statements are prepared and run once per batch, by key: one plan each (index
         // lookups by key whatever the batch), not a custom plan per execution, whose planning
         // cost more than running them.
@@ -1112,7 +1124,8 @@ void PostgresApplier::record_waiting(const Error& missing) noexcept {
         connection().exec(kRecordWaitingStatement,
                           {options_.bridge, options_.source_side,
                            fmt::format("column {} of {}", missing.context_value("column"),
-                                       missing.context_value("table"))});
+                                       missing.context_value("table")),
+                           shard_number()});
     } catch (const std::exception& e) {
         log::warning("apply",
                      "could not record in pgbridge.apply_progress what the apply waits for",

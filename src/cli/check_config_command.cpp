@@ -70,8 +70,17 @@ std::vector<std::string> failover_nodes(const RabbitConfig& r) {
 nlohmann::json config_json(const Config& config) {
     const ConflictRules rules(config);
     nlohmann::json sides = nlohmann::json::array();
+    const auto topology = transport::Topology::of(config);
     for (const auto& side : config.sides) {
         const auto& other = config.other_side(side.name);
+        nlohmann::json shards = nlohmann::json::array();
+        for (std::uint32_t shard = 0; shard < topology.shards; ++shard) {
+            shards.push_back({{"shard", shard + 1},
+                              {"queues", topology.change_queues(side.name, shard)},
+                              {"retry_queue", topology.retry_queue(side.name, shard)},
+                              {"origin", names::shard_origin(config.bridge_name, other.name, shard,
+                                                             topology.shards)}});
+        }
         sides.push_back({
             {"name", side.name},
             {"conninfo", pg::redact_conninfo(side.conninfo)},
@@ -79,8 +88,9 @@ nlohmann::json config_json(const Config& config) {
             {"slot", names::slot(config.bridge_name, side.name)},
             {"publication", names::publication(config.bridge_name)},
             {"origin_for_changes_from_" + other.name,
-             names::origin(config.bridge_name, other.name)},
-            {"queue", names::queue(config.bridge_name, side.name)},
+             names::shard_origin(config.bridge_name, other.name, 0, topology.shards)},
+            {"queue", topology.change_queues(side.name).back()},
+            {"apply_shards", shards},
             {"dead_letter_queue", names::dead_letter_queue(config.bridge_name, side.name)},
         });
     }
@@ -105,6 +115,7 @@ nlohmann::json config_json(const Config& config) {
             {{"name", table.name.display()},
              {"priority", table.priority},
              {"keys", table.keys == TableConfig::Keys::Disjoint ? "disjoint" : "checked"},
+             {"atomic_transactions", table.atomic_transactions},
              {"sides", names_by_side},
              {"conflict_rules",
               {{"columns", columns}, {"other_columns", rule_json(rules.for_other_columns())}}}});
@@ -129,7 +140,8 @@ nlohmann::json config_json(const Config& config) {
          {{"batch_size", config.engine.batch_size},
           {"max_retries", config.engine.max_retries},
           {"retry_delay_ms", config.engine.retry_delay_ms},
-          {"timeout_ms", config.engine.timeout_ms}}},
+          {"timeout_ms", config.engine.timeout_ms},
+          {"apply_workers", config.engine.apply_workers}}},
         {"verify",
          {{"schedule", config.verify.schedule ? nlohmann::json(config.verify.schedule->text())
                                               : nlohmann::json()},
@@ -150,13 +162,29 @@ void print_text(const Config& config, std::ostream& out) {
         const auto& other = config.other_side(side.name);
         out << fmt::format("  side {}: {} ({})\n", side.name, pg::redact_conninfo(side.conninfo),
                            password_source(side.password_file, false));
-        out << fmt::format("    slot {}, publication {}, origin {} for changes from {}\n",
+        const auto topology = transport::Topology::of(config);
+        if (topology.shards == 1) {
+            out << fmt::format("    slot {}, publication {}, origin {} for changes from {}\n",
+                               names::slot(config.bridge_name, side.name),
+                               names::publication(config.bridge_name),
+                               names::origin(config.bridge_name, other.name), other.name);
+            const auto queues = topology.change_queues(side.name);
+            out << fmt::format("    changes to apply here arrive on queue{} {}\n",
+                               queues.size() > 1 ? "s" : "", fmt::join(queues, ", "));
+            continue;
+        }
+        out << fmt::format("    slot {}, publication {}\n",
                            names::slot(config.bridge_name, side.name),
-                           names::publication(config.bridge_name),
-                           names::origin(config.bridge_name, other.name), other.name);
-        const auto queues = transport::Topology::of(config).change_queues(side.name);
-        out << fmt::format("    changes to apply here arrive on queue{} {}\n",
-                           queues.size() > 1 ? "s" : "", fmt::join(queues, ", "));
+                           names::publication(config.bridge_name));
+        out << fmt::format("    changes from {} are applied here by {} shards:\n", other.name,
+                           topology.shards);
+        for (std::uint32_t shard = 0; shard < topology.shards; ++shard) {
+            out << fmt::format(
+                "      shard {}: origin {}, queue{} {}\n", shard + 1,
+                names::shard_origin(config.bridge_name, other.name, shard, topology.shards),
+                topology.change_queues(side.name, shard).size() > 1 ? "s" : "",
+                fmt::join(topology.change_queues(side.name, shard), ", "));
+        }
     }
     const auto& r = config.rabbitmq;
     out << fmt::format("  rabbitmq {} ({}), exchange {}, max_priority {}\n", r.url.redacted(),
@@ -180,8 +208,9 @@ void print_text(const Config& config, std::ostream& out) {
     out << fmt::format("    {}\n", describe_signing(r.signing_keys));
     const auto& e = config.engine;
     out << fmt::format(
-        "  engine: batch_size {}, max_retries {}, retry_delay_ms {}, timeout_ms {}\n", e.batch_size,
-        e.max_retries, e.retry_delay_ms, e.timeout_ms);
+        "  engine: batch_size {}, max_retries {}, retry_delay_ms {}, timeout_ms {}, "
+        "apply_workers {}\n",
+        e.batch_size, e.max_retries, e.retry_delay_ms, e.timeout_ms, e.apply_workers);
     if (config.verify.schedule) {
         out << fmt::format("  verify: on schedule \"{}\" (UTC){}\n", config.verify.schedule->text(),
                            config.verify.auto_repair ? ", then repair" : ", report only");
@@ -191,9 +220,12 @@ void print_text(const Config& config, std::ostream& out) {
 
     out << "\ntables and conflict rules\n";
     for (const auto& table : config.tables) {
-        out << fmt::format("  {} (priority {}{})\n", table.name.display(), table.priority,
+        out << fmt::format("  {} (priority {}{}{})\n", table.name.display(), table.priority,
                            table.keys == TableConfig::Keys::Disjoint
                                ? "; keys disjoint: setup leaves its sequences alone"
+                               : "",
+                           table.atomic_transactions && config.engine.apply_workers > 1
+                               ? "; atomic transactions: applied by shard 1"
                                : "");
         for (const auto& side : config.sides) {
             auto mapping = table.sides.find(side.name);

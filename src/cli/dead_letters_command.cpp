@@ -21,6 +21,8 @@
 #include <pgbridge/transport/amqp_connection.hpp>
 #include <pgbridge/transport/message_codec.hpp>
 #include <pgbridge/transport/message_signature.hpp>
+#include <pgbridge/transport/shard_router.hpp>
+#include <pgbridge/transport/topology.hpp>
 
 namespace pgbridge::cli {
 namespace {
@@ -234,6 +236,52 @@ bool refused_for_itself(const std::string& kind) {
            kind == transport::dead_kind::kImpossible;
 }
 
+// A dead letter as messages to publish again to `target`'s queues, routed as the file routes
+// today: one message to its shard's queue when it was routed for the same apply_workers (or
+// when nothing is sharded); otherwise its changes split anew by key, one message per shard
+// (a part of a large transaction cannot be split: it is refused).
+std::vector<std::pair<std::string, transport::ChangeBatch>> replay_routes(
+    const Config& config, const std::string& target, transport::ChangeBatch batch) {
+    const transport::Topology topology = transport::Topology::of(config);
+    std::vector<std::pair<std::string, transport::ChangeBatch>> out;
+    const std::uint32_t routed_for = batch.shard ? batch.shard->count : 1;
+    if (routed_for == topology.shards) {
+        const std::uint32_t shard = batch.shard ? batch.shard->index : 0;
+        out.emplace_back(topology.routing_key(target, 0, shard), std::move(batch));
+        return out;
+    }
+    if (batch.chunk) {
+        throw Error(ErrorKind::Usage,
+                    fmt::format("it is a part of a large transaction routed for {} apply "
+                                "shard(s), and [engine] apply_workers is {} now: a part cannot "
+                                "be routed anew; set apply_workers back to replay it",
+                                routed_for, topology.shards));
+    }
+    const transport::ShardRouting routing = transport::ShardRouting::of(config, batch.source_side);
+    std::vector<transport::ChangeBatch> shares(topology.shards);
+    for (auto& txn : batch.transactions) {
+        auto split = transport::split_by_shard(std::move(txn), routing);
+        for (std::uint32_t k = 0; k < topology.shards; ++k) {
+            if (split[k]) {
+                shares[k].transactions.push_back(std::move(*split[k]));
+            }
+        }
+    }
+    for (std::uint32_t k = 0; k < topology.shards; ++k) {
+        if (shares[k].transactions.empty()) {
+            continue;
+        }
+        shares[k].bridge = batch.bridge;
+        shares[k].source_side = batch.source_side;
+        shares[k].kind = batch.kind;
+        if (topology.shards > 1) {
+            shares[k].shard = transport::ShardInfo{k, topology.shards};
+        }
+        out.emplace_back(topology.routing_key(target, 0, k), std::move(shares[k]));
+    }
+    return out;
+}
+
 int handle(const Config& config, const GlobalOptions& global,
            const DeadLettersCommandOptions& options, bool replay) {
     if (options.ids.empty() && !options.all) {
@@ -261,26 +309,32 @@ int handle(const Config& config, const GlobalOptions& global,
                                                 "refused again; discard it",
                                                 l.error_kind));
                     }
-                    const transport::ChangeBatch batch = transport::decode_body(*l.payload);
+                    transport::ChangeBatch batch = transport::decode_body(*l.payload);
+                    const bool as_it_is = (batch.shard ? batch.shard->count : 1) ==
+                                          static_cast<std::uint32_t>(config.engine.apply_workers);
+                    const auto routes = replay_routes(config, side->name, std::move(batch));
                     if (!broker) {
                         broker.emplace(transport::AmqpConnectOptions::from(
                             config.rabbitmq, config.engine.timeout_ms));
                         broker->confirm_select(kChannel);
                     }
-                    transport::OutgoingMessage message;
-                    message.exchange = names::exchange(config.bridge_name);
-                    message.routing_key = side->name;
-                    message.body = *l.payload;
-                    // At the backfill priority: behind live changes, which it cannot undo
-                    // (columns applied later are not overwritten by an older change).
-                    message.properties = transport::message_properties(batch, 0);
-                    message.properties.headers.set("x-pgbridge-replayed-from", l.id());
-                    // Signed anew: it was signed when it arrived, or no key was set.
-                    transport::sign(message, config.rabbitmq.signing_keys);
-                    broker->publish(kChannel, message);
-                    if (!broker->next_confirm(
-                            std::chrono::milliseconds(config.engine.timeout_ms))) {
-                        throw Error(ErrorKind::Broker, "the broker did not confirm the message");
+                    for (const auto& [routing_key, share] : routes) {
+                        transport::OutgoingMessage message;
+                        message.exchange = names::exchange(config.bridge_name);
+                        message.routing_key = routing_key;
+                        message.body = as_it_is ? *l.payload : transport::encode_body(share);
+                        // At the backfill priority: behind live changes, which it cannot undo
+                        // (columns applied later are not overwritten by an older change).
+                        message.properties = transport::message_properties(share, 0);
+                        message.properties.headers.set("x-pgbridge-replayed-from", l.id());
+                        // Signed anew: it was signed when it arrived, or no key was set.
+                        transport::sign(message, config.rabbitmq.signing_keys);
+                        broker->publish(kChannel, message);
+                        if (!broker->next_confirm(
+                                std::chrono::milliseconds(config.engine.timeout_ms))) {
+                            throw Error(ErrorKind::Broker,
+                                        "the broker did not confirm the message");
+                        }
                     }
                 }
                 mark(conn, l, replay ? "replayed" : "discarded");

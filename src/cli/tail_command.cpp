@@ -14,7 +14,6 @@
 #include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/sqlstate.hpp>
-#include <pgbridge/pgoutput/transaction_assembler.hpp>
 #include <pgbridge/source/capture.hpp>
 
 namespace pgbridge::cli {
@@ -83,7 +82,7 @@ class TailPrinter final : public source::TransactionSink {
     void set_capture(source::Capture* capture) { capture_ = capture; }
 
     void deliver(SourceTransaction txn) override {
-        const bool echo = txn.origin && pgoutput::is_pgbridge_origin(*txn.origin);
+        const bool echo = txn.origin && names::is_pgbridge_origin(*txn.origin);
         if (json_) {
             print_json(txn, echo);
         } else {

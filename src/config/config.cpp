@@ -233,6 +233,19 @@ class TableReader {
         return static_cast<int>(value);
     }
 
+    // `name`: how errors call the key, e.g. "verify.auto_repair".
+    std::optional<bool> boolean(std::string_view key, std::string_view name) {
+        const toml::node* node = get(key, false);
+        if (node == nullptr) {
+            return std::nullopt;
+        }
+        if (!node->is_boolean()) {
+            diag_.error(node->source(), fmt::format("{} must be true or false", name));
+            return std::nullopt;
+        }
+        return node->as_boolean()->get();
+    }
+
     const toml::table* subtable(std::string_view key, bool required) {
         const toml::node* node = get(key, required);
         if (node == nullptr) {
@@ -288,6 +301,8 @@ bool is_valid_object_name(std::string_view name) {
 // Longer than any password (cloud IAM tokens are a few KB).
 constexpr std::size_t kMaxPasswordLine = 64 * 1024;
 constexpr std::size_t kMaxSigningKeyFile = 64 * 1024;
+// Shards of a direction: each holds a target connection, a broker connection and an origin.
+constexpr int kMaxApplyWorkers = 32;
 
 // The one rule for a file that holds a secret (a password, a signing key): only its owner may
 // read or write it (mode 0600 or 0400, owned by the user pgbridge runs as). A file others can
@@ -668,13 +683,8 @@ class ConfigParser {
                 *target = pem_file(reader, "rabbitmq", key, *file);
             }
         }
-        if (const toml::node* verify = reader.get("verify_peer", false)) {
-            if (!verify->is_boolean()) {
-                diag_.error(verify->source(), "rabbitmq.verify_peer must be true or false");
-            } else {
-                r.verify_peer = verify->as_boolean()->get();
-            }
-        }
+        r.verify_peer =
+            reader.boolean("verify_peer", "rabbitmq.verify_peer").value_or(r.verify_peer);
         if (r.cert_file.has_value() != r.key_file.has_value()) {
             diag_.error(
                 reader.source_of(r.cert_file ? "cert_file" : "key_file"),
@@ -691,9 +701,9 @@ class ConfigParser {
         if (engine == nullptr) {
             return;
         }
-        TableReader reader(
-            *engine, "[engine]", diag_,
-            {"batch_size", "max_retries", "retry_delay_ms", "timeout_ms", "log_level"});
+        TableReader reader(*engine, "[engine]", diag_,
+                           {"batch_size", "max_retries", "retry_delay_ms", "timeout_ms",
+                            "log_level", "apply_workers"});
         auto& e = config_.engine;
         read_log_level(reader, "log_level", "engine.log_level");
         e.batch_size = reader.integer("batch_size", false, 1, 100000).value_or(e.batch_size);
@@ -701,6 +711,23 @@ class ConfigParser {
         e.retry_delay_ms =
             reader.integer("retry_delay_ms", false, 0, 3600000).value_or(e.retry_delay_ms);
         e.timeout_ms = reader.integer("timeout_ms", false, 100, 3600000).value_or(e.timeout_ms);
+        e.apply_workers =
+            reader.integer("apply_workers", false, 1, kMaxApplyWorkers).value_or(e.apply_workers);
+        if (e.apply_workers > 1) {
+            for (const auto& side : config_.sides) {
+                const std::string origin = names::shard_origin(
+                    config_.bridge_name, side.name, static_cast<std::uint32_t>(e.apply_workers - 1),
+                    static_cast<std::uint32_t>(e.apply_workers));
+                if (origin.size() > names::kMaxIdentifierLength) {
+                    diag_.error(reader.source_of("apply_workers"),
+                                fmt::format("bridge and side names are too long for {} apply "
+                                            "workers: origin name {} has {} characters, "
+                                            "PostgreSQL allows {}",
+                                            e.apply_workers, origin, origin.size(),
+                                            names::kMaxIdentifierLength));
+                }
+            }
+        }
     }
 
     // engine.log_level and log.level: one level, two spellings.
@@ -832,13 +859,8 @@ class ConfigParser {
                 diag_.error(reader.source_of("schedule"), "verify.schedule: " + error);
             }
         }
-        if (const toml::node* repair = reader.get("auto_repair", false)) {
-            if (!repair->is_boolean()) {
-                diag_.error(repair->source(), "verify.auto_repair must be true or false");
-            } else {
-                config_.verify.auto_repair = repair->as_boolean()->get();
-            }
-        }
+        config_.verify.auto_repair = reader.boolean("auto_repair", "verify.auto_repair")
+                                         .value_or(config_.verify.auto_repair);
         if (config_.verify.auto_repair && !reader.get("schedule", false)) {
             diag_.error(reader.source_of("auto_repair"),
                         "verify.auto_repair needs verify.schedule: repair runs after a "
@@ -927,7 +949,8 @@ class ConfigParser {
 
     void read_table(const toml::table& table, std::size_t index) {
         TableReader reader(table, fmt::format("[[tables]] #{}", index + 1), diag_,
-                           {"name", "priority", "keys", "sides", "where", "exclude_columns"});
+                           {"name", "priority", "keys", "sides", "where", "exclude_columns",
+                            "atomic_transactions"});
         TableConfig result;
         result.where = diag_.at(table.source());
         auto text = reader.string("name", true);
@@ -962,6 +985,8 @@ class ConfigParser {
                 result.excluded_columns.insert(node.as_string()->get());
             }
         }
+        result.atomic_transactions =
+            reader.boolean("atomic_transactions", "tables.atomic_transactions").value_or(false);
         if (const auto keys = reader.string("keys", false)) {
             // Only the one promise setup cannot check; sequences already partitioned odd/even
             // need no word here, setup recognises them.

@@ -284,6 +284,8 @@ void BridgeMetrics::batch_applied(const apply::AppliedBatch& batch) {
         histogram.Observe(seconds);
     }
     if (batch.last_commit_time != 0) {
+        // The shards of a direction report at once: the newest wins, whichever sets it last.
+        const std::lock_guard lock(mutex_);
         auto& gauge = f.last_commit.Add(labels);
         gauge.Set(std::max(gauge.Value(), static_cast<double>(batch.last_commit_time) / 1e6));
     }

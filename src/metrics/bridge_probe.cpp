@@ -86,14 +86,28 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
         const auto letters =
             conn.exec("SELECT count(*) FROM pgbridge.dead_letters WHERE status = 'new'");
         p.new_dead_letters = std::stoull(std::string(letters.value(0, 0)));
+        // Every apply shard's row; the first, the one waiting or furthest behind (oldest
+        // source commit applied), speaks for the direction.
         const auto progress = conn.exec(
             "SELECT last_end_lsn::text,"
             "       (extract(epoch FROM last_commit_time) * 1000000)::int8,"
             // Through jsonb: a metadata schema older than these columns still reads.
-            "       to_jsonb(p) ->> 'waiting_for', to_jsonb(p) ->> 'waiting_since'"
-            "  FROM pgbridge.apply_progress p WHERE bridge = $1 AND source_side = $2",
-            {config.bridge_name, config.other_side(side.name).name});
-        if (progress.rows() == 1) {
+            "       to_jsonb(p) ->> 'waiting_for', to_jsonb(p) ->> 'waiting_since',"
+            "       coalesce((to_jsonb(p) ->> 'shard')::int, 1)"
+            "  FROM pgbridge.apply_progress p WHERE bridge = $1 AND source_side = $2"
+            "   AND coalesce((to_jsonb(p) ->> 'shard')::int, 1) <= $3::int"
+            " ORDER BY (to_jsonb(p) ->> 'waiting_for') IS NULL, last_commit_time NULLS FIRST",
+            {config.bridge_name, config.other_side(side.name).name,
+             std::to_string(config.engine.apply_workers)});
+        p.shard_commit_times.resize(static_cast<std::size_t>(config.engine.apply_workers));
+        for (int row = 0; row < progress.rows(); ++row) {
+            const auto shard =
+                static_cast<std::size_t>(std::stoi(std::string(progress.value(row, 4))));
+            if (shard >= 1 && shard <= p.shard_commit_times.size() && !progress.is_null(row, 1)) {
+                p.shard_commit_times[shard - 1] = std::stoll(std::string(progress.value(row, 1)));
+            }
+        }
+        if (progress.rows() >= 1) {
             p.applied_end_lsn = Lsn::parse(progress.value(0, 0));
             if (!progress.is_null(0, 1)) {
                 p.applied_commit_time = std::stoll(std::string(progress.value(0, 1)));
@@ -121,17 +135,28 @@ BrokerProbe probe_broker(const Config& config) {
         const auto topology = transport::Topology::of(config);
         for (const auto& side : config.sides) {
             QueueDepth q;
-            // Every band's queue counts (quorum queues); consumers are those of the lowest,
-            // which every daemon of the bridge consumes.
-            for (const auto& queue : topology.change_queues(side.name)) {
-                if (auto s = conn.inspect_queue(1, queue)) {
-                    q.ready = q.ready.value_or(0) + s->messages;
-                    q.consumers = s->consumers;
+            // Every band's and every shard's queue counts; consumers are those of each shard's
+            // lowest band, which every daemon of the bridge consumes: the fewest of any shard.
+            std::optional<std::uint32_t> fewest_consumers;
+            q.shard_waiting.resize(topology.shards);
+            for (std::uint32_t shard = 0; shard < topology.shards; ++shard) {
+                const auto queues = topology.change_queues(side.name, shard);
+                for (const auto& queue : queues) {
+                    if (auto s = conn.inspect_queue(1, queue)) {
+                        q.ready = q.ready.value_or(0) + s->messages;
+                        q.shard_waiting[shard] += s->messages;
+                        if (queue == queues.back()) {
+                            fewest_consumers =
+                                std::min(fewest_consumers.value_or(s->consumers), s->consumers);
+                        }
+                    }
+                }
+                if (auto s = conn.inspect_queue(1, topology.retry_queue(side.name, shard))) {
+                    q.retrying = q.retrying.value_or(0) + s->messages;
+                    q.shard_waiting[shard] += s->messages;
                 }
             }
-            if (auto s = conn.inspect_queue(1, names::retry_queue(config.bridge_name, side.name))) {
-                q.retrying = s->messages;
-            }
+            q.consumers = fewest_consumers.value_or(0);
             if (auto s = conn.inspect_queue(
                     1, names::dead_letter_queue(config.bridge_name, side.name))) {
                 q.dead = s->messages;
@@ -197,6 +222,36 @@ BridgeProbe probe_bridge(const Config& config) {
     return p;
 }
 
+namespace {
+
+// The source commit time the apply of a direction has reached, for its seconds behind. With
+// apply shards: of the shards with messages waiting, the one furthest behind (a shard with
+// nothing waiting is not behind, however old its last change); none waiting, the newest.
+std::optional<UnixMicros> applied_commit_time_behind(const SideProbe& target,
+                                                     const QueueDepth* queue) {
+    const auto& shards = target.shard_commit_times;
+    if (shards.size() <= 1 || queue == nullptr || queue->shard_waiting.size() != shards.size()) {
+        return target.applied_commit_time;
+    }
+    std::optional<UnixMicros> behind;
+    std::optional<UnixMicros> newest;
+    for (std::size_t k = 0; k < shards.size(); ++k) {
+        if (!shards[k]) {
+            if (queue->shard_waiting[k] > 0) {
+                return target.applied_commit_time;  // a shard that never applied: the oldest
+            }
+            continue;
+        }
+        newest = std::max(newest.value_or(*shards[k]), *shards[k]);
+        if (queue->shard_waiting[k] > 0) {
+            behind = std::min(behind.value_or(*shards[k]), *shards[k]);
+        }
+    }
+    return behind ? behind : newest;
+}
+
+}  // namespace
+
 std::vector<DirectionLag> lag_of(const Config& config, const BridgeProbe& probe,
                                  std::uint64_t idle_wal_bytes) {
     std::vector<DirectionLag> out;
@@ -220,9 +275,10 @@ std::vector<DirectionLag> lag_of(const Config& config, const BridgeProbe& probe,
         if (d.wal_bytes && d.queued) {
             if (*d.wal_bytes < idle_wal_bytes && *d.queued == 0) {
                 d.seconds_behind = 0.0;
-            } else if (to.applied_commit_time) {
-                d.seconds_behind = std::max(
-                    0.0, static_cast<double>(probe.taken_at - *to.applied_commit_time) / 1e6);
+            } else if (const auto applied =
+                           applied_commit_time_behind(to, probe.queue_to(target))) {
+                d.seconds_behind =
+                    std::max(0.0, static_cast<double>(probe.taken_at - *applied) / 1e6);
             }
         }
         out.push_back(std::move(d));

@@ -1,10 +1,8 @@
 #include <algorithm>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <pgbridge/core/error.hpp>
-#include <pgbridge/core/qualified_name.hpp>
 #include <pgbridge/pgoutput/decoder.hpp>
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
 
@@ -31,10 +29,6 @@ void erase_subtransaction(std::vector<T>& items, std::vector<std::uint32_t>& xid
 }
 
 }  // namespace
-
-bool is_pgbridge_origin(std::string_view origin_name) {
-    return origin_name.starts_with("pgbridge_");
-}
 
 TransactionAssembler::TransactionAssembler(std::string source_side)
     : side_(std::move(source_side)) {}
@@ -99,22 +93,22 @@ void TransactionAssembler::add_change(ChangeEvent change, std::optional<std::uin
     if (stream_block_xid_) {
         t.change_xids.push_back(xid.value_or(*stream_block_xid_));
     }
-    if (change.op != ChangeOp::Truncate) {
-        t.awaiting_versions[{change.table->schema, change.table->name}].push_back(
-            t.txn.changes.size());
-    }
-    t.txn.changes.push_back(std::move(change));
-    if (piece_bytes_ == 0 || stream_block_xid_) {
-        return;
-    }
     // What the change costs in memory, roughly: its values and a fixed overhead.
     std::size_t bytes = 128;
-    for (const auto* row : {&t.txn.changes.back().old_row, &t.txn.changes.back().new_row}) {
+    for (const auto* row : {&change.old_row, &change.new_row}) {
         if (*row) {
             for (const auto& v : **row) {
                 bytes += 32 + v.data.size();
             }
         }
+    }
+    t.txn.changes.push_back(std::move(change));
+    hold(t, bytes);
+}
+
+void TransactionAssembler::hold(OpenTransaction& t, std::size_t bytes) {
+    if (piece_bytes_ == 0 || stream_block_xid_) {
+        return;
     }
     t.held_bytes += bytes;
     if (t.held_bytes >= piece_bytes_) {
@@ -132,112 +126,12 @@ void TransactionAssembler::hand_out_piece(OpenTransaction& t) {
     piece.origin_lsn = t.txn.origin_lsn;
     piece.in_pieces = true;
     piece.first_place = t.handed_out;
-    piece.changes = std::move(t.txn.changes);
-    piece.late_versions = std::move(t.late_versions);
-    t.txn.changes.clear();
-    t.late_versions.clear();
-    // Changes still waiting for their versions message wait by place now, behind any older
-    // ones of their table.
-    for (auto& [table, indices] : t.awaiting_versions) {
-        auto& places = t.awaiting_places[table];
-        for (const std::size_t i : indices) {
-            const auto place = static_cast<std::uint32_t>(t.handed_out + i);
-            if (!places.empty() && places.back().second + 1 == place) {
-                places.back().second = place;
-            } else {
-                places.emplace_back(place, place);
-            }
-        }
-    }
-    t.awaiting_versions.clear();
+    piece.changes = std::exchange(t.txn.changes, {});
+    piece.messages = std::exchange(t.txn.messages, {});
     t.handed_out += static_cast<std::uint32_t>(piece.changes.size());
     t.held_bytes = 0;
     t.in_pieces = true;
     pieces_.push_back(std::move(piece));
-}
-
-namespace {
-
-// Whether the key of a versions message ({"key": [1, "x"]}, the primary key values in key
-// order as to_jsonb() writes them) can be the key of this change. Only strings and integers
-// are compared (their JSON and text forms agree); anything else is taken on trust.
-bool key_may_match(const nlohmann::json& key, const ChangeEvent& change,
-                   const std::vector<std::string>& key_columns) {
-    const Row* row =
-        change.new_row ? &*change.new_row : (change.old_row ? &*change.old_row : nullptr);
-    if (row == nullptr || !key.is_array() || key.size() != key_columns.size()) {
-        return true;
-    }
-    const auto& columns = change.table->columns;
-    for (std::size_t k = 0; k < key_columns.size(); ++k) {
-        const auto it = std::find_if(columns.begin(), columns.end(),
-                                     [&](const ColumnInfo& c) { return c.name == key_columns[k]; });
-        if (it == columns.end()) {
-            return true;
-        }
-        const Value& value = (*row)[static_cast<std::size_t>(it - columns.begin())];
-        if (value.kind != Value::Kind::Text) {
-            continue;
-        }
-        if (key[k].is_string() && key[k].get<std::string>() != value.data) {
-            return false;
-        }
-        if (key[k].is_number_integer() && key[k].dump() != value.data) {
-            return false;
-        }
-    }
-    return true;
-}
-
-}  // namespace
-
-void TransactionAssembler::attach_versions(OpenTransaction& t, std::string content) {
-    const auto doc = nlohmann::json::parse(content, nullptr, /*allow_exceptions=*/false);
-    if (!doc.is_object() || !doc.contains("table") || !doc["table"].is_string()) {
-        return;  // not ours to read: the change travels without versions
-    }
-    const auto table = QualifiedName::parse(doc["table"].get<std::string>());
-    if (!table) {
-        return;
-    }
-    // A change already handed out waits first (it is older): paired by position, as the
-    // key of a change no longer held cannot be compared.
-    if (const auto placed = t.awaiting_places.find({table->schema, table->name});
-        placed != t.awaiting_places.end() && !placed->second.empty()) {
-        auto& range = placed->second.front();
-        t.held_bytes += 64 + content.size();
-        t.late_versions.push_back(PlacedVersions{range.first, std::nullopt, std::move(content)});
-        if (range.first == range.second) {
-            placed->second.pop_front();
-        } else {
-            ++range.first;
-        }
-        if (t.held_bytes >= piece_bytes_) {
-            hand_out_piece(t);
-        }
-        return;
-    }
-    const auto awaiting = t.awaiting_versions.find({table->schema, table->name});
-    if (awaiting == t.awaiting_versions.end()) {
-        return;
-    }
-    auto& queue = awaiting->second;
-    const nlohmann::json key = doc.contains("key") ? doc["key"] : nlohmann::json();
-    while (!queue.empty()) {
-        const std::size_t index = queue.front();
-        queue.pop_front();
-        if (index >= t.txn.changes.size()) {
-            continue;
-        }
-        ChangeEvent& change = t.txn.changes[index];
-        const auto keys = primary_keys_.find(change.table->relation_oid);
-        if (keys == primary_keys_.end() || key_may_match(key, change, keys->second)) {
-            change.versions_message = std::move(content);
-            return;
-        }
-        // A change whose message never came (written while the trigger stood aside): it
-        // travels without versions.
-    }
 }
 
 std::optional<SourceTransaction> TransactionAssembler::feed(std::string_view payload) {
@@ -282,10 +176,9 @@ std::optional<SourceTransaction> TransactionAssembler::apply(Message message) {
                 open_->txn.end_lsn = m.end_lsn;
                 open_->txn.commit_time = m.commit_time;
                 if (open_->in_pieces) {
-                    // The last piece: what is still held, and the versions not handed out.
+                    // The last piece: what is still held.
                     open_->txn.in_pieces = true;
                     open_->txn.first_place = open_->handed_out;
-                    open_->txn.late_versions = std::move(open_->late_versions);
                 }
                 committed = std::move(open_->txn);
                 open_.reset();
@@ -348,17 +241,13 @@ std::optional<SourceTransaction> TransactionAssembler::apply(Message message) {
                     return;  // not part of any transaction; nothing downstream uses them
                 }
                 OpenTransaction& t = current("Message");
-                if (m.prefix == kVersionsMessagePrefix) {
-                    // The version trigger's message for a row change logged before it (and
-                    // dropped with it if its subtransaction aborts).
-                    attach_versions(t, std::move(m.content));
-                    return;
-                }
                 if (stream_block_xid_) {
                     t.message_xids.push_back(m.xid.value_or(*stream_block_xid_));
                 }
+                const std::size_t bytes = 64 + m.prefix.size() + m.content.size();
                 t.txn.messages.push_back(
                     LogicalMessage{m.lsn, std::move(m.prefix), std::move(m.content)});
+                hold(t, bytes);
             } else if constexpr (std::is_same_v<T, StreamStartMessage>) {
                 if (open_ || stream_block_xid_) {
                     throw Error(ErrorKind::Protocol, "Stream Start inside an open transaction")
@@ -408,14 +297,6 @@ std::optional<SourceTransaction> TransactionAssembler::apply(Message message) {
                 OpenTransaction& t = it->second;
                 erase_subtransaction(t.txn.changes, t.change_xids, m.subxid);
                 erase_subtransaction(t.txn.messages, t.message_xids, m.subxid);
-                // Positions moved: wait again for the changes still without a message.
-                t.awaiting_versions.clear();
-                for (std::size_t i = 0; i < t.txn.changes.size(); ++i) {
-                    const ChangeEvent& c = t.txn.changes[i];
-                    if (c.op != ChangeOp::Truncate && c.versions_message.empty()) {
-                        t.awaiting_versions[{c.table->schema, c.table->name}].push_back(i);
-                    }
-                }
             }
         },
         std::move(message));

@@ -1,9 +1,12 @@
+#include <fmt/format.h>
+
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/core/reconnect_loop.hpp>
 #include <pgbridge/run/direction.hpp>
+#include <pgbridge/transport/shard_router.hpp>
 
 namespace pgbridge::run {
 namespace {
@@ -33,6 +36,7 @@ transport::PublisherOptions publisher_options(
         const auto it = priorities.find(QualifiedName{table.schema, table.name});
         return it != priorities.end() ? it->second : 0;
     };
+    o.atomic_of = transport::ShardRouting::of(config, source).atomic;
     return o;
 }
 
@@ -107,9 +111,12 @@ source::CaptureOptions capture_options(const Config& config, const std::string& 
 }
 
 apply::ApplierOptions applier_options(const Config& config, const std::string& source,
-                                      const std::string& target, apply::ApplyObserver* observer,
+                                      const std::string& target, std::uint32_t shard,
+                                      apply::ApplyObserver* observer,
                                       std::shared_ptr<VersionsWatermark> target_versions) {
     apply::ApplierOptions o;
+    o.shard = shard;
+    o.shards = static_cast<std::uint32_t>(config.engine.apply_workers);
     o.observer = observer;
     o.local_versions = std::move(target_versions);
     o.local_versions_wait = std::chrono::milliseconds(config.engine.timeout_ms);
@@ -126,13 +133,18 @@ apply::ApplierOptions applier_options(const Config& config, const std::string& s
 }
 
 transport::ConsumerOptions consumer_options(const Config& config, const std::string& target,
+                                            std::uint32_t shard,
                                             std::shared_ptr<SourceHorizon> source_horizon) {
     transport::ConsumerOptions o;
     o.source_horizon = std::move(source_horizon);
     o.connect = transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
-    o.connect.connection_name = "pgbridge run: apply to " + target;
     o.topology = transport::Topology::of(config);
+    o.connect.connection_name =
+        "pgbridge run: apply to " + target +
+        (o.topology.shards > 1 ? fmt::format(" (shard {} of {})", shard + 1, o.topology.shards)
+                               : std::string());
     o.target_side = target;
+    o.shard = shard;
     o.max_retries = config.engine.max_retries;
     o.retry_delay_ms = config.engine.retry_delay_ms;
     o.max_message_bytes = config.rabbitmq.max_message_bytes;
@@ -145,6 +157,26 @@ transport::ConsumerOptions consumer_options(const Config& config, const std::str
 
 }  // namespace
 
+// One shard's applier, its dead-letter log and the consumer of its queues.
+struct Direction::ApplyShard {
+    ApplyShard(const Config& config, const std::string& source, const std::string& target,
+               std::uint32_t shard, apply::ApplyObserver* observer,
+               std::shared_ptr<VersionsWatermark> target_versions,
+               std::shared_ptr<SourceHorizon> horizon)
+        : applier(
+              applier_options(config, source, target, shard, observer, std::move(target_versions)),
+              ConflictRules(config)),
+          dead_letters(side_connect_options(config.side(target), config.engine.timeout_ms,
+                                            kApplicationName)),
+          consumer(consumer_options(config, target, shard, std::move(horizon)), applier,
+                   dead_letters) {}
+
+    apply::PostgresApplier applier;
+    apply::DeadLetterWriter dead_letters;
+    transport::Consumer consumer;
+    std::thread thread;
+};
+
 Direction::Direction(const Config& config, const std::string& source, const std::string& target,
                      apply::ApplyObserver* observer,
                      std::shared_ptr<VersionsWatermark> source_versions,
@@ -156,12 +188,13 @@ Direction::Direction(const Config& config, const std::string& source, const std:
       capture_(capture_options(config, source, std::move(source_versions), horizon_), publisher_),
       backfill_publisher_(
           publisher_options(config, source, target, transport::BatchKind::Backfill)),
-      initial_copy_(copy_options(config, source), backfill_publisher_),
-      applier_(applier_options(config, source, target, observer, std::move(target_versions)),
-               ConflictRules(config)),
-      dead_letters_(
-          side_connect_options(config.side(target), config.engine.timeout_ms, kApplicationName)),
-      consumer_(consumer_options(config, target, horizon_), applier_, dead_letters_) {}
+      initial_copy_(copy_options(config, source), backfill_publisher_) {
+    const auto shards = static_cast<std::uint32_t>(config.engine.apply_workers);
+    for (std::uint32_t shard = 0; shard < shards; ++shard) {
+        shards_.push_back(std::make_unique<ApplyShard>(config, source, target, shard, observer,
+                                                       target_versions, horizon_));
+    }
+}
 
 Direction::~Direction() {
     stop();
@@ -201,19 +234,30 @@ void Direction::start() {
                 return Interruption{as_error(failure).what(), false, {{"source", source_}}};
             });
     });
-    consumer_thread_ = std::thread([this] {
-        try {
-            consumer_.run();
-        } catch (const std::exception& e) {
-            record_failure("consumer", e);
-        }
-    });
+    for (auto& shard : shards_) {
+        shard->thread = std::thread([this, &shard = *shard] {
+            try {
+                shard.consumer.run();
+            } catch (const std::exception& e) {
+                record_failure("consumer", e);
+            }
+        });
+    }
+}
+
+void Direction::reload(const ConflictRules& rules) {
+    for (auto& shard : shards_) {
+        shard->applier.set_rules(rules);
+        shard->applier.reload_catalog();
+    }
 }
 
 void Direction::request_stop() {
     copy_thread_.request_stop();
     capture_.stop();
-    consumer_.stop();
+    for (auto& shard : shards_) {
+        shard->consumer.stop();
+    }
 }
 
 void Direction::stop() {
@@ -224,8 +268,10 @@ void Direction::stop() {
     if (capture_thread_.joinable()) {
         capture_thread_.join();
     }
-    if (consumer_thread_.joinable()) {
-        consumer_thread_.join();
+    for (auto& shard : shards_) {
+        if (shard->thread.joinable()) {
+            shard->thread.join();
+        }
     }
 }
 
@@ -233,18 +279,23 @@ DirectionCounters Direction::counters() const {
     DirectionCounters c;
     c.captured_changes = capture_.stats().changes;
     c.published_messages = publisher_.stats().messages_confirmed;
-    const apply::ApplierStats& a = applier_.stats();
-    c.applied_changes = a.inserted + a.updated + a.deleted;
-    c.conflicts = a.conflicts;
-    c.dead_lettered = consumer_.stats().dead_lettered;
-    c.retries = consumer_.stats().retries;
-    c.schema_waits = a.schema_waits;
-    c.local_version_waits = a.local_version_waits;
+    c.consuming = true;
+    for (const auto& shard : shards_) {
+        const apply::ApplierStats& a = shard->applier.stats();
+        const transport::ConsumerStats& consumer = shard->consumer.stats();
+        c.applied_changes += a.inserted + a.updated + a.deleted;
+        c.conflicts += a.conflicts;
+        c.dead_lettered += consumer.dead_lettered;
+        c.retries += consumer.retries;
+        c.schema_waits += a.schema_waits;
+        c.local_version_waits += a.local_version_waits;
+        // Consuming only while every shard is.
+        c.consuming = c.consuming && consumer.consuming;
+    }
     c.streaming = capture_.stats().streaming;
     c.copy_done = copy_done_;
     c.copy_rows = initial_copy_.progress().rows_copied;
     c.copy_rows_estimated = initial_copy_.progress().rows_estimated;
-    c.consuming = consumer_.stats().consuming;
     return c;
 }
 

@@ -5,6 +5,7 @@
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
+#include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/run/side_readiness.hpp>
 #include <pgbridge/transport/amqp_connection.hpp>
 #include <pgbridge/transport/topology.hpp>
@@ -27,13 +28,20 @@ SideReadiness check_side_ready(const Config& config, const std::string& side) {
         config.side(side), config.engine.timeout_ms, "pgbridge run: setup check"));
     const std::string publication = names::publication(config.bridge_name);
     const std::string slot = names::slot(config.bridge_name, side);
-    const std::string origin = names::origin(config.bridge_name, config.other_side(side).name);
+    // The applier's origins: one per apply shard.
+    const auto shards = static_cast<std::uint32_t>(config.engine.apply_workers);
+    std::vector<std::optional<std::string>> origins;
+    for (std::uint32_t shard = 0; shard < shards; ++shard) {
+        origins.emplace_back(
+            names::shard_origin(config.bridge_name, config.other_side(side).name, shard, shards));
+    }
     const auto found = conn.exec(
         "SELECT to_regnamespace($1) IS NOT NULL,"
         "       EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $2),"
-        "       pg_replication_origin_oid($3) IS NOT NULL,"
+        "       (SELECT pg_catalog.string_agg(o, ', ') FROM pg_catalog.unnest($3::text[]) AS o"
+        "         WHERE pg_replication_origin_oid(o) IS NULL),"
         "       to_regclass('pgbridge.schema_version') IS NOT NULL",
-        {std::string(names::kMetadataSchema), publication, origin});
+        {std::string(names::kMetadataSchema), publication, pg::array_literal(origins)});
     if (found.value(0, 0) != "t") {
         throw not_set_up(side, fmt::format("schema {} is missing", names::kMetadataSchema));
     }
@@ -51,8 +59,8 @@ SideReadiness check_side_ready(const Config& config, const std::string& side) {
     if (found.value(0, 1) != "t") {
         throw not_set_up(side, fmt::format("publication {} is missing", publication));
     }
-    if (found.value(0, 2) != "t") {
-        throw not_set_up(side, fmt::format("replication origin {} is missing", origin));
+    if (!found.is_null(0, 2)) {
+        throw not_set_up(side, fmt::format("replication origin {} is missing", found.value(0, 2)));
     }
     SideReadiness ready;
     ready.side = side;
@@ -76,8 +84,10 @@ void check_broker_ready(const Config& config) {
     transport::AmqpConnection broker(options);
     const auto topology = transport::Topology::of(config);
     for (const auto& side : config.sides) {
-        auto queues = topology.change_queues(side.name);
-        queues.push_back(names::retry_queue(config.bridge_name, side.name));
+        auto queues = topology.all_change_queues(side.name);
+        for (auto& retry : topology.all_retry_queues(side.name)) {
+            queues.push_back(std::move(retry));
+        }
         queues.push_back(names::dead_letter_queue(config.bridge_name, side.name));
         for (const auto& queue : queues) {
             if (!broker.inspect_queue(1, queue)) {

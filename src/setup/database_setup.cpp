@@ -627,10 +627,16 @@ class SideSetupRun {
         }
     }
 
-    // The applier's origin, and repair's (names::repair_origin).
+    // The applier's origin (one per apply shard), and repair's (names::repair_origin).
     void origins() {
-        for (const std::string& name : {names::origin(config_.bridge_name, s_.other->name),
-                                        names::repair_origin(config_.bridge_name)}) {
+        const auto shards = static_cast<std::uint32_t>(config_.engine.apply_workers);
+        std::vector<std::string> wanted;
+        for (std::uint32_t shard = 0; shard < shards; ++shard) {
+            wanted.push_back(
+                names::shard_origin(config_.bridge_name, s_.other->name, shard, shards));
+        }
+        wanted.push_back(names::repair_origin(config_.bridge_name));
+        for (const std::string& name : wanted) {
             auto result =
                 s_.conn.exec("SELECT 1 FROM pg_replication_origin WHERE roname = $1", {name});
             if (result.rows() > 0) {
@@ -1122,6 +1128,18 @@ SetupReport run_teardown(const Config& config, const DatabaseSetupOptions& optio
         }
         record(s, "origin " + origin, state.value(0, 0) == "t",
                fmt::format("SELECT pg_replication_origin_drop('{}')", origin));
+        // The origins of apply shards, of whatever apply_workers the bridge ran with.
+        const pg::Result shard_origins = s.conn.exec(
+            "SELECT roname FROM pg_replication_origin WHERE pg_catalog.left(roname, "
+            "pg_catalog.length($1) + 2) = $1 || '_s' AND pg_catalog.substr(roname, "
+            "pg_catalog.length($1) + 3) ~ '^[0-9]+$' ORDER BY roname",
+            {origin});
+        for (int i = 0; i < shard_origins.rows(); ++i) {
+            const std::string shard_origin(shard_origins.value(i, 0));
+            // Validated names (the bridge's, the side's) and "_s" digits: nothing to quote.
+            record(s, "origin " + shard_origin, true,
+                   fmt::format("SELECT pg_replication_origin_drop('{}')", shard_origin));
+        }
         const std::string repair_origin = names::repair_origin(config.bridge_name);
         record(s, "origin " + repair_origin,
                s.conn.exec("SELECT 1 FROM pg_replication_origin WHERE roname = $1", {repair_origin})

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
@@ -12,7 +13,6 @@
 #include <pgbridge/source/capture.hpp>
 #include <pgbridge/source/feedback_position.hpp>
 #include <pgbridge/source/replication_connection.hpp>
-#include <pgbridge/source/versions_message.hpp>
 
 namespace pgbridge::source {
 
@@ -56,7 +56,7 @@ class Capture::Session {
         assembler_.set_primary_keys(std::move(primary_keys));
         assembler_.set_piece_bytes(o.piece_bytes);
         if (!o.deliver_echo) {
-            assembler_.set_skipped_origins(pgoutput::is_pgbridge_origin);
+            assembler_.set_skipped_origins(names::is_pgbridge_origin);
         }
         try {
             c_.sink_.open();
@@ -148,7 +148,7 @@ class Capture::Session {
                        {{"side", o.side}, {"lsn", end.to_string()}});
             return;
         }
-        const bool echo = txn.origin && pgoutput::is_pgbridge_origin(*txn.origin);
+        const bool echo = txn.origin && names::is_pgbridge_origin(*txn.origin);
         if (echo && !o.deliver_echo) {
             ++c_.stats_.echo_transactions_dropped;
             feedback_.skipped(end);
@@ -183,7 +183,6 @@ class Capture::Session {
             }
             return;
         }
-        parse_versions(txn);
         deliver(std::move(txn));
     }
 
@@ -325,7 +324,7 @@ class Capture::Session {
         if (piece.commit_lsn <= feedback_.resume_position()) {
             return;
         }
-        if (piece.origin && pgoutput::is_pgbridge_origin(*piece.origin) && !o.deliver_echo) {
+        if (piece.origin && names::is_pgbridge_origin(*piece.origin) && !o.deliver_echo) {
             return;  // dropped with its commit (handle)
         }
         if (c_.keeper_) {
@@ -334,28 +333,7 @@ class Capture::Session {
             }
             return;
         }
-        parse_versions(piece);
         hand_over_piece(std::move(piece));
-    }
-
-    void parse_versions(SourceTransaction& txn) const {
-        const auto parse = [&](std::string& message, std::optional<RowVersions>& versions) {
-            if (message.empty()) {
-                return;
-            }
-            versions = parse_versions_message(message);
-            if (!versions) {
-                log::warning("capture", "ignoring a malformed pgbridge.versions message",
-                             {{"side", c_.options_.side}, {"lsn", txn.commit_lsn.to_string()}});
-            }
-            message.clear();
-        };
-        for (auto& change : txn.changes) {
-            parse(change.versions_message, change.versions);
-        }
-        for (auto& late : txn.late_versions) {
-            parse(late.message, late.versions);
-        }
     }
 
     void flush_sink() {

@@ -444,7 +444,6 @@ void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& chan
         v.columns.emplace(name, VersionVector{entry.local_writes, entry.seen_remote_writes});
     }
     change.versions = std::move(v);
-    change.versions_message.clear();
 }
 
 void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
@@ -454,8 +453,7 @@ void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
         split_key_changes(txn);
         txn.late_versions.clear();
         for (auto& change : txn.changes) {
-            change.versions.reset();  // a pgbridge.versions message is nobody's word now
-            change.versions_message.clear();
+            change.versions.reset();  // stamped below, from what the keeper knows
             const auto keyed = keyed_change(change);
             if (keyed && !known_.contains(keyed->second) && asked.insert(keyed->second).second) {
                 missing.push_back(*keyed);
@@ -505,7 +503,6 @@ void VersionKeeper::stamp_piece(SourceTransaction& piece) {
     std::vector<std::optional<std::pair<const Table*, Key>>> keys;
     for (auto& change : piece.changes) {
         change.versions.reset();
-        change.versions_message.clear();
         const auto keyed = keyed_change(change);
         if (keyed && !known_.contains(keyed->second) && asked.insert(keyed->second).second) {
             missing.push_back(*keyed);

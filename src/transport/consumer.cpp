@@ -33,13 +33,13 @@ class AmqpConsumerChannel final : public ConsumerChannel {
         : consuming_(o.connect),
           publishing_(o.connect),
           timeout_(o.connect.timeout_ms),
-          bands_(band_consumer_tags(o.topology.change_queues(o.target_side).size()),
+          bands_(band_consumer_tags(o.topology.change_queues(o.target_side, o.shard).size()),
                  o.max_group_bytes, [this](std::chrono::milliseconds wait) {
                      return consuming_.next_delivery(wait, max_body_);
                  }) {
         declare_topology(consuming_, o.topology);
         consuming_.qos(kChannel, o.prefetch);
-        const auto queues = o.topology.change_queues(o.target_side);
+        const auto queues = o.topology.change_queues(o.target_side, o.shard);
         for (std::size_t band = 0; band < queues.size(); ++band) {
             consuming_.consume(kChannel, queues[band], bands_.consumer_tags()[band]);
         }
@@ -128,7 +128,8 @@ class Consumer::Session {
         : c_(c),
           channel_(channel),
           stop_(std::move(stop)),
-          queue_(names::queue(c.options_.topology.bridge, c.options_.target_side)) {}
+          queue_(names::shard_queue(c.options_.topology.bridge, c.options_.target_side,
+                                    c.options_.shard, c.options_.topology.shards)) {}
 
     void run() {
         const ConsumerOptions& o = c_.options_;
@@ -212,6 +213,15 @@ class Consumer::Session {
                               fmt::format("message from side '{}' in the queue of side '{}', "
                                           "which only the other side of the bridge feeds",
                                           to_valid_text(batch.source_side), o.target_side));
+            }
+            if (batch.shard &&
+                (batch.shard->count != o.topology.shards || batch.shard->index != o.shard)) {
+                throw refusal(dead_kind::kOtherShard,
+                              fmt::format("message of apply shard {} of {} in the queue of shard "
+                                          "{} of {}: [engine] apply_workers changed while "
+                                          "messages waited",
+                                          batch.shard->index + 1, batch.shard->count, o.shard + 1,
+                                          o.topology.shards));
             }
             out.content = std::move(batch);
         } catch (...) {
@@ -451,7 +461,7 @@ class Consumer::Session {
 
     void send_to_retry(const Delivery& d, std::uint64_t attempts, const Error& e) {
         const ConsumerOptions& o = c_.options_;
-        OutgoingMessage m = copy_of(d, "", names::retry_queue(o.topology.bridge, o.target_side),
+        OutgoingMessage m = copy_of(d, "", o.topology.retry_queue(o.target_side, o.shard),
                                     AmqpTable()
                                         .set("x-pgbridge-attempts", header_count(attempts))
                                         .set("x-pgbridge-last-error", to_valid_text(e.what())));
@@ -540,7 +550,8 @@ void Consumer::run() {
         worked = true;
         stats_.consuming = true;
         log::info("consumer", "consuming",
-                  {{"queue", names::queue(options_.topology.bridge, options_.target_side)}});
+                  {{"queue", names::shard_queue(options_.topology.bridge, options_.target_side,
+                                                options_.shard, options_.topology.shards)}});
         try {
             handler_.prepare();
         } catch (const std::exception& e) {

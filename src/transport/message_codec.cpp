@@ -426,6 +426,15 @@ std::string encode_body(const ChangeBatch& batch) {
         w.close('}');
     }
     w.close(']');
+    if (batch.shard) {
+        w.key("shard");
+        w.open('{');
+        w.key("count");
+        w.number(batch.shard->count);
+        w.key("index");
+        w.number(batch.shard->index);
+        w.close('}');
+    }
     w.key("source");
     write_name(w, side, side);
     w.key("transactions");
@@ -612,6 +621,17 @@ ChangeBatch decode_document(const json& root) {
     } else if (root.contains("chunk")) {
         malformed(top.member("chunk"), "absent from a version 1 message");
     }
+    if (root.contains("shard")) {
+        const json& s = field(root, "shard", top);
+        const Where shard_where = top.member("shard");
+        ShardInfo shard;
+        shard.index = int_field<std::uint32_t>(s, "index", shard_where);
+        shard.count = int_field<std::uint32_t>(s, "count", shard_where);
+        if (shard.count == 0 || shard.index >= shard.count) {
+            malformed(shard_where.member("index"), "a shard index below the shard count");
+        }
+        batch.shard = shard;
+    }
 
     std::vector<std::shared_ptr<const TableInfo>> relations;
     const json& rels = field(root, "relations", top);
@@ -731,12 +751,14 @@ ChangeBatch decode_document(const json& root) {
 }  // namespace
 
 std::string message_id(const ChangeBatch& batch) {
+    const std::string shard =
+        batch.shard ? fmt::format(":s{}", batch.shard->index + 1) : std::string();
     if (batch.chunk) {
-        return fmt::format("{}:{}:{}:part{}", batch.bridge, batch.source_side,
-                           batch.first_commit_lsn().to_string(), batch.chunk->index);
+        return fmt::format("{}:{}:{}:part{}{}", batch.bridge, batch.source_side,
+                           batch.first_commit_lsn().to_string(), batch.chunk->index, shard);
     }
-    return fmt::format("{}:{}:{}", batch.bridge, batch.source_side,
-                       batch.last_end_lsn().to_string());
+    return fmt::format("{}:{}:{}{}", batch.bridge, batch.source_side,
+                       batch.last_end_lsn().to_string(), shard);
 }
 
 std::size_t encoded_size_bound(const ChangeEvent& change) {

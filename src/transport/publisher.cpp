@@ -40,10 +40,19 @@ std::unique_ptr<PublishChannel> open_amqp_publish_channel(const PublisherOptions
     return std::make_unique<AmqpPublishChannel>(options);
 }
 
-Publisher::Publisher(PublisherOptions options) : options_(std::move(options)) {
-    pending_.bridge = options_.topology.bridge;
-    pending_.source_side = options_.source_side;
-    pending_.kind = options_.kind;
+Publisher::Publisher(PublisherOptions options)
+    : options_(std::move(options)),
+      routing_{std::max<std::uint32_t>(options_.topology.shards, 1), options_.atomic_of} {
+    pending_.resize(routing_.shards);
+    for (std::uint32_t k = 0; k < routing_.shards; ++k) {
+        ChangeBatch& batch = pending_[k].batch;
+        batch.bridge = options_.topology.bridge;
+        batch.source_side = options_.source_side;
+        batch.kind = options_.kind;
+        if (routing_.shards > 1) {
+            batch.shard = ShardInfo{k, routing_.shards};
+        }
+    }
 }
 
 Publisher::~Publisher() = default;
@@ -82,13 +91,17 @@ int Publisher::priority_of(const SourceTransaction& txn) const {
     return priority;
 }
 
+bool Publisher::has_pending() const {
+    return std::any_of(pending_.begin(), pending_.end(),
+                       [](const Pending& p) { return !p.batch.transactions.empty(); });
+}
+
 void Publisher::deliver(SourceTransaction transaction) {
     throw_if_failed();
     if (transaction.in_pieces) {
         deliver_piece(std::move(transaction));
         return;
     }
-    const std::size_t changes = transaction.changes.size();
     std::size_t bytes = 0;
     for (const auto& c : transaction.changes) {
         bytes += encoded_size_bound(c);
@@ -103,87 +116,131 @@ void Publisher::deliver(SourceTransaction transaction) {
         return;
     }
     const int priority = priority_of(transaction);
-    // A message holds whole transactions of one priority, up to batch_size changes and
-    // chunk_bytes.
-    if (!pending_.transactions.empty() &&
-        (priority != pending_priority_ || pending_changes_ + changes > options_.batch_size ||
-         pending_bytes_ + bytes > options_.chunk_bytes)) {
+    auto shares = split_by_shard(std::move(transaction), routing_);
+    // Each shard's message holds whole shares of transactions of one priority, up to
+    // batch_size changes and chunk_bytes; the shards' messages go out together.
+    std::vector<std::size_t> share_bytes(shares.size(), 0);
+    bool full = priority != pending_priority_;
+    for (std::size_t k = 0; k < shares.size(); ++k) {
+        if (!shares[k]) {
+            continue;
+        }
+        if (shares.size() == 1) {
+            share_bytes[k] = bytes;
+        } else {
+            for (const auto& c : shares[k]->changes) {
+                share_bytes[k] += encoded_size_bound(c);
+            }
+        }
+        const Pending& p = pending_[k];
+        full = full || (!p.batch.transactions.empty() &&
+                        (p.changes + shares[k]->changes.size() > options_.batch_size ||
+                         p.bytes + share_bytes[k] > options_.chunk_bytes));
+    }
+    if (full && has_pending()) {
         publish_pending();
     }
     pending_priority_ = priority;
-    pending_changes_ += changes;
-    pending_bytes_ += bytes;
-    pending_.transactions.push_back(std::move(transaction));
-    if (pending_changes_ >= options_.batch_size) {
+    bool reached_batch_size = false;
+    for (std::size_t k = 0; k < shares.size(); ++k) {
+        if (!shares[k]) {
+            continue;
+        }
+        Pending& p = pending_[k];
+        p.changes += shares[k]->changes.size();
+        p.bytes += share_bytes[k];
+        p.batch.transactions.push_back(std::move(*shares[k]));
+        reached_batch_size = reached_batch_size || p.changes >= options_.batch_size;
+    }
+    if (reached_batch_size) {
         publish_pending();
     }
 }
 
 void Publisher::deliver_piece(SourceTransaction piece) {
     if (!large_ || large_->commit_lsn != piece.commit_lsn) {
-        if (!pending_.transactions.empty()) {
+        if (has_pending()) {
             publish_pending();
         }
-        large_ = LargeTransaction{piece.commit_lsn, 0, priority_of(piece)};
+        large_ = LargeTransaction{piece.commit_lsn, priority_of(piece),
+                                  std::vector<LargeTransaction::ShardParts>(routing_.shards)};
     }
-    ChangeBatch part;
-    part.bridge = options_.topology.bridge;
-    part.source_side = options_.source_side;
-    part.kind = options_.kind;
-    std::vector<ChangeEvent> changes = std::move(piece.changes);
-    std::vector<PlacedVersions> late = std::move(piece.late_versions);
     const bool last_piece = piece.end_lsn.valid();
     const Lsn end_lsn = piece.end_lsn;
-    piece.changes.clear();
     piece.late_versions.clear();
     piece.messages.clear();
     piece.in_pieces = false;
-    part.transactions.push_back(std::move(piece));  // the header
-    SourceTransaction& body = part.transactions.front();
-    std::uint32_t next_place = body.first_place;
-    std::size_t bytes = 0;
-    const auto send = [&](bool last) {
-        part.chunk = ChunkInfo{large_->next_index++,
-                               next_place - static_cast<std::uint32_t>(body.changes.size()), last,
-                               last ? large_->next_index : 0};
-        body.end_lsn = last ? end_lsn : Lsn();
-        publish_batch(part, large_->priority, last ? end_lsn : Lsn(), body.changes.size());
-        body.changes.clear();
-        body.late_versions.clear();
-        bytes = 0;
-    };
-    // Parts of about chunk_bytes: first the changes, then the versions that came late. Only
-    // the changes and chunk_bytes decide where parts are cut, so a replay sends the same parts.
-    for (auto& change : changes) {
-        const std::size_t size = encoded_size_bound(change);
-        if (!body.changes.empty() && bytes + size > options_.chunk_bytes) {
-            send(false);
+    // Which shard each change goes to; the header (the transaction without its changes) is
+    // every part's.
+    SourceTransaction routed;
+    routed.changes = std::move(piece.changes);
+    piece.changes.clear();
+    auto shares = split_by_shard(std::move(routed), routing_);
+    std::vector<std::vector<ChangeEvent>> by_shard(routing_.shards);
+    for (std::uint32_t k = 0; k < routing_.shards; ++k) {
+        if (shares[k]) {
+            by_shard[k] = std::move(shares[k]->changes);
         }
-        bytes += size;
-        body.changes.push_back(std::move(change));
-        ++next_place;
     }
-    for (auto& versions : late) {
-        const std::size_t size =
-            32 + (versions.versions ? encoded_size_bound(*versions.versions) : 0);
-        if ((!body.changes.empty() || !body.late_versions.empty()) &&
-            bytes + size > options_.chunk_bytes) {
+    // On the last piece every shard gets a last part (empty when it has nothing), so that each
+    // shard's progress passes the transaction; the slot position goes on the very last.
+    std::uint32_t last_shard = 0;
+    for (std::uint32_t k = 0; k < routing_.shards; ++k) {
+        if (last_piece || !by_shard[k].empty()) {
+            last_shard = k;
+        }
+    }
+    for (std::uint32_t k = 0; k < routing_.shards; ++k) {
+        if (!last_piece && by_shard[k].empty()) {
+            continue;
+        }
+        LargeTransaction::ShardParts& parts = large_->shards[k];
+        ChangeBatch part;
+        part.bridge = options_.topology.bridge;
+        part.source_side = options_.source_side;
+        part.kind = options_.kind;
+        if (routing_.shards > 1) {
+            part.shard = ShardInfo{k, routing_.shards};
+        }
+        part.transactions.push_back(piece);  // the header
+        SourceTransaction& body = part.transactions.front();
+        std::size_t bytes = 0;
+        const auto send = [&](bool last) {
+            part.chunk =
+                ChunkInfo{parts.next_index++,
+                          parts.next_place - static_cast<std::uint32_t>(body.changes.size()), last,
+                          last ? parts.next_index : 0};
+            body.end_lsn = last ? end_lsn : Lsn();
+            publish_batch(part, large_->priority, last && k == last_shard ? end_lsn : Lsn(),
+                          body.changes.size(), k);
+            body.changes.clear();
+            bytes = 0;
+        };
+        // Parts of about chunk_bytes. Only the changes and chunk_bytes decide where parts are
+        // cut, so a replay sends the same parts.
+        for (auto& change : by_shard[k]) {
+            const std::size_t size = encoded_size_bound(change);
+            if (!body.changes.empty() && bytes + size > options_.chunk_bytes) {
+                send(false);
+            }
+            bytes += size;
+            body.changes.push_back(std::move(change));
+            ++parts.next_place;
+        }
+        if (last_piece) {
+            send(true);
+        } else if (!body.changes.empty()) {
             send(false);
         }
-        bytes += size;
-        body.late_versions.push_back(std::move(versions));
     }
     if (last_piece) {
-        send(true);
         large_.reset();
-    } else if (!body.changes.empty() || !body.late_versions.empty()) {
-        send(false);
     }
 }
 
 void Publisher::flush() {
     throw_if_failed();
-    if (!pending_.transactions.empty()) {
+    if (has_pending()) {
         publish_pending();
     }
     if (channel_) {
@@ -192,14 +249,31 @@ void Publisher::flush() {
 }
 
 void Publisher::publish_pending() {
-    publish_batch(pending_, pending_priority_, pending_.last_end_lsn(), pending_changes_);
-    pending_.transactions.clear();
-    pending_changes_ = 0;
-    pending_bytes_ = 0;
+    // The shards' messages go out together, and only the last carries the slot position: the
+    // slot passes a transaction once every shard's share of it is confirmed.
+    std::size_t last = 0;
+    Lsn end;
+    for (std::size_t k = 0; k < pending_.size(); ++k) {
+        if (!pending_[k].batch.transactions.empty()) {
+            last = k;
+            end = std::max(end, pending_[k].batch.last_end_lsn());
+        }
+    }
+    for (std::size_t k = 0; k < pending_.size(); ++k) {
+        Pending& p = pending_[k];
+        if (p.batch.transactions.empty()) {
+            continue;
+        }
+        publish_batch(p.batch, pending_priority_, k == last ? end : Lsn(), p.changes,
+                      static_cast<std::uint32_t>(k));
+        p.batch.transactions.clear();
+        p.changes = 0;
+        p.bytes = 0;
+    }
 }
 
 void Publisher::publish_batch(const ChangeBatch& batch, int priority, Lsn durable_at,
-                              std::size_t changes) {
+                              std::size_t changes, std::uint32_t shard) {
     try {
         connect();
         // Never write while acks wait unread: drain them first, and block while the window
@@ -211,7 +285,7 @@ void Publisher::publish_batch(const ChangeBatch& batch, int priority, Lsn durabl
 
         OutgoingMessage message;
         message.exchange = names::exchange(options_.topology.bridge);
-        message.routing_key = options_.topology.routing_key(options_.target_side, priority);
+        message.routing_key = options_.topology.routing_key(options_.target_side, priority, shard);
         message.body = encode_body(batch);
         if (message.body.size() > options_.max_message_bytes) {
             // Only a single change can get here (parts are cut well below the limit).
@@ -315,9 +389,11 @@ void Publisher::rewind(Lsn from) {
     (void)from;
     // Whatever was not confirmed may be lost; the capture sends it again. Start over on a
     // fresh connection so no late confirm of the old channel is mistaken for a new one.
-    pending_.transactions.clear();
-    pending_changes_ = 0;
-    pending_bytes_ = 0;
+    for (auto& p : pending_) {
+        p.batch.transactions.clear();
+        p.changes = 0;
+        p.bytes = 0;
+    }
     large_.reset();
     in_flight_.clear();
     failure_.reset();

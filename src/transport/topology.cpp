@@ -50,22 +50,23 @@ std::vector<QueueSpec> queues_of(const Topology& t) {
     const std::string exchange = names::exchange(t.bridge);
     const std::string dead = names::dead_letter_exchange(t.bridge);
     for (const auto& side : t.sides) {
-        if (t.quorum) {
-            for (const int bound : t.priority_bands) {
-                queues.push_back(QueueSpec{names::band_queue(t.bridge, side, bound),
-                                           dead_lettering_to(t, dead, side), exchange,
-                                           t.routing_key(side, bound), true});
+        for (std::uint32_t shard = 0; shard < t.shards; ++shard) {
+            // Rejected messages of every shard go to the side's one dead-letter queue.
+            const auto queues_of_shard = t.change_queues(side, shard);
+            for (std::size_t band = 0; band < queues_of_shard.size(); ++band) {
+                const int priority = band < t.priority_bands.size() ? t.priority_bands[band] : 0;
+                AmqpTable arguments = dead_lettering_to(t, dead, side);
+                if (!t.quorum) {
+                    arguments.set("x-max-priority", std::int64_t{t.max_priority});
+                }
+                queues.push_back(QueueSpec{queues_of_shard[band], std::move(arguments), exchange,
+                                           t.routing_key(side, priority, shard), true});
             }
-            queues.push_back(QueueSpec{names::queue(t.bridge, side),
-                                       dead_lettering_to(t, dead, side), exchange, side, true});
-        } else {
-            queues.push_back(QueueSpec{names::queue(t.bridge, side),
-                                       dead_lettering_to(t, dead, side)
-                                           .set("x-max-priority", std::int64_t{t.max_priority}),
-                                       exchange, side, true});
+            // An expired retry goes back to the shard's lowest band.
+            queues.push_back(
+                QueueSpec{t.retry_queue(side, shard),
+                          dead_lettering_to(t, exchange, t.routing_key(side, 0, shard)), "", ""});
         }
-        queues.push_back(QueueSpec{names::retry_queue(t.bridge, side),
-                                   dead_lettering_to(t, exchange, side), "", ""});
         queues.push_back(
             QueueSpec{names::dead_letter_queue(t.bridge, side), queue_arguments(t), dead, side});
     }
@@ -85,25 +86,52 @@ Topology Topology::of(const Config& config) {
     if (t.quorum) {
         t.priority_bands = config.rabbitmq.priority_bands;
     }
+    t.shards = static_cast<std::uint32_t>(config.engine.apply_workers);
     return t;
 }
 
-std::vector<std::string> Topology::change_queues(const std::string& side) const {
+std::vector<std::string> Topology::change_queues(const std::string& side,
+                                                 std::uint32_t shard) const {
+    const std::string base = names::shard_queue(bridge, side, shard, shards);
     std::vector<std::string> out;
     for (const int bound : priority_bands) {
-        out.push_back(names::band_queue(bridge, side, bound));
+        out.push_back(base + ".p" + std::to_string(bound));
     }
-    out.push_back(names::queue(bridge, side));
+    out.push_back(base);
     return out;
 }
 
-std::string Topology::routing_key(const std::string& side, int priority) const {
-    for (const int bound : priority_bands) {
-        if (priority >= bound) {
-            return side + ".p" + std::to_string(bound);
+std::vector<std::string> Topology::all_change_queues(const std::string& side) const {
+    std::vector<std::string> out;
+    for (std::uint32_t shard = 0; shard < shards; ++shard) {
+        for (auto& queue : change_queues(side, shard)) {
+            out.push_back(std::move(queue));
         }
     }
-    return side;
+    return out;
+}
+
+std::string Topology::retry_queue(const std::string& side, std::uint32_t shard) const {
+    return names::shard_retry_queue(bridge, side, shard, shards);
+}
+
+std::vector<std::string> Topology::all_retry_queues(const std::string& side) const {
+    std::vector<std::string> out;
+    for (std::uint32_t shard = 0; shard < shards; ++shard) {
+        out.push_back(retry_queue(side, shard));
+    }
+    return out;
+}
+
+std::string Topology::routing_key(const std::string& side, int priority,
+                                  std::uint32_t shard) const {
+    const std::string base = side + names::shard_suffix(shard, shards);
+    for (const int bound : priority_bands) {
+        if (priority >= bound) {
+            return base + ".p" + std::to_string(bound);
+        }
+    }
+    return base;
 }
 
 void declare_topology(AmqpConnection& connection, const Topology& topology, SetupReport* report,

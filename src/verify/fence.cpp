@@ -13,18 +13,19 @@ std::string emit_fence(FenceSide& side) {
     return std::string(r.value(0, 0));
 }
 
-bool arrived(const std::string& bridge, FenceSide& target, const std::string& source_side,
+// Capture sends a transaction without row changes to every apply shard.
+bool arrived(const FenceBridge& bridge, FenceSide& target, const std::string& source_side,
              const std::string& fence_lsn) {
     const pg::Result r = target.connection->exec(
-        "SELECT 1 FROM pgbridge.apply_progress WHERE bridge = $1 AND source_side = $2"
-        " AND last_end_lsn > $3::pg_lsn",
-        {bridge, source_side, fence_lsn});
-    return r.rows() > 0;
+        "SELECT count(*) FROM pgbridge.apply_progress WHERE bridge = $1 AND source_side = $2"
+        " AND last_end_lsn > $3::pg_lsn AND shard <= $4::int",
+        {bridge.name, source_side, fence_lsn, std::to_string(bridge.apply_shards)});
+    return std::stoul(std::string(r.value(0, 0))) >= bridge.apply_shards;
 }
 
 }  // namespace
 
-FenceResult pass_fence(const std::string& bridge, FenceSide a, FenceSide b,
+FenceResult pass_fence(const FenceBridge& bridge, FenceSide a, FenceSide b,
                        std::chrono::milliseconds timeout, const std::function<bool()>& cancelled) {
     using Clock = std::chrono::steady_clock;
     const auto start = Clock::now();

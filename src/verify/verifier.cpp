@@ -82,8 +82,9 @@ void Verifier::throw_if_cancelled() const {
 
 void Verifier::fence_or_throw(VerifyReport* report) {
     const FenceResult fence = pass_fence(
-        config_.bridge_name, {&connections_[0], config_.sides[0].name},
-        {&connections_[1], config_.sides[1].name}, options_.fence_timeout, options_.cancelled);
+        FenceBridge{config_.bridge_name, static_cast<std::uint32_t>(config_.engine.apply_workers)},
+        {&connections_[0], config_.sides[0].name}, {&connections_[1], config_.sides[1].name},
+        options_.fence_timeout, options_.cancelled);
     throw_if_cancelled();
     if (!fence.passed) {
         throw Error(ErrorKind::Setup,

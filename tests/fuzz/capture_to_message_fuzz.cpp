@@ -14,7 +14,6 @@
 
 #include <pgbridge/core/utf8.hpp>
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
-#include <pgbridge/source/versions_message.hpp>
 #include <pgbridge/transport/message_codec.hpp>
 
 #include "batch_difference.hpp"
@@ -56,12 +55,6 @@ bool codec_takes(const SourceTransaction& txn) {
 }
 
 void publish_and_consume(SourceTransaction txn) {
-    for (auto& change : txn.changes) {
-        if (!change.versions_message.empty()) {
-            change.versions = source::parse_versions_message(change.versions_message);
-            change.versions_message.clear();
-        }
-    }
     if (!codec_takes(txn)) {
         return;
     }

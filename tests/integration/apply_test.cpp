@@ -4,6 +4,7 @@
 // are logged; duplicates and reordering change nothing.
 
 #include <map>
+#include <set>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,8 @@
 #include <pgbridge/apply/postgres_applier.hpp>
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/conflict_rules.hpp>
+#include <pgbridge/config/object_names.hpp>
+#include <pgbridge/core/key_shard.hpp>
 #include <pgbridge/core/stored_versions.hpp>
 
 #include "../support/recording_sink.hpp"
@@ -196,6 +199,57 @@ TEST_SUITE("apply") {
         const auto next = h.take(1, 1);
         CHECK(next.transactions[0].changes.at(0).op == ChangeOp::Update);
         CHECK(h.sinks[1].count() == 1);
+    }
+
+    TEST_CASE("a sharded direction's truncate: each shard removes its own rows, and only those") {
+        Harness h;
+        auto a = h.app(0);
+        a.exec(
+            "INSERT INTO public.talents SELECT g, 'n' || g, NULL, NULL, 'new', g "
+            "FROM generate_series(1, 40) g");
+        h.deliver(0, 1);
+        REQUIRE(h.talents(1).size() == 40);
+        h.scratch.admin(0).exec("TRUNCATE public.talents");  // the owner's right
+        const transport::ChangeBatch truncate = h.take(0, 1);
+        REQUIRE(truncate.transactions.at(0).changes.at(0).op == ChangeOp::Truncate);
+        // Two shards of the direction to b, each with its own origin (setup makes them when
+        // apply_workers is set).
+        auto b_admin = h.scratch.admin(1);
+        std::unique_ptr<apply::PostgresApplier> shards[2];
+        for (std::uint32_t k = 0; k < 2; ++k) {
+            b_admin.exec("SELECT pg_replication_origin_create($1)",
+                         {names::shard_origin(h.scratch.name(), "a", k, 2)});
+            auto o = h.applier_options(1);
+            o.shard = k;
+            o.shards = 2;
+            shards[k] = std::make_unique<apply::PostgresApplier>(o, ConflictRules(h.config));
+        }
+        const auto ids = [&] {
+            std::set<int> out;
+            for (const auto& [id, row] : h.talents(1)) {
+                out.insert(std::stoi(id));
+            }
+            return out;
+        };
+        shards[0]->apply(truncate);
+        std::set<int> of_shard_two;
+        for (int id = 1; id <= 40; ++id) {
+            if (key_shard({std::to_string(id)}, 2) == 1) {
+                of_shard_two.insert(id);
+            }
+        }
+        REQUIRE(!of_shard_two.empty());
+        REQUIRE(of_shard_two.size() < 40);
+        CHECK(ids() == of_shard_two);  // shard 1 took its rows, and only them
+        shards[1]->apply(truncate);
+        CHECK(ids().empty());
+        // Each shard recorded its own progress.
+        CHECK(b_admin
+                  .exec("SELECT string_agg(shard::text, ',' ORDER BY shard) FROM "
+                        "pgbridge.apply_progress WHERE bridge = $1 AND source_side = 'a' AND "
+                        "last_end_lsn >= $2::pg_lsn",
+                        {h.scratch.name(), truncate.last_end_lsn().to_string()})
+                  .value(0, 0) == "1,2");
     }
 
     TEST_CASE("the same batch applied twice, or late, changes nothing") {

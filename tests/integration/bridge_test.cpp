@@ -179,6 +179,65 @@ status = "a"
         run.stop();
     }
 
+    TEST_CASE(
+        "apply_workers = 3: sharded apply both ways, with kill -9 of pgbridge, a truncate and "
+        "a large transaction") {
+        BridgeRun run("", [](ScratchBridge& scratch) {
+            rewrite_config(scratch, "timeout_ms = 10000", "timeout_ms = 10000\napply_workers = 3");
+            rewrite_config(scratch, "name = \"public.notes\"",
+                           "name = \"public.notes\"\natomic_transactions = true");
+        });
+        const std::string bridge = run.scratch.name();
+        // Setup made three shards each way: their queues on the broker, their origins.
+        {
+            transport::AmqpConnection broker(amqp_options());
+            for (const char* side : {"a", "b"}) {
+                for (int shard = 1; shard <= 3; ++shard) {
+                    const std::string queue =
+                        fmt::format("pgbridge.{}.to.{}.s{}", bridge, side, shard);
+                    CAPTURE(queue);
+                    CHECK(broker.inspect_queue(1, queue));
+                    CHECK(broker.inspect_queue(1, queue + ".retry"));
+                }
+                CHECK_FALSE(broker.inspect_queue(1, names::queue(bridge, side)));
+            }
+            auto b = run.scratch.admin(1);
+            CHECK(b.exec("SELECT count(*) FROM pg_replication_origin WHERE roname LIKE $1",
+                         {fmt::format("pgbridge\\_{}\\_from\\_a\\_s_", bridge)})
+                      .value(0, 0) == "3");
+        }
+        run.start();
+        run_workload(run, soak_seconds(16), false, [&] {
+            run.daemon->signal(SIGKILL);
+            CHECK(run.daemon->wait(std::chrono::seconds(10)) == 128 + SIGKILL);
+            run.start();
+        });
+        // Every shard of each direction applied something: its progress row moved.
+        for (int side = 0; side < 2; ++side) {
+            auto conn = run.scratch.admin(side);
+            CHECK(conn.exec("SELECT count(*) FROM pgbridge.apply_progress WHERE bridge = $1 AND "
+                            "last_end_lsn > '0/0'",
+                            {bridge})
+                      .value(0, 0) == "3");
+        }
+        // A large transaction: in parts, each shard its own; and a truncate, which every shard
+        // applies to its own rows.
+        auto a = run.scratch.admin(0);
+        a.exec(
+            "INSERT INTO public.talents SELECT g, repeat('n', 100), 'e@x', NULL, 'bulk', 1 "
+            "FROM generate_series(100000, 119999) g");
+        CHECK(eventually([&] { return run.differences().empty(); }, std::chrono::seconds(90)));
+        a.exec("TRUNCATE public.talents");
+        auto b = run.scratch.admin(1);
+        CHECK(eventually(
+            [&] { return b.exec("SELECT count(*) FROM hr.candidates").value(0, 0) == "0"; },
+            std::chrono::seconds(60)));
+        CHECK(eventually([&] { return run.differences().empty(); }));
+        CHECK(eventually([&] { return run.settled(); }, std::chrono::seconds(60)));
+        CHECK(run.daemon->running());
+        run.stop();
+    }
+
     TEST_CASE("last_write_wins, with one PostgreSQL restarted during the stream") {
         BridgeRun run("");
         run.start();

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/apply/row_versions.hpp>
+#include <pgbridge/core/key_shard.hpp>
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
 
 #include "../support/recording_sink.hpp"
@@ -522,5 +523,78 @@ INSERT INTO public.typed VALUES
         CHECK((*moved.changes[1].new_row)[1].data == "five");
         CHECK(moved.changes[0].versions->row == VersionVector{2, 0});
         CHECK(moved.changes[1].versions->row == VersionVector{1, 0});
+    }
+    TEST_CASE("the apply shard of a key is the same from captured values and in SQL") {
+        // Truncates of a sharded direction find a shard's rows in SQL (key_shard_sql); the
+        // publisher routes by the values pgoutput sends (key_shard): both must agree for every
+        // kind of key, padded, accented, timestamped or composite.
+        const std::string schema = R"(
+CREATE TABLE public.keyed (c char(6), t text, ts timestamptz, n numeric(10,3), u uuid,
+                           note text UNIQUE, PRIMARY KEY (c, t, ts, n, u));
+CREATE TABLE public.single (id bigint PRIMARY KEY, note text);
+)";
+        ScratchBridge scratch{"keyshard", schema, schema,
+                              "[[tables]]\nname = \"public.keyed\"\n"
+                              "[[tables]]\nname = \"public.single\"\n"};
+        scratch.setup();
+        RecordingSink sink(true);
+        CaptureThread capture(scratch.capture_options(0), sink);
+        REQUIRE(eventually([&] { return capture.stats().streaming.load(); }));
+        auto db = scratch.admin(0);
+        // Session settings unlike pgbridge's: the values must not depend on them.
+        db.exec("SET TimeZone = 'Asia/Kolkata'");
+        db.exec("SET DateStyle = 'German, DMY'");
+        db.exec(R"(
+INSERT INTO public.keyed
+SELECT CASE i % 3 WHEN 0 THEN 'ab' WHEN 1 THEN 'äö ' ELSE '' END,
+       CASE i % 4 WHEN 0 THEN 'x' || i WHEN 1 THEN '' WHEN 2 THEN 'ünï ✓ ' || i ELSE 'a,b"c' END,
+       timestamptz '2026-01-02 03:04:05.678901+00' + i * interval '37 minutes 1.5 seconds',
+       i * 1.125 - 30,
+       md5(i::text)::uuid,
+       'row ' || i
+  FROM generate_series(1, 60) AS i;
+INSERT INTO public.single SELECT i, 'single ' || i FROM generate_series(-20, 40) AS i;
+)");
+        const std::uint32_t kShards = 5;
+        // As the applier asks: a session with pgbridge's settings (pg/connection.cpp).
+        auto applier_session = scratch.admin(0);
+        std::map<std::string, std::int64_t> in_sql;
+        for (const auto& [table, columns] :
+             std::vector<std::pair<std::string, std::vector<std::string>>>{
+                 {"public.keyed", {"k.c", "k.t", "k.ts", "k.n", "k.u"}},
+                 {"public.single", {"k.id"}}}) {
+            const pg::Result r = applier_session.exec(
+                "SELECT note, " + key_shard_sql(columns, kShards) + " FROM " + table + " AS k");
+            for (int i = 0; i < r.rows(); ++i) {
+                in_sql[std::string(r.value(i, 0))] = std::stoll(std::string(r.value(i, 1)));
+            }
+        }
+        REQUIRE(in_sql.size() == 121);
+        REQUIRE(wait_for_count(sink, 1));  // one transaction: one multi-statement query
+        std::map<std::string, std::uint32_t> captured;
+        std::set<std::int64_t> shards_seen;
+        for (const auto& txn : sink.delivered()) {
+            for (const auto& change : txn.changes) {
+                const Row& row = *change.new_row;
+                std::vector<std::string_view> key;
+                std::string note;
+                for (std::size_t i = 0; i < row.size(); ++i) {
+                    if (change.table->columns[i].primary_key) {
+                        key.push_back(row[i].data);
+                    }
+                    if (change.table->columns[i].name == "note") {
+                        note = row[i].data;
+                    }
+                }
+                captured[note] = key_shard(key, kShards);
+            }
+        }
+        REQUIRE(captured.size() == in_sql.size());
+        for (const auto& [note, shard] : captured) {
+            CAPTURE(note);
+            CHECK(in_sql.at(note) == shard);
+            shards_seen.insert(shard);
+        }
+        CHECK(shards_seen.size() == kShards);
     }
 }

@@ -335,8 +335,10 @@ class BridgeRun {
     bool settled() const {
         const auto topology = transport::Topology::of(load_config(scratch.config_path()));
         for (const char* side : {"a", "b"}) {
-            auto queues = topology.change_queues(side);
-            queues.push_back(names::retry_queue(scratch.name(), side));
+            auto queues = topology.all_change_queues(side);
+            for (auto& retry : topology.all_retry_queues(side)) {
+                queues.push_back(std::move(retry));
+            }
             for (const auto& queue : queues) {
                 if (queued(queue) != 0) {
                     return false;

@@ -7,7 +7,6 @@
 #include <pgbridge/core/stored_versions.hpp>
 #include <pgbridge/source/feedback_position.hpp>
 #include <pgbridge/source/version_keeper.hpp>
-#include <pgbridge/source/versions_message.hpp>
 #include <pgbridge/source/walsender_protocol.hpp>
 
 using namespace pgbridge;
@@ -116,20 +115,6 @@ TEST_CASE("rewind after a downstream failure resumes from the durable position")
     // Redelivered after the rewind, then durable.
     f.delivered(Lsn(200));
     CHECK(f.flush_position(Lsn(200), false) == Lsn(200));
-}
-
-TEST_CASE("version messages of the trigger parse into version vectors") {
-    auto v = parse_versions_message(
-        R"({"table": "public.t", "key": [1], "row": [4, 2], "columns": {"id": [1, 0], "note": [3, 2]}})");
-    REQUIRE(v);
-    CHECK(v->row == VersionVector{4, 2});
-    CHECK(v->columns.at("note") == VersionVector{3, 2});
-    for (const char* bad :
-         {"", "not json", "[]", R"({"row": [1, 0]})", R"({"row": [1], "columns": {}})",
-          R"({"row": [1, -1], "columns": {}})", R"({"row": [1, 0], "columns": {"a": "x"}})"}) {
-        CAPTURE(bad);
-        CHECK_FALSE(parse_versions_message(bad));
-    }
 }
 
 TEST_CASE("a stored tombstone the keeper cannot read stays a tombstone") {

@@ -659,3 +659,32 @@ TEST_CASE("rabbitmq.queue_type: classic by default; quorum with priority bands")
         CHECK(std::string(e.what()).find("highest first") != std::string::npos);
     }
 }
+
+TEST_CASE("engine.apply_workers and tables.atomic_transactions") {
+    const Config defaults = parse(kValid);
+    CHECK(defaults.engine.apply_workers == 1);
+    CHECK_FALSE(defaults.tables[0].atomic_transactions);
+
+    const Config sharded = parse(
+        replace(replace(kValid, "timeout_ms = 30000", "timeout_ms = 30000\napply_workers = 4"),
+                "priority = 5", "priority = 5\natomic_transactions = true"));
+    CHECK(sharded.engine.apply_workers == 4);
+    CHECK_FALSE(sharded.tables[0].atomic_transactions);
+    CHECK(sharded.tables[1].atomic_transactions);
+
+    Error e =
+        parse_error(replace(kValid, "timeout_ms = 30000", "timeout_ms = 30000\napply_workers = 0"));
+    CHECK(e.context_value("line") == "19");
+    CHECK(std::string(e.what()).find("between 1 and 32") != std::string::npos);
+    e = parse_error(replace(kValid, "priority = 8", "priority = 8\natomic_transactions = \"yes\""));
+    CHECK(e.context_value("line") == "23");
+    CHECK(std::string(e.what()).find("tables.atomic_transactions must be true or false") !=
+          std::string::npos);
+
+    // Shard origins are longer than the origin: the names must still fit PostgreSQL's 63.
+    const std::string long_name(37, 'b');
+    e = parse_error(replace(replace(kValid, "name = \"crm\"", "name = \"" + long_name + "\""),
+                            "timeout_ms = 30000", "timeout_ms = 30000\napply_workers = 12"));
+    CHECK(e.context_value("line") == "19");
+    CHECK(std::string(e.what()).find("too long for 12 apply workers") != std::string::npos);
+}

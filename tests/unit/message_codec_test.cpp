@@ -104,7 +104,7 @@ TEST_CASE("the body is the JSON a document with sorted keys prints, escapes incl
     // A part of a large transaction, with versions of changes of earlier parts.
     batch.transactions.resize(1);
     batch.transactions[0].late_versions.push_back(
-        PlacedVersions{4, RowVersions{VersionVector{1, 0}, {{"id", {1, 0}}}}, {}});
+        PlacedVersions{4, RowVersions{VersionVector{1, 0}, {{"id", {1, 0}}}}});
     batch.chunk = ChunkInfo{3, 120, true, 4};
     const std::string part = encode_body(batch);
     CHECK(nlohmann::json::parse(part).dump() == part);

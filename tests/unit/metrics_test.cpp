@@ -16,7 +16,10 @@
 #include <pgbridge/core/byte_size.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/metrics/bridge_metrics.hpp>
+#include <pgbridge/metrics/bridge_probe.hpp>
 #include <pgbridge/metrics/metrics_server.hpp>
+
+#include "../support/small_config.hpp"
 
 using namespace pgbridge;
 using namespace pgbridge::metrics;
@@ -285,5 +288,55 @@ name = "hr.notes"
         CHECK(format_count(1234567) == "1,234,567");
         CHECK(format_count(999) == "999");
         CHECK(format_count(1000) == "1,000");
+    }
+
+    TEST_CASE(
+        "seconds behind of a sharded direction: the furthest behind of the shards that wait") {
+        const Config config = test::small_config("[engine]\napply_workers = 3\n");
+        const UnixMicros now = 1764099600000000;
+        constexpr UnixMicros kSecond = 1000000;
+        BridgeProbe probe;
+        probe.taken_at = now;
+        for (const char* side : {"a", "b"}) {
+            SideProbe s;
+            s.side = side;
+            s.reachable = true;
+            s.slot_lag_bytes = 10 * 1024 * 1024;
+            probe.sides.push_back(s);
+        }
+        // b applies a's changes: shard 1 idle for 100 s, shard 2 at 5 s with messages waiting,
+        // shard 3 at 1 s with none.
+        SideProbe& b = probe.sides[1];
+        b.shard_commit_times = {now - 100 * kSecond, now - 5 * kSecond, now - kSecond};
+        b.applied_commit_time = now - 100 * kSecond;
+        QueueDepth to_b;
+        to_b.ready = 3;
+        to_b.retrying = 0;
+        to_b.shard_waiting = {0, 3, 0};
+        probe.broker.queues.emplace_back("b", to_b);
+        QueueDepth to_a;
+        to_a.ready = 0;
+        to_a.retrying = 0;
+        probe.broker.queues.emplace_back("a", to_a);
+
+        auto a_to_b = [&] {
+            for (const auto& d : lag_of(config, probe)) {
+                if (d.source == "a") {
+                    return d;
+                }
+            }
+            FAIL("no direction a -> b");
+            return DirectionLag{};
+        };
+        CHECK(a_to_b().seconds_behind == doctest::Approx(5.0));
+        // Nothing waits, but the slot is behind: as far as the newest shard got.
+        probe.broker.queues[0].second.ready = 0;
+        probe.broker.queues[0].second.shard_waiting = {0, 0, 0};
+        CHECK(a_to_b().seconds_behind == doctest::Approx(1.0));
+        // A shard that never applied anything, with messages waiting: the stalest known.
+        b.shard_commit_times[1].reset();
+        probe.broker.queues[0].second.ready = 2;
+        probe.broker.queues[0].second.shard_waiting = {0, 2, 0};
+        CHECK(a_to_b().seconds_behind == doctest::Approx(100.0));
     }
 }

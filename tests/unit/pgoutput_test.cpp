@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/pgoutput/decoder.hpp>
 #include <pgbridge/pgoutput/transaction_assembler.hpp>
@@ -255,17 +256,17 @@ TEST_CASE("fixture: a transaction applied under a replication origin is marked a
     REQUIRE(txns.size() == 2);
     REQUIRE(txns[0].origin);
     CHECK(*txns[0].origin == "pgbridge_fx_from_b");
-    CHECK(is_pgbridge_origin(*txns[0].origin));
+    CHECK(names::is_pgbridge_origin(*txns[0].origin));
     CHECK(txns[0].origin_lsn == Lsn(0xABCDEF));
     // pg_replication_origin_xact_setup sets the commit time the subscriber sees.
     CHECK(format_timestamp(txns[0].commit_time) == "2026-11-25T12:00:00.000000Z");
     CHECK_FALSE(txns[1].origin);
-    CHECK_FALSE(is_pgbridge_origin("pg_16384"));
+    CHECK_FALSE(names::is_pgbridge_origin("pg_16384"));
 }
 
 TEST_CASE("a transaction of a skipped origin comes out without its changes, undecoded") {
     TransactionAssembler assembler("a");
-    assembler.set_skipped_origins(is_pgbridge_origin);
+    assembler.set_skipped_origins(names::is_pgbridge_origin);
     const std::string origin = Bytes().ch('O').u64(0xABCDEF).str("pgbridge_fx_from_b").bytes();
     const std::string malformed_insert = Bytes().ch('I').u32(16400).ch('N').u16(9).bytes();
     // The relation described inside the skipped transaction serves the next one.
@@ -351,11 +352,12 @@ TEST_CASE("hand-built messages: type, binary values, relation in a stream") {
     CHECK_FALSE(assembler.holds_partial_data());
 }
 
-TEST_CASE("pgbridge.versions messages go to their own rows, also after a multi-row statement") {
+TEST_CASE("a large transaction comes out in pieces: bounded, in order, messages with them") {
     TransactionAssembler assembler("a");
-    assembler.set_primary_keys({{7, {"id"}}});
-    assembler.feed(relation_msg(7));  // pg_catalog.t (sent as schema "")
-    auto message = [](const std::string& prefix, const std::string& content) {
+    constexpr std::size_t kPieceBytes = 10000;
+    assembler.set_piece_bytes(kPieceBytes);
+    assembler.feed(relation_msg(7));
+    const auto message = [](const std::string& prefix, const std::string& content) {
         return Bytes()
                    .ch('M')
                    .u8(1)
@@ -365,34 +367,62 @@ TEST_CASE("pgbridge.versions messages go to their own rows, also after a multi-r
                    .bytes() +
                content;
     };
-    const auto versions = [](int id) {
-        return "{\"table\": \"pg_catalog.t\", \"key\": [" + std::to_string(id) + "], \"row\": [" +
-               std::to_string(id) + ", 0], \"columns\": {}}";
+    std::vector<SourceTransaction> pieces;
+    const auto collect = [&] {
+        for (auto& piece : assembler.take_pieces()) {
+            pieces.push_back(std::move(piece));
+        }
     };
-    assembler.feed(begin_msg(3));
-    assembler.feed(message("pgbridge.versions", versions(9)));  // no change waits for it
-    // One statement writing three rows: the rows are logged first, then their messages.
-    assembler.feed(insert_msg(7, "1"));
-    assembler.feed(insert_msg(7, "2"));
-    assembler.feed(insert_msg(7, "3"));
-    assembler.feed(message("pgbridge.versions", versions(1)));
-    assembler.feed(message("pgbridge.versions", versions(2)));
-    assembler.feed(message("pgbridge.versions", versions(3)));
-    // A row whose message never comes is passed over by the next row's message.
-    assembler.feed(insert_msg(7, "4"));
-    assembler.feed(insert_msg(7, "5"));
-    assembler.feed(message("pgbridge.versions", versions(5)));
-    assembler.feed(message("other.prefix", "kept"));
-    auto txn = assembler.feed(commit_msg(0x200, 0x210));
-    REQUIRE(txn);
-    REQUIRE(txn->changes.size() == 5);
-    CHECK(txn->changes[0].versions_message == versions(1));
-    CHECK(txn->changes[1].versions_message == versions(2));
-    CHECK(txn->changes[2].versions_message == versions(3));
-    CHECK(txn->changes[3].versions_message.empty());
-    CHECK(txn->changes[4].versions_message == versions(5));
-    REQUIRE(txn->messages.size() == 1);
-    CHECK(txn->messages[0].content == "kept");
+    CHECK_FALSE(assembler.feed(begin_msg(3, 0x200)));
+    constexpr int kRows = 1000;
+    for (int i = 0; i < kRows; ++i) {
+        CHECK_FALSE(assembler.feed(insert_msg(7, std::to_string(i))));
+        if (i % 10 == 9) {
+            // Whatever its prefix, a logical message is the application's: it stays one,
+            // in its place (pgbridge's own versions are capture's business, not the decoder's).
+            CHECK_FALSE(assembler.feed(message("pgbridge.versions", std::to_string(i))));
+        }
+        collect();
+    }
+    auto last = assembler.feed(commit_msg(0x200, 0x210));
+    collect();
+    REQUIRE(last);
+    CHECK(last->in_pieces);
+    CHECK(last->end_lsn == Lsn(0x210));
+    pieces.push_back(std::move(*last));
+    REQUIRE(pieces.size() > 10);
+
+    std::uint32_t place = 0;
+    std::vector<std::string> ids;
+    std::vector<std::string> contents;
+    for (std::size_t p = 0; p < pieces.size(); ++p) {
+        const SourceTransaction& piece = pieces[p];
+        CAPTURE(p);
+        CHECK(piece.in_pieces);
+        CHECK(piece.xid == 3);
+        CHECK(piece.commit_lsn == Lsn(0x200));
+        CHECK(piece.end_lsn.valid() == (p + 1 == pieces.size()));
+        CHECK(piece.first_place == place);
+        // Bounded: no piece holds much more than the piece size (its last change tips it).
+        CHECK(piece.changes.size() * 192 + piece.messages.size() * 64 < kPieceBytes + 400);
+        place += static_cast<std::uint32_t>(piece.changes.size());
+        for (const auto& change : piece.changes) {
+            ids.push_back((*change.new_row)[0].data);
+        }
+        for (const auto& m : piece.messages) {
+            CHECK(m.prefix == "pgbridge.versions");
+            contents.push_back(m.content);
+        }
+    }
+    REQUIRE(ids.size() == kRows);
+    REQUIRE(contents.size() == kRows / 10);
+    for (int i = 0; i < kRows; ++i) {
+        CHECK(ids[static_cast<std::size_t>(i)] == std::to_string(i));
+    }
+    for (int i = 0; i < kRows / 10; ++i) {
+        CHECK(contents[static_cast<std::size_t>(i)] == std::to_string(i * 10 + 9));
+    }
+    CHECK_FALSE(assembler.holds_partial_data());
 }
 
 TEST_CASE("messages out of order are protocol errors naming the problem") {

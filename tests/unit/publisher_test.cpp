@@ -2,28 +2,23 @@
 // and that durable_lsn() (what the capture may confirm to its slot) only moves past what the
 // broker confirmed, in order, across nacks and lost connections.
 
+#include <map>
+#include <set>
+
 #include <doctest/doctest.h>
 
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/key_shard.hpp>
 #include <pgbridge/transport/message_signature.hpp>
 #include <pgbridge/transport/publisher.hpp>
 
 #include "../support/memory_exchange.hpp"
+#include "../support/source_table.hpp"
 
 using namespace pgbridge;
 using namespace pgbridge::transport;
 
 namespace {
-
-std::shared_ptr<TableInfo> table_named(const std::string& name) {
-    auto table = std::make_shared<TableInfo>();
-    table->schema = "public";
-    table->name = name;
-    table->replica_identity = 'f';
-    table->columns.push_back(ColumnInfo{"id", 23, -1, true, true});
-    table->columns.push_back(ColumnInfo{"note", 25, -1, true, false});
-    return table;
-}
 
 // Transaction number n of the source: commit LSN n*0x100, end LSN n*0x100+0x80.
 SourceTransaction transaction(std::uint64_t n, const std::shared_ptr<TableInfo>& table,
@@ -47,8 +42,8 @@ SourceTransaction transaction(std::uint64_t n, const std::shared_ptr<TableInfo>&
 
 struct Fixture {
     test::MemoryExchange exchange;
-    std::shared_ptr<TableInfo> talents = table_named("talents");
-    std::shared_ptr<TableInfo> notes = table_named("notes");
+    std::shared_ptr<TableInfo> talents = test::id_note_table("talents");
+    std::shared_ptr<TableInfo> notes = test::id_note_table("notes");
 
     PublisherOptions options() {
         PublisherOptions o;
@@ -323,4 +318,145 @@ TEST_CASE_FIXTURE(Fixture, "with signing keys every message is signed by the fir
     const std::vector<SigningKey> second_only{keys->at(1)};
     CHECK(check_signature(second_only, header, m.properties.type.value_or(""), m.body) ==
           SignatureCheck::UnknownKey);
+}
+
+TEST_CASE_FIXTURE(Fixture, "sharded: each key's changes go to its shard's queue, in order") {
+    auto o = options();
+    o.topology.shards = 3;
+    o.batch_size = 10;
+    o.atomic_of = [](const TableInfo& t) { return t.name == "notes"; };
+    Publisher publisher(o);
+    // Transaction n writes keys n*1000 and n*1000+1 of talents, and one row of notes.
+    for (std::uint64_t n = 1; n <= 40; ++n) {
+        SourceTransaction t = transaction(n, talents, 2);
+        t.changes.push_back(transaction(n, notes).changes.front());
+        publisher.deliver(std::move(t));
+    }
+    publisher.flush();
+    std::map<std::string, std::uint64_t> last_commit_of_key;
+    std::size_t changes = 0;
+    for (const auto& p : exchange.published()) {
+        const ChangeBatch batch = p.batch();
+        REQUIRE(batch.shard);
+        CHECK(batch.shard->count == 3);
+        const std::uint32_t shard = batch.shard->index;
+        CHECK(p.message.routing_key == "zervigo.s" + std::to_string(shard + 1));
+        CHECK(changes_in(batch) <= 10);
+        for (const auto& t : batch.transactions) {
+            for (const auto& c : t.changes) {
+                const std::string& id = (*c.new_row)[0].data;
+                if (c.table->name == "notes") {
+                    CHECK(shard == 0);  // atomic_transactions: the first shard
+                } else {
+                    CHECK(key_shard({id}, 3) == shard);
+                }
+                // A key's changes in source order (one per key here: never twice).
+                CHECK(last_commit_of_key.emplace(c.table->name + id, t.commit_lsn.value).second);
+                ++changes;
+            }
+        }
+    }
+    CHECK(changes == 120);
+    CHECK(publisher.durable_lsn() == end_of(40));
+}
+
+TEST_CASE_FIXTURE(Fixture, "sharded: the slot passes a transaction only once every shard has it") {
+    exchange.auto_confirm = false;
+    auto o = options();
+    o.topology.shards = 2;
+    Publisher publisher(o);
+    // Keys of both shards in one transaction, then a flush: one message per shard.
+    SourceTransaction t = transaction(1, talents, 0);
+    std::set<std::uint32_t> shards_hit;
+    for (int id = 0; shards_hit.size() < 2; ++id) {
+        t.changes.push_back(transaction(1, talents).changes.front());
+        (*t.changes.back().new_row)[0].data = std::to_string(id);
+        shards_hit.insert(key_shard({std::to_string(id)}, 2));
+    }
+    publisher.deliver(std::move(t));
+    publisher.flush();
+    REQUIRE(exchange.published().size() == 2);
+    // Only the last message of the round carries the position.
+    exchange.confirm(1);
+    CHECK_FALSE(publisher.durable_lsn().valid());
+    exchange.confirm(2);
+    CHECK(publisher.durable_lsn() == end_of(1));
+
+    SUBCASE("confirmed in the other order, the same") {
+        SourceTransaction u = transaction(2, talents, 0);
+        u.changes = transaction(1, talents, 0).changes;
+        for (int id = 0; id < 20; ++id) {
+            u.changes.push_back(transaction(2, talents).changes.front());
+            (*u.changes.back().new_row)[0].data = std::to_string(id);
+        }
+        publisher.deliver(std::move(u));
+        publisher.flush();
+        REQUIRE(exchange.published().size() == 4);
+        exchange.confirm(4);
+        CHECK(publisher.durable_lsn() == end_of(1));
+        exchange.confirm(3);
+        CHECK(publisher.durable_lsn() == end_of(2));
+    }
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "sharded: a transaction without changes, a verify fence, reaches every shard") {
+    auto o = options();
+    o.topology.shards = 3;
+    Publisher publisher(o);
+    publisher.deliver(transaction(1, talents, 0));
+    publisher.flush();
+    REQUIRE(exchange.published().size() == 3);
+    std::set<std::string> keys;
+    for (const auto& p : exchange.published()) {
+        keys.insert(p.message.routing_key);
+        CHECK(p.batch().transactions.at(0).end_lsn == end_of(1));
+    }
+    CHECK(keys == std::set<std::string>{"zervigo.s1", "zervigo.s2", "zervigo.s3"});
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "sharded: a large transaction goes in parts per shard, each shard ends it") {
+    exchange.auto_confirm = false;
+    auto o = options();
+    o.topology.shards = 3;
+    o.chunk_bytes = 4096;
+    Publisher publisher(o);
+    // 300 changes of ~100 bytes: over chunk_bytes, so in parts.
+    publisher.deliver(transaction(1, talents, 300, 100));
+    publisher.flush();
+    std::map<std::uint32_t, std::vector<ChangeBatch>> parts;
+    for (const auto& p : exchange.published()) {
+        const ChangeBatch batch = p.batch();
+        REQUIRE(batch.chunk);
+        REQUIRE(batch.shard);
+        CHECK(p.message.routing_key == "zervigo.s" + std::to_string(batch.shard->index + 1));
+        parts[batch.shard->index].push_back(batch);
+    }
+    REQUIRE(parts.size() == 3);
+    std::size_t changes = 0;
+    for (const auto& [shard, list] : parts) {
+        CAPTURE(shard);
+        std::uint32_t next_first = 0;
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            const ChunkInfo& chunk = *list[i].chunk;
+            CHECK(chunk.index == i);  // each shard numbers its parts from 0
+            CHECK(chunk.first_change == next_first);
+            CHECK(chunk.last == (i + 1 == list.size()));
+            next_first += static_cast<std::uint32_t>(changes_in(list[i]));
+            for (const auto& c : list[i].transactions[0].changes) {
+                CHECK(key_shard({(*c.new_row)[0].data}, 3) == shard);
+            }
+        }
+        CHECK(list.back().chunk->count == list.size());
+        CHECK(list.back().transactions[0].end_lsn == end_of(1));
+        changes += next_first;
+    }
+    CHECK(changes == 300);
+    // Durable only when the very last part (of the last shard) is confirmed, after the rest.
+    const std::uint64_t published = exchange.published().size();
+    exchange.confirm(published - 1, true);
+    CHECK_FALSE(publisher.durable_lsn().valid());
+    exchange.confirm(published);
+    CHECK(publisher.durable_lsn() == end_of(1));
 }

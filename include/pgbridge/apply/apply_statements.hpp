@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,10 @@ std::string delete_statement(const TargetTable& table);
 // The other side's TRUNCATE of t, as deletes: every row but those this side wrote after the
 // truncate committed there (row_versions table name $1, the truncate's commit time $2; NULL:
 // every row), and only the rows of the table's row filter. docs/apply-design.md, "Truncate".
-std::string truncate_statement(const TargetTable& table);
+// With shards > 1, only the rows of `shard` (0-based): a sharded direction sends a truncate to
+// every shard, and each removes its own rows (core/key_shard.hpp).
+std::string truncate_statement(const TargetTable& table, std::uint32_t shard = 0,
+                               std::uint32_t shards = 1);
 // The foreign keys of other tables whose ON DELETE would change them when rows of the tables
 // $1 (regclass[]) go: (referencing table, referenced table).
 extern const char* const kReadReachingReferences;

@@ -24,6 +24,10 @@ struct ApplierOptions {
     std::string bridge;
     std::string source_side;
     std::string target_side;
+    // The apply shard (0-based) of the direction this applier is, of `shards`
+    // (docs/topologies.md, "Sharded apply"): its origin, its progress row, its parts.
+    std::uint32_t shard = 0;
+    std::uint32_t shards = 1;
     pg::ConnectOptions target;  // the runtime role on the target
     // The runtime role on the source: asked only whether a column the target lacks still
     // exists there (docs/schema-changes.md).
@@ -83,6 +87,8 @@ class PostgresApplier final : public transport::BatchHandler {
     class Attempt;
 
     pg::Connection& connection();
+    // The shard as pgbridge's tables number it (1..shards), as a statement parameter.
+    std::string shard_number() const { return std::to_string(options_.shard + 1); }
     // A part of a large transaction: kept in pgbridge.transaction_parts, and once every part
     // is there, the whole transaction applied part by part in one target transaction.
     void keep_part(const transport::ChangeBatch& batch, const ConflictResolver& resolver);

@@ -72,6 +72,9 @@ struct EngineConfig {
     int max_retries = 3;
     int retry_delay_ms = 1000;
     int timeout_ms = 30000;
+    // Shards of each direction's apply, each with its own queue, origin and applier
+    // (docs/topologies.md, "Sharded apply").
+    int apply_workers = 1;
 };
 
 // [log]: what the daemon logs and in which form; -v on the command line lowers the level,
@@ -132,6 +135,9 @@ struct TableConfig {
     std::optional<std::string> row_filter;
     // `exclude_columns`: canonical names of columns not synced (capture leaves them out).
     std::set<std::string> excluded_columns;
+    // `atomic_transactions`: with apply_workers > 1, every change of the table goes to the
+    // first shard, so that a transaction's changes to such tables are applied together.
+    bool atomic_transactions = false;
 
     QualifiedName name_on(std::string_view side) const;
     std::optional<std::string> row_filter_on(std::string_view side) const;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -11,7 +12,7 @@ namespace pgbridge::names {
 inline constexpr std::string_view kMetadataSchema = "pgbridge";
 // The version of the metadata schema this build reads and writes (sql/01_metadata_schema.sql):
 // run refuses an older one until setup has upgraded it.
-inline constexpr int kMetadataSchemaVersion = 5;
+inline constexpr int kMetadataSchemaVersion = 6;
 // PostgreSQL truncates identifiers beyond NAMEDATALEN - 1 bytes; slot and origin names must fit.
 inline constexpr std::size_t kMaxIdentifierLength = 63;
 
@@ -24,6 +25,11 @@ inline std::string slot(std::string_view bridge, std::string_view side) {
 // The origin on the target side for changes that come from source_side.
 inline std::string origin(std::string_view bridge, std::string_view source_side) {
     return "pgbridge_" + std::string(bridge) + "_from_" + std::string(source_side);
+}
+// True for the replication origins pgbridge applies under (origin(), repair_origin()):
+// capture drops their transactions (no echo).
+inline bool is_pgbridge_origin(std::string_view origin_name) {
+    return origin_name.starts_with("pgbridge_");
 }
 // The origin of `pgbridge repair`'s writes on either side: a second origin, because the
 // applier's origin session is held by `pgbridge run` while repair writes (PostgreSQL 15 lets
@@ -43,6 +49,25 @@ inline std::string queue(std::string_view bridge, std::string_view target_side) 
 inline std::string band_queue(std::string_view bridge, std::string_view target_side,
                               int lower_bound) {
     return queue(bridge, target_side) + ".p" + std::to_string(lower_bound);
+}
+// [engine] apply_workers = N > 1: each direction has N shards, numbered 1..N in names (0-based
+// `shard` here), each with its own change queue (and bands), retry queue and origin
+// (docs/topologies.md, "Sharded apply"). With one shard the names are the unsharded ones.
+inline std::string shard_suffix(std::uint32_t shard, std::uint32_t shards) {
+    return shards > 1 ? ".s" + std::to_string(shard + 1) : std::string();
+}
+inline std::string shard_queue(std::string_view bridge, std::string_view target_side,
+                               std::uint32_t shard, std::uint32_t shards) {
+    return queue(bridge, target_side) + shard_suffix(shard, shards);
+}
+inline std::string shard_retry_queue(std::string_view bridge, std::string_view target_side,
+                                     std::uint32_t shard, std::uint32_t shards) {
+    return shard_queue(bridge, target_side, shard, shards) + ".retry";
+}
+inline std::string shard_origin(std::string_view bridge, std::string_view source_side,
+                                std::uint32_t shard, std::uint32_t shards) {
+    return origin(bridge, source_side) +
+           (shards > 1 ? "_s" + std::to_string(shard + 1) : std::string());
 }
 inline std::string dead_letter_queue(std::string_view bridge, std::string_view target_side) {
     return queue(bridge, target_side) + ".dead";

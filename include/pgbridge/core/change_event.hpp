@@ -80,11 +80,9 @@ struct ChangeEvent {
     std::vector<std::shared_ptr<const TableInfo>> truncated;
     bool truncate_cascade = false;
     bool truncate_restart_identity = false;
-    // The writer's version vectors for this row, when its side tracks them: the version
-    // trigger emits them (a pgbridge.versions logical message) right after the row change.
+    // The writer's version vectors for this row: capture's keeper stamps them
+    // (source/version_keeper.hpp) before the change goes out.
     std::optional<RowVersions> versions;
-    // That message as decoded, until capture has parsed it into `versions`.
-    std::string versions_message;
 };
 
 // A pg_logical_emit_message() inside the transaction.
@@ -94,13 +92,13 @@ struct LogicalMessage {
     std::string content;
 };
 
-// The writer's versions of a change handed out earlier (a transaction too large to hold):
-// the change's place in its transaction (0, 1, ...). Its pgbridge.versions message came
-// after the change was already on its way.
+// The writer's versions of a change sent in an earlier part of a large transaction: the
+// change's place in its transaction (0, 1, ...). Only a pgbridge before metadata schema 3
+// sent them (its version trigger logged a bulk statement's versions after its rows); the
+// applier still reads them from such a sender's messages.
 struct PlacedVersions {
     std::uint32_t place = 0;
     std::optional<RowVersions> versions;
-    std::string message;  // as decoded, until capture has parsed it into `versions`
 };
 
 // A committed source transaction, whole, in commit order of its source; or one piece of a
@@ -119,7 +117,7 @@ struct SourceTransaction {
     std::vector<LogicalMessage> messages;
     bool in_pieces = false;
     std::uint32_t first_place = 0;
-    std::vector<PlacedVersions> late_versions;  // pieces only
+    std::vector<PlacedVersions> late_versions;  // parts from an older sender only
 };
 
 }  // namespace pgbridge

@@ -63,9 +63,12 @@ struct SideProbe {
     std::vector<CopyInProgress> copies;
     std::uint64_t pending_conflicts = 0;
     std::uint64_t new_dead_letters = 0;
-    // The apply of the other side's changes into this side (pgbridge.apply_progress).
+    // The apply of the other side's changes into this side (pgbridge.apply_progress); with
+    // apply shards, the shard furthest behind.
     std::optional<Lsn> applied_end_lsn;
     std::optional<UnixMicros> applied_commit_time;
+    // Per apply shard (index 0..apply_workers-1): the source commit time it applied last.
+    std::vector<std::optional<UnixMicros>> shard_commit_times;
     // What that apply waits for on this side (a column it lacks), and since when.
     std::optional<std::string> apply_waiting_for;
     std::string apply_waiting_since;
@@ -73,6 +76,8 @@ struct SideProbe {
 
 struct QueueDepth {
     std::optional<std::uint32_t> ready;  // messages waiting (queue.declare passive)
+    // Per apply shard: messages waiting in its queues and its retry queue.
+    std::vector<std::uint32_t> shard_waiting;
     std::optional<std::uint32_t> retrying;
     std::optional<std::uint32_t> dead;
     std::uint32_t consumers = 0;

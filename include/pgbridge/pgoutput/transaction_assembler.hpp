@@ -1,7 +1,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -44,10 +43,10 @@ class TransactionAssembler {
         primary_keys_ = std::move(keys);
     }
 
-    // A transaction (not streamed) that grows past `bytes` (0: never) is handed out in
-    // pieces as it arrives (take_pieces), so that no transaction size is held in memory;
-    // the transaction feed() returns on its Commit is then its last piece. A versions message
-    // for a change already handed out follows as PlacedVersions, paired by position.
+    // A transaction (not streamed) whose changes and logical messages grow past `bytes`
+    // (0: never) is handed out in pieces as it arrives (take_pieces), so that no transaction
+    // size is held in memory; the transaction feed() returns on its Commit is then its last
+    // piece. A piece holds the changes and messages that arrived since the previous one.
     void set_piece_bytes(std::size_t bytes) { piece_bytes_ = bytes; }
 
     // Transactions the caller drops whole by their origin (capture drops what pgbridge itself
@@ -75,36 +74,24 @@ class TransactionAssembler {
         // subtransaction abort drops exactly its changes.
         std::vector<std::uint32_t> change_xids;
         std::vector<std::uint32_t> message_xids;
-        // Row changes still waiting for their pgbridge.versions message, per table (schema,
-        // name), oldest first. The version trigger runs AFTER ... FOR EACH ROW, so a statement
-        // that writes many rows logs all its rows first and then their messages, in the same
-        // order.
-        std::map<std::pair<std::string, std::string>, std::deque<std::size_t>> awaiting_versions;
-        // Handed out in pieces: how many changes so far, an estimate of the bytes held, the
-        // places of changes handed out still waiting for their versions message (per table,
-        // oldest first, as ranges [first, last]), and versions of such changes not yet
-        // handed out.
+        // Handed out in pieces: how many changes so far, and an estimate of the bytes held.
         // (No member initialisers: value-initialised by optional::emplace(), which clang
         // cannot check inside the enclosing class's definition otherwise.)
         bool in_pieces;
         bool skipping_changes;  // its origin is one of the skipped ones
         std::uint32_t handed_out;
         std::size_t held_bytes;
-        std::map<std::pair<std::string, std::string>,
-                 std::deque<std::pair<std::uint32_t, std::uint32_t>>>
-            awaiting_places;
-        std::vector<PlacedVersions> late_versions;
     };
 
-    // Hands out the changes held so far as a piece.
+    // Counts what a change or message costs in memory, and hands out the changes and
+    // messages held so far as a piece once that passes the piece size.
+    void hold(OpenTransaction& t, std::size_t bytes);
     void hand_out_piece(OpenTransaction& t);
 
     std::shared_ptr<const TableInfo> relation(std::uint32_t oid, std::string_view message) const;
     Row checked_row(Row row, const TableInfo& table, std::string_view message) const;
     OpenTransaction& current(std::string_view message);
     void add_change(ChangeEvent change, std::optional<std::uint32_t> xid, std::string_view what);
-    // Gives a pgbridge.versions message to the change it was written for.
-    void attach_versions(OpenTransaction& t, std::string content);
 
     std::string side_;
     std::unordered_map<std::uint32_t, std::shared_ptr<const TableInfo>> relations_;
@@ -117,11 +104,5 @@ class TransactionAssembler {
     std::vector<SourceTransaction> pieces_;
     std::function<bool(std::string_view)> skipped_origins_;
 };
-
-// The prefix of the logical messages pgbridge's version trigger emits after each row change.
-inline constexpr std::string_view kVersionsMessagePrefix = "pgbridge.versions";
-
-// True for the replication origins pgbridge applies under (no echo).
-bool is_pgbridge_origin(std::string_view origin_name);
 
 }  // namespace pgbridge::pgoutput

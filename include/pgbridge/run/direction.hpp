@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <pgbridge/apply/dead_letter_writer.hpp>
 #include <pgbridge/apply/postgres_applier.hpp>
@@ -23,8 +24,9 @@ using metrics::DirectionCounters;
 
 // One direction of the bridge, SOURCE → TARGET: the capture of SOURCE's slot publishing to
 // RabbitMQ on one thread, and the consumer of pgbridge.NAME.to.TARGET applying on TARGET on
-// another. Each part retries what is worth retrying on its own (a server or the broker away);
-// what is not (a slot that does not exist, say) ends its thread and is reported by failure().
+// another (one consumer and applier per shard with [engine] apply_workers > 1). Each part retries
+// what is worth retrying on its own (a server or the broker away); what is not (a slot that does
+// not exist, say) ends its thread and is reported by failure().
 class Direction {
   public:
     // observer (may be null) hears of every batch applied on TARGET. source_versions and
@@ -48,10 +50,7 @@ class Direction {
 
     // SIGHUP: the new conflict rules, and the target's tables described again (a column added
     // or dropped by hand is seen at once).
-    void reload(ConflictRules rules) {
-        applier_.set_rules(std::move(rules));
-        applier_.reload_catalog();
-    }
+    void reload(const ConflictRules& rules);
 
     const std::string& source() const { return source_; }
     const std::string& target() const { return target_; }
@@ -71,11 +70,10 @@ class Direction {
     transport::Publisher backfill_publisher_;
     source::InitialCopy initial_copy_;
     std::jthread copy_thread_;
-    apply::PostgresApplier applier_;
-    apply::DeadLetterWriter dead_letters_;
-    transport::Consumer consumer_;
+    // The apply of the direction: one shard, or [engine] apply_workers of them.
+    struct ApplyShard;
+    std::vector<std::unique_ptr<ApplyShard>> shards_;
     std::thread capture_thread_;
-    std::thread consumer_thread_;
     mutable std::mutex mutex_;
     std::optional<std::string> failure_;
     std::atomic<bool> copy_done_{false};

@@ -27,6 +27,15 @@ struct ChunkInfo {
     bool operator==(const ChunkInfo&) const = default;
 };
 
+// The apply shard a message was routed to ([engine] apply_workers > 1): its changes are that
+// shard's share of their transactions (docs/topologies.md, "Sharded apply").
+struct ShardInfo {
+    std::uint32_t index = 0;  // 0-based; shard index + 1 in queue and origin names
+    std::uint32_t count = 1;
+
+    bool operator==(const ShardInfo&) const = default;
+};
+
 // What one RabbitMQ message carries: consecutive whole transactions of one source side, or
 // one part of one transaction (`chunk`).
 struct ChangeBatch {
@@ -35,6 +44,7 @@ struct ChangeBatch {
     BatchKind kind = BatchKind::Live;
     std::vector<SourceTransaction> transactions;
     std::optional<ChunkInfo> chunk;
+    std::optional<ShardInfo> shard;  // sharded directions only
 
     Lsn first_commit_lsn() const;
     Lsn last_end_lsn() const;

@@ -65,6 +65,8 @@ struct ConsumerOptions {
     AmqpConnectOptions connect;
     Topology topology;
     std::string target_side;
+    // The apply shard (0-based) whose queues this consumer reads; topology.shards of them.
+    std::uint32_t shard = 0;
     std::uint16_t prefetch = 64;
     // Attempts before a message is dead-lettered, and the wait between them (engine.*).
     int max_retries = 3;

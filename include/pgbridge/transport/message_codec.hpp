@@ -27,9 +27,11 @@ inline constexpr std::string_view kOversized = "oversized";      // over max_mes
 inline constexpr std::string_view kUnparseable = "unparseable";  // not a valid message body
 inline constexpr std::string_view kUnsupported = "unsupported";  // another type or version
 inline constexpr std::string_view kMisrouted = "misrouted";      // another bridge or source
-inline constexpr std::string_view kUnsigned = "unsigned";        // no signature, a key is set
-inline constexpr std::string_view kForged = "forged";            // a signature that fails
-inline constexpr std::string_view kImpossible = "impossible";    // beyond its source's WAL or clock
+// Routed for another [engine] apply_workers: replayable, routed anew by key.
+inline constexpr std::string_view kOtherShard = "other_shard";
+inline constexpr std::string_view kUnsigned = "unsigned";      // no signature, a key is set
+inline constexpr std::string_view kForged = "forged";          // a signature that fails
+inline constexpr std::string_view kImpossible = "impossible";  // beyond its source's WAL or clock
 }  // namespace dead_kind
 
 std::string encode_body(const ChangeBatch& batch);

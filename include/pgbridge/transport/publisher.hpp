@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <pgbridge/config/signing_keys.hpp>
 #include <pgbridge/core/error.hpp>
@@ -15,6 +16,7 @@
 #include <pgbridge/transport/amqp_connection.hpp>
 #include <pgbridge/transport/change_batch.hpp>
 #include <pgbridge/transport/publish_channel.hpp>
+#include <pgbridge/transport/shard_router.hpp>
 #include <pgbridge/transport/topology.hpp>
 
 namespace pgbridge::transport {
@@ -38,6 +40,9 @@ struct PublisherOptions {
     // The priority of a table's changes (its [[tables]] priority); a message takes the
     // highest of its tables. Backfill messages always use 0.
     std::function<int(const TableInfo&)> priority_of;
+    // Tables whose changes all go to the first apply shard ([[tables]] atomic_transactions);
+    // topology.shards says how many shards there are.
+    std::function<bool(const TableInfo&)> atomic_of;
     // Every message is signed with the first key ([rabbitmq] signing_key_file); none: unsigned.
     std::vector<SigningKey> signing_keys;
     // Opens the channel messages go out on; empty: open_amqp_publish_channel.
@@ -84,11 +89,13 @@ class Publisher final : public source::TransactionSink {
     };
 
     void connect();
+    bool has_pending() const;
     void publish_pending();
     // A piece of a transaction capture hands on as it arrives (SourceTransaction::in_pieces),
     // or a whole transaction too large for one message: in parts.
     void deliver_piece(SourceTransaction piece);
-    void publish_batch(const ChangeBatch& batch, int priority, Lsn durable_at, std::size_t changes);
+    void publish_batch(const ChangeBatch& batch, int priority, Lsn durable_at, std::size_t changes,
+                       std::uint32_t shard);
     void read_confirms(std::optional<std::chrono::milliseconds> wait);
     void confirm(std::uint64_t tag, bool multiple);
     void fail(Error error);
@@ -96,15 +103,25 @@ class Publisher final : public source::TransactionSink {
     int priority_of(const SourceTransaction& txn) const;
 
     PublisherOptions options_;
+    ShardRouting routing_;
     std::unique_ptr<PublishChannel> channel_;
-    ChangeBatch pending_;
-    std::size_t pending_changes_ = 0;
-    std::size_t pending_bytes_ = 0;
-    // The transaction whose pieces are being published: its next part's index.
+    // What waits to go out, per shard (one without sharding).
+    struct Pending {
+        ChangeBatch batch;
+        std::size_t changes = 0;
+        std::size_t bytes = 0;
+    };
+    std::vector<Pending> pending_;
+    // The transaction whose pieces are being published: per shard, its next part's index and
+    // the place (in that shard's share) of the next change.
     struct LargeTransaction {
+        struct ShardParts {
+            std::uint32_t next_index = 0;
+            std::uint32_t next_place = 0;
+        };
         Lsn commit_lsn;
-        std::uint32_t next_index = 0;
         int priority = 0;
+        std::vector<ShardParts> shards;
     };
     std::optional<LargeTransaction> large_;
     int pending_priority_ = 0;

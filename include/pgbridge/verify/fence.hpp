@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,6 +20,12 @@ struct FenceSide {
     std::string side;
 };
 
+// Every apply shard ([engine] apply_workers) of each direction must pass the fence.
+struct FenceBridge {
+    std::string name;
+    std::uint32_t apply_shards = 1;
+};
+
 struct FenceResult {
     bool passed = false;
     // "a -> b" for each direction whose fence had not arrived when time ran out.
@@ -29,7 +36,7 @@ struct FenceResult {
 // Commits a fence on each side and waits until each has been applied on the other side:
 // from then on, each side has applied everything the other had committed before the call.
 // Gives up early (not passed) when `cancelled` says so.
-FenceResult pass_fence(const std::string& bridge, FenceSide a, FenceSide b,
+FenceResult pass_fence(const FenceBridge& bridge, FenceSide a, FenceSide b,
                        std::chrono::milliseconds timeout,
                        const std::function<bool()>& cancelled = {});
 
