@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Catching up on a backlog of single-row transactions with `pgbridge run` and [engine]
-# apply_workers = 1, 2 and 4 (capture -> RabbitMQ -> N shards applying on the target), next to
-# PostgreSQL's native logical replication catching up on the very same backlog, in the same
-# run. Every consumer reads the backlog from its own slot, created before it was written.
+# apply_workers = 1, 2 and 4, next to PostgreSQL's native logical replication catching up on
+# the very same backlog, in the same run. Every consumer reads the backlog from its own slot,
+# created before it was written. Each pgbridge run goes in two phases, so that the apply is
+# measured apart from the capture that feeds it:
+#   capture: the target table is locked (as a long migration would), so the whole backlog is
+#            captured and published into the shards' queues; timed until the slot has passed it;
+#   apply:   the lock goes; timed until every row is on the target.
 #   scripts/testenv start && bench/apply-workers.sh [TRANSACTIONS] [WORKERS...]
 # Order: native, then each worker count, then native again (the ratio uses their mean).
 set -euo pipefail
@@ -117,7 +121,9 @@ echo "writing the backlog: $TXNS single-row INSERT transactions ($CLIENTS client
 "$BINDIR/pgbench" -n -c "$CLIENTS" -j "$CLIENTS" -t $((TXNS / CLIENTS)) -f "$work/insert.sql" \
     "$SRC" 2>&1 | awk '/tps =/ {print "  source write rate: " $3 " tps"}'
 ROWS=$(psql "$SRC" -X -At -c "SELECT count(*) FROM public.talents")
-echo "backlog: $ROWS rows"
+# A transaction of its own after the backlog: the slot passes it once everything is captured.
+END=$(psql "$SRC" -X -At -c "SELECT pg_logical_emit_message(true, 'bench.end', '')")
+echo "backlog: $ROWS rows, ends at $END"
 
 until_rows() {  # conninfo
     until [ "$(psql "$1" -X -At -c "SELECT count(*) FROM public.talents")" = "$ROWS" ]; do
@@ -135,22 +141,37 @@ native() {  # $1: native or native2
         "$ROWS" "$took" "$(echo "$ROWS / $took" | bc -l)" >&2
     echo "$took"
 }
+rate() { echo "$ROWS / $1" | bc -l; }
 
 native_first=$(native native)
-declare -A took
+declare -A captured applied
 for w in "${WORKERS[@]}"; do
+    dst="$B dbname=bench_aw_dst$w application_name=bench_aw_hold"
+    psql "$dst" -X -q -c "BEGIN" -c "LOCK TABLE public.talents IN ACCESS EXCLUSIVE MODE" \
+        -c "SELECT pg_sleep(100000)" >/dev/null 2>&1 &
+    until [ "$(psql "$B" -X -At -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'bench_aw_hold' AND l.mode = 'AccessExclusiveLock'")" = 1 ]; do
+        sleep 0.1
+    done
     start=$(date +%s.%N)
     start_run "$w"
+    until [ "$(psql "$SRC" -X -At -c "SELECT confirmed_flush_lsn > '$END' FROM pg_replication_slots WHERE slot_name = 'pgbridge_benchaw${w}_src'")" = t ]; do
+        sleep 0.2
+    done
+    captured[$w]=$(echo "$(date +%s.%N) - $start" | bc)
+    psql "$B" -X -q -At -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bench_aw_hold'" >/dev/null
+    start=$(date +%s.%N)
     until_rows "$B dbname=bench_aw_dst$w"
-    took[$w]=$(echo "$(date +%s.%N) - $start" | bc)
+    applied[$w]=$(echo "$(date +%s.%N) - $start" | bc)
     rss=$(awk '/VmHWM/ {print $2 / 1024}' "/proc/$RUN_PID/status")
     stop_run
-    printf "pgbridge run, apply_workers = %d: %d transactions in %.2f s: %.0f transactions/s (peak RSS %.0f MB)\n" \
-        "$w" "$ROWS" "${took[$w]}" "$(echo "$ROWS / ${took[$w]}" | bc -l)" "$rss"
+    printf "pgbridge run, apply_workers = %d: captured in %.2f s (%.0f transactions/s), applied in %.2f s (%.0f transactions/s); peak RSS %.0f MB\n" \
+        "$w" "${captured[$w]}" "$(rate "${captured[$w]}")" "${applied[$w]}" \
+        "$(rate "${applied[$w]}")" "$rss"
 done
 native_last=$(native native2)
 native_mean=$(echo "($native_first + $native_last) / 2" | bc -l)
 for w in "${WORKERS[@]}"; do
-    printf "ratio pgbridge (apply_workers = %d) / native: %.2f\n" "$w" \
-        "$(echo "$native_mean / ${took[$w]}" | bc -l)"
+    printf "apply_workers = %d: apply / native %.2f; capture / native %.2f\n" "$w" \
+        "$(echo "$native_mean / ${applied[$w]}" | bc -l)" \
+        "$(echo "$native_mean / ${captured[$w]}" | bc -l)"
 done

@@ -104,6 +104,8 @@ source::CaptureOptions capture_options(const Config& config, const std::string& 
                              "pgbridge run: slot journal"),
         config.bridge_name, o.slot);
     o.settle_timeout = std::chrono::milliseconds(config.engine.timeout_ms / 2);
+    // Each apply shard's message holds about what one message holds unsharded.
+    o.longest_hold *= config.engine.apply_workers;
     // Large transactions: sent by the server once committed, handed on in pieces.
     o.streaming = false;
     o.piece_bytes = 2 * 1024 * 1024;

@@ -79,8 +79,8 @@ class Capture::Session {
                 std::chrono::milliseconds(0),
                 std::chrono::duration_cast<std::chrono::milliseconds>(next_status - Clock::now()));
             auto message = conn.next(std::chrono::milliseconds(0));
-            if (message && unflushed_since_ && Clock::now() - *unflushed_since_ >= kLongestHold) {
-                flush_sink();  // a stream that never pauses still goes out every kLongestHold
+            if (message && unflushed_since_ && Clock::now() - *unflushed_since_ >= o.longest_hold) {
+                flush_sink();  // a stream that never pauses still goes out every longest_hold
             }
             if (!message) {
                 // Caught up with the server: let the sink send what it batches.
@@ -387,7 +387,7 @@ class Capture::Session {
     }
 
     // Transactions wait for the stream to pause before they are stamped and sent (one read
-    // and one message for all of them), but no longer than this.
+    // and one message for all of them), but no longer than options.longest_hold.
     void note_unflushed() {
         if (!unflushed_since_) {
             unflushed_since_ = Clock::now();
@@ -395,7 +395,6 @@ class Capture::Session {
     }
 
     static constexpr std::size_t kHeldTransactions = 64;
-    static constexpr std::chrono::milliseconds kLongestHold{2};
 
     Capture& c_;
     FeedbackPosition& feedback_;

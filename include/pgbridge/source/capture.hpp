@@ -52,6 +52,10 @@ struct CaptureOptions {
     // Reconnect after failures. Off for tail: a DBA wants the error, not a retry loop.
     bool retry = true;
     std::chrono::milliseconds status_interval{1000};
+    // A stream that never pauses still goes to the sink this often: the latency it may add to
+    // a change, and what decides the size of each message under a steady stream. A sink that
+    // splits what it is given (apply shards) wants it longer, to keep its messages as large.
+    std::chrono::microseconds longest_hold{2000};
     // On stop, how long to wait for downstream to make delivered transactions durable.
     std::chrono::milliseconds settle_timeout{5000};
     std::chrono::milliseconds reconnect_min{100};
