@@ -153,6 +153,11 @@ transport::ConsumerOptions consumer_options(const Config& config, const std::str
     // Decoded, a group takes several times its bytes: a few parts of a large transaction
     // at most, however large max_message_bytes is.
     o.max_group_bytes = std::min<std::size_t>(2 * 1024 * 1024, config.rabbitmq.max_message_bytes);
+    // Shards share the process's memory bound (SPEC 10): each holds its share of it. A message
+    // over the group's bytes is still applied, alone.
+    const auto shards = static_cast<std::size_t>(config.engine.apply_workers);
+    o.max_group_bytes = std::max<std::size_t>(256 * 1024, o.max_group_bytes / shards);
+    o.prefetch = static_cast<std::uint16_t>(std::max<std::size_t>(8, o.prefetch / shards));
     o.signing_keys = config.rabbitmq.signing_keys;
     return o;
 }
