@@ -158,11 +158,11 @@ void print_text(const Config& config, std::ostream& out) {
     const ConflictRules rules(config);
     out << fmt::format("{}: valid\n\n", config.file.string());
     out << fmt::format("bridge {}\n", config.bridge_name);
+    const auto topology = transport::Topology::of(config);
     for (const auto& side : config.sides) {
         const auto& other = config.other_side(side.name);
         out << fmt::format("  side {}: {} ({})\n", side.name, pg::redact_conninfo(side.conninfo),
                            password_source(side.password_file, false));
-        const auto topology = transport::Topology::of(config);
         if (topology.shards == 1) {
             out << fmt::format("    slot {}, publication {}, origin {} for changes from {}\n",
                                names::slot(config.bridge_name, side.name),
@@ -179,11 +179,11 @@ void print_text(const Config& config, std::ostream& out) {
         out << fmt::format("    changes from {} are applied here by {} shards:\n", other.name,
                            topology.shards);
         for (std::uint32_t shard = 0; shard < topology.shards; ++shard) {
+            const auto queues = topology.change_queues(side.name, shard);
             out << fmt::format(
                 "      shard {}: origin {}, queue{} {}\n", shard + 1,
                 names::shard_origin(config.bridge_name, other.name, shard, topology.shards),
-                topology.change_queues(side.name, shard).size() > 1 ? "s" : "",
-                fmt::join(topology.change_queues(side.name, shard), ", "));
+                queues.size() > 1 ? "s" : "", fmt::join(queues, ", "));
         }
     }
     const auto& r = config.rabbitmq;

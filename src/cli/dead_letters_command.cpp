@@ -236,18 +236,27 @@ bool refused_for_itself(const std::string& kind) {
            kind == transport::dead_kind::kImpossible;
 }
 
+// A dead letter published again: where to, what it holds, and its body.
+struct ReplayMessage {
+    std::string routing_key;
+    transport::ChangeBatch batch;
+    std::string body;
+};
+
 // A dead letter as messages to publish again to `target`'s queues, routed as the file routes
-// today: one message to its shard's queue when it was routed for the same apply_workers (or
+// today: as it is, to its shard's queue, when it was routed for the same apply_workers (or
 // when nothing is sharded); otherwise its changes split anew by key, one message per shard
 // (a part of a large transaction cannot be split: it is refused).
-std::vector<std::pair<std::string, transport::ChangeBatch>> replay_routes(
-    const Config& config, const std::string& target, transport::ChangeBatch batch) {
+std::vector<ReplayMessage> replay_messages(const Config& config, const std::string& target,
+                                           const std::string& payload) {
+    transport::ChangeBatch batch = transport::decode_body(payload);
     const transport::Topology topology = transport::Topology::of(config);
-    std::vector<std::pair<std::string, transport::ChangeBatch>> out;
+    std::vector<ReplayMessage> out;
     const std::uint32_t routed_for = batch.shard ? batch.shard->count : 1;
     if (routed_for == topology.shards) {
         const std::uint32_t shard = batch.shard ? batch.shard->index : 0;
-        out.emplace_back(topology.routing_key(target, 0, shard), std::move(batch));
+        out.push_back(
+            ReplayMessage{topology.routing_key(target, 0, shard), std::move(batch), payload});
         return out;
     }
     if (batch.chunk) {
@@ -277,7 +286,9 @@ std::vector<std::pair<std::string, transport::ChangeBatch>> replay_routes(
         if (topology.shards > 1) {
             shares[k].shard = transport::ShardInfo{k, topology.shards};
         }
-        out.emplace_back(topology.routing_key(target, 0, k), std::move(shares[k]));
+        std::string body = transport::encode_body(shares[k]);
+        out.push_back(ReplayMessage{topology.routing_key(target, 0, k), std::move(shares[k]),
+                                    std::move(body)});
     }
     return out;
 }
@@ -309,23 +320,20 @@ int handle(const Config& config, const GlobalOptions& global,
                                                 "refused again; discard it",
                                                 l.error_kind));
                     }
-                    transport::ChangeBatch batch = transport::decode_body(*l.payload);
-                    const bool as_it_is = (batch.shard ? batch.shard->count : 1) ==
-                                          static_cast<std::uint32_t>(config.engine.apply_workers);
-                    const auto routes = replay_routes(config, side->name, std::move(batch));
+                    const auto messages = replay_messages(config, side->name, *l.payload);
                     if (!broker) {
                         broker.emplace(transport::AmqpConnectOptions::from(
                             config.rabbitmq, config.engine.timeout_ms));
                         broker->confirm_select(kChannel);
                     }
-                    for (const auto& [routing_key, share] : routes) {
+                    for (const ReplayMessage& replayed : messages) {
                         transport::OutgoingMessage message;
                         message.exchange = names::exchange(config.bridge_name);
-                        message.routing_key = routing_key;
-                        message.body = as_it_is ? *l.payload : transport::encode_body(share);
+                        message.routing_key = replayed.routing_key;
+                        message.body = replayed.body;
                         // At the backfill priority: behind live changes, which it cannot undo
                         // (columns applied later are not overwritten by an older change).
-                        message.properties = transport::message_properties(share, 0);
+                        message.properties = transport::message_properties(replayed.batch, 0);
                         message.properties.headers.set("x-pgbridge-replayed-from", l.id());
                         // Signed anew: it was signed when it arrived, or no key was set.
                         transport::sign(message, config.rabbitmq.signing_keys);

@@ -6,6 +6,16 @@
 #include <pgbridge/core/key_shard.hpp>
 
 namespace pgbridge {
+namespace {
+
+// Fetched once: OpenSSL 3 looks the algorithm up again on every EVP_md5() digest otherwise,
+// and this runs for every change of a sharded direction.
+const EVP_MD* md5() {
+    static EVP_MD* const md = EVP_MD_fetch(nullptr, "MD5", nullptr);
+    return md;
+}
+
+}  // namespace
 
 std::uint32_t key_shard(std::vector<std::string_view> values, std::uint32_t shards) {
     if (shards <= 1) {
@@ -21,7 +31,8 @@ std::uint32_t key_shard(std::vector<std::string_view> values, std::uint32_t shar
     }
     std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
     unsigned int length = 0;
-    if (EVP_Digest(joined.data(), joined.size(), digest.data(), &length, EVP_md5(), nullptr) != 1 ||
+    if (md5() == nullptr ||
+        EVP_Digest(joined.data(), joined.size(), digest.data(), &length, md5(), nullptr) != 1 ||
         length < 4) {
         throw Error(ErrorKind::Internal, "MD5 is not available from OpenSSL");
     }

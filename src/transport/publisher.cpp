@@ -183,13 +183,8 @@ void Publisher::deliver_piece(SourceTransaction piece) {
         }
     }
     // On the last piece every shard gets a last part (empty when it has nothing), so that each
-    // shard's progress passes the transaction; the slot position goes on the very last.
-    std::uint32_t last_shard = 0;
-    for (std::uint32_t k = 0; k < routing_.shards; ++k) {
-        if (last_piece || !by_shard[k].empty()) {
-            last_shard = k;
-        }
-    }
+    // shard's progress passes the transaction; the slot position goes on the very last, the
+    // last shard's.
     for (std::uint32_t k = 0; k < routing_.shards; ++k) {
         if (!last_piece && by_shard[k].empty()) {
             continue;
@@ -211,8 +206,9 @@ void Publisher::deliver_piece(SourceTransaction piece) {
                           parts.next_place - static_cast<std::uint32_t>(body.changes.size()), last,
                           last ? parts.next_index : 0};
             body.end_lsn = last ? end_lsn : Lsn();
-            publish_batch(part, large_->priority, last && k == last_shard ? end_lsn : Lsn(),
-                          body.changes.size(), k);
+            publish_batch(part, large_->priority,
+                          last && k + 1 == routing_.shards ? end_lsn : Lsn(), body.changes.size(),
+                          k);
             body.changes.clear();
             bytes = 0;
         };

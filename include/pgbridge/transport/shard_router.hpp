@@ -30,8 +30,9 @@ std::uint32_t shard_of(const ChangeEvent& change, const ShardRouting& routing);
 
 // A transaction's share for each shard: its changes for that shard, in source order, with the
 // transaction's positions and times. A truncate goes to every shard (each removes its own rows
-// of the table), and so does a transaction without changes (a verify fence: each shard's
-// progress must pass it). A shard the transaction has nothing for gets nullopt.
+// of the table), but of an atomic table only to the first (it holds all of its rows); a
+// transaction without changes goes to every shard (a verify fence: each shard's progress must
+// pass it). A shard the transaction has nothing for gets nullopt.
 std::vector<std::optional<SourceTransaction>> split_by_shard(SourceTransaction transaction,
                                                              const ShardRouting& routing);
 
