@@ -292,6 +292,11 @@ class PostgresApplier::Attempt {
         // WAL and waits for the flush: the server commits a transaction that wrote nothing but
         // its commit record, or under synchronous_commit = off, without waiting (then the WAL
         // writer flushes it up to 200 ms later).
+        if (a_.options_.request_announcement) {
+            // Outside any transaction: capture sees it at once, and the commit below flushes it.
+            conn.exec("SELECT pg_catalog.pg_logical_emit_message(false, $1, $2)",
+                      {std::string(names::kVersionsWantedPrefix), a_.options_.bridge});
+        }
         conn.exec(
             "BEGIN; SET LOCAL synchronous_commit = on;"
             " SELECT pg_catalog.pg_logical_emit_message(true, 'pgbridge.flush', ''); COMMIT");

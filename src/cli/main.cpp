@@ -134,6 +134,14 @@ int main(int argc, char** argv) {
 
     TailCommandOptions tail_options;
     auto* run = app.add_subcommand("run", "the daemon: both directions of the bridge");
+    RunCommandOptions run_options;
+    auto* apply_only = run->add_flag(
+        "--apply-only", run_options.apply_only,
+        "one apply worker of a sharded bridge: shard --shard of both directions, nothing else "
+        "(the shard must be listed in [engine] remote_apply_shards)");
+    run->add_option("--shard", run_options.shard, "I/N: shard I of [engine] apply_workers = N")
+        ->needs(apply_only);
+    apply_only->needs(run->get_option("--shard"));
     auto* slots = app.add_subcommand(
         "slots", "every replication slot holding WAL on both sides, pgbridge's first");
     auto* lag =
@@ -247,7 +255,7 @@ int main(int argc, char** argv) {
             return slots_command(global);
         }
         if (*run) {
-            return run_command(global);
+            return run_command(global, run_options);
         }
         if (*lag) {
             return lag_command(global);

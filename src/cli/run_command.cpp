@@ -1,9 +1,12 @@
 // pgbridge run: the daemon. Both directions of the bridge, systemd notifications, SIGTERM to
 // stop without losing anything, SIGHUP to reload the conflict rules and the log level.
 
+#include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <csignal>
+#include <functional>
 #include <ctime>
 #include <memory>
 #include <mutex>
@@ -12,9 +15,11 @@
 
 #include <fmt/format.h>
 
+#include <pgbridge/apply/recorded_versions_poller.hpp>
 #include <pgbridge/cli/commands.hpp>
 #include <pgbridge/config/config.hpp>
 #include <pgbridge/config/conflict_rules.hpp>
+#include <pgbridge/config/side_connection.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/log.hpp>
@@ -184,9 +189,157 @@ LockOutcome take_bridge_lock(run::BridgeLock& lock, const Config& config, const 
     return LockOutcome::Held;
 }
 
+// Runs the directions until SIGTERM or a failure: SIGHUP reloads, systemd hears READY once
+// every part streams and a status line every 2 s. Returns the exit code.
+struct Supervision {
+    // Why the process must stop besides its directions (the bridge lock lost), if it must.
+    std::function<std::optional<std::string>()> lost;
+    // Once every direction streams and consumes.
+    std::function<void()> on_ready;
+    metrics::BridgeMetrics* metrics = nullptr;
+    std::string ready_message;
+};
+
+int supervise(const GlobalOptions& global, const Config& config, const sigset_t& signals,
+              const std::vector<std::unique_ptr<run::Direction>>& directions,
+              const Supervision& supervision) {
+    bool ready = false;
+    int exit_code = 0;
+    auto next_status = std::chrono::steady_clock::now();
+    for (;;) {
+        timespec wait{0, 200'000'000};
+        const int signal = sigtimedwait(&signals, nullptr, &wait);
+        if (signal == SIGTERM || signal == SIGINT) {
+            log::info("run", "stopping", {{"signal", signal == SIGTERM ? "TERM" : "INT"}});
+            break;
+        }
+        if (signal == SIGHUP) {
+            reload(global, config, directions);
+        }
+        std::optional<std::string> failure =
+            supervision.lost ? supervision.lost() : std::optional<std::string>();
+        for (const auto& d : directions) {
+            if (!failure) {
+                failure = d->failure();
+            }
+        }
+        if (failure) {
+            log::error("run", "a direction cannot go on; stopping", {{"error", *failure}});
+            exit_code = 1;
+            break;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (!ready) {
+            bool all = true;
+            for (const auto& d : directions) {
+                const run::DirectionCounters c = d->counters();
+                all = all && c.streaming && c.consuming;
+            }
+            if (all) {
+                ready = true;
+                run::notify_systemd("READY=1");
+                log::info("run", supervision.ready_message, {{"bridge", config.bridge_name}});
+                if (supervision.on_ready) {
+                    supervision.on_ready();
+                }
+            }
+        }
+        if (now >= next_status) {
+            update_totals(supervision.metrics, directions);
+            run::notify_systemd("STATUS=" + status_line(directions));
+            next_status = now + std::chrono::seconds(2);
+        }
+    }
+    run::notify_systemd("STOPPING=1");
+    return exit_code;
+}
+
+void stop_all(const std::vector<std::unique_ptr<run::Direction>>& directions) {
+    for (const auto& d : directions) {
+        d->request_stop();
+    }
+    for (const auto& d : directions) {
+        d->stop();
+    }
+    log::info("run", "stopped", {{"status", status_line(directions)}});
+}
+
+// --shard I/N: I, 0-based, once checked against the configuration.
+std::optional<std::uint32_t> parse_shard(const std::string& text, const Config& config,
+                                         const std::string& file) {
+    const auto slash = text.find('/');
+    int index = 0;
+    int count = 0;
+    const auto number = [](std::string_view digits, int& out) {
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+        return ec == std::errc() && end == digits.data() + digits.size();
+    };
+    const std::string_view all(text);
+    if (slash == std::string::npos || !number(all.substr(0, slash), index) ||
+        !number(all.substr(slash + 1), count) || index < 1 || index > count) {
+        log::error("run", "--shard takes I/N: shard I of N, 1 <= I <= N", {{"shard", text}});
+        return std::nullopt;
+    }
+    if (count != config.engine.apply_workers) {
+        log::error("run",
+                   fmt::format("--shard {} is for {} apply workers; the configuration has "
+                               "[engine] apply_workers = {}",
+                               text, count, config.engine.apply_workers),
+                   {{"file", file}});
+        return std::nullopt;
+    }
+    const auto& remote = config.engine.remote_apply_shards;
+    if (std::find(remote.begin(), remote.end(), index) == remote.end()) {
+        log::error("run",
+                   fmt::format("shard {} is applied by pgbridge run itself; list it in [engine] "
+                               "remote_apply_shards (and restart pgbridge run) to apply it here",
+                               index),
+                   {{"file", file}});
+        return std::nullopt;
+    }
+    return static_cast<std::uint32_t>(index - 1);
+}
+
+// One shard of both directions, with neither capture: each target's capture (in pgbridge
+// run) is followed through pgbridge.local_versions.
+int run_apply_only(const GlobalOptions& global, const Config& config, std::uint32_t shard,
+                   const sigset_t& signals) {
+    try {
+        run::check_broker_ready(config);
+    } catch (const Error& e) {
+        log::error("run", e.message(), {{"error", e.what()}});
+        return 2;
+    }
+    std::vector<std::unique_ptr<apply::RecordedVersionsPoller>> pollers;
+    std::vector<std::unique_ptr<run::Direction>> directions;
+    const auto parts = run::DirectionParts::apply_only(shard);
+    for (const auto& [source, target] : {std::pair{config.sides[0].name, config.sides[1].name},
+                                         std::pair{config.sides[1].name, config.sides[0].name}}) {
+        auto target_versions = std::make_shared<VersionsWatermark>();
+        pollers.push_back(std::make_unique<apply::RecordedVersionsPoller>(
+            side_connect_options(config.side(target), config.engine.timeout_ms,
+                                 "pgbridge run --apply-only: local versions"),
+            config.bridge_name, target, target_versions));
+        directions.push_back(std::make_unique<run::Direction>(config, source, target, parts, nullptr,
+                                                              nullptr, target_versions));
+    }
+    for (const auto& d : directions) {
+        d->start();
+    }
+    const std::string shard_text =
+        fmt::format("{}/{}", shard + 1, config.engine.apply_workers);
+    log::info("run", "apply-only worker started",
+              {{"bridge", config.bridge_name}, {"shard", shard_text}});
+    Supervision supervision;
+    supervision.ready_message = "applying shard " + shard_text + " both ways";
+    const int exit_code = supervise(global, config, signals, directions, supervision);
+    stop_all(directions);
+    return exit_code;
+}
+
 }  // namespace
 
-int run_command(const GlobalOptions& global) {
+int run_command(const GlobalOptions& global, const RunCommandOptions& options) {
     const Config config = load_config(global.config_path);
     apply_log_level(config, global);
     for (const auto& warning : config.warnings) {
@@ -195,10 +348,20 @@ int run_command(const GlobalOptions& global) {
     if (!config.rabbitmq.signing_keys.empty()) {
         transport::check_hmac_sha256();
     }
+    std::optional<std::uint32_t> shard;
+    if (options.apply_only) {
+        shard = parse_shard(options.shard, config, global.config_path);
+        if (!shard) {
+            return 2;
+        }
+    }
     // Signals are taken by the main thread only, synchronously (sigtimedwait): every thread
     // started from here inherits the blocked mask.
     const sigset_t signals = daemon_signals();
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    if (shard) {
+        return run_apply_only(global, config, *shard, signals);
+    }
 
     run::BridgeLock bridge_lock(config, config.engine.timeout_ms);
     switch (take_bridge_lock(bridge_lock, config, signals)) {
@@ -232,14 +395,23 @@ int run_command(const GlobalOptions& global) {
     // direction moves it, the applier of the other reads it.
     const auto versions_a = std::make_shared<VersionsWatermark>();
     const auto versions_b = std::make_shared<VersionsWatermark>();
-    directions.push_back(
-        std::make_unique<run::Direction>(config, a, b, metrics.get(), versions_a, versions_b));
-    directions.push_back(
-        std::make_unique<run::Direction>(config, b, a, metrics.get(), versions_b, versions_a));
+    const auto parts = run::DirectionParts::daemon(config);
+    directions.push_back(std::make_unique<run::Direction>(config, a, b, parts, metrics.get(),
+                                                          versions_a, versions_b));
+    directions.push_back(std::make_unique<run::Direction>(config, b, a, parts, metrics.get(),
+                                                          versions_b, versions_a));
     for (const auto& d : directions) {
         d->start();
     }
     log::info("run", "started", {{"bridge", config.bridge_name}, {"sides", a + "," + b}});
+    if (!config.engine.remote_apply_shards.empty()) {
+        std::string remote;
+        for (const int s : config.engine.remote_apply_shards) {
+            remote += (remote.empty() ? "" : ",") + std::to_string(s);
+        }
+        log::info("run", "shards applied by apply-only workers (pgbridge run --apply-only)",
+                  {{"shards", remote}});
+    }
     std::unique_ptr<run::ScheduledVerify> scheduled_verify;
     if (config.verify.schedule) {
         scheduled_verify = std::make_unique<run::ScheduledVerify>(config, metrics.get());
@@ -249,62 +421,19 @@ int run_command(const GlobalOptions& global) {
     }
 
     std::unique_ptr<run::Resync> resync;
-    bool ready = false;
-    int exit_code = 0;
-    auto next_status = std::chrono::steady_clock::now();
-    for (;;) {
-        timespec wait{0, 200'000'000};
-        const int signal = sigtimedwait(&signals, nullptr, &wait);
-        if (signal == SIGTERM || signal == SIGINT) {
-            log::info("run", "stopping", {{"signal", signal == SIGTERM ? "TERM" : "INT"}});
-            break;
+    Supervision supervision;
+    supervision.lost = [&bridge_lock] { return bridge_lock.lost(); };
+    supervision.metrics = metrics.get();
+    supervision.ready_message = "streaming both directions";
+    supervision.on_ready = [&] {
+        if (*resync_needed) {
+            resync = std::make_unique<run::Resync>(config);
         }
-        if (signal == SIGHUP) {
-            reload(global, config, directions);
-        }
-        std::optional<std::string> failure = bridge_lock.lost();
-        for (const auto& d : directions) {
-            if (!failure) {
-                failure = d->failure();
-            }
-        }
-        if (failure) {
-            log::error("run", "a direction cannot go on; stopping", {{"error", *failure}});
-            exit_code = 1;
-            break;
-        }
-        const auto now = std::chrono::steady_clock::now();
-        if (!ready) {
-            bool all = true;
-            for (const auto& d : directions) {
-                const run::DirectionCounters c = d->counters();
-                all = all && c.streaming && c.consuming;
-            }
-            if (all) {
-                ready = true;
-                run::notify_systemd("READY=1");
-                log::info("run", "streaming both directions", {{"bridge", config.bridge_name}});
-                if (*resync_needed) {
-                    resync = std::make_unique<run::Resync>(config);
-                }
-            }
-        }
-        if (now >= next_status) {
-            update_totals(metrics.get(), directions);
-            run::notify_systemd("STATUS=" + status_line(directions));
-            next_status = now + std::chrono::seconds(2);
-        }
-    }
-    run::notify_systemd("STOPPING=1");
+    };
+    const int exit_code = supervise(global, config, signals, directions, supervision);
     scheduled_verify.reset();  // cancels a run in progress
     resync.reset();
-    for (const auto& d : directions) {
-        d->request_stop();
-    }
-    for (const auto& d : directions) {
-        d->stop();
-    }
-    log::info("run", "stopped", {{"status", status_line(directions)}});
+    stop_all(directions);
     return exit_code;
 }
 

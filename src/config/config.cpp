@@ -703,7 +703,7 @@ class ConfigParser {
         }
         TableReader reader(*engine, "[engine]", diag_,
                            {"batch_size", "max_retries", "retry_delay_ms", "timeout_ms",
-                            "log_level", "apply_workers"});
+                            "log_level", "apply_workers", "remote_apply_shards"});
         auto& e = config_.engine;
         read_log_level(reader, "log_level", "engine.log_level");
         e.batch_size = reader.integer("batch_size", false, 1, 100000).value_or(e.batch_size);
@@ -728,6 +728,33 @@ class ConfigParser {
                 }
             }
         }
+        read_remote_apply_shards(reader);
+    }
+
+    void read_remote_apply_shards(TableReader& reader) {
+        const toml::array* shards = reader.array("remote_apply_shards", false);
+        if (shards == nullptr) {
+            return;
+        }
+        auto& e = config_.engine;
+        for (const toml::node& node : *shards) {
+            const auto shard = node.value<std::int64_t>();
+            if (!node.is_integer() || !shard || *shard < 1 || *shard > e.apply_workers) {
+                diag_.error(node.source(),
+                            fmt::format("engine.remote_apply_shards lists shards by number, 1 to "
+                                        "apply_workers ({})",
+                                        e.apply_workers));
+                continue;
+            }
+            if (std::find(e.remote_apply_shards.begin(), e.remote_apply_shards.end(), *shard) !=
+                e.remote_apply_shards.end()) {
+                diag_.error(node.source(),
+                            fmt::format("engine.remote_apply_shards lists shard {} twice", *shard));
+                continue;
+            }
+            e.remote_apply_shards.push_back(static_cast<int>(*shard));
+        }
+        std::sort(e.remote_apply_shards.begin(), e.remote_apply_shards.end());
     }
 
     // engine.log_level and log.level: one level, two spellings.

@@ -43,6 +43,7 @@ void TransactionAssembler::reset() {
     open_.reset();
     streams_.clear();
     stream_block_xid_.reset();
+    standalone_messages_.clear();
 }
 
 const std::shared_ptr<const TableInfo>* TransactionAssembler::find_relation(
@@ -238,7 +239,9 @@ std::optional<SourceTransaction> TransactionAssembler::apply(Message message) {
                 add_change(std::move(c), m.xid, "Truncate");
             } else if constexpr (std::is_same_v<T, LogicalDecodingMessage>) {
                 if (!m.transactional) {
-                    return;  // not part of any transaction; nothing downstream uses them
+                    standalone_messages_.push_back(
+                        LogicalMessage{m.lsn, std::move(m.prefix), std::move(m.content)});
+                    return;
                 }
                 OpenTransaction& t = current("Message");
                 if (stream_block_xid_) {

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <pgbridge/config/object_names.hpp>
@@ -114,9 +116,10 @@ source::CaptureOptions capture_options(const Config& config, const std::string& 
 
 apply::ApplierOptions applier_options(const Config& config, const std::string& source,
                                       const std::string& target, std::uint32_t shard,
-                                      apply::ApplyObserver* observer,
+                                      const DirectionParts& parts, apply::ApplyObserver* observer,
                                       std::shared_ptr<VersionsWatermark> target_versions) {
     apply::ApplierOptions o;
+    o.request_announcement = parts.target_capture_elsewhere;
     o.shard = shard;
     o.shards = static_cast<std::uint32_t>(config.engine.apply_workers);
     o.observer = observer;
@@ -164,15 +167,52 @@ transport::ConsumerOptions consumer_options(const Config& config, const std::str
 
 }  // namespace
 
+DirectionParts DirectionParts::daemon(const Config& config) {
+    DirectionParts parts;
+    const auto& remote = config.engine.remote_apply_shards;
+    for (int shard = 1; shard <= config.engine.apply_workers; ++shard) {
+        if (std::find(remote.begin(), remote.end(), shard) == remote.end()) {
+            parts.apply_shards.push_back(static_cast<std::uint32_t>(shard - 1));
+        }
+    }
+    return parts;
+}
+
+DirectionParts DirectionParts::apply_only(std::uint32_t shard) {
+    DirectionParts parts;
+    parts.capture = false;
+    parts.apply_shards = {shard};
+    parts.target_capture_elsewhere = true;
+    return parts;
+}
+
+// SOURCE's capture and initial copy, with their publishers.
+struct Direction::CapturePart {
+    CapturePart(const Config& config, const std::string& source, const std::string& target,
+                std::shared_ptr<VersionsWatermark> source_versions,
+                std::shared_ptr<SourceHorizon> horizon)
+        : publisher(publisher_options(config, source, target)),
+          capture(capture_options(config, source, std::move(source_versions), std::move(horizon)),
+                  publisher),
+          backfill_publisher(
+              publisher_options(config, source, target, transport::BatchKind::Backfill)),
+          initial_copy(copy_options(config, source), backfill_publisher) {}
+
+    transport::Publisher publisher;
+    source::Capture capture;
+    transport::Publisher backfill_publisher;
+    source::InitialCopy initial_copy;
+};
+
 // One shard's applier, its dead-letter log and the consumer of its queues.
 struct Direction::ApplyShard {
     ApplyShard(const Config& config, const std::string& source, const std::string& target,
-               std::uint32_t shard, apply::ApplyObserver* observer,
+               std::uint32_t shard, const DirectionParts& parts, apply::ApplyObserver* observer,
                std::shared_ptr<VersionsWatermark> target_versions,
                std::shared_ptr<SourceHorizon> horizon)
-        : applier(
-              applier_options(config, source, target, shard, observer, std::move(target_versions)),
-              ConflictRules(config)),
+        : applier(applier_options(config, source, target, shard, parts, observer,
+                                  std::move(target_versions)),
+                  ConflictRules(config)),
           dead_letters(side_connect_options(config.side(target), config.engine.timeout_ms,
                                             kApplicationName)),
           consumer(consumer_options(config, target, shard, std::move(horizon)), applier,
@@ -185,21 +225,17 @@ struct Direction::ApplyShard {
 };
 
 Direction::Direction(const Config& config, const std::string& source, const std::string& target,
-                     apply::ApplyObserver* observer,
+                     const DirectionParts& parts, apply::ApplyObserver* observer,
                      std::shared_ptr<VersionsWatermark> source_versions,
                      std::shared_ptr<VersionsWatermark> target_versions)
-    : source_(source),
-      target_(target),
-      publisher_(publisher_options(config, source, target)),
-      horizon_(source_horizon(config, source)),
-      capture_(capture_options(config, source, std::move(source_versions), horizon_), publisher_),
-      backfill_publisher_(
-          publisher_options(config, source, target, transport::BatchKind::Backfill)),
-      initial_copy_(copy_options(config, source), backfill_publisher_) {
-    const auto shards = static_cast<std::uint32_t>(config.engine.apply_workers);
-    for (std::uint32_t shard = 0; shard < shards; ++shard) {
-        shards_.push_back(std::make_unique<ApplyShard>(config, source, target, shard, observer,
-                                                       target_versions, horizon_));
+    : source_(source), target_(target), horizon_(source_horizon(config, source)) {
+    if (parts.capture) {
+        capture_ = std::make_unique<CapturePart>(config, source, target, std::move(source_versions),
+                                                 horizon_);
+    }
+    for (const std::uint32_t shard : parts.apply_shards) {
+        shards_.push_back(std::make_unique<ApplyShard>(config, source, target, shard, parts,
+                                                       observer, target_versions, horizon_));
     }
 }
 
@@ -216,9 +252,21 @@ void Direction::record_failure(const std::string& part, const std::exception& e)
 }
 
 void Direction::start() {
+    for (auto& shard : shards_) {
+        shard->thread = std::thread([this, &shard = *shard] {
+            try {
+                shard.consumer.run();
+            } catch (const std::exception& e) {
+                record_failure("consumer", e);
+            }
+        });
+    }
+    if (!capture_) {
+        return;
+    }
     capture_thread_ = std::thread([this] {
         try {
-            capture_.run();
+            capture_->capture.run();
         } catch (const std::exception& e) {
             record_failure("capture", e);
         }
@@ -233,23 +281,14 @@ void Direction::start() {
         run_reconnecting(
             stop, retry,
             [this](std::stop_token session_stop) {
-                initial_copy_.run(session_stop);
+                capture_->initial_copy.run(session_stop);
                 copy_done_ = !session_stop.stop_requested();
             },
             [this](std::exception_ptr failure) {
-                backfill_publisher_.rewind(Lsn());
+                capture_->backfill_publisher.rewind(Lsn());
                 return Interruption{as_error(failure).what(), false, {{"source", source_}}};
             });
     });
-    for (auto& shard : shards_) {
-        shard->thread = std::thread([this, &shard = *shard] {
-            try {
-                shard.consumer.run();
-            } catch (const std::exception& e) {
-                record_failure("consumer", e);
-            }
-        });
-    }
 }
 
 void Direction::reload(const ConflictRules& rules) {
@@ -261,7 +300,9 @@ void Direction::reload(const ConflictRules& rules) {
 
 void Direction::request_stop() {
     copy_thread_.request_stop();
-    capture_.stop();
+    if (capture_) {
+        capture_->capture.stop();
+    }
     for (auto& shard : shards_) {
         shard->consumer.stop();
     }
@@ -284,9 +325,18 @@ void Direction::stop() {
 
 DirectionCounters Direction::counters() const {
     DirectionCounters c;
-    c.captured_changes = capture_.stats().changes;
-    c.published_messages = publisher_.stats().messages_confirmed;
     c.consuming = true;
+    // What is not run here counts as running.
+    c.streaming = true;
+    c.copy_done = true;
+    if (capture_) {
+        c.captured_changes = capture_->capture.stats().changes;
+        c.published_messages = capture_->publisher.stats().messages_confirmed;
+        c.streaming = capture_->capture.stats().streaming;
+        c.copy_done = copy_done_;
+        c.copy_rows = capture_->initial_copy.progress().rows_copied;
+        c.copy_rows_estimated = capture_->initial_copy.progress().rows_estimated;
+    }
     for (const auto& shard : shards_) {
         const apply::ApplierStats& a = shard->applier.stats();
         const transport::ConsumerStats& consumer = shard->consumer.stats();
@@ -299,10 +349,6 @@ DirectionCounters Direction::counters() const {
         // Consuming only while every shard is.
         c.consuming = c.consuming && consumer.consuming;
     }
-    c.streaming = capture_.stats().streaming;
-    c.copy_done = copy_done_;
-    c.copy_rows = initial_copy_.progress().rows_copied;
-    c.copy_rows_estimated = initial_copy_.progress().rows_estimated;
     return c;
 }
 

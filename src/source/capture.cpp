@@ -98,6 +98,9 @@ class Capture::Session {
                     for (auto& piece : assembler_.take_pieces()) {
                         handle_piece(std::move(piece));
                     }
+                    for (const auto& request : assembler_.take_standalone_messages()) {
+                        handle_standalone(request);
+                    }
                     if (txn) {
                         handle(std::move(*txn));
                     }
@@ -184,6 +187,15 @@ class Capture::Session {
             return;
         }
         deliver(std::move(txn));
+    }
+
+    // An apply-only worker of this bridge waits for this side's local writes to be recorded.
+    void handle_standalone(const LogicalMessage& message) {
+        const auto& versions = c_.options_.versions;
+        if (c_.keeper_ && versions && message.prefix == names::kVersionsWantedPrefix &&
+            message.content == versions->bridge) {
+            c_.keeper_->request_announcement(message.lsn);
+        }
     }
 
     void deliver(SourceTransaction txn) {

@@ -11,6 +11,12 @@
 namespace pgbridge::source {
 namespace {
 
+// The position recorded never goes back: an announcement and a record may race.
+constexpr const char* kWriteRecordedStatement =
+    "INSERT INTO pgbridge.local_versions AS v (bridge, side, recorded_lsn) VALUES ($1, $2, "
+    "$3::pg_lsn) ON CONFLICT (bridge, side) DO UPDATE SET recorded_lsn = "
+    "greatest(v.recorded_lsn, EXCLUDED.recorded_lsn), recorded_at = now()";
+
 std::string param(std::size_t n) {
     return "$" + std::to_string(n);
 }
@@ -595,11 +601,7 @@ void VersionKeeper::write_pipelined(const std::map<Key, const State*>& states,
         pipeline.send(table->write_sql, params);
     }
     if (recorded) {
-        pipeline.send(
-            "INSERT INTO pgbridge.local_versions AS v (bridge, side, recorded_lsn) VALUES ($1, "
-            "$2, $3::pg_lsn) ON CONFLICT (bridge, side) DO UPDATE SET recorded_lsn = "
-            "greatest(v.recorded_lsn, EXCLUDED.recorded_lsn), recorded_at = now()",
-            {options_.bridge, options_.side, recorded->to_string()});
+        pipeline.send(kWriteRecordedStatement, {options_.bridge, options_.side, recorded->to_string()});
     }
     pipeline.send("COMMIT");
     pipeline.sync();  // one round trip
@@ -654,6 +656,9 @@ bool VersionKeeper::record_due(std::chrono::steady_clock::time_point now) const 
     if (pending_.size() >= kRecordBatch || now >= record_deadline()) {
         return true;
     }
+    if (announcement_wanted_.valid()) {
+        return true;
+    }
     return options_.watermark && options_.watermark->recording_wanted() > recorded_;
 }
 
@@ -670,6 +675,34 @@ void VersionKeeper::passed(Lsn lsn) {
 void VersionKeeper::advance_watermark() {
     if (options_.watermark) {
         options_.watermark->advance(reached());
+    }
+    announce_reached();
+}
+
+void VersionKeeper::request_announcement(Lsn lsn) {
+    announcement_wanted_ = std::max(announcement_wanted_, lsn);
+    announce_reached();
+}
+
+void VersionKeeper::announce_reached() {
+    const Lsn now = reached();
+    if (!announcement_wanted_.valid() || now <= announced_) {
+        return;
+    }
+    try {
+        connection().exec(kWriteRecordedStatement,
+                          {options_.bridge, options_.side, now.to_string()});
+    } catch (const Error& e) {
+        // Asked again with the next move; the worker waits meanwhile.
+        log::warning("capture", "could not write how far local writes are recorded",
+                     {{"side", options_.side}, {"error", e.what()}});
+        conn_.reset();
+        prepared_.clear();
+        return;
+    }
+    announced_ = now;
+    if (now >= announcement_wanted_) {
+        announcement_wanted_ = Lsn();
     }
 }
 

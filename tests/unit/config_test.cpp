@@ -688,3 +688,25 @@ TEST_CASE("engine.apply_workers and tables.atomic_transactions") {
     CHECK(e.context_value("line") == "19");
     CHECK(std::string(e.what()).find("too long for 12 apply workers") != std::string::npos);
 }
+
+TEST_CASE("engine.remote_apply_shards: shards applied by apply-only workers") {
+    CHECK(parse(kValid).engine.remote_apply_shards.empty());
+    const auto with = [](const std::string& lines) {
+        return replace(kValid, "timeout_ms = 30000", "timeout_ms = 30000\n" + lines);
+    };
+    const Config remote = parse(with("apply_workers = 4\nremote_apply_shards = [4, 2]"));
+    CHECK(remote.engine.remote_apply_shards == std::vector<int>{2, 4});
+
+    Error e = parse_error(with("apply_workers = 2\nremote_apply_shards = [3]"));
+    CHECK(e.context_value("line") == "20");
+    CHECK(std::string(e.what()).find("1 to apply_workers (2)") != std::string::npos);
+    // Checked against apply_workers wherever the two stand.
+    CHECK(parse(with("remote_apply_shards = [2]\napply_workers = 2")).engine.remote_apply_shards ==
+          std::vector<int>{2});
+    e = parse_error(with("apply_workers = 3\nremote_apply_shards = [2, 2]"));
+    CHECK(std::string(e.what()).find("lists shard 2 twice") != std::string::npos);
+    e = parse_error(with("apply_workers = 3\nremote_apply_shards = [\"2\"]"));
+    CHECK(std::string(e.what()).find("by number") != std::string::npos);
+    e = parse_error(with("apply_workers = 3\nremote_apply_shards = 2"));
+    CHECK(std::string(e.what()).find("an array") != std::string::npos);
+}

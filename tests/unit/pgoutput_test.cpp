@@ -352,6 +352,44 @@ TEST_CASE("hand-built messages: type, binary values, relation in a stream") {
     CHECK_FALSE(assembler.holds_partial_data());
 }
 
+TEST_CASE("a logical message outside any transaction is handed out on its own, in order") {
+    TransactionAssembler assembler("a");
+    assembler.feed(relation_msg(7));
+    // Non-transactional: flags 0, no xid in protocol 1.
+    const auto standalone = [](std::uint64_t lsn, const std::string& content) {
+        return Bytes()
+                   .ch('M')
+                   .u8(0)
+                   .u64(lsn)
+                   .str("pgbridge.versions_wanted")
+                   .u32(static_cast<std::uint32_t>(content.size()))
+                   .bytes() +
+               content;
+    };
+    CHECK_FALSE(assembler.feed(standalone(0x100, "crm")));
+    CHECK_FALSE(assembler.feed(standalone(0x180, "other")));
+    CHECK_FALSE(assembler.holds_partial_data());
+    auto first = assembler.take_standalone_messages();
+    REQUIRE(first.size() == 2);
+    CHECK(first[0].lsn == Lsn(0x100));
+    CHECK(first[0].prefix == "pgbridge.versions_wanted");
+    CHECK(first[0].content == "crm");
+    CHECK(first[1].content == "other");
+    CHECK(assembler.take_standalone_messages().empty());
+    // A transaction around the next one does not take it in.
+    CHECK_FALSE(assembler.feed(begin_msg(3, 0x200)));
+    CHECK_FALSE(assembler.feed(insert_msg(7, "1")));
+    auto txn = assembler.feed(commit_msg(0x200, 0x210));
+    REQUIRE(txn);
+    CHECK(txn->messages.empty());
+    CHECK_FALSE(assembler.feed(standalone(0x220, "crm")));
+    CHECK(assembler.take_standalone_messages().size() == 1);
+    // A new connection forgets what was not taken.
+    CHECK_FALSE(assembler.feed(standalone(0x230, "crm")));
+    assembler.reset();
+    CHECK(assembler.take_standalone_messages().empty());
+}
+
 TEST_CASE("a large transaction comes out in pieces: bounded, in order, messages with them") {
     TransactionAssembler assembler("a");
     constexpr std::size_t kPieceBytes = 10000;

@@ -45,6 +45,10 @@ struct ApplierOptions {
     std::shared_ptr<VersionsWatermark> local_versions;
     // How long one batch waits for it before the consumer tries the message again in place.
     std::chrono::milliseconds local_versions_wait{10000};
+    // The target's capture runs in another process (`pgbridge run --apply-only`), which
+    // learns how far it recorded from pgbridge.local_versions (apply/recorded_versions_poller):
+    // a wait asks it, by a logical message in the target's WAL, to write that at once.
+    bool request_announcement = false;
 };
 
 struct ApplierStats {

@@ -20,6 +20,11 @@ struct SetupCommandOptions {
     bool partition_sequences = false;  // setup only
 };
 
+struct RunCommandOptions {
+    bool apply_only = false;  // one apply shard of both directions, nothing else
+    std::string shard;        // I/N
+};
+
 struct TailCommandOptions {
     std::string side;
     bool from_start = false;  // the bridge's slot from its confirmed position, not a temporary one
@@ -66,7 +71,7 @@ int lag_command(const GlobalOptions& global);
 // Exit 0 healthy, 1 degraded, 2 down.
 int status_command(const GlobalOptions& global);
 // The daemon: until SIGTERM (exit 0) or a failure it cannot retry (exit 1).
-int run_command(const GlobalOptions& global);
+int run_command(const GlobalOptions& global, const RunCommandOptions& options);
 // Exit 0 identical, 1 differences; errors exit 2 (main).
 int verify_command(const GlobalOptions& global, const VerifyCommandOptions& options);
 // Exit 0 when every difference was mended, 1 when some were left.

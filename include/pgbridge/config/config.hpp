@@ -75,6 +75,9 @@ struct EngineConfig {
     // Shards of each direction's apply, each with its own queue, origin and applier
     // (docs/topologies.md, "Sharded apply").
     int apply_workers = 1;
+    // Shards (1..apply_workers) whose apply runs in `pgbridge run --apply-only --shard I/N`
+    // workers rather than in `pgbridge run`, in both directions.
+    std::vector<int> remote_apply_shards;
 };
 
 // [log]: what the daemon logs and in which form; -v on the command line lowers the level,

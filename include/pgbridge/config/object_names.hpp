@@ -34,6 +34,10 @@ inline bool is_pgbridge_origin(std::string_view origin_name) {
 // The origin of `pgbridge repair`'s writes on either side: a second origin, because the
 // applier's origin session is held by `pgbridge run` while repair writes (PostgreSQL 15 lets
 // one session at a time use an origin), and a pgbridge origin, so that capture drops them.
+// The prefix of the logical message by which an apply-only worker asks a side's capture to
+// write how far that side's local writes are recorded (content: the bridge name).
+inline constexpr std::string_view kVersionsWantedPrefix = "pgbridge.versions_wanted";
+
 inline std::string repair_origin(std::string_view bridge) {
     return "pgbridge_" + std::string(bridge) + "_repair";
 }

@@ -58,6 +58,12 @@ class TransactionAssembler {
         skipped_origins_ = std::move(skipped);
     }
     std::vector<SourceTransaction> take_pieces() { return std::exchange(pieces_, {}); }
+    // Logical messages written outside any transaction (pg_logical_emit_message(false, ...)),
+    // as they arrived since the last call: the server sends them when it decodes them, between
+    // transactions. pgbridge's apply-only workers use one to ask this side's capture for news.
+    std::vector<LogicalMessage> take_standalone_messages() {
+        return std::exchange(standalone_messages_, {});
+    }
 
     // A new connection starts over: the server resends relations and any transaction that was
     // not acknowledged.
@@ -102,6 +108,7 @@ class TransactionAssembler {
     std::optional<std::uint32_t> stream_block_xid_;     // between Stream Start and Stream Stop
     std::size_t piece_bytes_ = 0;
     std::vector<SourceTransaction> pieces_;
+    std::vector<LogicalMessage> standalone_messages_;
     std::function<bool(std::string_view)> skipped_origins_;
 };
 

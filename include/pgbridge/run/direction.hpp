@@ -27,13 +27,31 @@ using metrics::DirectionCounters;
 // another (one consumer and applier per shard with [engine] apply_workers > 1). Each part retries
 // what is worth retrying on its own (a server or the broker away); what is not (a slot that does
 // not exist, say) ends its thread and is reported by failure().
+// What of a direction one process runs.
+struct DirectionParts {
+    // SOURCE's capture, its publisher and initial copy (pgbridge run).
+    bool capture = true;
+    // The apply shards run here, 0-based; an apply-only worker runs one.
+    std::vector<std::uint32_t> apply_shards;
+    // TARGET's capture runs in another process: the appliers ask it for news of the
+    // target's local writes (ApplierOptions::request_announcement).
+    bool target_capture_elsewhere = false;
+
+    // pgbridge run: the capture and every shard not applied by an apply-only worker.
+    static DirectionParts daemon(const Config& config);
+    // pgbridge run --apply-only --shard I/N: shard `shard` (0-based), nothing else.
+    static DirectionParts apply_only(std::uint32_t shard);
+};
+
 class Direction {
   public:
     // observer (may be null) hears of every batch applied on TARGET. source_versions and
     // target_versions: how far each side's capture has recorded its local writes (the
-    // capture here moves SOURCE's; the applier reads TARGET's, moved by the other direction).
+    // capture here moves SOURCE's; the applier reads TARGET's, moved by the other direction,
+    // or read from TARGET by a RecordedVersionsPoller when that runs elsewhere).
     Direction(const Config& config, const std::string& source, const std::string& target,
-              apply::ApplyObserver* observer, std::shared_ptr<VersionsWatermark> source_versions,
+              const DirectionParts& parts, apply::ApplyObserver* observer,
+              std::shared_ptr<VersionsWatermark> source_versions,
               std::shared_ptr<VersionsWatermark> target_versions);
     ~Direction();
     Direction(const Direction&) = delete;
@@ -62,13 +80,12 @@ class Direction {
 
     std::string source_;
     std::string target_;
-    transport::Publisher publisher_;
     // What SOURCE has sent, as its capture hears it: the consumer checks messages against it.
     std::shared_ptr<SourceHorizon> horizon_;
-    source::Capture capture_;
-    // The initial copy of tables never copied, at the lowest priority, beside the live stream.
-    transport::Publisher backfill_publisher_;
-    source::InitialCopy initial_copy_;
+    // SOURCE's capture and the initial copy of tables never copied, at the lowest priority,
+    // beside the live stream; none in an apply-only worker.
+    struct CapturePart;
+    std::unique_ptr<CapturePart> capture_;
     std::jthread copy_thread_;
     // The apply of the direction: one shard, or [engine] apply_workers of them.
     struct ApplyShard;

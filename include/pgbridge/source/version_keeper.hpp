@@ -100,6 +100,14 @@ class VersionKeeper {
     // A position the applier waits for that has not reached capture yet.
     bool wanted() const;
 
+    // An apply-only worker (`pgbridge run --apply-only`, another process) waits to see this
+    // side's local writes recorded: it asked by a logical message written outside any
+    // transaction (names::kVersionsWantedPrefix, content the bridge name), which capture
+    // decoded at `lsn`. From now until the position reached passes `lsn`, every move of it is
+    // written to pgbridge.local_versions at once, where the worker reads it. Only on request:
+    // an idle side writes nothing.
+    void request_announcement(Lsn lsn);
+
   private:
     struct Key {
         std::string table;  // versions name: quote_ident(schema) || '.' || quote_ident(name)
@@ -151,6 +159,8 @@ class VersionKeeper {
     void write_pipelined(const std::map<Key, const State*>& states,
                          const std::optional<Lsn>& recorded);
     void advance_watermark();
+    // Writes reached() to pgbridge.local_versions while an announcement is requested.
+    void announce_reached();
 
     // Recording batches what the broker confirmed for up to this long, or this many
     // transactions: the slot and the applier's watermark follow a little later, the source
@@ -176,6 +186,9 @@ class VersionKeeper {
     // The keys of received transactions not recorded yet, told to the watermark.
     std::deque<std::pair<Lsn, std::vector<std::string>>> unrecorded_keys_;
     Lsn large_end_;  // a large transaction not recorded yet: every key counts as unrecorded
+    // request_announcement(): the position requested, and the last one written.
+    Lsn announcement_wanted_;
+    Lsn announced_;
 };
 
 }  // namespace pgbridge::source
