@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -67,6 +68,17 @@ std::vector<std::string> failover_nodes(const RabbitConfig& r) {
     return out;
 }
 
+// Which process applies a shard (0-based): pgbridge run, or an apply-only worker.
+std::string applied_by(const Config& config, std::uint32_t shard) {
+    const auto& remote = config.engine.remote_apply_shards;
+    const int number = static_cast<int>(shard) + 1;
+    if (std::find(remote.begin(), remote.end(), number) == remote.end()) {
+        return "pgbridge run";
+    }
+    return fmt::format("pgbridge run --apply-only --shard {}/{}", number,
+                       config.engine.apply_workers);
+}
+
 nlohmann::json config_json(const Config& config) {
     const ConflictRules rules(config);
     nlohmann::json sides = nlohmann::json::array();
@@ -79,7 +91,8 @@ nlohmann::json config_json(const Config& config) {
                               {"queues", topology.change_queues(side.name, shard)},
                               {"retry_queue", topology.retry_queue(side.name, shard)},
                               {"origin", names::shard_origin(config.bridge_name, other.name, shard,
-                                                             topology.shards)}});
+                                                             topology.shards)},
+                              {"applied_by", applied_by(config, shard)}});
         }
         sides.push_back({
             {"name", side.name},
@@ -181,9 +194,9 @@ void print_text(const Config& config, std::ostream& out) {
         for (std::uint32_t shard = 0; shard < topology.shards; ++shard) {
             const auto queues = topology.change_queues(side.name, shard);
             out << fmt::format(
-                "      shard {}: origin {}, queue{} {}\n", shard + 1,
+                "      shard {}: origin {}, queue{} {}; applied by {}\n", shard + 1,
                 names::shard_origin(config.bridge_name, other.name, shard, topology.shards),
-                queues.size() > 1 ? "s" : "", fmt::join(queues, ", "));
+                queues.size() > 1 ? "s" : "", fmt::join(queues, ", "), applied_by(config, shard));
         }
     }
     const auto& r = config.rabbitmq;

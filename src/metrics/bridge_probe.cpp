@@ -139,6 +139,7 @@ BrokerProbe probe_broker(const Config& config) {
             // lowest band, which every daemon of the bridge consumes: the fewest of any shard.
             std::optional<std::uint32_t> fewest_consumers;
             q.shard_waiting.resize(topology.shards);
+            q.shard_consumers.resize(topology.shards);
             for (std::uint32_t shard = 0; shard < topology.shards; ++shard) {
                 const auto queues = topology.change_queues(side.name, shard);
                 for (const auto& queue : queues) {
@@ -146,6 +147,7 @@ BrokerProbe probe_broker(const Config& config) {
                         q.ready = q.ready.value_or(0) + s->messages;
                         q.shard_waiting[shard] += s->messages;
                         if (queue == queues.back()) {
+                            q.shard_consumers[shard] = s->consumers;
                             fewest_consumers =
                                 std::min(fewest_consumers.value_or(s->consumers), s->consumers);
                         }
@@ -376,6 +378,20 @@ HealthReport assess(const Config& config, const BridgeProbe& probe,
     }
     if (!probe.broker.reachable) {
         problem(Health::Down, fmt::format("RabbitMQ cannot be reached: {}", probe.broker.error));
+    }
+    // A shard left to an apply-only worker is applied by nobody while that worker is away;
+    // pgbridge run's own shards are covered by its slot being in use.
+    for (const auto& [target, q] : probe.broker.queues) {
+        for (const int shard : config.engine.remote_apply_shards) {
+            const auto index = static_cast<std::size_t>(shard - 1);
+            if (index < q.shard_consumers.size() && q.shard_consumers[index] == 0u) {
+                problem(Health::Degraded,
+                        fmt::format("{} -> {}: shard {} has no consumer (is pgbridge run "
+                                    "--apply-only --shard {}/{} running?)",
+                                    config.other_side(target).name, target, shard, shard,
+                                    config.engine.apply_workers));
+            }
+        }
     }
     for (const auto& d : lag) {
         const std::string direction = d.source + " -> " + d.target;

@@ -20,6 +20,7 @@
 
 #include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/byte_size.hpp>
+#include <pgbridge/core/key_shard.hpp>
 
 #include "../support/bridge_run.hpp"
 
@@ -235,6 +236,124 @@ status = "a"
         CHECK(eventually([&] { return run.differences().empty(); }));
         CHECK(eventually([&] { return run.settled(); }, std::chrono::seconds(60)));
         CHECK(run.daemon->running());
+        run.stop();
+    }
+
+    TEST_CASE(
+        "apply-only workers: shards 2 and 3 in processes of their own, one killed with -9; a "
+        "local write the target's capture has to record first is waited for across processes") {
+        BridgeRun run("", [](ScratchBridge& scratch) {
+            rewrite_config(scratch, "timeout_ms = 10000",
+                           "timeout_ms = 10000\napply_workers = 3\nremote_apply_shards = [2, 3]");
+        });
+        const std::string config = run.scratch.config_path();
+        const auto worker = [&](int shard, int start) {
+            auto w = std::make_unique<DaemonProcess>(
+                std::vector<std::string>{TestEnvironment::get().pgbridge_binary, "--config", config,
+                                         "run", "--apply-only", "--shard",
+                                         fmt::format("{}/3", shard)},
+                fmt::format("{}/worker-{}-{}.log", run.scratch.dir(), shard, start));
+            const bool applying = eventually([&] {
+                return w->output_contains(fmt::format("applying shard {}/3 both ways", shard)) ||
+                       !w->running();
+            });
+            INFO(w->output());
+            REQUIRE(applying);
+            return w;
+        };
+        // A shard pgbridge run applies itself, or a layout other than the file's: refused.
+        for (const char* wrong : {"1/3", "2/4", "0/3", "2"}) {
+            const CommandResult r = run.scratch.pgbridge({"run", "--apply-only", "--shard", wrong});
+            CAPTURE(wrong);
+            CHECK(r.exit_code == 2);
+        }
+        CHECK(run.scratch.pgbridge({"run", "--apply-only", "--shard", "1/3"})
+                  .err.find("applied by pgbridge run itself") != std::string::npos);
+
+        run.start();
+        // pgbridge run applies shard 1 only; status says who is missing.
+        {
+            const CommandResult status = run.scratch.pgbridge({"status"});
+            INFO(status.out << status.err);
+            CHECK(status.exit_code == 1);
+            CHECK(status.out.find("shard 2 has no consumer (is pgbridge run --apply-only "
+                                  "--shard 2/3 running?)") != std::string::npos);
+            CHECK(status.out.find("shard 1 has no consumer") == std::string::npos);
+        }
+        auto shard2 = worker(2, 1);
+        auto shard3 = worker(3, 1);
+        CHECK(eventually([&] { return run.scratch.pgbridge({"status"}).exit_code == 0; }));
+
+        // A row updated on b inside a savepoint: its xmin is the subtransaction's, which
+        // capture's record never names, so only the position the target's capture has
+        // reached can clear it. That capture runs in pgbridge run; the workers ask it.
+        auto a = run.scratch.admin(0);
+        auto b = run.scratch.admin(1);
+        std::vector<long> keys;  // one per shard
+        for (long id = 500000; keys.size() < 3; ++id) {
+            const std::string text = std::to_string(id);
+            if (key_shard({text}, 3) == keys.size()) {
+                keys.push_back(id);
+            }
+        }
+        for (const long id : keys) {
+            a.exec(
+                fmt::format("INSERT INTO public.talents VALUES ({}, 'n', 'first@x', NULL, "
+                            "'new', 0)",
+                            id));
+        }
+        REQUIRE(eventually([&] { return run.differences().empty(); }));
+        const auto started = std::chrono::steady_clock::now();
+        for (const long id : keys) {
+            b.exec(
+                fmt::format("BEGIN; SAVEPOINT s; UPDATE hr.candidates SET phone = 'b-{}' "
+                            "WHERE id = {}; RELEASE SAVEPOINT s; COMMIT",
+                            id, id));
+            a.exec(fmt::format("UPDATE public.talents SET email = 'a-{}@x' WHERE id = {}", id, id));
+        }
+        const bool merged = eventually(
+            [&] {
+                for (const long id : keys) {
+                    const auto row = b.exec(fmt::format(
+                        "SELECT contact_email, phone FROM hr.candidates WHERE id = {}", id));
+                    if (row.rows() != 1 ||
+                        std::string(row.value(0, 0)) != fmt::format("a-{}@x", id) ||
+                        std::string(row.value(0, 1)) != fmt::format("b-{}", id)) {
+                        return false;
+                    }
+                }
+                return run.differences().empty();
+            },
+            std::chrono::seconds(30));
+        CHECK(merged);
+        // Each worker waits at most timeout_ms per read without the capture's answer, and
+        // reads again up to 20 times: well past this.
+        MESSAGE("savepoint writes merged on both sides in "
+                << std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - started)
+                       .count()
+                << " ms");
+
+        int restarts = 1;
+        run_workload(run, soak_seconds(16), false, [&] {
+            shard2->signal(SIGKILL);
+            CHECK(shard2->wait(std::chrono::seconds(10)) == 128 + SIGKILL);
+            shard2 = worker(2, ++restarts);
+        });
+        // Every shard of each direction applied something, each in its own process.
+        for (int side = 0; side < 2; ++side) {
+            auto conn = run.scratch.admin(side);
+            CHECK(conn.exec("SELECT count(*) FROM pgbridge.apply_progress WHERE bridge = $1 AND "
+                            "last_end_lsn > '0/0'",
+                            {run.scratch.name()})
+                      .value(0, 0) == "3");
+        }
+        CHECK(shard3->running());
+        for (auto* w : {shard2.get(), shard3.get()}) {
+            w->signal(SIGTERM);
+            INFO(w->output());
+            CHECK(w->wait(std::chrono::seconds(20)) == 0);
+        }
         run.stop();
     }
 

@@ -339,4 +339,37 @@ name = "hr.notes"
         probe.broker.queues[0].second.shard_waiting = {0, 2, 0};
         CHECK(a_to_b().seconds_behind == doctest::Approx(100.0));
     }
+
+    TEST_CASE("status: a shard left to an apply-only worker with no consumer is degraded") {
+        const Config config =
+            test::small_config("[engine]\napply_workers = 3\nremote_apply_shards = [3]\n");
+        BridgeProbe probe;
+        probe.broker.reachable = true;
+        for (const char* side : {"a", "b"}) {
+            SideProbe s;
+            s.side = side;
+            s.reachable = true;
+            s.slot_exists = true;
+            s.slot_active = true;
+            probe.sides.push_back(s);
+            QueueDepth q;
+            q.ready = 0;
+            q.retrying = 0;
+            q.shard_waiting = {0, 0, 0};
+            q.shard_consumers = {1, 1, 1};
+            probe.broker.queues.emplace_back(side, q);
+        }
+        CHECK(assess(config, probe, lag_of(config, probe)).health == Health::Healthy);
+        // Shard 3 into a: its worker is away.
+        probe.broker.queues[0].second.shard_consumers[2] = 0;
+        HealthReport report = assess(config, probe, lag_of(config, probe));
+        CHECK(report.health == Health::Degraded);
+        REQUIRE(report.problems.size() == 1);
+        CHECK(report.problems[0] ==
+              "b -> a: shard 3 has no consumer (is pgbridge run --apply-only --shard 3/3 "
+              "running?)");
+        // pgbridge run's own shard without a consumer: the slot in use says the daemon runs.
+        probe.broker.queues[0].second.shard_consumers = {0, 1, 1};
+        CHECK(assess(config, probe, lag_of(config, probe)).health == Health::Healthy);
+    }
 }

@@ -81,6 +81,8 @@ struct QueueDepth {
     std::optional<std::uint32_t> retrying;
     std::optional<std::uint32_t> dead;
     std::uint32_t consumers = 0;
+    // Per apply shard: the consumers of its lowest band (nullopt: not inspected).
+    std::vector<std::optional<std::uint32_t>> shard_consumers;
 };
 
 struct BrokerProbe {
