@@ -6,8 +6,8 @@
 #include <charconv>
 #include <condition_variable>
 #include <csignal>
-#include <functional>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -320,14 +320,13 @@ int run_apply_only(const GlobalOptions& global, const Config& config, std::uint3
             side_connect_options(config.side(target), config.engine.timeout_ms,
                                  "pgbridge run --apply-only: local versions"),
             config.bridge_name, target, target_versions));
-        directions.push_back(std::make_unique<run::Direction>(config, source, target, parts, nullptr,
-                                                              nullptr, target_versions));
+        directions.push_back(std::make_unique<run::Direction>(config, source, target, parts,
+                                                              nullptr, nullptr, target_versions));
     }
     for (const auto& d : directions) {
         d->start();
     }
-    const std::string shard_text =
-        fmt::format("{}/{}", shard + 1, config.engine.apply_workers);
+    const std::string shard_text = fmt::format("{}/{}", shard + 1, config.engine.apply_workers);
     log::info("run", "apply-only worker started",
               {{"bridge", config.bridge_name}, {"shard", shard_text}});
     Supervision supervision;

@@ -601,7 +601,8 @@ void VersionKeeper::write_pipelined(const std::map<Key, const State*>& states,
         pipeline.send(table->write_sql, params);
     }
     if (recorded) {
-        pipeline.send(kWriteRecordedStatement, {options_.bridge, options_.side, recorded->to_string()});
+        pipeline.send(kWriteRecordedStatement,
+                      {options_.bridge, options_.side, recorded->to_string()});
     }
     pipeline.send("COMMIT");
     pipeline.sync();  // one round trip
