@@ -104,6 +104,8 @@ nlohmann::json config_json(const Config& config) {
              names::shard_origin(config.bridge_name, other.name, 0, topology.shards)},
             {"queue", topology.change_queues(side.name).back()},
             {"apply_shards", shards},
+            {"broker", side.broker ? nlohmann::json(side.broker->url.redacted())
+                                   : nlohmann::json("[rabbitmq]")},
             {"dead_letter_queue", names::dead_letter_queue(config.bridge_name, side.name)},
         });
     }
@@ -185,6 +187,13 @@ void print_text(const Config& config, std::ostream& out) {
             out << fmt::format("    changes to apply here arrive on queue{} {}\n",
                                queues.size() > 1 ? "s" : "", fmt::join(queues, ", "));
             continue;
+        }
+        if (side.broker) {
+            const RabbitConfig site = config.broker_of(side.name);
+            out << fmt::format(
+                "    broker at this site: {} ({}); its capture publishes there, "
+                "its queues are there\n",
+                site.url.redacted(), password_source(site.password_file, site.url.password_in_url));
         }
         out << fmt::format("    slot {}, publication {}\n",
                            names::slot(config.bridge_name, side.name),

@@ -199,7 +199,7 @@ std::size_t sweep_dead_queue(const Config& config, const std::string& side,
         return 0;
     }
     transport::AmqpConnection broker(
-        transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms));
+        transport::AmqpConnectOptions::from(config.broker_of(side), config.engine.timeout_ms));
     const std::string queue = names::dead_letter_queue(config.bridge_name, side);
     const auto state = broker.inspect_queue(kChannel, queue);
     std::size_t removed = 0;
@@ -323,7 +323,7 @@ int handle(const Config& config, const GlobalOptions& global,
                     const auto messages = replay_messages(config, side->name, *l.payload);
                     if (!broker) {
                         broker.emplace(transport::AmqpConnectOptions::from(
-                            config.rabbitmq, config.engine.timeout_ms));
+                            config.broker_of(side->name), config.engine.timeout_ms));
                         broker->confirm_select(kChannel);
                     }
                     for (const ReplayMessage& replayed : messages) {

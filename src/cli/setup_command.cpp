@@ -75,9 +75,13 @@ template <typename BrokerStep>
 int finish_with_broker(const Config& config, SetupReport report, std::string_view verb, bool json,
                        BrokerStep&& step) {
     try {
-        transport::AmqpConnection broker(
-            transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms));
-        step(broker, transport::Topology::of(config), report);
+        // Every broker holds the whole topology: with one per site, a side's capture publishes
+        // to its own and a shovel carries the other side's queues over (docs/topologies.md).
+        for (const RabbitConfig& site : config.brokers()) {
+            transport::AmqpConnection broker(
+                transport::AmqpConnectOptions::from(site, config.engine.timeout_ms));
+            step(broker, transport::Topology::of(config), report);
+        }
     } catch (const Error&) {
         print_report(report, fmt::format("{} (databases only)", verb), json);
         throw;
@@ -94,9 +98,9 @@ int setup_command(const GlobalOptions& global, const SetupCommandOptions& option
     // The broker's login and virtual host first, so that they fail before any slot exists (a
     // slot holds WAL from the moment it is created). Closed again: the databases may take a
     // while, longer than the broker waits for heartbeats from an idle connection.
-    {
+    for (const RabbitConfig& site : config.brokers()) {
         const transport::AmqpConnection login_check(
-            transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms));
+            transport::AmqpConnectOptions::from(site, config.engine.timeout_ms));
     }
     return finish_with_broker(
         config, setup_databases(config, database_options(config, options)), "setup", global.json,

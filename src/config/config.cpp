@@ -93,6 +93,31 @@ const SideConfig& Config::other_side(std::string_view name) const {
     throw Error(ErrorKind::Internal, "bridge has no other side").with("side", std::string(name));
 }
 
+RabbitConfig Config::broker_of(std::string_view name) const {
+    RabbitConfig out = rabbitmq;
+    if (const auto& own = side(name).broker) {
+        out.url = own->url;
+        out.failover_urls = own->failover_urls;
+        out.password_file = own->password_file;
+    }
+    return out;
+}
+
+std::vector<RabbitConfig> Config::brokers() const {
+    std::vector<RabbitConfig> out;
+    for (const auto& s : sides) {
+        RabbitConfig broker = broker_of(s.name);
+        const bool seen = std::any_of(out.begin(), out.end(), [&](const RabbitConfig& b) {
+            return b.url.host == broker.url.host && b.url.port == broker.url.port &&
+                   b.url.vhost == broker.url.vhost;
+        });
+        if (!seen) {
+            out.push_back(std::move(broker));
+        }
+    }
+    return out;
+}
+
 const TableConfig* Config::find_table(const QualifiedName& canonical) const {
     for (const auto& t : tables) {
         if (t.name == canonical) {
@@ -458,7 +483,8 @@ class ConfigParser {
                                         origin, origin.size(), names::kMaxIdentifierLength));
             }
             TableReader reader(*value.as_table(), "[sides." + name + "]", diag_,
-                               {"conninfo", "password_file"});
+                               {"conninfo", "password_file", "rabbitmq_url", "rabbitmq_urls",
+                                "rabbitmq_password_file"});
             if (auto conninfo = reader.string("conninfo", true)) {
                 check_conninfo(*conninfo, name, reader.source_of("conninfo"));
                 side.conninfo = std::move(*conninfo);
@@ -470,6 +496,7 @@ class ConfigParser {
                     side.password = std::move(*secret);
                 }
             }
+            read_site_broker(reader, side);
             found.emplace_back(key.source().begin, std::move(side));
         }
         // toml++ keeps keys sorted; the DBA's order is the order of declaration.
@@ -522,22 +549,19 @@ class ConfigParser {
                            {"url", "urls", "password_file", "max_priority", "max_message_bytes",
                             "ca_file", "cert_file", "key_file", "verify_peer", "signing_key_file",
                             "queue_type", "priority_bands"});
-        read_broker_urls(reader);
         auto& r = config_.rabbitmq;
-        if (auto file = reader.string("password_file", false)) {
-            r.password_file = resolve_path(*file, base_dir_);
-            if (auto secret = read_password_file(*r.password_file,
-                                                 reader.source_of("password_file"), diag_)) {
-                r.url.password = std::move(*secret);
-                for (auto& node : r.failover_urls) {
-                    node.password = r.url.password;
-                }
-            }
-        } else if (r.url.password_in_url ||
-                   std::any_of(r.failover_urls.begin(), r.failover_urls.end(),
-                               [](const AmqpUrl& u) { return u.password_in_url; })) {
-            config_.warnings.push_back("rabbitmq.url holds a password; move it to password_file");
+        // Not needed when each side has a broker of its own.
+        const bool every_side_has_one =
+            !config_.sides.empty() &&
+            std::all_of(config_.sides.begin(), config_.sides.end(),
+                        [](const SideConfig& side) { return side.broker.has_value(); });
+        if (!read_broker_urls(reader, "rabbitmq", "", r.url, r.failover_urls,
+                              !every_side_has_one) &&
+            every_side_has_one) {
+            r.url = config_.sides.front().broker->url;  // for what reads [rabbitmq] alone
         }
+        read_broker_password(reader, "password_file", "rabbitmq.url", r.password_file, r.url,
+                             r.failover_urls);
         // RabbitMQ accepts x-max-priority up to 255 but recommends small values: every level
         // costs an internal queue.
         if (auto max = reader.integer("max_priority", false, 1, 255)) {
@@ -560,14 +584,27 @@ class ConfigParser {
     // `url` (one node) or `urls` (every node of a cluster, tried in that order). The nodes of
     // one cluster share its users and virtual hosts, and one password_file serves them all:
     // nodes that differ in scheme, user or virtual host are a mistake, refused here.
-    void read_broker_urls(TableReader& reader) {
-        const bool one = reader.get("url", false) != nullptr;
-        const toml::array* many = reader.array("urls", false);
-        if (one == (many != nullptr)) {
-            diag_.error(reader.source_of(one ? "urls" : "url"),
-                        one ? "[rabbitmq] has both url and urls: keep one (urls for a cluster)"
-                            : "[rabbitmq] needs url (one node) or urls (every node of a cluster)");
-            return;
+    // `prefix`: how the keys are spelled in `section` ("" in [rabbitmq], "rabbitmq_" in a
+    // side). False when neither is there.
+    bool read_broker_urls(TableReader& reader, std::string_view section, std::string_view prefix,
+                          AmqpUrl& url, std::vector<AmqpUrl>& failover_urls, bool required) {
+        const std::string url_key = std::string(prefix) + "url";
+        const std::string urls_key = std::string(prefix) + "urls";
+        const bool one = reader.get(url_key, false) != nullptr;
+        const toml::array* many = reader.array(urls_key, false);
+        if (one && many != nullptr) {
+            diag_.error(reader.source_of(urls_key),
+                        fmt::format("[{}] has both {} and {}: keep one ({} for a cluster)", section,
+                                    url_key, urls_key, urls_key));
+            return true;
+        }
+        if (!one && many == nullptr) {
+            if (required) {
+                diag_.error(reader.source_of(url_key),
+                            fmt::format("[{}] needs {} (one node) or {} (every node of a cluster)",
+                                        section, url_key, urls_key));
+            }
+            return false;
         }
         auto parse = [&](const toml::node& node, std::string_view key) -> std::optional<AmqpUrl> {
             std::string expected;
@@ -578,38 +615,81 @@ class ConfigParser {
             } else {
                 expected = "a string";
             }
-            diag_.error(node.source(), fmt::format("rabbitmq.{}: expected {}", key, expected));
+            diag_.error(node.source(), fmt::format("{}.{}: expected {}", section, key, expected));
             return std::nullopt;
         };
         if (one) {
-            if (auto url = parse(*reader.get("url", true), "url")) {
-                config_.rabbitmq.url = std::move(*url);
+            if (auto parsed = parse(*reader.get(url_key, true), url_key)) {
+                url = std::move(*parsed);
             }
-            return;
+            return true;
         }
         if (many->empty()) {
-            diag_.error(many->source(), "rabbitmq.urls is empty: list every node of the cluster");
-            return;
+            diag_.error(
+                many->source(),
+                fmt::format("{}.{} is empty: list every node of the cluster", section, urls_key));
+            return true;
         }
         std::vector<AmqpUrl> nodes;
         for (const auto& node : *many) {
-            if (auto url = parse(node, "urls")) {
+            if (auto parsed = parse(node, urls_key)) {
                 if (!nodes.empty() &&
-                    (url->tls != nodes.front().tls || url->user != nodes.front().user ||
-                     url->vhost != nodes.front().vhost)) {
+                    (parsed->tls != nodes.front().tls || parsed->user != nodes.front().user ||
+                     parsed->vhost != nodes.front().vhost)) {
                     diag_.error(node.source(),
-                                "rabbitmq.urls: every node must have the scheme, user and virtual "
-                                "host of the first (they are one cluster)");
+                                fmt::format("{}.{}: every node must have the scheme, user and "
+                                            "virtual host of the first (they are one cluster)",
+                                            section, urls_key));
                 }
-                nodes.push_back(std::move(*url));
+                nodes.push_back(std::move(*parsed));
             }
         }
         if (nodes.size() != many->size()) {
+            return true;
+        }
+        url = std::move(nodes.front());
+        failover_urls.assign(std::make_move_iterator(nodes.begin() + 1),
+                             std::make_move_iterator(nodes.end()));
+        return true;
+    }
+
+    // A password file's secret given to every node of a broker.
+    void read_broker_password(TableReader& reader, std::string_view key, std::string_view name,
+                              std::optional<std::filesystem::path>& file, AmqpUrl& url,
+                              std::vector<AmqpUrl>& failover_urls) {
+        if (auto path = reader.string(key, false)) {
+            file = resolve_path(*path, base_dir_);
+            if (auto secret = read_password_file(*file, reader.source_of(key), diag_)) {
+                url.password = std::move(*secret);
+                for (auto& node : failover_urls) {
+                    node.password = url.password;
+                }
+            }
+        } else if (url.password_in_url ||
+                   std::any_of(failover_urls.begin(), failover_urls.end(),
+                               [](const AmqpUrl& u) { return u.password_in_url; })) {
+            config_.warnings.push_back(
+                fmt::format("{} holds a password; move it to {}", name, key));
+        }
+    }
+
+    // [sides.NAME] rabbitmq_url(s): the broker at this side's site.
+    void read_site_broker(TableReader& reader, SideConfig& side) {
+        SiteBroker broker;
+        const std::string section = "sides." + side.name;
+        if (!read_broker_urls(reader, section, "rabbitmq_", broker.url, broker.failover_urls,
+                              false)) {
+            if (reader.get("rabbitmq_password_file", false) != nullptr) {
+                diag_.error(reader.source_of("rabbitmq_password_file"),
+                            fmt::format("{}.rabbitmq_password_file is for the side's own broker: "
+                                        "set rabbitmq_url or rabbitmq_urls too",
+                                        section));
+            }
             return;
         }
-        config_.rabbitmq.url = std::move(nodes.front());
-        config_.rabbitmq.failover_urls.assign(std::make_move_iterator(nodes.begin() + 1),
-                                              std::make_move_iterator(nodes.end()));
+        read_broker_password(reader, "rabbitmq_password_file", section + ".rabbitmq_url",
+                             broker.password_file, broker.url, broker.failover_urls);
+        side.broker = std::move(broker);
     }
 
     void read_queue_type(TableReader& reader) {

@@ -1,3 +1,6 @@
+#include <map>
+#include <memory>
+
 #include <fmt/format.h>
 
 #include <pgbridge/apply/conflict_log.hpp>
@@ -127,13 +130,23 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
 BrokerProbe probe_broker(const Config& config) {
     BrokerProbe b;
     try {
-        auto options =
-            transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
-        options.connection_name = "pgbridge status";
-        transport::AmqpConnection conn(options);
-        b.reachable = true;
+        // One connection per broker: one, or one per site (docs/topologies.md, "Two sites").
+        std::map<std::string, std::unique_ptr<transport::AmqpConnection>> connections;
+        const auto connection = [&](const std::string& side) -> transport::AmqpConnection& {
+            const RabbitConfig broker = config.broker_of(side);
+            const std::string id = broker.url.redacted();
+            auto& conn = connections[id];
+            if (!conn) {
+                auto options =
+                    transport::AmqpConnectOptions::from(broker, config.engine.timeout_ms);
+                options.connection_name = "pgbridge status";
+                conn = std::make_unique<transport::AmqpConnection>(options);
+            }
+            return *conn;
+        };
         const auto topology = transport::Topology::of(config);
         for (const auto& side : config.sides) {
+            transport::AmqpConnection& conn = connection(side.name);
             QueueDepth q;
             // Every band's and every shard's queue counts; consumers are those of each shard's
             // lowest band, which every daemon of the bridge consumes: the fewest of any shard.
@@ -158,6 +171,20 @@ BrokerProbe probe_broker(const Config& config) {
                     q.shard_waiting[shard] += s->messages;
                 }
             }
+            // Two sites: what the source's site holds for this side, not shovelled yet.
+            const std::string& source = config.other_side(side.name).name;
+            if (config.broker_of(source).url.redacted() !=
+                config.broker_of(side.name).url.redacted()) {
+                transport::AmqpConnection& at_source = connection(source);
+                for (std::uint32_t shard = 0; shard < topology.shards; ++shard) {
+                    for (const auto& queue : topology.change_queues(side.name, shard)) {
+                        if (auto s = at_source.inspect_queue(1, queue)) {
+                            q.ready = q.ready.value_or(0) + s->messages;
+                            q.shard_waiting[shard] += s->messages;
+                        }
+                    }
+                }
+            }
             q.consumers = fewest_consumers.value_or(0);
             if (auto s = conn.inspect_queue(
                     1, names::dead_letter_queue(config.bridge_name, side.name))) {
@@ -165,6 +192,7 @@ BrokerProbe probe_broker(const Config& config) {
             }
             b.queues.emplace_back(side.name, q);
         }
+        b.reachable = true;
     } catch (const Error& e) {
         b.error = e.what();
     }

@@ -20,7 +20,9 @@ transport::PublisherOptions publisher_options(
     transport::BatchKind kind = transport::BatchKind::Live) {
     transport::PublisherOptions o;
     o.kind = kind;
-    o.connect = transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
+    // The broker at the source's site (docs/topologies.md, "Two sites").
+    o.connect =
+        transport::AmqpConnectOptions::from(config.broker_of(source), config.engine.timeout_ms);
     o.connect.connection_name = "pgbridge run: publish " + source + " to " + target;
     o.topology = transport::Topology::of(config);
     o.source_side = source;
@@ -142,7 +144,9 @@ transport::ConsumerOptions consumer_options(const Config& config, const std::str
                                             std::shared_ptr<SourceHorizon> source_horizon) {
     transport::ConsumerOptions o;
     o.source_horizon = std::move(source_horizon);
-    o.connect = transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
+    // The broker at the target's site, where its queues are.
+    o.connect =
+        transport::AmqpConnectOptions::from(config.broker_of(target), config.engine.timeout_ms);
     o.topology = transport::Topology::of(config);
     o.connect.connection_name =
         "pgbridge run: apply to " + target +

@@ -79,22 +79,24 @@ SideReadiness check_side_ready(const Config& config, const std::string& side) {
 }
 
 void check_broker_ready(const Config& config) {
-    auto options = transport::AmqpConnectOptions::from(config.rabbitmq, config.engine.timeout_ms);
-    options.connection_name = "pgbridge run: setup check";
-    transport::AmqpConnection broker(options);
     const auto topology = transport::Topology::of(config);
-    for (const auto& side : config.sides) {
-        auto queues = topology.all_change_queues(side.name);
-        for (auto& retry : topology.all_retry_queues(side.name)) {
-            queues.push_back(std::move(retry));
-        }
-        queues.push_back(names::dead_letter_queue(config.bridge_name, side.name));
-        for (const auto& queue : queues) {
-            if (!broker.inspect_queue(1, queue)) {
-                throw Error(
-                    ErrorKind::Setup,
-                    fmt::format("queue {} is missing on the broker; run pgbridge setup", queue))
-                    .with("broker", broker.server());
+    for (const RabbitConfig& site : config.brokers()) {
+        auto options = transport::AmqpConnectOptions::from(site, config.engine.timeout_ms);
+        options.connection_name = "pgbridge run: setup check";
+        transport::AmqpConnection broker(options);
+        for (const auto& side : config.sides) {
+            auto queues = topology.all_change_queues(side.name);
+            for (auto& retry : topology.all_retry_queues(side.name)) {
+                queues.push_back(std::move(retry));
+            }
+            queues.push_back(names::dead_letter_queue(config.bridge_name, side.name));
+            for (const auto& queue : queues) {
+                if (!broker.inspect_queue(1, queue)) {
+                    throw Error(
+                        ErrorKind::Setup,
+                        fmt::format("queue {} is missing on the broker; run pgbridge setup", queue))
+                        .with("broker", broker.server());
+                }
             }
         }
     }

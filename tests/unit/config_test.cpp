@@ -630,6 +630,58 @@ TEST_CASE("rabbitmq.urls: every node of a cluster, one scheme, user and virtual 
               .find("needs url (one node) or urls") != std::string::npos);
 }
 
+TEST_CASE("sides.NAME.rabbitmq_url(s): a broker at each site") {
+    const std::string zervigo =
+        "conninfo = \"host=127.0.0.1 port=5433 dbname=zervigo user=pgbridge\"";
+    // One side with its own broker: the other keeps [rabbitmq]'s.
+    const Config one =
+        parse(replace(kValid, zervigo,
+                      zervigo + "\nrabbitmq_urls = [\"amqp://pgbridge@10.0.1.1/site_b\", "
+                                "\"amqp://pgbridge@10.0.1.2/site_b\"]"));
+    REQUIRE(one.side("zervigo").broker);
+    CHECK_FALSE(one.side("looma_crm").broker);
+    CHECK(one.broker_of("looma_crm").url.host == "127.0.0.1");
+    const RabbitConfig site_b = one.broker_of("zervigo");
+    CHECK(site_b.url.host == "10.0.1.1");
+    CHECK(site_b.url.vhost == "site_b");
+    REQUIRE(site_b.failover_urls.size() == 1);
+    CHECK(site_b.failover_urls[0].host == "10.0.1.2");
+    CHECK(site_b.max_priority == 10);  // every other setting is [rabbitmq]'s
+    REQUIRE(one.brokers().size() == 2);
+    CHECK(one.brokers()[0].url.host == "127.0.0.1");
+    CHECK(one.brokers()[1].url.host == "10.0.1.1");
+    // The same broker named twice is one broker.
+    CHECK(parse(replace(kValid, zervigo,
+                        zervigo + "\nrabbitmq_url = \"amqp://pgbridge@127.0.0.1:5672/%2f\""))
+              .brokers()
+              .size() == 1);
+
+    // Both sides with their own: [rabbitmq] needs no url.
+    const std::string url_line = "url = \"amqp://pgbridge@127.0.0.1:5672/%2f\"";
+    const Config both = parse(
+        replace(replace(replace(kValid, url_line, ""), zervigo,
+                        zervigo + "\nrabbitmq_url = \"amqp://pgbridge@10.0.1.1/%2f\""),
+                "dbname=looma user=pgbridge\"",
+                "dbname=looma user=pgbridge\"\nrabbitmq_url = \"amqp://pgbridge@10.0.0.1/%2f\""));
+    CHECK(both.broker_of("looma_crm").url.host == "10.0.0.1");
+    CHECK(both.broker_of("zervigo").url.host == "10.0.1.1");
+    CHECK(std::string(parse_error(replace(kValid, url_line, "")).what())
+              .find("[rabbitmq] needs url (one node) or urls") != std::string::npos);
+
+    const auto error_of = [&](const std::string& lines, std::string_view line = "9") {
+        const Error e = parse_error(replace(kValid, zervigo, zervigo + "\n" + lines));
+        CHECK(e.context_value("line") == line);
+        return std::string(e.what());
+    };
+    CHECK(error_of("rabbitmq_url = \"amqp://a/%2f\"\nrabbitmq_urls = [\"amqp://b/%2f\"]", "10")
+              .find("[sides.zervigo] has both rabbitmq_url and rabbitmq_urls") !=
+          std::string::npos);
+    CHECK(error_of("rabbitmq_url = \"http://a/\"").find("sides.zervigo.rabbitmq_url: expected") !=
+          std::string::npos);
+    CHECK(error_of("rabbitmq_password_file = \"x\"").find("set rabbitmq_url or rabbitmq_urls") !=
+          std::string::npos);
+}
+
 TEST_CASE("rabbitmq.queue_type: classic by default; quorum with priority bands") {
     CHECK(parse(kValid).rabbitmq.queue_type == RabbitConfig::QueueType::Classic);
     CHECK(parse(kValid).rabbitmq.priority_bands.empty());

@@ -26,6 +26,15 @@ struct SourceLocation {
     int column = 0;
 };
 
+// The RabbitMQ broker (a node, or a cluster's nodes) at one side's site, where the bridge
+// has one per site joined by a shovel (docs/topologies.md, "Two sites"): `[sides.NAME]
+// rabbitmq_url` or `rabbitmq_urls`, and `rabbitmq_password_file`.
+struct SiteBroker {
+    AmqpUrl url;
+    std::vector<AmqpUrl> failover_urls;
+    std::optional<std::filesystem::path> password_file;
+};
+
 struct SideConfig {
     std::string name;
     // As written; may contain a password, so print it only through redact_conninfo().
@@ -33,6 +42,8 @@ struct SideConfig {
     std::optional<std::filesystem::path> password_file;
     Secret password;  // contents of password_file
     SourceLocation where;
+    // This side's own broker; none: [rabbitmq]'s.
+    std::optional<SiteBroker> broker;
 };
 
 struct RabbitConfig {
@@ -199,6 +210,13 @@ struct Config {
 
     const SideConfig& side(std::string_view name) const;  // throws Error(Internal) if unknown
     const SideConfig& other_side(std::string_view name) const;
+    // The broker at `side`'s site: what its capture publishes to, and where the changes to be
+    // applied on it wait. [rabbitmq], with the side's own nodes and password where it has a
+    // broker of its own; every other setting (queue type, priorities, TLS files, signing keys)
+    // is [rabbitmq]'s.
+    RabbitConfig broker_of(std::string_view side) const;
+    // Each distinct broker once (the first side's first): one, or one per site.
+    std::vector<RabbitConfig> brokers() const;
     const TableConfig* find_table(const QualifiedName& canonical) const;
 };
 
