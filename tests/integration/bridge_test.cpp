@@ -443,6 +443,32 @@ status = "a"
         } shovels_gone{stop_shovels};
 
         run.start();
+        // What the extra hop costs: one row at a time from a to b, from the insert's commit
+        // to the row seen on b (polled every millisecond).
+        {
+            auto a = run.scratch.admin(0);
+            auto b = run.scratch.admin(1);
+            std::vector<double> ms;
+            for (int id = 800001; id <= 800020; ++id) {
+                a.exec(fmt::format(
+                    "INSERT INTO public.talents VALUES ({}, 'hop', 'hop@x', NULL, 'new', 0)", id));
+                const auto committed = std::chrono::steady_clock::now();
+                const auto deadline = committed + std::chrono::seconds(30);
+                const std::string probe =
+                    fmt::format("SELECT 1 FROM hr.candidates WHERE id = {}", id);
+                while (b.exec(probe).rows() == 0 && std::chrono::steady_clock::now() < deadline) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                }
+                REQUIRE(b.exec(probe).rows() == 1);
+                ms.push_back(std::chrono::duration<double, std::milli>(
+                                 std::chrono::steady_clock::now() - committed)
+                                 .count());
+            }
+            std::sort(ms.begin(), ms.end());
+            MESSAGE(fmt::format("two sites, one row at a time: commit on a to the row on b "
+                                "median {:.1f} ms, max {:.1f} ms",
+                                ms[ms.size() / 2], ms.back()));
+        }
         bool held_at_site = false;
         run_workload(run, soak_seconds(16), false, [&] {
             // The link between the sites is down: what each capture publishes waits at its
