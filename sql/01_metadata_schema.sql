@@ -1,4 +1,5 @@
--- pgbridge metadata schema, version 6 (5 with the apply shard in apply_progress,
+-- pgbridge metadata schema, version 7 (6 with pgbridge.history, the change history kept with
+-- [history] retention; 6 was 5 with the apply shard in apply_progress,
 -- transaction_parts and applied_transactions; 5 was 4 with the progress of a running initial
 -- copy; 4 was 3
 -- with every local write named by its commit time;
@@ -17,7 +18,7 @@ CREATE TABLE IF NOT EXISTS pgbridge.schema_version (
     version      integer PRIMARY KEY,
     installed_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO pgbridge.schema_version (version) VALUES (1), (2), (3), (4), (5), (6) ON CONFLICT (version) DO NOTHING;
+INSERT INTO pgbridge.schema_version (version) VALUES (1), (2), (3), (4), (5), (6), (7) ON CONFLICT (version) DO NOTHING;
 
 -- Every conflict the apply side met, resolved or pending. Row values are kept here (and only
 -- here, never in logs) so that a DBA can see what each side had and act on it.
@@ -303,3 +304,65 @@ BEGIN
     RETURN NULL;
 END
 $function$;
+
+-- The change history ([history] retention; docs/history.md): every change of a synced table
+-- on this side that pgbridge captured (a local write, written by capture once the broker has
+-- it, with the column versions) or applied (written by the applier in the transaction that
+-- applies it, with the conflict decision). Never by a trigger: the application's
+-- transactions carry nothing of it. One partition per day of logged_at (UTC), created ahead
+-- and dropped past the retention by maintain_history(), which pgbridge run calls.
+CREATE TABLE IF NOT EXISTS pgbridge.history (
+    logged_at   timestamptz NOT NULL DEFAULT now(),  -- when pgbridge wrote it (partition key)
+    bridge      text        NOT NULL,
+    side        text        NOT NULL,  -- this side, whose table changed
+    origin      text        NOT NULL CHECK (origin IN ('local', 'applied')),
+    from_side   text        NOT NULL,  -- local: this side; applied: the side it came from
+    changed_at  timestamptz NOT NULL,  -- commit time where the change was made
+    lsn         pg_lsn      NOT NULL,  -- commit LSN where the change was made
+    seq         integer     NOT NULL,  -- its place in that transaction
+    table_name  text        NOT NULL,  -- schema-qualified, as named on this side
+    key         jsonb       NOT NULL,  -- primary key {column: value}, as named on this side
+    operation   text        NOT NULL CHECK (operation IN ('insert', 'update', 'delete')),
+    old_values  jsonb,                 -- the columns written, before (text values)
+    new_values  jsonb,                 -- the columns written, after
+    decision    jsonb                  -- applied with a conflict: per column, rule and winner
+) PARTITION BY RANGE (logged_at);
+CREATE INDEX IF NOT EXISTS history_key ON pgbridge.history (table_name, key, changed_at);
+CREATE INDEX IF NOT EXISTS history_window ON pgbridge.history (side, origin, changed_at);
+
+-- Creates the partitions of today and the next two days (UTC) and drops those wholly older
+-- than `retention` (a retention shorter than a day also deletes the older rows of the oldest
+-- one). SECURITY DEFINER: the runtime role may keep the history but not rewrite it, so it
+-- gets EXECUTE on this and no DDL or DELETE of its own. Returns the partitions dropped.
+CREATE OR REPLACE FUNCTION pgbridge.maintain_history(retention interval) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $function$
+DECLARE
+    day     date;
+    part    record;
+    dropped integer := 0;
+BEGIN
+    IF retention < interval '1 minute' THEN
+        RAISE EXCEPTION 'pgbridge.maintain_history: retention % is below a minute', retention;
+    END IF;
+    FOR i IN 0..2 LOOP
+        day := (now() AT TIME ZONE 'UTC')::date + i;
+        EXECUTE format('CREATE TABLE IF NOT EXISTS pgbridge.%I PARTITION OF pgbridge.history '
+                       'FOR VALUES FROM (%L) TO (%L)', 'history_' || to_char(day, 'YYYYMMDD'),
+                       day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC');
+    END LOOP;
+    FOR part IN
+        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'pgbridge.history'::regclass AND c.relname ~ '^history_[0-9]{8}$'
+           AND (to_date(substr(c.relname, 9), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
+               <= now() - retention
+    LOOP
+        EXECUTE format('DROP TABLE pgbridge.%I', part.relname);
+        dropped := dropped + 1;
+    END LOOP;
+    IF retention < interval '1 day' THEN
+        DELETE FROM pgbridge.history WHERE logged_at < now() - retention;
+    END IF;
+    RETURN dropped;
+END
+$function$;
+REVOKE ALL ON FUNCTION pgbridge.maintain_history(interval) FROM PUBLIC;

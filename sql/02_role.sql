@@ -66,7 +66,8 @@ BEGIN
         ('applied_transactions', 'SELECT, INSERT'),
         ('row_versions',         'SELECT, INSERT, UPDATE'),
         ('local_versions',       'SELECT, INSERT, UPDATE'),
-        ('truncations',          'SELECT')
+        ('truncations',          'SELECT'),
+        ('history',              'SELECT, INSERT')
     LOOP
         IF (SELECT pg_get_userbyid(relowner) FROM pg_class
              WHERE oid = format('pgbridge.%I', m)::regclass) <> r THEN
@@ -83,6 +84,7 @@ BEGIN
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', t, r);
     END LOOP;
 
+    EXECUTE format('GRANT EXECUTE ON FUNCTION pgbridge.maintain_history(interval) TO %I', r);
     FOREACH f IN ARRAY ARRAY[
         'pg_catalog.pg_replication_origin_oid(text)',
         'pg_catalog.pg_replication_origin_session_setup(text)',

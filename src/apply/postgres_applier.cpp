@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <numeric>
 #include <set>
 
 #include <fmt/format.h>
@@ -14,6 +15,7 @@
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/hex.hpp>
+#include <pgbridge/core/history_record.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/pg/array_literal.hpp>
@@ -266,7 +268,10 @@ class PostgresApplier::Attempt {
         CaptureCheck check = verdict();
         const bool locked_rows =
             std::any_of(keys_.begin(), keys_.end(), [](const KeyState& k) { return k.values; });
-        if (check == CaptureCheck::WaitDecoded && !locked_rows && flush_lsn_ >= position) {
+        // Not in an apply-only worker: what it knows of the target's capture moves only when
+        // asked (wait_for_capture), so waiting in place would only time out.
+        if (check == CaptureCheck::WaitDecoded && !locked_rows && flush_lsn_ >= position &&
+            !a_.options_.request_announcement) {
             // This transaction has logged nothing yet (no row locked), and the server has
             // flushed its WAL up to the position: capture can reach it while the transaction
             // stays open. Usually a matter of a millisecond. WAL not flushed yet (written by a
@@ -507,6 +512,11 @@ class PostgresApplier::Attempt {
             }
         }
         store_versions(pipeline);
+        if (!history_.empty()) {
+            const HistoryInsert insert =
+                history_insert(a_.options_.bridge, a_.options_.target_side, history_);
+            send_write(pipeline, insert.sql, insert.params, kNoItem);
+        }
         if (!own_transaction_) {
             pipeline.sync();
             return;
@@ -628,10 +638,102 @@ class PostgresApplier::Attempt {
                 break;
         }
         record_conflicts(pipeline, k, item, r, index);
+        note_history(k, item, r);
         if (r.action != Resolution::Action::Skip) {
             k.local = apply_resolution(k.local, change, r);
             k.versions_changed = true;
         }
+    }
+
+    // pgbridge.history (docs/history.md): what the change wrote here, before and after, and
+    // how a conflict was decided. Before the key's local state moves on (k.local is the row
+    // the change met). Initial-copy rows are a table's state, not changes: not kept.
+    void note_history(const KeyState& k, const Item& item, const Resolution& r) {
+        const TargetTable& table = *k.table;
+        const RemoteChange& change = item.mapped.change;
+        if (change.backfill || !a_.keeps_history(table)) {
+            return;
+        }
+        const auto values = [&](const std::vector<std::size_t>& columns, const auto& value_of) {
+            json doc = json::object();
+            for (const std::size_t c : columns) {
+                doc[table.columns[c].name] = value_json(value_of(c));
+            }
+            return dump(doc);
+        };
+        const auto local_value = [&](std::size_t c) -> const Value& {
+            return k.local.columns[c].value;
+        };
+        std::vector<std::size_t> every(table.columns.size());
+        std::iota(every.begin(), every.end(), std::size_t{0});
+        HistoryRecord h;
+        h.origin = HistoryRecord::Origin::Applied;
+        h.from_side = change.side;
+        h.changed_at = change.commit_time;
+        h.lsn = change.commit_lsn;
+        h.seq = change.sequence;
+        h.table = table.name.display();
+        h.key = key_json(table, k.key);
+        switch (r.action) {
+            case Resolution::Action::Insert: {
+                std::vector<std::size_t> written;
+                for (std::size_t c = 0; c < r.row.size(); ++c) {
+                    if (r.row[c].kind != Value::Kind::UnchangedToast) {
+                        written.push_back(c);
+                    }
+                }
+                h.operation = "insert";
+                h.new_values =
+                    values(written, [&](std::size_t c) -> const Value& { return r.row[c]; });
+                break;
+            }
+            case Resolution::Action::Update:
+                if (r.write_columns.empty() && !r.conflict) {
+                    return;
+                }
+                h.operation = "update";
+                if (k.local.exists) {
+                    h.old_values = values(r.write_columns, local_value);
+                }
+                h.new_values = values(r.write_columns, [&](std::size_t c) -> const Value& {
+                    return (*change.new_row)[c];
+                });
+                break;
+            case Resolution::Action::Delete:
+                h.operation = "delete";
+                if (k.local.exists) {
+                    h.old_values = values(every, local_value);
+                }
+                break;
+            case Resolution::Action::Skip:
+            case Resolution::Action::None:
+                // Nothing written; kept only when a conflict decided it (the local values won,
+                // or wait for a DBA).
+                if (!r.conflict) {
+                    return;
+                }
+                h.operation = change.op == ChangeOp::Insert   ? "insert"
+                              : change.op == ChangeOp::Delete ? "delete"
+                                                              : "update";
+                break;
+        }
+        if (r.conflict) {
+            json decision{{"kind", to_string(*r.conflict)}};
+            json columns = json::array();
+            for (const ColumnConflict& c : r.column_conflicts) {
+                columns.push_back({{"column", table.columns[c.column].name},
+                                   {"rule", c.strategy},
+                                   {"winner", c.winner ? json(*c.winner) : json()}});
+            }
+            if (!columns.empty()) {
+                decision["columns"] = std::move(columns);
+            }
+            if (r.row_winner) {
+                decision["winner"] = *r.row_winner;
+            }
+            h.decision = dump(decision);
+        }
+        history_.push_back(std::move(h));
     }
 
     void record_conflicts(pg::Pipeline& pipeline, const KeyState& k, const Item& item,
@@ -801,6 +903,7 @@ class PostgresApplier::Attempt {
     // Commit time of this side's last TRUNCATE of a table, when it has one.
     std::map<const TargetTable*, UnixMicros> truncated_at_;
     std::vector<std::size_t> statement_items_;  // item of each write statement, by index
+    std::vector<HistoryRecord> history_;        // what this batch writes to pgbridge.history
     // What the batch did, added to the applier's stats (and told to the observer) once it has
     // committed.
     AppliedBatch observed_;
@@ -1029,6 +1132,18 @@ void PostgresApplier::prepare() {
 void PostgresApplier::forget_session() noexcept {
     connection_.reset();
     prepared_.clear();
+}
+
+bool PostgresApplier::keeps_history(const TargetTable& table) const {
+    if (!options_.history) {
+        return false;
+    }
+    for (const auto& t : options_.tables) {
+        if (t.name == table.canonical) {
+            return t.history;
+        }
+    }
+    return false;
 }
 
 const TableConfig& PostgresApplier::table_config_for(const TableInfo& source_table) const {

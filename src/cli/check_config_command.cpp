@@ -209,7 +209,11 @@ void print_text(const Config& config, std::ostream& out) {
         }
     }
     const auto& r = config.rabbitmq;
-    out << fmt::format("  rabbitmq {} ({}), exchange {}, max_priority {}\n", r.url.redacted(),
+    const bool own_brokers =
+        std::all_of(config.sides.begin(), config.sides.end(),
+                    [](const SideConfig& side) { return side.broker.has_value(); });
+    out << fmt::format("  rabbitmq {} ({}), exchange {}, max_priority {}\n",
+                       own_brokers ? std::string("at each side's site (above)") : r.url.redacted(),
                        password_source(r.password_file, r.url.password_in_url),
                        names::exchange(config.bridge_name), r.max_priority);
     if (r.queue_type == RabbitConfig::QueueType::Quorum) {

@@ -166,6 +166,18 @@ int main(int argc, char** argv) {
     conflicts_resolve->add_option("ID", conflicts_options.id, "SIDE:NUMBER")->required();
     conflicts_resolve->add_option("--take", conflicts_options.take, "the side whose values stay")
         ->required();
+    HistoryCommandOptions history_options;
+    auto* history = app.add_subcommand(
+        "history", "one row's changes on both sides, oldest first (needs [history])");
+    history->add_option("--table", history_options.table, "the table, as [[tables]] names it")
+        ->required();
+    history
+        ->add_option("--key", history_options.key,
+                     "its primary key: the value, or a JSON object of the key's columns")
+        ->required();
+    history->add_option("--since", history_options.since,
+                        "only changes at or after (ISO 8601 or PostgreSQL timestamptz text)");
+    history->add_option("--until", history_options.until, "only changes before");
     auto* dead_letters = app.add_subcommand(
         "dead-letters", "the dead-letter log: list, show, replay once fixed, or discard");
     dead_letters->require_subcommand(1);
@@ -247,6 +259,9 @@ int main(int argc, char** argv) {
             }
             parse_admin_conninfo(admin_conninfo, setup_options);
             return teardown_command(global, setup_options);
+        }
+        if (*history) {
+            return history_command(global, history_options);
         }
         if (*tail) {
             return tail_command(global, tail_options);

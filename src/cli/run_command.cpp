@@ -27,6 +27,7 @@
 #include <pgbridge/metrics/bridge_probe.hpp>
 #include <pgbridge/run/bridge_lock.hpp>
 #include <pgbridge/run/direction.hpp>
+#include <pgbridge/run/history_maintenance.hpp>
 #include <pgbridge/run/resync.hpp>
 #include <pgbridge/run/scheduled_verify.hpp>
 #include <pgbridge/run/side_readiness.hpp>
@@ -76,9 +77,20 @@ void reload(const GlobalOptions& global, const Config& running,
         for (const auto& d : directions) {
             d->reload(ConflictRules(next));
         }
-        const bool same_shape = next.bridge_name == running.bridge_name &&
-                                next.tables.size() == running.tables.size() &&
-                                next.sides.size() == running.sides.size();
+        const auto brokers = [](const Config& c) {
+            std::vector<std::string> urls;
+            for (const auto& side : c.sides) {
+                urls.push_back(c.broker_of(side.name).url.redacted());
+            }
+            return urls;
+        };
+        const bool same_shape =
+            next.bridge_name == running.bridge_name &&
+            next.tables.size() == running.tables.size() &&
+            next.sides.size() == running.sides.size() && brokers(next) == brokers(running) &&
+            next.engine.apply_workers == running.engine.apply_workers &&
+            next.engine.remote_apply_shards == running.engine.remote_apply_shards &&
+            next.history.retention == running.history.retention;
         log::info("run",
                   "configuration reloaded: conflict rules and log level; the synced tables are "
                   "described again from the catalogs",
@@ -86,7 +98,9 @@ void reload(const GlobalOptions& global, const Config& running,
                    {"log_level", std::string(log::to_string(next.logging.level))},
                    {"log_format", std::string(log::to_string(next.logging.format))}});
         if (!same_shape) {
-            log::warning("run", "sides, tables or the bridge name changed: restart to use them",
+            log::warning("run",
+                         "sides, tables, brokers, apply shards, history or the bridge name "
+                         "changed: restart to use them",
                          {{"file", global.config_path}});
         }
     } catch (const Error& e) {
@@ -304,11 +318,23 @@ std::optional<std::uint32_t> parse_shard(const std::string& text, const Config& 
 // run) is followed through pgbridge.local_versions.
 int run_apply_only(const GlobalOptions& global, const Config& config, std::uint32_t shard,
                    const sigset_t& signals) {
+    // Exit 2 (no restart) only for what waiting cannot mend: a broker away is waited for.
     try {
         run::check_broker_ready(config);
     } catch (const Error& e) {
-        log::error("run", e.message(), {{"error", e.what()}});
-        return 2;
+        if (e.kind() == ErrorKind::Setup || is_refused_login(e)) {
+            log::error("run", e.message(), {{"error", e.what()}});
+            return 2;
+        }
+        log::warning("run",
+                     "the broker cannot be reached; setup's queues were not checked (the "
+                     "consumers connect when it is back)",
+                     {{"error", e.what()}});
+    }
+    // Workers write history too: their partitions must be there whoever runs.
+    std::unique_ptr<run::HistoryMaintenance> history;
+    if (config.history.enabled()) {
+        history = std::make_unique<run::HistoryMaintenance>(config);
     }
     std::vector<std::unique_ptr<apply::RecordedVersionsPoller>> pollers;
     std::vector<std::unique_ptr<run::Direction>> directions;
@@ -386,6 +412,11 @@ int run_command(const GlobalOptions& global, const RunCommandOptions& options) {
         log::info("run", "serving metrics",
                   {{"listen", *config.metrics_listen},
                    {"basic_auth", config.metrics_access.user.empty() ? "no" : "yes"}});
+    }
+    // Before anything writes history: today's partition must be there.
+    std::unique_ptr<run::HistoryMaintenance> history;
+    if (config.history.enabled()) {
+        history = std::make_unique<run::HistoryMaintenance>(config);
     }
     std::vector<std::unique_ptr<run::Direction>> directions;
     const std::string& a = config.sides[0].name;

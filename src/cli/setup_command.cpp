@@ -74,17 +74,24 @@ void print_report(const SetupReport& report, std::string_view verb, bool json) {
 template <typename BrokerStep>
 int finish_with_broker(const Config& config, SetupReport report, std::string_view verb, bool json,
                        BrokerStep&& step) {
-    try {
-        // Every broker holds the whole topology: with one per site, a side's capture publishes
-        // to its own and a shovel carries the other side's queues over (docs/topologies.md).
-        for (const RabbitConfig& site : config.brokers()) {
+    // Every broker holds the whole topology: with one per site, a side's capture publishes to
+    // its own and a shovel carries the other side's queues over (docs/topologies.md).
+    std::size_t done = 0;
+    for (const RabbitConfig& site : config.brokers()) {
+        try {
             transport::AmqpConnection broker(
                 transport::AmqpConnectOptions::from(site, config.engine.timeout_ms));
             step(broker, transport::Topology::of(config), report);
+            ++done;
+        } catch (Error& e) {
+            print_report(report,
+                         done == 0
+                             ? fmt::format("{} (databases only)", verb)
+                             : fmt::format("{} (databases and {} of the brokers)", verb, done),
+                         json);
+            e.with("broker", site.url.redacted());
+            throw;
         }
-    } catch (const Error&) {
-        print_report(report, fmt::format("{} (databases only)", verb), json);
-        throw;
     }
     print_report(report, verb, json);
     return 0;

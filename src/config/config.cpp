@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -96,26 +97,46 @@ const SideConfig& Config::other_side(std::string_view name) const {
 RabbitConfig Config::broker_of(std::string_view name) const {
     RabbitConfig out = rabbitmq;
     if (const auto& own = side(name).broker) {
+        const Secret shared = out.url.password;
         out.url = own->url;
         out.failover_urls = own->failover_urls;
-        out.password_file = own->password_file;
+        if (own->password_file || own->url.password_in_url) {
+            out.password_file = own->password_file;
+        } else {
+            // The same user at both sites: [rabbitmq] password_file serves both.
+            out.url.password = shared;
+            for (auto& node : out.failover_urls) {
+                node.password = shared;
+            }
+        }
     }
     return out;
 }
+
+namespace {
+
+bool same_node(const AmqpUrl& a, const AmqpUrl& b) {
+    return a.host == b.host && a.port == b.port && a.vhost == b.vhost;
+}
+
+}  // namespace
 
 std::vector<RabbitConfig> Config::brokers() const {
     std::vector<RabbitConfig> out;
     for (const auto& s : sides) {
         RabbitConfig broker = broker_of(s.name);
         const bool seen = std::any_of(out.begin(), out.end(), [&](const RabbitConfig& b) {
-            return b.url.host == broker.url.host && b.url.port == broker.url.port &&
-                   b.url.vhost == broker.url.vhost;
+            return same_node(b.url, broker.url);
         });
         if (!seen) {
             out.push_back(std::move(broker));
         }
     }
     return out;
+}
+
+bool Config::same_broker(std::string_view side, std::string_view other) const {
+    return same_node(broker_of(side).url, broker_of(other).url);
 }
 
 const TableConfig* Config::find_table(const QualifiedName& canonical) const {
@@ -175,6 +196,32 @@ class Diagnostics {
     std::string source_;
     std::vector<std::pair<SourceLocation, std::string>> errors_;
 };
+
+// "90m", "12h", "7d" (also "30s"): a whole number and one unit.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+    if (text.size() < 2) {
+        return std::nullopt;
+    }
+    std::int64_t number = 0;
+    const auto digits = text.substr(0, text.size() - 1);
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
+    if (ec != std::errc() || end != digits.data() + digits.size() || number <= 0 ||
+        number > 1'000'000) {
+        return std::nullopt;
+    }
+    switch (text.back()) {
+        case 's':
+            return std::chrono::seconds(number);
+        case 'm':
+            return std::chrono::minutes(number);
+        case 'h':
+            return std::chrono::hours(number);
+        case 'd':
+            return std::chrono::hours(24 * number);
+        default:
+            return std::nullopt;
+    }
+}
 
 std::string_view type_name(const toml::node& node) {
     switch (node.type()) {
@@ -413,7 +460,7 @@ class ConfigParser {
         }
         TableReader reader(root, "the top level", diag_,
                            {"bridge", "sides", "rabbitmq", "engine", "tables", "conflicts",
-                            "status", "metrics", "verify", "sync", "log"});
+                            "status", "metrics", "verify", "sync", "log", "history"});
         read_bridge(reader);
         read_sides(reader);
         read_rabbitmq(reader);
@@ -423,6 +470,7 @@ class ConfigParser {
         read_metrics(reader);
         read_verify(reader);
         read_sync(reader);
+        read_history(reader);
         read_tables(reader);
         read_conflicts(reader);
         diag_.throw_if_any();
@@ -555,13 +603,17 @@ class ConfigParser {
             !config_.sides.empty() &&
             std::all_of(config_.sides.begin(), config_.sides.end(),
                         [](const SideConfig& side) { return side.broker.has_value(); });
-        if (!read_broker_urls(reader, "rabbitmq", "", r.url, r.failover_urls,
-                              !every_side_has_one) &&
-            every_side_has_one) {
-            r.url = config_.sides.front().broker->url;  // for what reads [rabbitmq] alone
-        }
+        const bool has_url =
+            read_broker_urls(reader, "rabbitmq", "", r.url, r.failover_urls, !every_side_has_one);
         read_broker_password(reader, "password_file", "rabbitmq.url", r.password_file, r.url,
                              r.failover_urls);
+        if (!has_url && every_side_has_one) {
+            // For what reads [rabbitmq] alone; its password_file stays the sides' default.
+            const Secret shared = r.url.password;
+            r.url = config_.sides.front().broker->url;
+            r.url.password = shared;
+            r.url.password_in_url = false;
+        }
         // RabbitMQ accepts x-max-priority up to 255 but recommends small values: every level
         // costs an internal queue.
         if (auto max = reader.integer("max_priority", false, 1, 255)) {
@@ -687,7 +739,7 @@ class ConfigParser {
             }
             return;
         }
-        read_broker_password(reader, "rabbitmq_password_file", section + ".rabbitmq_url",
+        read_broker_password(reader, "rabbitmq_password_file", section + "'s broker URL",
                              broker.password_file, broker.url, broker.failover_urls);
         side.broker = std::move(broker);
     }
@@ -773,6 +825,14 @@ class ConfigParser {
         if ((r.ca_file || r.cert_file) && !r.url.tls) {
             diag_.error(reader.source_of("url"),
                         "TLS files are set but rabbitmq.url is not amqps://");
+        }
+        for (const auto& side : config_.sides) {
+            if ((r.ca_file || r.cert_file) && side.broker && !side.broker->url.tls) {
+                diag_.error(reader.source_of(r.ca_file ? "ca_file" : "cert_file"),
+                            fmt::format("TLS files are set but the broker of side {} is not "
+                                        "amqps://",
+                                        side.name));
+            }
         }
     }
 
@@ -994,6 +1054,28 @@ class ConfigParser {
         }
     }
 
+    void read_history(TableReader& root) {
+        const toml::table* history = root.subtable("history", false);
+        if (history == nullptr) {
+            return;
+        }
+        TableReader reader(*history, "[history]", diag_, {"retention"});
+        const auto text = reader.string("retention", true);
+        if (!text) {
+            return;
+        }
+        const auto retention = parse_duration(*text);
+        if (!retention || *retention < std::chrono::minutes(1) ||
+            *retention > std::chrono::hours(24 * 3660)) {
+            diag_.error(reader.source_of("retention"),
+                        fmt::format("history.retention must be a duration of at least a minute, "
+                                    "a number and a unit: \"90m\", \"12h\", \"7d\"; got '{}'",
+                                    *text));
+            return;
+        }
+        config_.history.retention = *retention;
+    }
+
     void read_status(TableReader& root) {
         const toml::table* status = root.subtable("status", false);
         if (status == nullptr) {
@@ -1057,7 +1139,7 @@ class ConfigParser {
     void read_table(const toml::table& table, std::size_t index) {
         TableReader reader(table, fmt::format("[[tables]] #{}", index + 1), diag_,
                            {"name", "priority", "keys", "sides", "where", "exclude_columns",
-                            "atomic_transactions"});
+                            "atomic_transactions", "history"});
         TableConfig result;
         result.where = diag_.at(table.source());
         auto text = reader.string("name", true);
@@ -1094,6 +1176,7 @@ class ConfigParser {
         }
         result.atomic_transactions =
             reader.boolean("atomic_transactions", "tables.atomic_transactions").value_or(false);
+        result.history = reader.boolean("history", "tables.history").value_or(true);
         if (const auto keys = reader.string("keys", false)) {
             // Only the one promise setup cannot check; sequences already partitioned odd/even
             // need no word here, setup recognises them.

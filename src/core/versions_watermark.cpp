@@ -38,6 +38,9 @@ void VersionsWatermark::advance(Lsn recorded) {
         if (recording_wanted_ <= recorded_) {
             recording_wanted_ = Lsn();
         }
+        if (wanted_ <= decoded_) {
+            wanted_ = Lsn();
+        }
     }
     moved_.notify_all();
 }

@@ -127,6 +127,11 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
     return p;
 }
 
+// One connection per broker, as Config::same_broker tells them apart.
+std::string broker_id(const RabbitConfig& broker) {
+    return fmt::format("{}:{}/{}", broker.url.host, broker.url.port, broker.url.vhost);
+}
+
 BrokerProbe probe_broker(const Config& config) {
     BrokerProbe b;
     try {
@@ -134,8 +139,7 @@ BrokerProbe probe_broker(const Config& config) {
         std::map<std::string, std::unique_ptr<transport::AmqpConnection>> connections;
         const auto connection = [&](const std::string& side) -> transport::AmqpConnection& {
             const RabbitConfig broker = config.broker_of(side);
-            const std::string id = broker.url.redacted();
-            auto& conn = connections[id];
+            auto& conn = connections[broker_id(broker)];
             if (!conn) {
                 auto options =
                     transport::AmqpConnectOptions::from(broker, config.engine.timeout_ms);
@@ -173,16 +177,25 @@ BrokerProbe probe_broker(const Config& config) {
             }
             // Two sites: what the source's site holds for this side, not shovelled yet.
             const std::string& source = config.other_side(side.name).name;
-            if (config.broker_of(source).url.redacted() !=
-                config.broker_of(side.name).url.redacted()) {
-                transport::AmqpConnection& at_source = connection(source);
-                for (std::uint32_t shard = 0; shard < topology.shards; ++shard) {
-                    for (const auto& queue : topology.change_queues(side.name, shard)) {
-                        if (auto s = at_source.inspect_queue(1, queue)) {
-                            q.ready = q.ready.value_or(0) + s->messages;
-                            q.shard_waiting[shard] += s->messages;
+            // Best effort: the other site away (or the link to it) leaves this side's broker
+            // reachable; what waits there is then not counted, and said.
+            if (!config.same_broker(source, side.name)) {
+                try {
+                    transport::AmqpConnection& at_source = connection(source);
+                    for (std::uint32_t shard = 0; shard < topology.shards; ++shard) {
+                        for (const auto& queue : topology.change_queues(side.name, shard)) {
+                            if (auto s = at_source.inspect_queue(1, queue)) {
+                                q.ready = q.ready.value_or(0) + s->messages;
+                                q.shard_waiting[shard] += s->messages;
+                            }
                         }
                     }
+                } catch (const Error& e) {
+                    b.error = fmt::format(
+                        "the broker of {}'s site cannot be reached, what waits "
+                        "there for {} is not counted: {}",
+                        source, side.name, e.what());
+                    connections.erase(broker_id(config.broker_of(source)));
                 }
             }
             q.consumers = fewest_consumers.value_or(0);
@@ -406,6 +419,8 @@ HealthReport assess(const Config& config, const BridgeProbe& probe,
     }
     if (!probe.broker.reachable) {
         problem(Health::Down, fmt::format("RabbitMQ cannot be reached: {}", probe.broker.error));
+    } else if (!probe.broker.error.empty()) {
+        problem(Health::Degraded, probe.broker.error);  // the other site's broker
     }
     // A shard left to an apply-only worker is applied by nobody while that worker is away;
     // pgbridge run's own shards are covered by its slot being in use.

@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <mutex>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -73,17 +75,32 @@ source::InitialCopyOptions copy_options(const Config& config, const std::string&
 std::shared_ptr<SourceHorizon> source_horizon(const Config& config, const std::string& source) {
     const pg::ConnectOptions connect = side_connect_options(
         config.side(source), config.engine.timeout_ms, "pgbridge run: source horizon");
-    return std::make_shared<SourceHorizon>(source, [connect, source] {
-        auto conn = pg::Connection::open(connect);
-        const auto r = conn.exec(
-            "SELECT pg_current_wal_lsn()::text,"
-            " (extract(epoch FROM clock_timestamp()) * 1000000)::int8::text");
-        const auto wal_end = Lsn::parse(r.value(0, 0));
-        if (!wal_end) {
-            throw Error(ErrorKind::Database, "the server returned an unreadable WAL position")
-                .with("side", source);
+    // One session kept for it: without a capture in this process (an apply-only worker), every
+    // batch is beyond what was heard, and asks. Shards ask from their own threads.
+    struct Session {
+        std::mutex mutex;
+        std::optional<pg::Connection> conn;
+    };
+    auto session = std::make_shared<Session>();
+    return std::make_shared<SourceHorizon>(source, [connect, source, session] {
+        const std::lock_guard lock(session->mutex);
+        if (!session->conn) {
+            session->conn.emplace(pg::Connection::open(connect));
         }
-        return SourceHorizon::Reading{*wal_end, std::stoll(std::string(r.value(0, 1)))};
+        try {
+            const auto r = session->conn->exec(
+                "SELECT pg_current_wal_lsn()::text,"
+                " (extract(epoch FROM clock_timestamp()) * 1000000)::int8::text");
+            const auto wal_end = Lsn::parse(r.value(0, 0));
+            if (!wal_end) {
+                throw Error(ErrorKind::Database, "the server returned an unreadable WAL position")
+                    .with("side", source);
+            }
+            return SourceHorizon::Reading{*wal_end, std::stoll(std::string(r.value(0, 1)))};
+        } catch (...) {
+            session->conn.reset();  // opened again by the next ask
+            throw;
+        }
     });
 }
 
@@ -99,10 +116,19 @@ source::CaptureOptions capture_options(const Config& config, const std::string& 
     o.publication = names::publication(config.bridge_name);
     o.excluded_columns = excluded_columns(config, source);
     o.versions = source::VersionKeeperOptions{
-        config.bridge_name, source,
+        config.bridge_name,
+        source,
         side_connect_options(config.side(source), config.engine.timeout_ms,
                              "pgbridge run: column versions"),
-        std::move(versions)};
+        std::move(versions),
+        {}};
+    if (config.history.enabled()) {
+        for (const auto& table : config.tables) {
+            if (table.history) {
+                o.versions->history_tables.insert(table.name_on(source));
+            }
+        }
+    }
     o.journal = std::make_shared<source::PostgresSlotJournal>(
         side_connect_options(config.side(source), config.engine.timeout_ms,
                              "pgbridge run: slot journal"),
@@ -122,6 +148,7 @@ apply::ApplierOptions applier_options(const Config& config, const std::string& s
                                       std::shared_ptr<VersionsWatermark> target_versions) {
     apply::ApplierOptions o;
     o.request_announcement = parts.target_capture_elsewhere;
+    o.history = config.history.enabled();
     o.shard = shard;
     o.shards = static_cast<std::uint32_t>(config.engine.apply_workers);
     o.observer = observer;

@@ -869,7 +869,8 @@ class SideSetupRun {
         auto metadata_tables = s_.conn.exec(
             "SELECT c.relname, format('%I.%I', n.nspname, c.relname) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 1",
+            "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+            "ORDER BY 1",
             {std::string(names::kMetadataSchema)});
         for (int row = 0; row < metadata_tables.rows(); ++row) {
             const std::string name(metadata_tables.value(row, 0));
@@ -901,6 +902,15 @@ class SideSetupRun {
                                     ? " (it applies a source's TRUNCATE as DELETEs)"
                                     : "",
                                 join(more), local.quoted(), quoted_role));
+            }
+        }
+        for (auto function : kMetadataFunctions) {
+            // In a dry run on a schema not created yet, the function is not there either.
+            if (metadata_exists &&
+                s_.conn.exec("SELECT to_regprocedure($1) IS NOT NULL", {std::string(function)})
+                        .value(0, 0) == "t") {
+                grant(missing("has_function_privilege", std::string(function), {"EXECUTE"}),
+                      "FUNCTION " + std::string(function), std::string(function));
             }
         }
         for (auto function : kOriginFunctions) {

@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
@@ -186,6 +187,7 @@ const VersionKeeper::Table& VersionKeeper::table_of(
         {std::to_string(info.relation_oid)});
     t = Table{};
     t.described = described;
+    t.history = options_.history_tables.contains(QualifiedName{info.schema, info.name});
     for (const auto& c : info.columns) {
         t.columns.push_back(c.name);
     }
@@ -452,6 +454,83 @@ void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& chan
     change.versions = std::move(v);
 }
 
+void VersionKeeper::note_history(const SourceTransaction& txn, const ChangeEvent& change,
+                                 const Table& table, const Key& key, std::uint32_t place,
+                                 std::vector<HistoryRecord>& out) const {
+    if (!table.history) {
+        return;
+    }
+    const auto text = [](const Value& v) {
+        return v.kind == Value::Kind::Null ? nlohmann::json() : nlohmann::json(v.data);
+    };
+    const auto dump = [](const nlohmann::json& doc) {
+        return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    };
+    HistoryRecord h;
+    h.origin = HistoryRecord::Origin::Local;
+    h.from_side = options_.side;
+    h.changed_at = txn.commit_time;
+    h.lsn = txn.commit_lsn;
+    h.seq = place;
+    h.table = QualifiedName{change.table->schema, change.table->name}.display();
+    nlohmann::json key_doc = nlohmann::json::object();
+    for (std::size_t k = 0; k < table.key_columns.size() && k < key.values.size(); ++k) {
+        key_doc[table.columns[table.key_columns[k]]] = key.values[k];
+    }
+    h.key = dump(key_doc);
+    nlohmann::json before = nlohmann::json::object();
+    nlohmann::json after = nlohmann::json::object();
+    const Row* old_row = change.old_row && !change.old_is_key_only ? &*change.old_row : nullptr;
+    switch (change.op) {
+        case ChangeOp::Insert:
+            h.operation = "insert";
+            break;
+        case ChangeOp::Update:
+            h.operation = "update";
+            break;
+        case ChangeOp::Delete:
+            h.operation = "delete";
+            break;
+        case ChangeOp::Truncate:
+            return;
+    }
+    if (change.op == ChangeOp::Delete) {
+        if (change.old_row) {
+            for (std::size_t c = 0; c < change.old_row->size() && c < table.columns.size(); ++c) {
+                const Value& v = (*change.old_row)[c];
+                if (v.kind != Value::Kind::UnchangedToast) {
+                    before[table.columns[c]] = text(v);
+                }
+            }
+        }
+    } else if (change.new_row) {
+        // The columns written: an insert's every column, an update's changed ones.
+        const Row& next = *change.new_row;
+        for (std::size_t c = 0; c < next.size() && c < table.columns.size(); ++c) {
+            if (next[c].kind == Value::Kind::UnchangedToast) {
+                continue;
+            }
+            if (change.op == ChangeOp::Update && old_row != nullptr && c < old_row->size()) {
+                if ((*old_row)[c] == next[c]) {
+                    continue;
+                }
+                before[table.columns[c]] = text((*old_row)[c]);
+            }
+            after[table.columns[c]] = text(next[c]);
+        }
+        if (change.op == ChangeOp::Update && after.empty()) {
+            return;  // an update that wrote nothing
+        }
+    }
+    if (!before.empty()) {
+        h.old_values = dump(before);
+    }
+    if (!after.empty()) {
+        h.new_values = dump(after);
+    }
+    out.push_back(std::move(h));
+}
+
 void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
     std::vector<std::pair<const Table*, Key>> missing;
     std::set<Key> asked;
@@ -470,14 +549,17 @@ void VersionKeeper::stamp(std::vector<SourceTransaction>& transactions) {
         load(missing);
     }
     for (auto& txn : transactions) {
-        PendingTransaction p{txn.end_lsn, std::chrono::steady_clock::now(), {}};
+        PendingTransaction p{txn.end_lsn, std::chrono::steady_clock::now(), {}, {}};
         std::set<Key> touched;
+        std::uint32_t place = 0;
         for (auto& change : txn.changes) {
+            ++place;
             const auto keyed = keyed_change(change);
             if (!keyed) {
                 continue;
             }
             stamp_change(txn, change, *keyed->first, known_[keyed->second]);
+            note_history(txn, change, *keyed->first, keyed->second, place, p.history);
             touched.insert(keyed->second);
         }
         for (const Key& key : touched) {
@@ -518,9 +600,12 @@ void VersionKeeper::stamp_piece(SourceTransaction& piece) {
     if (!missing.empty()) {
         load(missing);
     }
+    std::vector<HistoryRecord> history;
     for (std::size_t i = 0; i < piece.changes.size(); ++i) {
         if (keys[i]) {
             stamp_change(piece, piece.changes[i], *keys[i]->first, known_[keys[i]->second]);
+            note_history(piece, piece.changes[i], *keys[i]->first, keys[i]->second,
+                         piece.first_place + static_cast<std::uint32_t>(i) + 1, history);
         }
     }
     // Written now, with no transaction id: until the whole transaction is in the broker, the
@@ -530,13 +615,15 @@ void VersionKeeper::stamp_piece(SourceTransaction& piece) {
         state.local_xid = 0;
         states.emplace(key, &state);
     }
-    write(states, std::nullopt);
+    // A piece stamped again after a restart writes its history again: `pgbridge history`
+    // shows a change once (same LSN and place), whatever the table holds.
+    write(states, std::nullopt, history);
     known_.clear();
     known_until_.clear();
 }
 
 void VersionKeeper::piece_committed(Lsn end_lsn) {
-    pending_.push_back(PendingTransaction{end_lsn, std::chrono::steady_clock::now(), {}});
+    pending_.push_back(PendingTransaction{end_lsn, std::chrono::steady_clock::now(), {}, {}});
     large_end_ = end_lsn;
     decoded(end_lsn);
     piece_commit_lsn_ = Lsn();
@@ -544,9 +631,10 @@ void VersionKeeper::piece_committed(Lsn end_lsn) {
 }
 
 void VersionKeeper::write(const std::map<Key, const State*>& states,
-                          const std::optional<Lsn>& recorded) {
+                          const std::optional<Lsn>& recorded,
+                          const std::vector<HistoryRecord>& history) {
     try {
-        write_pipelined(states, recorded);
+        write_pipelined(states, recorded, history);
     } catch (...) {
         // Left in a failed transaction block (or broken): a new connection rolls it back.
         conn_.reset();
@@ -556,7 +644,8 @@ void VersionKeeper::write(const std::map<Key, const State*>& states,
 }
 
 void VersionKeeper::write_pipelined(const std::map<Key, const State*>& states,
-                                    const std::optional<Lsn>& recorded) {
+                                    const std::optional<Lsn>& recorded,
+                                    const std::vector<HistoryRecord>& history) {
     pg::Pipeline pipeline(connection());
     pipeline.send("BEGIN");
     std::map<std::string, std::vector<std::pair<const Key*, const State*>>> by_table;
@@ -600,6 +689,10 @@ void VersionKeeper::write_pipelined(const std::map<Key, const State*>& states,
         }
         pipeline.send(table->write_sql, params);
     }
+    if (!history.empty()) {
+        const HistoryInsert insert = history_insert(options_.bridge, options_.side, history);
+        pipeline.send(insert.sql, insert.params);
+    }
     if (recorded) {
         pipeline.send(kWriteRecordedStatement,
                       {options_.bridge, options_.side, recorded->to_string()});
@@ -618,12 +711,14 @@ void VersionKeeper::record_durable(Lsn durable) {
     }
     const Lsn last = pending_[count - 1].end_lsn;
     std::map<Key, const State*> states;
+    std::vector<HistoryRecord> history;
     for (std::size_t i = 0; i < count; ++i) {
         for (const auto& [key, state] : pending_[i].states) {
             states[key] = &state;  // the later transaction's state of a key wins
         }
+        history.insert(history.end(), pending_[i].history.begin(), pending_[i].history.end());
     }
-    write(states, last);
+    write(states, last, history);
     for (std::size_t i = 0; i < count; ++i) {
         for (const auto& [key, state] : pending_.front().states) {
             if (const auto it = known_until_.find(key);

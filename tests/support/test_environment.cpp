@@ -463,7 +463,7 @@ source::CaptureOptions ScratchBridge::versioned_capture_options(
     int side, std::shared_ptr<VersionsWatermark> watermark) const {
     source::CaptureOptions o = capture_options(side);
     o.versions =
-        source::VersionKeeperOptions{name_, side_name(side), o.connect, std::move(watermark)};
+        source::VersionKeeperOptions{name_, side_name(side), o.connect, std::move(watermark), {}};
     return o;
 }
 

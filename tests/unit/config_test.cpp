@@ -682,6 +682,30 @@ TEST_CASE("sides.NAME.rabbitmq_url(s): a broker at each site") {
           std::string::npos);
 }
 
+TEST_CASE("[history] retention, and tables.history") {
+    CHECK_FALSE(parse(kValid).history.enabled());
+    CHECK(parse(kValid).tables[0].history);
+    const auto with = [](const std::string& retention) {
+        return std::string(kValid) + "\n[history]\nretention = " + retention + "\n";
+    };
+    CHECK(parse(with("\"7d\"")).history.retention == std::chrono::hours(24 * 7));
+    CHECK(parse(with("\"12h\"")).history.retention == std::chrono::hours(12));
+    CHECK(parse(with("\"90m\"")).history.retention == std::chrono::minutes(90));
+    for (const char* wrong : {"\"7\"", "\"d\"", "\"7w\"", "\"-1d\"", "\"30s\"", "\"1.5d\""}) {
+        CAPTURE(wrong);
+        const Error e = parse_error(with(wrong));
+        CHECK(std::string(e.what()).find("history.retention") != std::string::npos);
+    }
+    CHECK(std::string(parse_error(with("7")).what()).find("retention must be a string") !=
+          std::string::npos);
+    CHECK(
+        std::string(parse_error(std::string(kValid) + "\n[history]\n").what()).find("retention") !=
+        std::string::npos);
+    const Config excluded = parse(replace(kValid, "priority = 8", "priority = 8\nhistory = false"));
+    CHECK_FALSE(excluded.tables[0].history);
+    CHECK(excluded.tables[1].history);
+}
+
 TEST_CASE("rabbitmq.queue_type: classic by default; quorum with priority bands") {
     CHECK(parse(kValid).rabbitmq.queue_type == RabbitConfig::QueueType::Classic);
     CHECK(parse(kValid).rabbitmq.priority_bands.empty());

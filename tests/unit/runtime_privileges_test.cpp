@@ -75,4 +75,13 @@ TEST_CASE("sql/02_role.sql grants what setup grants") {
     }
     CHECK(role.find("REVOKE SELECT ON " + std::string(kUnusedOriginView)) != std::string::npos);
     CHECK(role.find(std::string(kEmitMessageFunction)) != std::string::npos);
+    // pgbridge's own functions: revoked from PUBLIC by the schema, granted to the role.
+    const std::string schema = sql_file("01_metadata_schema.sql");
+    for (auto function : kMetadataFunctions) {
+        CAPTURE(function);
+        CHECK(role.find("GRANT EXECUTE ON FUNCTION " + std::string(function) + " TO") !=
+              std::string::npos);
+        CHECK(schema.find("REVOKE ALL ON FUNCTION " + std::string(function) + " FROM PUBLIC") !=
+              std::string::npos);
+    }
 }

@@ -49,6 +49,9 @@ struct ApplierOptions {
     // learns how far it recorded from pgbridge.local_versions (apply/recorded_versions_poller):
     // a wait asks it, by a logical message in the target's WAL, to write that at once.
     bool request_announcement = false;
+    // [history] on: each applied change goes into pgbridge.history too (tables with
+    // `history = false` excepted), in the transaction that applies it.
+    bool history = false;
 };
 
 struct ApplierStats {
@@ -100,6 +103,8 @@ class PostgresApplier final : public transport::BatchHandler {
     void attach_late_versions(pg::Connection& conn, transport::ChangeBatch& part);
     // The config of the table a source change belongs to; throws Error(Setup) if none.
     const TableConfig& table_config_for(const TableInfo& source_table) const;
+    // [history] on, and the table not excluded from it.
+    bool keeps_history(const TargetTable& table) const;
     // Its description on the target, read from the catalog on first use (and again after the
     // target's tables changed).
     const TargetTable& target_for(const TableConfig& table);

@@ -18,7 +18,9 @@ namespace pgbridge::apply {
 // applier. Nothing is known of what it decoded and not recorded yet, so decoded counts as
 // recorded: a wait lasts until the capture writes a position past it, which the applier asks
 // for (ApplierOptions::request_announcement). The table is read only while an applier
-// waits, every poll_interval: an idle worker costs its target nothing.
+// waits, every poll_interval: an idle worker costs its target nothing. The watermark calls
+// back into it (its nudge) from a waiting applier: the appliers that wait on it must be
+// stopped before the poller goes.
 class RecordedVersionsPoller {
   public:
     RecordedVersionsPoller(pg::ConnectOptions connect, std::string bridge, std::string side,

@@ -25,6 +25,13 @@ struct RunCommandOptions {
     std::string shard;        // I/N
 };
 
+struct HistoryCommandOptions {
+    std::string table;  // as [[tables]] names it
+    std::string key;    // a one-column key's value, or a JSON object of the key's columns
+    std::string since;  // timestamptz text; empty: from the start
+    std::string until;
+};
+
 struct TailCommandOptions {
     std::string side;
     bool from_start = false;  // the bridge's slot from its confirmed position, not a temporary one
@@ -76,6 +83,7 @@ int run_command(const GlobalOptions& global, const RunCommandOptions& options);
 int verify_command(const GlobalOptions& global, const VerifyCommandOptions& options);
 // Exit 0 when every difference was mended, 1 when some were left.
 int repair_command(const GlobalOptions& global, const VerifyCommandOptions& options);
+int history_command(const GlobalOptions& global, const HistoryCommandOptions& options);
 int tail_command(const GlobalOptions& global, const TailCommandOptions& options);
 int version_command(const GlobalOptions& global);
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -122,6 +123,13 @@ struct SyncConfig {
     Recopy recopy = Recopy::Auto;
 };
 
+// [history]: every change pgbridge captures or applies, kept in pgbridge.history on the side
+// it changed for `retention` (docs/history.md); off when unset.
+struct HistoryConfig {
+    std::optional<std::chrono::seconds> retention;
+    bool enabled() const { return retention.has_value(); }
+};
+
 // How one side names a synced table and its columns, when it differs from the table's own
 // (canonical) names. Columns not listed keep their canonical name.
 struct TableSideConfig {
@@ -152,6 +160,8 @@ struct TableConfig {
     // `atomic_transactions`: with apply_workers > 1, every change of the table goes to the
     // first shard, so that a transaction's changes to such tables are applied together.
     bool atomic_transactions = false;
+    // `history = false`: none of the table's changes go into pgbridge.history.
+    bool history = true;
 
     QualifiedName name_on(std::string_view side) const;
     std::optional<std::string> row_filter_on(std::string_view side) const;
@@ -192,6 +202,7 @@ struct Config {
     StatusConfig status;
     VerifyConfig verify;
     SyncConfig sync;
+    HistoryConfig history;
     // [metrics] listen: where `pgbridge run` serves Prometheus metrics; off when unset.
     std::optional<std::string> metrics_listen;
     // Who may read them and over what, for a port others can reach: HTTP basic auth
@@ -217,6 +228,8 @@ struct Config {
     RabbitConfig broker_of(std::string_view side) const;
     // Each distinct broker once (the first side's first): one, or one per site.
     std::vector<RabbitConfig> brokers() const;
+    // Whether two sides' brokers are one (the first node's host, port and virtual host).
+    bool same_broker(std::string_view side, std::string_view other) const;
     const TableConfig* find_table(const QualifiedName& canonical) const;
 };
 

@@ -12,7 +12,7 @@ namespace pgbridge::names {
 inline constexpr std::string_view kMetadataSchema = "pgbridge";
 // The version of the metadata schema this build reads and writes (sql/01_metadata_schema.sql):
 // run refuses an older one until setup has upgraded it.
-inline constexpr int kMetadataSchemaVersion = 6;
+inline constexpr int kMetadataSchemaVersion = 7;
 // PostgreSQL truncates identifiers beyond NAMEDATALEN - 1 bytes; slot and origin names must fit.
 inline constexpr std::size_t kMaxIdentifierLength = 63;
 
@@ -31,13 +31,13 @@ inline std::string origin(std::string_view bridge, std::string_view source_side)
 inline bool is_pgbridge_origin(std::string_view origin_name) {
     return origin_name.starts_with("pgbridge_");
 }
-// The origin of `pgbridge repair`'s writes on either side: a second origin, because the
-// applier's origin session is held by `pgbridge run` while repair writes (PostgreSQL 15 lets
-// one session at a time use an origin), and a pgbridge origin, so that capture drops them.
 // The prefix of the logical message by which an apply-only worker asks a side's capture to
 // write how far that side's local writes are recorded (content: the bridge name).
 inline constexpr std::string_view kVersionsWantedPrefix = "pgbridge.versions_wanted";
 
+// The origin of `pgbridge repair`'s writes on either side: a second origin, because the
+// applier's origin session is held by `pgbridge run` while repair writes (PostgreSQL 15 lets
+// one session at a time use an origin), and a pgbridge origin, so that capture drops them.
 inline std::string repair_origin(std::string_view bridge) {
     return "pgbridge_" + std::string(bridge) + "_repair";
 }

@@ -22,11 +22,6 @@ namespace pgbridge::run {
 
 using metrics::DirectionCounters;
 
-// One direction of the bridge, SOURCE → TARGET: the capture of SOURCE's slot publishing to
-// RabbitMQ on one thread, and the consumer of pgbridge.NAME.to.TARGET applying on TARGET on
-// another (one consumer and applier per shard with [engine] apply_workers > 1). Each part retries
-// what is worth retrying on its own (a server or the broker away); what is not (a slot that does
-// not exist, say) ends its thread and is reported by failure().
 // What of a direction one process runs.
 struct DirectionParts {
     // SOURCE's capture, its publisher and initial copy (pgbridge run).
@@ -43,6 +38,11 @@ struct DirectionParts {
     static DirectionParts apply_only(std::uint32_t shard);
 };
 
+// One direction of the bridge, SOURCE → TARGET: the capture of SOURCE's slot publishing to
+// RabbitMQ on one thread, and the consumer of pgbridge.NAME.to.TARGET applying on TARGET on
+// another (one consumer and applier per shard with [engine] apply_workers > 1). Each part retries
+// what is worth retrying on its own (a server or the broker away); what is not (a slot that does
+// not exist, say) ends its thread and is reported by failure().
 class Direction {
   public:
     // observer (may be null) hears of every batch applied on TARGET. source_versions and

@@ -46,6 +46,9 @@ inline constexpr TablePrivileges kMetadataTablePrivileges[] = {
     // Read by the applier; written only by the track_truncate() trigger, which runs as its
     // owner (SECURITY DEFINER) when the application truncates a synced table.
     {"truncations", "SELECT"},
+    // The change history: the applier and capture insert, `history` and `rollback` read. Its
+    // daily partitions are created and dropped by maintain_history(), never by the role.
+    {"history", "SELECT, INSERT"},
 };
 
 // Each synced table: the applier, repair and `conflicts resolve` write it; the applier locks
@@ -76,6 +79,12 @@ inline constexpr std::string_view kUnusedOriginFunctions[] = {
     "pg_catalog.pg_replication_origin_progress(text, boolean)",
 };
 inline constexpr std::string_view kUnusedOriginView = "pg_catalog.pg_replication_origin_status";
+
+// pgbridge's own functions the runtime role calls, revoked from PUBLIC by the metadata schema:
+// the history's partitions, as the role may not create or drop tables.
+inline constexpr std::string_view kMetadataFunctions[] = {
+    "pgbridge.maintain_history(interval)",
+};
 
 // Executable by PUBLIC by default; the applier's flush and verify's fence write a message into
 // the WAL with it. Setup grants it only where a DBA revoked it from PUBLIC.

@@ -14,7 +14,9 @@
 #include <vector>
 
 #include <pgbridge/core/change_event.hpp>
+#include <pgbridge/core/history_record.hpp>
 #include <pgbridge/core/lsn.hpp>
+#include <pgbridge/core/qualified_name.hpp>
 #include <pgbridge/core/stored_versions.hpp>
 #include <pgbridge/core/versions_watermark.hpp>
 #include <pgbridge/pg/connection.hpp>
@@ -27,6 +29,9 @@ struct VersionKeeperOptions {
     pg::ConnectOptions connect;
     // Told how far local writes are recorded (the applier writing to this side reads it).
     std::shared_ptr<VersionsWatermark> watermark;
+    // [history] on: the tables (as this side names them) whose local writes also go into
+    // pgbridge.history, written with their versions. Empty: none.
+    std::set<QualifiedName> history_tables;
 };
 
 // Keeps this side's column versions of local writes (pgbridge.row_versions) from the changes
@@ -134,11 +139,13 @@ class VersionKeeper {
         std::string read_sql;
         std::string read_name;  // prepared once per connection
         std::string write_sql;
+        bool history = false;  // its local writes go into pgbridge.history
     };
     struct PendingTransaction {
         Lsn end_lsn;
         std::chrono::steady_clock::time_point stamped_at = std::chrono::steady_clock::now();
         std::vector<std::pair<Key, State>> states;  // after the transaction, one per key
+        std::vector<HistoryRecord> history;         // its changes, for pgbridge.history
     };
 
     pg::Connection& connection();
@@ -154,10 +161,16 @@ class VersionKeeper {
     std::uint32_t split_key_changes(SourceTransaction& txn);
     void stamp_change(const SourceTransaction& txn, ChangeEvent& change, const Table& table,
                       State& state) const;
+    // The change as a pgbridge.history record, when its table keeps history. `place`: its
+    // place in the transaction, from 1.
+    void note_history(const SourceTransaction& txn, const ChangeEvent& change, const Table& table,
+                      const Key& key, std::uint32_t place, std::vector<HistoryRecord>& out) const;
     // In one transaction and one round trip, with the position recorded, if any.
-    void write(const std::map<Key, const State*>& states, const std::optional<Lsn>& recorded);
+    void write(const std::map<Key, const State*>& states, const std::optional<Lsn>& recorded,
+               const std::vector<HistoryRecord>& history = {});
     void write_pipelined(const std::map<Key, const State*>& states,
-                         const std::optional<Lsn>& recorded);
+                         const std::optional<Lsn>& recorded,
+                         const std::vector<HistoryRecord>& history);
     void advance_watermark();
     // Writes reached() to pgbridge.local_versions while an announcement is requested.
     void announce_reached();
