@@ -178,6 +178,21 @@ int main(int argc, char** argv) {
     history->add_option("--since", history_options.since,
                         "only changes at or after (ISO 8601 or PostgreSQL timestamptz text)");
     history->add_option("--until", history_options.until, "only changes before");
+    RollbackCommandOptions rollback_options;
+    auto* rollback = app.add_subcommand(
+        "rollback",
+        "put back what SIDE's changes of a window overwrote, on both sides (needs [history])");
+    rollback->add_option("--source", rollback_options.source, "the side whose changes go")
+        ->required();
+    rollback
+        ->add_option("--since", rollback_options.since,
+                     "the window's start (ISO 8601 or PostgreSQL timestamptz text)")
+        ->required();
+    rollback->add_option("--until", rollback_options.until, "its end (default: now)");
+    rollback->add_option("--table", rollback_options.table, "only this table");
+    rollback->add_flag("--dry-run", rollback_options.dry_run,
+                       "say what it would do, write nothing");
+    rollback->add_flag("--yes", rollback_options.yes, "write (rollback changes both sides)");
     auto* dead_letters = app.add_subcommand(
         "dead-letters", "the dead-letter log: list, show, replay once fixed, or discard");
     dead_letters->require_subcommand(1);
@@ -259,6 +274,9 @@ int main(int argc, char** argv) {
             }
             parse_admin_conninfo(admin_conninfo, setup_options);
             return teardown_command(global, setup_options);
+        }
+        if (*rollback) {
+            return rollback_command(global, rollback_options);
         }
         if (*history) {
             return history_command(global, history_options);

@@ -138,4 +138,99 @@ TEST_SUITE("history") {
         CHECK(unknown.exit_code != 0);
         run.stop();
     }
+
+    TEST_CASE(
+        "rollback of a bad bulk write on a: both sides put back, rows b changed afterwards kept "
+        "and reported; inserts deleted, deletes inserted again; --dry-run writes nothing") {
+        BridgeRun run(kHistory);
+        run.start();
+        auto a = run.scratch.admin(0);
+        auto b = run.scratch.admin(1);
+        a.exec(
+            "INSERT INTO public.talents SELECT g, 'n' || g, 'e' || g || '@x', NULL, 'new', g "
+            "FROM generate_series(1, 10) g");
+        REQUIRE(eventually([&] { return run.differences().empty(); }));
+        const auto now = [&] { return std::string(a.exec("SELECT now()::text").value(0, 0)); };
+        const std::string since = now();
+        // The bad import: every row overwritten, one row inserted, one deleted.
+        a.exec("UPDATE public.talents SET status = 'bad', email = 'bad@x' WHERE id <= 10");
+        a.exec("INSERT INTO public.talents VALUES (11, 'stray', 'bad@x', NULL, 'bad', 0)");
+        a.exec("DELETE FROM public.talents WHERE id = 10");
+        REQUIRE(eventually([&] { return run.differences().empty(); }));
+        const std::string until = now();
+        // Afterwards b fixes one email by hand: that one must stay.
+        b.exec("UPDATE hr.candidates SET contact_email = 'fixed@b' WHERE id = 3");
+        REQUIRE(eventually([&] { return run.differences().empty(); }));
+        const auto history_is_complete = [&] {
+            return b.exec("SELECT count(*) FROM pgbridge.history WHERE origin = 'local'")
+                       .value(0, 0) == "1";
+        };
+        REQUIRE(eventually(history_is_complete));
+
+        const std::vector<std::string> args{"--source", "a", "--since", since, "--until", until};
+        auto with = [&](std::vector<std::string> more) {
+            std::vector<std::string> all = args;
+            all.insert(all.end(), more.begin(), more.end());
+            return all;
+        };
+        // Without --yes or --dry-run: refused.
+        CHECK(run.scratch.pgbridge(with({})).exit_code != 0);
+        // Dry run: the plan, nothing written.
+        {
+            std::vector<std::string> argv{"rollback"};
+            for (auto& arg : with({"--dry-run"})) {
+                argv.push_back(arg);
+            }
+            const auto [code, plan] = run.pgbridge_json(argv[0], {argv.begin() + 1, argv.end()});
+            INFO(plan.dump(2));
+            CHECK(code == 0);
+            CHECK(plan["dry_run"] == true);
+            CHECK(plan["restored"] == 11);  // 9 rows restored, 10 inserted again, 11 deleted
+            CHECK(plan["skipped"] == 1);
+            bool reported = false;
+            for (const auto& k : plan["keys"]) {
+                if (k["key"]["id"] == "3") {
+                    REQUIRE(k["skipped"].size() == 1);
+                    CHECK(k["skipped"][0]["column"] == "email");
+                    CHECK(k["skipped"][0]["why"].get<std::string>().find("on b") !=
+                          std::string::npos);
+                    reported = true;
+                }
+            }
+            CHECK(reported);
+            CHECK(a.exec("SELECT count(*) FROM public.talents WHERE status = 'bad'").value(0, 0) ==
+                  "10");
+        }
+        // The rollback itself.
+        {
+            std::vector<std::string> argv = with({"--yes"});
+            const auto [code, done] = run.pgbridge_json("rollback", argv);
+            INFO(done.dump(2));
+            CHECK(code == 0);
+            CHECK(done["restored"] == 11);
+        }
+        // Both sides as before the import, but b's later email.
+        const auto expected = [&] {
+            auto rows = all_rows(a, "public.talents", kTables[0].a_columns);
+            if (rows.size() != 10 || rows.contains("11") || !rows.contains("10")) {
+                return false;
+            }
+            for (int id = 1; id <= 10; ++id) {
+                const auto& row = rows.at(std::to_string(id));
+                const std::string email = id == 3 ? "fixed@b" : fmt::format("e{}@x", id);
+                if (row[3] != std::optional<std::string>("new") || row[1] != email) {
+                    return false;
+                }
+            }
+            return run.differences().empty();
+        };
+        CHECK(eventually(expected));
+        INFO(run.detail_);
+        // The rollback's writes are a's local writes, in its history like any.
+        CHECK(a.exec("SELECT count(*) FROM pgbridge.history WHERE origin = 'local' AND "
+                     "changed_at > $1::timestamptz",
+                     {until})
+                  .value(0, 0) != "0");
+        run.stop();
+    }
 }

@@ -32,6 +32,15 @@ struct HistoryCommandOptions {
     std::string until;
 };
 
+struct RollbackCommandOptions {
+    std::string source;  // the side whose changes are undone
+    std::string since;   // timestamptz text
+    std::string until;   // empty: now
+    std::string table;   // empty: every synced table
+    bool dry_run = false;
+    bool yes = false;
+};
+
 struct TailCommandOptions {
     std::string side;
     bool from_start = false;  // the bridge's slot from its confirmed position, not a temporary one
@@ -84,6 +93,7 @@ int verify_command(const GlobalOptions& global, const VerifyCommandOptions& opti
 // Exit 0 when every difference was mended, 1 when some were left.
 int repair_command(const GlobalOptions& global, const VerifyCommandOptions& options);
 int history_command(const GlobalOptions& global, const HistoryCommandOptions& options);
+int rollback_command(const GlobalOptions& global, const RollbackCommandOptions& options);
 int tail_command(const GlobalOptions& global, const TailCommandOptions& options);
 int version_command(const GlobalOptions& global);
 
