@@ -366,3 +366,19 @@ BEGIN
 END
 $function$;
 REVOKE ALL ON FUNCTION pgbridge.maintain_history(interval) FROM PUBLIC;
+
+-- Every `pgbridge rollback` that wrote (docs/history.md, "Rollback"), on the side it undid:
+-- who ran it, over what window, and what it did. Never deleted by pgbridge.
+CREATE TABLE IF NOT EXISTS pgbridge.rollbacks (
+    id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_at          timestamptz NOT NULL DEFAULT now(),
+    run_by          text        NOT NULL DEFAULT session_user,
+    bridge          text        NOT NULL,
+    source_side     text        NOT NULL,
+    since           timestamptz NOT NULL,
+    until           timestamptz NOT NULL,
+    table_name      text,                -- --table, if given
+    keys_restored   integer     NOT NULL,
+    columns_skipped integer     NOT NULL,
+    report          jsonb       NOT NULL -- what --json printed
+);

@@ -67,7 +67,8 @@ BEGIN
         ('row_versions',         'SELECT, INSERT, UPDATE'),
         ('local_versions',       'SELECT, INSERT, UPDATE'),
         ('truncations',          'SELECT'),
-        ('history',              'SELECT, INSERT')
+        ('history',              'SELECT, INSERT'),
+        ('rollbacks',            'SELECT, INSERT')
     LOOP
         IF (SELECT pg_get_userbyid(relowner) FROM pg_class
              WHERE oid = format('pgbridge.%I', m)::regclass) <> r THEN

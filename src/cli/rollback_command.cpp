@@ -226,18 +226,28 @@ int rollback_command(const GlobalOptions& global, const RollbackCommandOptions& 
                               {"skipped", skips}});
         }
     }
+    const json document{{"dry_run", options.dry_run},
+                        {"source", source.name},
+                        {"keys", report},
+                        {"restored", restored},
+                        {"skipped", skipped}};
+    if (!options.dry_run) {
+        // Who undid what, where it was undone (and counted by the metrics).
+        at_source.exec(
+            "INSERT INTO pgbridge.rollbacks (bridge, source_side, since, until, table_name,"
+            " keys_restored, columns_skipped, report)"
+            " VALUES ($1, $2, $3::timestamptz, coalesce($4::timestamptz, now()), $5, $6, $7,"
+            " $8::jsonb)",
+            {config.bridge_name, source.name, options.since, until,
+             options.table.empty() ? std::nullopt : std::optional<std::string>(options.table),
+             std::to_string(restored), std::to_string(skipped), document.dump()});
+    }
     log::info("rollback", options.dry_run ? "dry run: nothing written" : "done",
               {{"source", source.name},
                {"keys_restored", std::to_string(restored)},
                {"columns_skipped", std::to_string(skipped)}});
     if (global.json) {
-        std::cout << json{{"dry_run", options.dry_run},
-                          {"source", source.name},
-                          {"keys", report},
-                          {"restored", restored},
-                          {"skipped", skipped}}
-                         .dump(2)
-                  << "\n";
+        std::cout << document.dump(2) << "\n";
         return 0;
     }
     TextTable out({"table", "key", "what", "left as it is"});

@@ -124,6 +124,17 @@ struct BridgeMetrics::Families {
                            "when caught up")
                      .Labels({{"bridge", bridge}})
                      .Register(r)),
+          history_bytes(prometheus::BuildGauge()
+                            .Name("pgbridge_history_bytes")
+                            .Help("Size of pgbridge.history on the side ([history] retention)")
+                            .Labels({{"bridge", bridge}})
+                            .Register(r)),
+          rollback_runs(prometheus::BuildGauge()
+                            .Name("pgbridge_rollback_runs")
+                            .Help("pgbridge rollback runs that wrote, undoing the side's changes "
+                                  "(pgbridge.rollbacks)")
+                            .Labels({{"bridge", bridge}})
+                            .Register(r)),
           side_up(prometheus::BuildGauge()
                       .Name("pgbridge_side_up")
                       .Help("1 when the side's server answered the last probe")
@@ -202,6 +213,8 @@ struct BridgeMetrics::Families {
     prometheus::Family<prometheus::Gauge>& queue;
     prometheus::Family<prometheus::Gauge>& last_commit;
     prometheus::Family<prometheus::Gauge>& behind;
+    prometheus::Family<prometheus::Gauge>& history_bytes;
+    prometheus::Family<prometheus::Gauge>& rollback_runs;
     prometheus::Family<prometheus::Gauge>& side_up;
     prometheus::Family<prometheus::Gauge>& broker_up;
     prometheus::Family<prometheus::Counter>& verify_runs;
@@ -330,6 +343,14 @@ void BridgeMetrics::update_probe(const BridgeProbe& probe, const std::vector<Dir
         set_or_drop(f.safe_wal_size, side,
                     s.reachable && s.safe_wal_size_bytes
                         ? std::optional(static_cast<double>(*s.safe_wal_size_bytes))
+                        : std::nullopt);
+        set_or_drop(f.history_bytes, side,
+                    s.reachable && s.history_bytes
+                        ? std::optional(static_cast<double>(*s.history_bytes))
+                        : std::nullopt);
+        set_or_drop(f.rollback_runs, side,
+                    s.reachable && s.rollback_runs
+                        ? std::optional(static_cast<double>(*s.rollback_runs))
                         : std::nullopt);
         set_or_drop(
             f.copy_tables_left, side,

@@ -89,6 +89,18 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
         const auto letters =
             conn.exec("SELECT count(*) FROM pgbridge.dead_letters WHERE status = 'new'");
         p.new_dead_letters = std::stoull(std::string(letters.value(0, 0)));
+        const auto history = conn.exec(
+            "SELECT (SELECT sum(pg_catalog.pg_total_relation_size(inhrelid))::int8 FROM"
+            "        pg_catalog.pg_inherits WHERE inhparent = to_regclass('pgbridge.history')),"
+            "       to_regclass('pgbridge.rollbacks') IS NOT NULL");
+        if (history.value(0, 1) == "t") {
+            p.history_bytes =
+                history.is_null(0, 0) ? 0 : std::stoull(std::string(history.value(0, 0)));
+            p.rollback_runs = std::stoull(
+                std::string(conn.exec("SELECT count(*) FROM pgbridge.rollbacks WHERE bridge = $1",
+                                      {config.bridge_name})
+                                .value(0, 0)));
+        }
         // Every apply shard's row; the first, the one waiting or furthest behind (oldest
         // source commit applied), speaks for the direction.
         const auto progress = conn.exec(

@@ -200,6 +200,7 @@ TEST_SUITE("history") {
             CHECK(reported);
             CHECK(a.exec("SELECT count(*) FROM public.talents WHERE status = 'bad'").value(0, 0) ==
                   "10");
+            CHECK(a.exec("SELECT count(*) FROM pgbridge.rollbacks").value(0, 0) == "0");
         }
         // The rollback itself.
         {
@@ -208,6 +209,15 @@ TEST_SUITE("history") {
             INFO(done.dump(2));
             CHECK(code == 0);
             CHECK(done["restored"] == 11);
+            // Recorded where it undid, with who ran it and what it did.
+            const auto recorded = a.exec(
+                "SELECT source_side, keys_restored, columns_skipped, run_by <> '' FROM "
+                "pgbridge.rollbacks");
+            REQUIRE(recorded.rows() == 1);
+            CHECK(recorded.value(0, 0) == "a");
+            CHECK(recorded.value(0, 1) == "11");
+            CHECK(recorded.value(0, 2) == "1");
+            CHECK(recorded.value(0, 3) == "t");
         }
         // Both sides as before the import, but b's later email.
         const auto expected = [&] {

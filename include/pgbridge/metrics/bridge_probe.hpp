@@ -63,6 +63,10 @@ struct SideProbe {
     std::vector<CopyInProgress> copies;
     std::uint64_t pending_conflicts = 0;
     std::uint64_t new_dead_letters = 0;
+    // [history]: the bytes of pgbridge.history's partitions here, and the rollbacks run on this
+    // side (pgbridge.rollbacks); none where the schema is older.
+    std::optional<std::uint64_t> history_bytes;
+    std::optional<std::uint64_t> rollback_runs;
     // The apply of the other side's changes into this side (pgbridge.apply_progress); with
     // apply shards, the shard furthest behind.
     std::optional<Lsn> applied_end_lsn;

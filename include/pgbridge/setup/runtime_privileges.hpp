@@ -49,6 +49,8 @@ inline constexpr TablePrivileges kMetadataTablePrivileges[] = {
     // The change history: the applier and capture insert, `history` and `rollback` read. Its
     // daily partitions are created and dropped by maintain_history(), never by the role.
     {"history", "SELECT, INSERT"},
+    // `rollback` records each run that wrote; the metrics count them.
+    {"rollbacks", "SELECT, INSERT"},
 };
 
 // Each synced table: the applier, repair and `conflicts resolve` write it; the applier locks
