@@ -328,7 +328,6 @@ CREATE TABLE IF NOT EXISTS pgbridge.history (
     decision    jsonb                  -- applied with a conflict: per column, rule and winner
 ) PARTITION BY RANGE (logged_at);
 CREATE INDEX IF NOT EXISTS history_key ON pgbridge.history (table_name, key, changed_at);
-CREATE INDEX IF NOT EXISTS history_window ON pgbridge.history (side, origin, changed_at);
 
 -- Creates the partitions of today and the next two days (UTC) and drops those wholly older
 -- than `retention` (a retention shorter than a day also deletes the older rows of the oldest

@@ -16,6 +16,7 @@
 #include <pgbridge/core/error_policy.hpp>
 #include <pgbridge/core/hex.hpp>
 #include <pgbridge/core/history_record.hpp>
+#include <pgbridge/core/json_writer.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/core/sqlstate.hpp>
 #include <pgbridge/pg/array_literal.hpp>
@@ -655,11 +656,19 @@ class PostgresApplier::Attempt {
             return;
         }
         const auto values = [&](const std::vector<std::size_t>& columns, const auto& value_of) {
-            json doc = json::object();
+            JsonWriter w;  // for every change kept: no DOM
+            w.open('{');
             for (const std::size_t c : columns) {
-                doc[table.columns[c].name] = value_json(value_of(c));
+                const Value& v = value_of(c);
+                w.key(table.columns[c].name);
+                if (v.kind == Value::Kind::Null || v.kind == Value::Kind::UnchangedToast) {
+                    w.null();
+                } else {
+                    w.string(v.data);
+                }
             }
-            return dump(doc);
+            w.close('}');
+            return w.take();
         };
         const auto local_value = [&](std::size_t c) -> const Value& {
             return k.local.columns[c].value;

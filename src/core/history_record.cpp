@@ -1,28 +1,45 @@
-#include <nlohmann/json.hpp>
-
 #include <pgbridge/core/history_record.hpp>
+#include <pgbridge/core/json_writer.hpp>
 
 namespace pgbridge {
 
 HistoryInsert history_insert(const std::string& bridge, const std::string& side,
                              const std::vector<HistoryRecord>& records) {
-    nlohmann::json rows = nlohmann::json::array();
-    const auto document = [](const std::optional<std::string>& text) {
-        return text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+    // Written straight from the documents the records hold (no DOM: this runs for every
+    // change kept).
+    JsonWriter w;
+    const auto document = [&](std::string_view key, const std::optional<std::string>& text) {
+        w.key(key);
+        if (text) {
+            w.raw(*text);
+        } else {
+            w.null();
+        }
     };
+    w.open('[');
     for (const auto& r : records) {
-        rows.push_back({{"o", r.origin == HistoryRecord::Origin::Local ? "local" : "applied"},
-                        {"f", r.from_side},
-                        {"t", r.changed_at},
-                        {"l", r.lsn.to_string()},
-                        {"s", r.seq},
-                        {"n", r.table},
-                        {"k", document(r.key)},
-                        {"op", r.operation},
-                        {"ov", document(r.old_values)},
-                        {"nv", document(r.new_values)},
-                        {"d", document(r.decision)}});
+        w.open('{');
+        w.key("o");
+        w.string(r.origin == HistoryRecord::Origin::Local ? "local" : "applied");
+        w.key("f");
+        w.string(r.from_side);
+        w.key("t");
+        w.number(r.changed_at);
+        w.key("l");
+        w.string(r.lsn.to_string());
+        w.key("s");
+        w.number(r.seq);
+        w.key("n");
+        w.string(r.table);
+        document("k", r.key);
+        w.key("op");
+        w.string(r.operation);
+        document("ov", r.old_values);
+        document("nv", r.new_values);
+        document("d", r.decision);
+        w.close('}');
     }
+    w.close(']');
     HistoryInsert out;
     out.sql =
         "INSERT INTO pgbridge.history (bridge, side, origin, from_side, changed_at, lsn, seq,"
@@ -31,8 +48,7 @@ HistoryInsert history_insert(const std::string& bridge, const std::string& side,
         " r.op, nullif(r.ov, 'null'), nullif(r.nv, 'null'), nullif(r.d, 'null')"
         " FROM jsonb_to_recordset($3::jsonb) AS r(o text, f text, t int8, l text, s int4,"
         " n text, k jsonb, op text, ov jsonb, nv jsonb, d jsonb)";
-    out.params = {bridge, side,
-                  rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+    out.params = {bridge, side, w.take()};
     return out;
 }
 

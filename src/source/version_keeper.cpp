@@ -1,9 +1,9 @@
 #include <algorithm>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <pgbridge/core/error.hpp>
+#include <pgbridge/core/json_writer.hpp>
 #include <pgbridge/core/log.hpp>
 #include <pgbridge/pg/array_literal.hpp>
 #include <pgbridge/pg/pipeline.hpp>
@@ -457,15 +457,9 @@ void VersionKeeper::stamp_change(const SourceTransaction& txn, ChangeEvent& chan
 void VersionKeeper::note_history(const SourceTransaction& txn, const ChangeEvent& change,
                                  const Table& table, const Key& key, std::uint32_t place,
                                  std::vector<HistoryRecord>& out) const {
-    if (!table.history) {
+    if (!table.history || change.op == ChangeOp::Truncate) {
         return;
     }
-    const auto text = [](const Value& v) {
-        return v.kind == Value::Kind::Null ? nlohmann::json() : nlohmann::json(v.data);
-    };
-    const auto dump = [](const nlohmann::json& doc) {
-        return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    };
     HistoryRecord h;
     h.origin = HistoryRecord::Origin::Local;
     h.from_side = options_.side;
@@ -473,38 +467,46 @@ void VersionKeeper::note_history(const SourceTransaction& txn, const ChangeEvent
     h.lsn = txn.commit_lsn;
     h.seq = place;
     h.table = QualifiedName{change.table->schema, change.table->name}.display();
-    nlohmann::json key_doc = nlohmann::json::object();
-    for (std::size_t k = 0; k < table.key_columns.size() && k < key.values.size(); ++k) {
-        key_doc[table.columns[table.key_columns[k]]] = key.values[k];
+    h.operation = change.op == ChangeOp::Insert   ? "insert"
+                  : change.op == ChangeOp::Update ? "update"
+                                                  : "delete";
+    {
+        JsonWriter w;
+        w.open('{');
+        for (std::size_t k = 0; k < table.key_columns.size() && k < key.values.size(); ++k) {
+            w.key(table.columns[table.key_columns[k]]);
+            w.string(key.values[k]);
+        }
+        w.close('}');
+        h.key = w.take();
     }
-    h.key = dump(key_doc);
-    nlohmann::json before = nlohmann::json::object();
-    nlohmann::json after = nlohmann::json::object();
-    const Row* old_row = change.old_row && !change.old_is_key_only ? &*change.old_row : nullptr;
-    switch (change.op) {
-        case ChangeOp::Insert:
-            h.operation = "insert";
-            break;
-        case ChangeOp::Update:
-            h.operation = "update";
-            break;
-        case ChangeOp::Delete:
-            h.operation = "delete";
-            break;
-        case ChangeOp::Truncate:
-            return;
-    }
+    const auto value = [](JsonWriter& w, const Value& v) {
+        if (v.kind == Value::Kind::Null) {
+            w.null();
+        } else {
+            w.string(v.data);
+        }
+    };
+    JsonWriter before;
+    JsonWriter after;
+    bool any_before = false;
+    bool any_after = false;
+    before.open('{');
+    after.open('{');
     if (change.op == ChangeOp::Delete) {
         if (change.old_row) {
             for (std::size_t c = 0; c < change.old_row->size() && c < table.columns.size(); ++c) {
                 const Value& v = (*change.old_row)[c];
                 if (v.kind != Value::Kind::UnchangedToast) {
-                    before[table.columns[c]] = text(v);
+                    before.key(table.columns[c]);
+                    value(before, v);
+                    any_before = true;
                 }
             }
         }
     } else if (change.new_row) {
         // The columns written: an insert's every column, an update's changed ones.
+        const Row* old_row = change.old_row && !change.old_is_key_only ? &*change.old_row : nullptr;
         const Row& next = *change.new_row;
         for (std::size_t c = 0; c < next.size() && c < table.columns.size(); ++c) {
             if (next[c].kind == Value::Kind::UnchangedToast) {
@@ -514,19 +516,25 @@ void VersionKeeper::note_history(const SourceTransaction& txn, const ChangeEvent
                 if ((*old_row)[c] == next[c]) {
                     continue;
                 }
-                before[table.columns[c]] = text((*old_row)[c]);
+                before.key(table.columns[c]);
+                value(before, (*old_row)[c]);
+                any_before = true;
             }
-            after[table.columns[c]] = text(next[c]);
+            after.key(table.columns[c]);
+            value(after, next[c]);
+            any_after = true;
         }
-        if (change.op == ChangeOp::Update && after.empty()) {
+        if (change.op == ChangeOp::Update && !any_after) {
             return;  // an update that wrote nothing
         }
     }
-    if (!before.empty()) {
-        h.old_values = dump(before);
+    before.close('}');
+    after.close('}');
+    if (any_before) {
+        h.old_values = before.take();
     }
-    if (!after.empty()) {
-        h.new_values = dump(after);
+    if (any_after) {
+        h.new_values = after.take();
     }
     out.push_back(std::move(h));
 }

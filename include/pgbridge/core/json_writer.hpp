@@ -37,6 +37,11 @@ class JsonWriter {
         separate();
         out_ += "null";
     }
+    // A value that is JSON text already (a document written by another JsonWriter).
+    void raw(std::string_view json) {
+        separate();
+        out_ += json;
+    }
     void open(char bracket) {
         separate();
         out_ += bracket;
