@@ -465,9 +465,10 @@ status = "a"
                                  .count());
             }
             std::sort(ms.begin(), ms.end());
-            MESSAGE(fmt::format("two sites, one row at a time: commit on a to the row on b "
-                                "median {:.1f} ms, max {:.1f} ms",
-                                ms[ms.size() / 2], ms.back()));
+            MESSAGE(
+                fmt::format("two sites, one row at a time: commit on a to the row on b "
+                            "median {:.1f} ms, max {:.1f} ms",
+                            ms[ms.size() / 2], ms.back()));
         }
         bool held_at_site = false;
         run_workload(run, soak_seconds(16), false, [&] {
