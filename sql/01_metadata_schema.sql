@@ -329,42 +329,71 @@ CREATE TABLE IF NOT EXISTS pgbridge.history (
 ) PARTITION BY RANGE (logged_at);
 CREATE INDEX IF NOT EXISTS history_key ON pgbridge.history (table_name, key, changed_at);
 
+-- Rows of a day with no partition yet (maintenance late, a side away) land here rather than
+-- fail the transaction that applies or records the change.
+DO $$
+BEGIN
+    EXECUTE format('CREATE TABLE IF NOT EXISTS pgbridge.%I PARTITION OF pgbridge.history DEFAULT',
+                   'history_default');
+END
+$$;
+
+-- How long each bridge keeps its history on this side, as `pgbridge setup` last wrote it from
+-- [history] retention. maintain_history() drops nothing younger than the longest of them,
+-- whoever calls it: the runtime role may keep the history, not shorten it.
+CREATE TABLE IF NOT EXISTS pgbridge.history_retention (
+    bridge    text     PRIMARY KEY,
+    retention interval NOT NULL CHECK (retention >= interval '1 minute')
+);
+
 -- Creates the partitions of today and the next two days (UTC) and drops those wholly older
--- than `retention` (a retention shorter than a day also deletes the older rows of the oldest
--- one). SECURITY DEFINER: the runtime role may keep the history but not rewrite it, so it
--- gets EXECUTE on this and no DDL or DELETE of its own. Returns the partitions dropped.
-CREATE OR REPLACE FUNCTION pgbridge.maintain_history(retention interval) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $function$
+-- than the retention (one shorter than a day also deletes the older rows of the oldest one;
+-- the default partition's old rows go too). SECURITY DEFINER: the runtime role gets EXECUTE
+-- on this and no DDL or DELETE of its own. Returns the partitions dropped.
+DROP FUNCTION IF EXISTS pgbridge.maintain_history(interval);
+CREATE OR REPLACE FUNCTION pgbridge.maintain_history() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO'
+SET lock_timeout = '5s' AS $function$
 DECLARE
+    keep    interval := (SELECT max(retention) FROM pgbridge.history_retention);
     day     date;
     part    record;
     dropped integer := 0;
 BEGIN
-    IF retention < interval '1 minute' THEN
-        RAISE EXCEPTION 'pgbridge.maintain_history: retention % is below a minute', retention;
-    END IF;
     FOR i IN 0..2 LOOP
         day := (now() AT TIME ZONE 'UTC')::date + i;
-        EXECUTE format('CREATE TABLE IF NOT EXISTS pgbridge.%I PARTITION OF pgbridge.history '
+        CONTINUE WHEN to_regclass(format('pgbridge.%I', 'history_' || to_char(day, 'YYYYMMDD')))
+                      IS NOT NULL;
+        -- A day whose rows went to the default partition keeps them there (a partition of it
+        -- cannot be created while they are).
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pgbridge.history_default
+                               WHERE logged_at >= day::timestamp AT TIME ZONE 'UTC'
+                                 AND logged_at < (day + 1)::timestamp AT TIME ZONE 'UTC');
+        EXECUTE format('CREATE TABLE pgbridge.%I PARTITION OF pgbridge.history '
                        'FOR VALUES FROM (%L) TO (%L)', 'history_' || to_char(day, 'YYYYMMDD'),
                        day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC');
     END LOOP;
+    IF keep IS NULL THEN
+        RETURN 0;  -- no retention recorded by setup: nothing is dropped
+    END IF;
     FOR part IN
         SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
          WHERE i.inhparent = 'pgbridge.history'::regclass AND c.relname ~ '^history_[0-9]{8}$'
            AND (to_date(substr(c.relname, 9), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
-               <= now() - retention
+               <= now() - keep
     LOOP
         EXECUTE format('DROP TABLE pgbridge.%I', part.relname);
         dropped := dropped + 1;
     END LOOP;
-    IF retention < interval '1 day' THEN
-        DELETE FROM pgbridge.history WHERE logged_at < now() - retention;
+    DELETE FROM pgbridge.history_default WHERE logged_at < now() - keep;
+    IF keep < interval '1 day' THEN
+        DELETE FROM pgbridge.history WHERE logged_at < now() - keep;
     END IF;
     RETURN dropped;
 END
 $function$;
-REVOKE ALL ON FUNCTION pgbridge.maintain_history(interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgbridge.maintain_history() FROM PUBLIC;
 
 -- Every `pgbridge rollback` that wrote (docs/history.md, "Rollback"), on the side it undid:
 -- who ran it, over what window, and what it did. Never deleted by pgbridge.

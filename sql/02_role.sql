@@ -68,6 +68,7 @@ BEGIN
         ('local_versions',       'SELECT, INSERT, UPDATE'),
         ('truncations',          'SELECT'),
         ('history',              'SELECT, INSERT'),
+        ('history_retention',    'SELECT'),
         ('rollbacks',            'SELECT, INSERT')
     LOOP
         IF (SELECT pg_get_userbyid(relowner) FROM pg_class
@@ -85,7 +86,7 @@ BEGIN
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', t, r);
     END LOOP;
 
-    EXECUTE format('GRANT EXECUTE ON FUNCTION pgbridge.maintain_history(interval) TO %I', r);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION pgbridge.maintain_history() TO %I', r);
     FOREACH f IN ARRAY ARRAY[
         'pg_catalog.pg_replication_origin_oid(text)',
         'pg_catalog.pg_replication_origin_session_setup(text)',

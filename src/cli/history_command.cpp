@@ -125,8 +125,24 @@ int history_command(const GlobalOptions& global, const HistoryCommandOptions& op
                   << ": no change is kept; what is shown was kept before\n";
     }
     json records = json::array();
+    // --since and --until as one instant for both sides, read by the first side's server.
+    std::optional<std::string> since;
+    std::optional<std::string> until;
     for (const auto& side : config.sides) {
         auto conn = open_side(config, side, kApplicationName);
+        if (&side == &config.sides.front()) {
+            const auto instant = [&](const std::string& text) -> std::optional<std::string> {
+                if (text.empty()) {
+                    return std::nullopt;
+                }
+                return std::string(
+                    conn.exec("SELECT (extract(epoch FROM $1::timestamptz) * 1000000)::int8",
+                              {text})
+                        .value(0, 0));
+            };
+            since = instant(options.since);
+            until = instant(options.until);
+        }
         const std::string key = side_key(*table, side, conn, options.key);
         // A piece of a large transaction stamped twice (a restart) is one change.
         const auto r = conn.exec(
@@ -137,12 +153,10 @@ int history_command(const GlobalOptions& global, const HistoryCommandOptions& op
             "       (extract(epoch FROM changed_at) * 1000000)::int8"
             "  FROM pgbridge.history"
             " WHERE bridge = $1 AND table_name = $2 AND key = $3::jsonb"
-            "   AND ($4::timestamptz IS NULL OR changed_at >= $4::timestamptz)"
-            "   AND ($5::timestamptz IS NULL OR changed_at < $5::timestamptz)"
+            "   AND ($4::int8 IS NULL OR changed_at >= to_timestamp($4::int8 / 1000000.0))"
+            "   AND ($5::int8 IS NULL OR changed_at < to_timestamp($5::int8 / 1000000.0))"
             " ORDER BY origin, lsn, seq, logged_at",
-            {config.bridge_name, table->name_on(side.name).display(), key,
-             options.since.empty() ? std::nullopt : std::optional<std::string>(options.since),
-             options.until.empty() ? std::nullopt : std::optional<std::string>(options.until)});
+            {config.bridge_name, table->name_on(side.name).display(), key, since, until});
         const auto document = [&](int row, int column) {
             return r.is_null(row, column)
                        ? json()

@@ -2,7 +2,9 @@
 // overwrote, as new writes on SIDE that sync like any (docs/history.md, "Rollback"), from
 // pgbridge.history of both sides.
 
+#include <chrono>
 #include <iostream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +14,7 @@
 #include <pgbridge/cli/side_record.hpp>
 #include <pgbridge/cli/text_table.hpp>
 #include <pgbridge/config/config.hpp>
+#include <pgbridge/config/object_names.hpp>
 #include <pgbridge/core/error.hpp>
 #include <pgbridge/core/log.hpp>
 
@@ -40,18 +43,24 @@ ColumnValues canonical(const TableConfig& table, const std::string& side, const 
 // table's own column names.
 std::map<std::string, std::vector<KeyChange>> read_changes(
     const Config& config, const TableConfig& table, const SideConfig& side, pg::Connection& conn,
-    const std::string& since, bool local_window_only, const std::optional<std::string>& until) {
+    std::int64_t since, bool local_window_only, std::optional<std::int64_t> until) {
+    // Times as one instant for both sides (microseconds), whatever their time zones. A record
+    // is logged after its change was made (up to the clocks' skew): the margin lets the
+    // partitions older than the window go unread.
     const auto r = conn.exec(
-        "SELECT DISTINCT ON (origin, lsn, seq) key::text, from_side, lsn::text, seq,"
-        "       (extract(epoch FROM changed_at) * 1000000)::int8, operation,"
+        "SELECT DISTINCT ON (origin, from_side, lsn, seq, key) key::text, from_side, lsn::text,"
+        "       seq, (extract(epoch FROM changed_at) * 1000000)::int8, operation,"
         "       old_values::text, new_values::text"
         "  FROM pgbridge.history"
-        " WHERE bridge = $1 AND table_name = $2 AND changed_at >= $3::timestamptz"
-        "   AND (NOT $4 OR (origin = 'local' AND ($5::timestamptz IS NULL"
-        "                                          OR changed_at < $5::timestamptz)))"
-        " ORDER BY origin, lsn, seq, logged_at",
-        {config.bridge_name, table.name_on(side.name).display(), since,
-         local_window_only ? "true" : "false", until});
+        " WHERE bridge = $1 AND table_name = $2"
+        "   AND changed_at >= to_timestamp($3::int8 / 1000000.0)"
+        "   AND logged_at >= to_timestamp($3::int8 / 1000000.0) - interval '1 day'"
+        "   AND (NOT $4 OR (origin = 'local' AND ($5::int8 IS NULL"
+        "                   OR changed_at < to_timestamp($5::int8 / 1000000.0))))"
+        " ORDER BY origin, from_side, lsn, seq, key, logged_at",
+        {config.bridge_name, table.name_on(side.name).display(), std::to_string(since),
+         local_window_only ? "true" : "false",
+         until ? std::optional<std::string>(std::to_string(*until)) : std::nullopt});
     std::map<std::string, std::vector<KeyChange>> out;
     const auto document = [&](int row, int column) {
         return r.is_null(row, column)
@@ -81,6 +90,13 @@ std::map<std::string, std::vector<KeyChange>> read_changes(
     return out;
 }
 
+// A column's value as history holds it (its output text), NULL as NULL: compared as text,
+// which every type has, where equality is not (json, point, ...).
+std::string as_text(const std::string& column) {
+    return fmt::format("(CASE WHEN {0} IS NULL THEN NULL ELSE pg_catalog.format('%s', {0}) END)",
+                       column);
+}
+
 // Writes one key's plan on the source side, in a transaction of its own; false when the row
 // is not as the history left it (written meanwhile): nothing is written then.
 bool carry_out(pg::Connection& conn, const TableConfig& table, const std::string& side,
@@ -92,16 +108,26 @@ bool carry_out(pg::Connection& conn, const TableConfig& table, const std::string
         return fmt::format("${}", params.size());
     };
     std::string where;
+    std::string key_columns;
     for (const auto& [column, value] : key.items()) {
-        where += fmt::format("{}{} = {}", where.empty() ? "" : " AND ",
-                             quote_identifier(table.column_on(side, column)),
+        const std::string quoted = quote_identifier(table.column_on(side, column));
+        where += fmt::format("{}{} = {}", where.empty() ? "" : " AND ", quoted,
                              param(value.get<std::string>()));
+        key_columns += (key_columns.empty() ? "" : ", ") + quoted;
     }
+    const auto guard = [&] {
+        for (const auto& [column, value] : plan.expected) {
+            where +=
+                fmt::format(" AND {} IS NOT DISTINCT FROM {}::text",
+                            as_text(quote_identifier(table.column_on(side, column))), param(value));
+        }
+    };
     std::string sql;
     switch (plan.action) {
         case KeyRollback::Action::Nothing:
             return true;
         case KeyRollback::Action::Delete:
+            guard();
             sql = fmt::format("DELETE FROM {} WHERE {}", name.quoted(), where);
             break;
         case KeyRollback::Action::Restore: {
@@ -110,10 +136,7 @@ bool carry_out(pg::Connection& conn, const TableConfig& table, const std::string
                 set += fmt::format("{}{} = {}", set.empty() ? "" : ", ",
                                    quote_identifier(table.column_on(side, column)), param(value));
             }
-            for (const auto& [column, value] : plan.expected) {
-                where += fmt::format(" AND {} IS NOT DISTINCT FROM {}",
-                                     quote_identifier(table.column_on(side, column)), param(value));
-            }
+            guard();
             sql = fmt::format("UPDATE {} SET {} WHERE {}", name.quoted(), set, where);
             break;
         }
@@ -126,8 +149,12 @@ bool carry_out(pg::Connection& conn, const TableConfig& table, const std::string
                     (columns.empty() ? "" : ", ") + quote_identifier(table.column_on(side, column));
                 values += (values.empty() ? "" : ", ") + param(value);
             }
-            sql = fmt::format("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
-                              name.quoted(), columns, values);
+            // As it was, identity columns included; only a row of the same key stops it (a
+            // clash on another unique column is an error, reported).
+            sql = fmt::format(
+                "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE VALUES ({}) ON CONFLICT ({}) DO "
+                "NOTHING",
+                name.quoted(), columns, values, key_columns);
             break;
         }
     }
@@ -140,6 +167,27 @@ std::string values_text(const ColumnValues& values) {
         out += fmt::format("{}{}={}", out.empty() ? "" : " ", column, value.value_or("NULL"));
     }
     return out;
+}
+
+// Whether the side's capture has recorded, and so written the history of, everything the
+// side committed before now: its slot confirmed past the WAL position of this moment, within
+// a few seconds.
+bool history_caught_up(const Config& config, const SideConfig& side, pg::Connection& conn) {
+    const std::string now(conn.exec("SELECT pg_current_wal_lsn()::text").value(0, 0));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+        const auto r = conn.exec(
+            "SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots"
+            " WHERE slot_name = $1",
+            {names::slot(config.bridge_name, side.name), now});
+        if (r.rows() == 1 && r.value(0, 0) == "t") {
+            return true;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
 }
 
 }  // namespace
@@ -164,31 +212,55 @@ int rollback_command(const GlobalOptions& global, const RollbackCommandOptions& 
             .with("table", options.table);
     }
     auto at_source = open_side(config, source, kApplicationName);
-    auto at_other = open_side(config, config.other_side(source.name), kApplicationName);
-    const std::optional<std::string> until =
-        options.until.empty() ? std::nullopt : std::optional<std::string>(options.until);
+    const SideConfig& other = config.other_side(source.name);
+    auto at_other = open_side(config, other, kApplicationName);
+    // The window as SOURCE's server reads the text, once, for both sides.
+    const auto instant = [&](const std::string& text) {
+        return std::stoll(std::string(
+            at_source.exec("SELECT (extract(epoch FROM $1::timestamptz) * 1000000)::int8", {text})
+                .value(0, 0)));
+    };
+    const std::int64_t since = instant(options.since);
+    const std::int64_t until = instant(options.until.empty() ? "now" : options.until);
+    const bool complete =
+        history_caught_up(config, source, at_source) && history_caught_up(config, other, at_other);
+    if (!complete) {
+        log::warning("rollback",
+                     "a side's capture has not recorded everything up to now (pgbridge run "
+                     "stopped or behind): its latest changes may be missing from the history, "
+                     "and are then neither undone nor counted as later writes");
+    }
 
     json report = json::array();
     int restored = 0;
     int skipped = 0;
+    int failed = 0;
     for (const TableConfig* table : tables) {
-        const auto window =
-            read_changes(config, *table, source, at_source, options.since, true, until);
+        const auto window = read_changes(config, *table, source, at_source, since, true, until);
         if (window.empty()) {
             continue;
         }
-        auto others =
-            read_changes(config, *table, source, at_source, options.since, false, std::nullopt);
-        for (auto& [key, changes] : read_changes(config, *table, config.other_side(source.name),
-                                                 at_other, options.since, false, std::nullopt)) {
+        auto others = read_changes(config, *table, source, at_source, since, false, std::nullopt);
+        for (auto& [key, changes] :
+             read_changes(config, *table, other, at_other, since, false, std::nullopt)) {
             auto& all = others[key];
             all.insert(all.end(), changes.begin(), changes.end());
         }
+        // Deletes first, inserts last: a key changed in the window (the delete of the old key,
+        // the insert of the new) frees the new key before the old comes back.
+        std::vector<std::pair<json, KeyRollback>> plans;
         for (const auto& [key_text, changes] : window) {
-            // The window's changes, as from SOURCE: the other records of the key at SOURCE
-            // include them (local), and the other side's (applied) too.
-            const KeyRollback plan = plan_key_rollback(changes, others[key_text]);
-            const json key = json::parse(key_text);
+            plans.emplace_back(json::parse(key_text), plan_key_rollback(changes, others[key_text]));
+        }
+        const auto rank = [](KeyRollback::Action a) {
+            return a == KeyRollback::Action::Delete     ? 0
+                   : a == KeyRollback::Action::Reinsert ? 2
+                                                        : 1;
+        };
+        std::stable_sort(plans.begin(), plans.end(), [&](const auto& x, const auto& y) {
+            return rank(x.second.action) < rank(y.second.action);
+        });
+        for (const auto& [key, plan] : plans) {
             std::string outcome;
             switch (plan.action) {
                 case KeyRollback::Action::Nothing:
@@ -206,9 +278,15 @@ int rollback_command(const GlobalOptions& global, const RollbackCommandOptions& 
             }
             bool written = false;
             if (!options.dry_run && plan.action != KeyRollback::Action::Nothing) {
-                written = carry_out(at_source, *table, source.name, key, plan);
-                if (!written) {
-                    outcome = "left as it is: changed since the history recorded it";
+                try {
+                    written = carry_out(at_source, *table, source.name, key, plan);
+                    if (!written) {
+                        outcome = "left as it is: changed since the history recorded it";
+                    }
+                } catch (const Error& e) {
+                    // One key that cannot be written (a constraint, say) does not stop the rest.
+                    outcome = "failed: " + e.message();
+                    ++failed;
                 }
             }
             if (plan.action != KeyRollback::Action::Nothing && (written || options.dry_run)) {
@@ -226,19 +304,17 @@ int rollback_command(const GlobalOptions& global, const RollbackCommandOptions& 
                               {"skipped", skips}});
         }
     }
-    const json document{{"dry_run", options.dry_run},
-                        {"source", source.name},
-                        {"keys", report},
-                        {"restored", restored},
-                        {"skipped", skipped}};
+    const json document{{"dry_run", options.dry_run},  {"source", source.name}, {"keys", report},
+                        {"restored", restored},        {"skipped", skipped},    {"failed", failed},
+                        {"history_complete", complete}};
     if (!options.dry_run) {
         // Who undid what, where it was undone (and counted by the metrics).
         at_source.exec(
             "INSERT INTO pgbridge.rollbacks (bridge, source_side, since, until, table_name,"
             " keys_restored, columns_skipped, report)"
-            " VALUES ($1, $2, $3::timestamptz, coalesce($4::timestamptz, now()), $5, $6, $7,"
-            " $8::jsonb)",
-            {config.bridge_name, source.name, options.since, until,
+            " VALUES ($1, $2, to_timestamp($3::int8 / 1000000.0),"
+            " to_timestamp($4::int8 / 1000000.0), $5, $6, $7, $8::jsonb)",
+            {config.bridge_name, source.name, std::to_string(since), std::to_string(until),
              options.table.empty() ? std::nullopt : std::optional<std::string>(options.table),
              std::to_string(restored), std::to_string(skipped), document.dump()});
     }
@@ -248,7 +324,7 @@ int rollback_command(const GlobalOptions& global, const RollbackCommandOptions& 
                {"columns_skipped", std::to_string(skipped)}});
     if (global.json) {
         std::cout << document.dump(2) << "\n";
-        return 0;
+        return failed > 0 ? 1 : 0;
     }
     TextTable out({"table", "key", "what", "left as it is"});
     for (const auto& r : report) {

@@ -51,22 +51,11 @@ KeyRollback plan_key_rollback(const std::vector<KeyChange>& window,
     const KeyChange& last = window.back();
     const bool existed_before = first.operation != "insert";
     const bool exists_after = last.operation != "delete";
-    if (!existed_before) {
-        if (!exists_after) {
-            return plan;  // inserted and deleted again: nothing of it is left
-        }
-        if (const KeyChange* later = written_after(window, others, last.changed_at, "")) {
-            plan.skipped.emplace_back("*", why(*later));
-            return plan;
-        }
-        plan.action = KeyRollback::Action::Delete;
-        return plan;
-    }
-    // Each column as it was before the window: the old value its first write in the window
-    // saw, and when the window last wrote it.
+    // Each column as it was before the window (the old value its first write in the window
+    // saw), when the window last wrote it, and what the window left in it.
     ColumnValues before;
     std::map<std::string, std::int64_t> last_write;
-    ColumnValues after;  // what the window left in it
+    ColumnValues after;
     for (const auto& change : window) {
         for (const auto& [column, value] : change.old_values) {
             before.try_emplace(column, value);
@@ -81,6 +70,18 @@ KeyRollback plan_key_rollback(const std::vector<KeyChange>& window,
             last_write[column] = change.changed_at;
             after[column] = value;
         }
+    }
+    if (!existed_before) {
+        if (!exists_after) {
+            return plan;  // inserted and deleted again: nothing of it is left
+        }
+        if (const KeyChange* later = written_after(window, others, last.changed_at, "")) {
+            plan.skipped.emplace_back("*", why(*later));
+            return plan;
+        }
+        plan.action = KeyRollback::Action::Delete;
+        plan.expected = after;  // deleted only while it holds what the window left
+        return plan;
     }
     if (!exists_after) {
         if (const KeyChange* later = written_after(window, others, last.changed_at, "")) {

@@ -17,14 +17,25 @@ HistoryMaintenance::HistoryMaintenance(const Config& config) : config_(config) {
 }
 
 bool HistoryMaintenance::maintain_all() {
-    const auto retention = std::to_string(config_.history.retention->count()) + " seconds";
+    const std::string retention = std::to_string(config_.history.retention->count()) + " seconds";
     bool all = true;
     for (const auto& side : config_.sides) {
         try {
             auto conn = pg::Connection::open(side_connect_options(
                 side, config_.engine.timeout_ms, "pgbridge run: history maintenance"));
-            const auto dropped =
-                conn.exec("SELECT pgbridge.maintain_history($1::interval)", {retention});
+            // The retention applied is the one setup recorded, not this process's say.
+            const auto recorded = conn.exec(
+                "SELECT r.retention = $2::interval FROM pgbridge.history_retention r"
+                " WHERE r.bridge = $1",
+                {config_.bridge_name, retention});
+            if (recorded.rows() == 0 || recorded.value(0, 0) != "t") {
+                log::warning("run",
+                             "history: [history] retention is not the one pgbridge setup recorded "
+                             "on this side; run pgbridge setup (until then the recorded one "
+                             "applies; none recorded, nothing is dropped)",
+                             {{"side", side.name}});
+            }
+            const auto dropped = conn.exec("SELECT pgbridge.maintain_history()");
             if (dropped.value(0, 0) != "0") {
                 log::info("run", "history: partitions past the retention dropped",
                           {{"side", side.name}, {"partitions", std::string(dropped.value(0, 0))}});

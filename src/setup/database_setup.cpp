@@ -380,6 +380,54 @@ class SideSetupRun {
                "present");
     }
 
+    // [history] retention where maintain_history() reads it: setup's to set, not the runtime
+    // role's (docs/history.md).
+    void history_retention() {
+        const std::string object = "history retention of bridge " + config_.bridge_name;
+        const std::optional<std::string> wanted =
+            config_.history.enabled()
+                ? std::optional(std::to_string(config_.history.retention->count()) + " seconds")
+                : std::nullopt;
+        if (dry_run_) {
+            // The table may not exist yet in a dry run.
+            const bool table = s_.conn
+                                   .exec(
+                                       "SELECT to_regclass('pgbridge.history_retention') IS "
+                                       "NOT NULL")
+                                   .value(0, 0) == "t";
+            const bool present =
+                wanted && table &&
+                s_.conn.exec(
+                           "SELECT count(*) FROM pgbridge.history_retention WHERE bridge = $1 "
+                           "AND retention = $2::interval",
+                           {config_.bridge_name, *wanted})
+                        .value(0, 0) != "0";
+            if (wanted) {
+                report_.add(side(), object, present ? Outcome::Unchanged : Outcome::Changed,
+                            present ? "present" : "would be recorded: " + *wanted);
+            }
+            return;
+        }
+        const pg::Result r =
+            wanted ? s_.conn.exec(
+                         "INSERT INTO pgbridge.history_retention AS h (bridge, retention)"
+                         " VALUES ($1, justify_interval($2::interval)) ON CONFLICT (bridge) DO "
+                         "UPDATE SET"
+                         " retention = EXCLUDED.retention"
+                         " WHERE h.retention IS DISTINCT FROM EXCLUDED.retention",
+                         {config_.bridge_name, *wanted})
+                   : s_.conn.exec("DELETE FROM pgbridge.history_retention WHERE bridge = $1",
+                                  {config_.bridge_name});
+        if (r.affected_rows() > 0) {
+            report_.add(side(), object, Outcome::Changed,
+                        wanted ? "recorded: " + *wanted
+                               : "removed ([history] is off; the rows kept stay until another "
+                                 "bridge's retention or a DBA drops them)");
+        } else if (wanted) {
+            report_.add(side(), object, Outcome::Unchanged, "present");
+        }
+    }
+
     void runtime_role() {
         const std::string& role = s_.runtime_role;
         if (!s_.as_admin) {
@@ -1067,6 +1115,7 @@ SetupReport run_setup(const Config& config, const DatabaseSetupOptions& options)
             s.conn.exec("SELECT pg_advisory_xact_lock(hashtext('pgbridge setup'))");
             run.old_version_triggers();
             run.metadata_schema();
+            run.history_retention();
             run.runtime_role();
             run.replica_identity();
             run.truncate_triggers();

@@ -497,7 +497,12 @@ void VersionKeeper::note_history(const SourceTransaction& txn, const ChangeEvent
         if (change.old_row) {
             for (std::size_t c = 0; c < change.old_row->size() && c < table.columns.size(); ++c) {
                 const Value& v = (*change.old_row)[c];
-                if (v.kind != Value::Kind::UnchangedToast) {
+                // Without REPLICA IDENTITY FULL the server sent the key alone: the other
+                // columns are unknown, not NULL.
+                const bool known = !change.old_is_key_only ||
+                                   std::find(table.key_columns.begin(), table.key_columns.end(),
+                                             c) != table.key_columns.end();
+                if (v.kind != Value::Kind::UnchangedToast && known) {
                     before.key(table.columns[c]);
                     value(before, v);
                     any_before = true;

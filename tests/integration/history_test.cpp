@@ -31,11 +31,17 @@ TEST_SUITE("history") {
         run.start();
         auto a = run.scratch.admin(0);
         auto b = run.scratch.admin(1);
-        // run made today's partition and the next two days' on both sides.
+        // run made today's partition and the next two days' on both sides, beside the default
+        // one; setup recorded the retention where the runtime role cannot change it.
         for (auto* conn : {&a, &b}) {
-            CHECK(conn->exec("SELECT count(*) FROM pg_inherits WHERE inhparent = "
-                             "'pgbridge.history'::regclass")
+            CHECK(conn->exec("SELECT count(*) FILTER (WHERE c.relname ~ '^history_[0-9]{8}$'),"
+                             " count(*) FILTER (WHERE c.relname = 'history_default')"
+                             " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                             " WHERE i.inhparent = 'pgbridge.history'::regclass")
                       .value(0, 0) == "3");
+            CHECK(conn->exec("SELECT retention FROM pgbridge.history_retention WHERE bridge = $1",
+                             {run.scratch.name()})
+                      .value(0, 0) == "7 days");
         }
         a.exec("INSERT INTO public.talents VALUES (1, 'Ann', 'ann@a', NULL, 'new', 1)");
         a.exec("INSERT INTO public.notes VALUES (1, 'not kept', true)");
@@ -127,7 +133,9 @@ TEST_SUITE("history") {
         auto role = run.scratch.runtime(0);
         for (const char* statement :
              {"DELETE FROM pgbridge.history", "UPDATE pgbridge.history SET operation = 'insert'",
-              "TRUNCATE pgbridge.history"}) {
+              "TRUNCATE pgbridge.history",
+              "UPDATE pgbridge.history_retention SET retention = '1 minute'",
+              "SELECT pgbridge.maintain_history('1 minute'::interval)"}) {
             CAPTURE(statement);
             CHECK_THROWS_AS(role.exec(statement), Error);
         }

@@ -63,6 +63,8 @@ TEST_CASE("several changes of a key in the window: back to what was there before
 TEST_CASE("inserts are deleted, deletes inserted again, unless the key was written after") {
     const auto insert = change("a", 100, "0/10", "insert", {}, {{"id", "7"}, {"v", "x"}});
     CHECK(plan_key_rollback({insert}, {}).action == KeyRollback::Action::Delete);
+    // Deleted only while it holds what the window left.
+    CHECK(plan_key_rollback({insert}, {}).expected == ColumnValues{{"id", "7"}, {"v", "x"}});
     const auto updated = change("b", 150, "0/50", "update", {{"v", "x"}}, {{"v", "y"}});
     KeyRollback plan = plan_key_rollback({insert}, {updated});
     CHECK(plan.action == KeyRollback::Action::Nothing);

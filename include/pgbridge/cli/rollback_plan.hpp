@@ -34,7 +34,7 @@ struct KeyRollback {
     enum class Action {
         Nothing,   // nothing to put back (inserted and deleted in the window, or all skipped)
         Restore,   // UPDATE: `values` back, where the row still holds `expected`
-        Delete,    // DELETE the row the window inserted
+        Delete,    // DELETE the row the window inserted, where it still holds `expected`
         Reinsert,  // INSERT the row the window deleted, as it was
     };
     Action action = Action::Nothing;

@@ -49,6 +49,8 @@ inline constexpr TablePrivileges kMetadataTablePrivileges[] = {
     // The change history: the applier and capture insert, `history` and `rollback` read. Its
     // daily partitions are created and dropped by maintain_history(), never by the role.
     {"history", "SELECT, INSERT"},
+    // Written by setup from [history] retention; maintain_history() reads it as its owner.
+    {"history_retention", "SELECT"},
     // `rollback` records each run that wrote; the metrics count them.
     {"rollbacks", "SELECT, INSERT"},
 };
@@ -85,7 +87,7 @@ inline constexpr std::string_view kUnusedOriginView = "pg_catalog.pg_replication
 // pgbridge's own functions the runtime role calls, revoked from PUBLIC by the metadata schema:
 // the history's partitions, as the role may not create or drop tables.
 inline constexpr std::string_view kMetadataFunctions[] = {
-    "pgbridge.maintain_history(interval)",
+    "pgbridge.maintain_history()",
 };
 
 // Executable by PUBLIC by default; the applier's flush and verify's fence write a message into
