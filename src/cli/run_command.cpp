@@ -203,8 +203,7 @@ LockOutcome take_bridge_lock(run::BridgeLock& lock, const Config& config, const 
     return LockOutcome::Held;
 }
 
-// Runs the directions until SIGTERM or a failure: SIGHUP reloads, systemd hears READY once
-// every part streams and a status line every 2 s. Returns the exit code.
+// What the supervision loop watches besides the directions, and what it does once they run.
 struct Supervision {
     // Why the process must stop besides its directions (the bridge lock lost), if it must.
     std::function<std::optional<std::string>()> lost;
@@ -214,6 +213,8 @@ struct Supervision {
     std::string ready_message;
 };
 
+// Runs the directions until SIGTERM or a failure: SIGHUP reloads, systemd hears READY once
+// every part streams and a status line every 2 s. Returns the exit code.
 int supervise(const GlobalOptions& global, const Config& config, const sigset_t& signals,
               const std::vector<std::unique_ptr<run::Direction>>& directions,
               const Supervision& supervision) {
