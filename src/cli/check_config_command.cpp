@@ -70,9 +70,8 @@ std::vector<std::string> failover_nodes(const RabbitConfig& r) {
 
 // Which process applies a shard (0-based): pgbridge run, or an apply-only worker.
 std::string applied_by(const Config& config, std::uint32_t shard) {
-    const auto& remote = config.engine.remote_apply_shards;
     const int number = static_cast<int>(shard) + 1;
-    if (std::find(remote.begin(), remote.end(), number) == remote.end()) {
+    if (!config.engine.applied_remotely(number)) {
         return "pgbridge run";
     }
     return fmt::format("pgbridge run --apply-only --shard {}/{}", number,

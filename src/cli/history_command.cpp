@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/cli/commands.hpp>
+#include <pgbridge/cli/history_records.hpp>
 #include <pgbridge/cli/side_record.hpp>
 #include <pgbridge/cli/text_table.hpp>
 #include <pgbridge/config/config.hpp>
@@ -70,18 +71,6 @@ std::string side_key(const TableConfig& table, const SideConfig& side, pg::Conne
     return key.dump();
 }
 
-// A history record's values with each side's column names back in the table's own names.
-json canonical_values(const TableConfig& table, const std::string& side, const json& values) {
-    if (!values.is_object()) {
-        return values;
-    }
-    json out = json::object();
-    for (const auto& [column, value] : values.items()) {
-        out[table.canonical_column(side, column)] = value;
-    }
-    return out;
-}
-
 // The same for a decision's columns.
 json canonical_decision(const TableConfig& table, const std::string& side, json decision) {
     if (decision.is_object() && decision.contains("columns") && decision["columns"].is_array()) {
@@ -132,13 +121,8 @@ int history_command(const GlobalOptions& global, const HistoryCommandOptions& op
         auto conn = open_side(config, side, kApplicationName);
         if (&side == &config.sides.front()) {
             const auto instant = [&](const std::string& text) -> std::optional<std::string> {
-                if (text.empty()) {
-                    return std::nullopt;
-                }
-                return std::string(
-                    conn.exec("SELECT (extract(epoch FROM $1::timestamptz) * 1000000)::int8",
-                              {text})
-                        .value(0, 0));
+                return text.empty() ? std::nullopt
+                                    : std::optional(std::to_string(read_instant(conn, text)));
             };
             since = instant(options.since);
             until = instant(options.until);
@@ -157,11 +141,6 @@ int history_command(const GlobalOptions& global, const HistoryCommandOptions& op
             "   AND ($5::int8 IS NULL OR changed_at < to_timestamp($5::int8 / 1000000.0))"
             " ORDER BY origin, lsn, seq, logged_at",
             {config.bridge_name, table->name_on(side.name).display(), key, since, until});
-        const auto document = [&](int row, int column) {
-            return r.is_null(row, column)
-                       ? json()
-                       : json::parse(std::string(r.value(row, column)), nullptr, false);
-        };
         for (int row = 0; row < r.rows(); ++row) {
             records.push_back(
                 {{"changed_at", std::string(r.value(row, 0))},
@@ -171,9 +150,9 @@ int history_command(const GlobalOptions& global, const HistoryCommandOptions& op
                  {"lsn", std::string(r.value(row, 3))},
                  {"seq", std::stoll(std::string(r.value(row, 4)))},
                  {"operation", std::string(r.value(row, 5))},
-                 {"old", canonical_values(*table, side.name, document(row, 6))},
-                 {"new", canonical_values(*table, side.name, document(row, 7))},
-                 {"decision", canonical_decision(*table, side.name, document(row, 8))},
+                 {"old", canonical_values(*table, side.name, json_column(r, row, 6))},
+                 {"new", canonical_values(*table, side.name, json_column(r, row, 7))},
+                 {"decision", canonical_decision(*table, side.name, json_column(r, row, 8))},
                  {"micros", std::stoll(std::string(r.value(row, 9)))}});
         }
     }

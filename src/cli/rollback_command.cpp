@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pgbridge/cli/commands.hpp>
+#include <pgbridge/cli/history_records.hpp>
 #include <pgbridge/cli/rollback_plan.hpp>
 #include <pgbridge/cli/side_record.hpp>
 #include <pgbridge/cli/text_table.hpp>
@@ -27,14 +28,12 @@ constexpr const char* kApplicationName = "pgbridge rollback";
 
 ColumnValues canonical(const TableConfig& table, const std::string& side, const json& values) {
     ColumnValues out;
-    if (!values.is_object()) {
-        return out;
-    }
-    for (const auto& [column, value] : values.items()) {
-        out[table.canonical_column(side, column)] =
-            value.is_null() ? std::nullopt
-                            : std::optional<std::string>(
-                                  value.is_string() ? value.get<std::string>() : value.dump());
+    const json named = canonical_values(table, side, values);  // outlives the loop's proxy
+    for (const auto& [column, value] : named.items()) {
+        out[column] = value.is_null()
+                          ? std::nullopt
+                          : std::optional<std::string>(value.is_string() ? value.get<std::string>()
+                                                                         : value.dump());
     }
     return out;
 }
@@ -62,11 +61,6 @@ std::map<std::string, std::vector<KeyChange>> read_changes(
          local_window_only ? "true" : "false",
          until ? std::optional<std::string>(std::to_string(*until)) : std::nullopt});
     std::map<std::string, std::vector<KeyChange>> out;
-    const auto document = [&](int row, int column) {
-        return r.is_null(row, column)
-                   ? json()
-                   : json::parse(std::string(r.value(row, column)), nullptr, false);
-    };
     for (int row = 0; row < r.rows(); ++row) {
         KeyChange c;
         c.from_side = std::string(r.value(row, 1));
@@ -74,13 +68,10 @@ std::map<std::string, std::vector<KeyChange>> read_changes(
         c.seq = std::stoll(std::string(r.value(row, 3)));
         c.changed_at = std::stoll(std::string(r.value(row, 4)));
         c.operation = std::string(r.value(row, 5));
-        c.old_values = canonical(table, side.name, document(row, 6));
-        c.new_values = canonical(table, side.name, document(row, 7));
-        json key = json::object();
-        for (const auto& [column, value] : canonical(table, side.name, document(row, 0))) {
-            key[column] = value ? json(*value) : json();
-        }
-        out[key.dump()].push_back(std::move(c));
+        c.old_values = canonical(table, side.name, json_column(r, row, 6));
+        c.new_values = canonical(table, side.name, json_column(r, row, 7));
+        out[canonical_values(table, side.name, json_column(r, row, 0)).dump()].push_back(
+            std::move(c));
     }
     for (auto& [key, changes] : out) {
         std::sort(changes.begin(), changes.end(), [](const KeyChange& x, const KeyChange& y) {
@@ -107,28 +98,27 @@ bool carry_out(pg::Connection& conn, const TableConfig& table, const std::string
         params.push_back(value);
         return fmt::format("${}", params.size());
     };
-    std::string where;
-    std::string key_columns;
-    for (const auto& [column, value] : key.items()) {
-        const std::string quoted = quote_identifier(table.column_on(side, column));
-        where += fmt::format("{}{} = {}", where.empty() ? "" : " AND ", quoted,
-                             param(value.get<std::string>()));
-        key_columns += (key_columns.empty() ? "" : ", ") + quoted;
-    }
-    const auto guard = [&] {
+    // Delete and restore: the key, and the row as the window left it.
+    const auto condition = [&] {
+        std::string where;
+        for (const auto& [column, value] : key.items()) {
+            where += fmt::format("{}{} = {}", where.empty() ? "" : " AND ",
+                                 quote_identifier(table.column_on(side, column)),
+                                 param(value.get<std::string>()));
+        }
         for (const auto& [column, value] : plan.expected) {
             where +=
                 fmt::format(" AND {} IS NOT DISTINCT FROM {}::text",
                             as_text(quote_identifier(table.column_on(side, column))), param(value));
         }
+        return where;
     };
     std::string sql;
     switch (plan.action) {
         case KeyRollback::Action::Nothing:
             return true;
         case KeyRollback::Action::Delete:
-            guard();
-            sql = fmt::format("DELETE FROM {} WHERE {}", name.quoted(), where);
+            sql = fmt::format("DELETE FROM {} WHERE {}", name.quoted(), condition());
             break;
         case KeyRollback::Action::Restore: {
             std::string set;
@@ -136,12 +126,15 @@ bool carry_out(pg::Connection& conn, const TableConfig& table, const std::string
                 set += fmt::format("{}{} = {}", set.empty() ? "" : ", ",
                                    quote_identifier(table.column_on(side, column)), param(value));
             }
-            guard();
-            sql = fmt::format("UPDATE {} SET {} WHERE {}", name.quoted(), set, where);
+            sql = fmt::format("UPDATE {} SET {} WHERE {}", name.quoted(), set, condition());
             break;
         }
         case KeyRollback::Action::Reinsert: {
-            params.clear();
+            std::string key_columns;
+            for (const auto& [column, value] : key.items()) {
+                key_columns += (key_columns.empty() ? "" : ", ") +
+                               quote_identifier(table.column_on(side, column));
+            }
             std::string columns;
             std::string values;
             for (const auto& [column, value] : plan.values) {
@@ -215,13 +208,9 @@ int rollback_command(const GlobalOptions& global, const RollbackCommandOptions& 
     const SideConfig& other = config.other_side(source.name);
     auto at_other = open_side(config, other, kApplicationName);
     // The window as SOURCE's server reads the text, once, for both sides.
-    const auto instant = [&](const std::string& text) {
-        return std::stoll(std::string(
-            at_source.exec("SELECT (extract(epoch FROM $1::timestamptz) * 1000000)::int8", {text})
-                .value(0, 0)));
-    };
-    const std::int64_t since = instant(options.since);
-    const std::int64_t until = instant(options.until.empty() ? "now" : options.until);
+    const std::int64_t since = read_instant(at_source, options.since);
+    const std::int64_t until =
+        read_instant(at_source, options.until.empty() ? "now" : options.until);
     const bool complete =
         history_caught_up(config, source, at_source) && history_caught_up(config, other, at_other);
     if (!complete) {

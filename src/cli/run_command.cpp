@@ -303,8 +303,7 @@ std::optional<std::uint32_t> parse_shard(const std::string& text, const Config& 
                    {{"file", file}});
         return std::nullopt;
     }
-    const auto& remote = config.engine.remote_apply_shards;
-    if (std::find(remote.begin(), remote.end(), index) == remote.end()) {
+    if (!config.engine.applied_remotely(index)) {
         log::error("run",
                    fmt::format("shard {} is applied by pgbridge run itself; list it in [engine] "
                                "remote_apply_shards (and restart pgbridge run) to apply it here",

@@ -113,20 +113,16 @@ RabbitConfig Config::broker_of(std::string_view name) const {
     return out;
 }
 
-namespace {
-
-bool same_node(const AmqpUrl& a, const AmqpUrl& b) {
-    return a.host == b.host && a.port == b.port && a.vhost == b.vhost;
+std::string RabbitConfig::identity() const {
+    return fmt::format("{}:{}/{}", url.host, url.port, url.vhost);
 }
-
-}  // namespace
 
 std::vector<RabbitConfig> Config::brokers() const {
     std::vector<RabbitConfig> out;
     for (const auto& s : sides) {
         RabbitConfig broker = broker_of(s.name);
         const bool seen = std::any_of(out.begin(), out.end(), [&](const RabbitConfig& b) {
-            return same_node(b.url, broker.url);
+            return b.identity() == broker.identity();
         });
         if (!seen) {
             out.push_back(std::move(broker));
@@ -136,7 +132,7 @@ std::vector<RabbitConfig> Config::brokers() const {
 }
 
 bool Config::same_broker(std::string_view side, std::string_view other) const {
-    return same_node(broker_of(side).url, broker_of(other).url);
+    return broker_of(side).identity() == broker_of(other).identity();
 }
 
 const TableConfig* Config::find_table(const QualifiedName& canonical) const {

@@ -52,12 +52,4 @@ HistoryInsert history_insert(const std::string& bridge, const std::string& side,
     return out;
 }
 
-std::size_t history_bytes(const HistoryRecord& record) {
-    const auto size = [](const std::optional<std::string>& text) {
-        return text ? text->size() : 0;
-    };
-    return 128 + record.from_side.size() + record.table.size() + record.key.size() +
-           size(record.old_values) + size(record.new_values) + size(record.decision);
-}
-
 }  // namespace pgbridge

@@ -139,19 +139,15 @@ SideProbe probe_side(const Config& config, const SideConfig& side) {
     return p;
 }
 
-// One connection per broker, as Config::same_broker tells them apart.
-std::string broker_id(const RabbitConfig& broker) {
-    return fmt::format("{}:{}/{}", broker.url.host, broker.url.port, broker.url.vhost);
-}
-
 BrokerProbe probe_broker(const Config& config) {
     BrokerProbe b;
     try {
-        // One connection per broker: one, or one per site (docs/topologies.md, "Two sites").
+        // One connection per broker (RabbitConfig::identity): one, or one per site
+        // (docs/topologies.md, "Two sites").
         std::map<std::string, std::unique_ptr<transport::AmqpConnection>> connections;
         const auto connection = [&](const std::string& side) -> transport::AmqpConnection& {
             const RabbitConfig broker = config.broker_of(side);
-            auto& conn = connections[broker_id(broker)];
+            auto& conn = connections[broker.identity()];
             if (!conn) {
                 auto options =
                     transport::AmqpConnectOptions::from(broker, config.engine.timeout_ms);
@@ -207,7 +203,7 @@ BrokerProbe probe_broker(const Config& config) {
                         "the broker of {}'s site cannot be reached, what waits "
                         "there for {} is not counted: {}",
                         source, side.name, e.what());
-                    connections.erase(broker_id(config.broker_of(source)));
+                    connections.erase(config.broker_of(source).identity());
                 }
             }
             q.consumers = fewest_consumers.value_or(0);

@@ -200,9 +200,8 @@ transport::ConsumerOptions consumer_options(const Config& config, const std::str
 
 DirectionParts DirectionParts::daemon(const Config& config) {
     DirectionParts parts;
-    const auto& remote = config.engine.remote_apply_shards;
     for (int shard = 1; shard <= config.engine.apply_workers; ++shard) {
-        if (std::find(remote.begin(), remote.end(), shard) == remote.end()) {
+        if (!config.engine.applied_remotely(shard)) {
             parts.apply_shards.push_back(static_cast<std::uint32_t>(shard - 1));
         }
     }

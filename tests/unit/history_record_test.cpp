@@ -51,5 +51,4 @@ TEST_CASE("history records go in one INSERT, values as JSON, absent documents as
     odd.new_values = nlohmann::json{{"v", std::string("\xff\xfe")}}.dump(
         -1, ' ', false, nlohmann::json::error_handler_t::replace);
     CHECK_NOTHROW(history_insert("crm", "a", {odd}));
-    CHECK(history_bytes(local) > local.key.size() + local.old_values->size());
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -77,6 +78,10 @@ struct RabbitConfig {
     // one, whatever can publish to the bridge's exchange is trusted.
     std::optional<std::filesystem::path> signing_key_file;
     std::vector<SigningKey> signing_keys;
+
+    // Which broker this is, whatever user or node order names it: the first node's host,
+    // port and virtual host. Two sides with the same identity share one broker.
+    std::string identity() const;
 };
 
 struct EngineConfig {
@@ -90,6 +95,12 @@ struct EngineConfig {
     // Shards (1..apply_workers) whose apply runs in `pgbridge run --apply-only --shard I/N`
     // workers rather than in `pgbridge run`, in both directions.
     std::vector<int> remote_apply_shards;
+
+    // Whether shard `number` (1-based) is left to an apply-only worker.
+    bool applied_remotely(int number) const {
+        return std::find(remote_apply_shards.begin(), remote_apply_shards.end(), number) !=
+               remote_apply_shards.end();
+    }
 };
 
 // [log]: what the daemon logs and in which form; -v on the command line lowers the level,

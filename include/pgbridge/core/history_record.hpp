@@ -40,7 +40,4 @@ struct HistoryInsert {
 HistoryInsert history_insert(const std::string& bridge, const std::string& side,
                              const std::vector<HistoryRecord>& records);
 
-// A rough size of a record in memory, for the bounds of whoever holds them.
-std::size_t history_bytes(const HistoryRecord& record);
-
 }  // namespace pgbridge
